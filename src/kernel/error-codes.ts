@@ -1,0 +1,68 @@
+/**
+ * The catalogue of stable error codes. Every code here must be documented in docs/errors.md
+ * (a test checks it). The `kind` decides the HTTP status in every API plugin.
+ */
+export type ErrorKind =
+  | 'invalid' // 400: the request is malformed or breaks a rule
+  | 'unauthenticated' // 401
+  | 'forbidden' // 403
+  | 'not_found' // 404
+  | 'conflict' // 409
+  | 'too_large' // 413
+  | 'unsupported_media' // 415
+  | 'unprocessable' // 422
+  | 'rate_limited' // 429
+  | 'unavailable' // 503
+  | 'internal'; // 500
+
+export interface ErrorCodeEntry {
+  kind: ErrorKind;
+  title: string;
+}
+
+export const ERROR_CODES = {
+  // kernel / platform
+  PLATFORM_INTERNAL: { kind: 'internal', title: 'Internal error' },
+  PLATFORM_BAD_REQUEST: { kind: 'invalid', title: 'Malformed request' },
+  PLATFORM_VALIDATION_FAILED: { kind: 'invalid', title: 'Request does not match the schema' },
+  PLATFORM_BODY_TOO_LARGE: { kind: 'too_large', title: 'Request body too large' },
+  PLATFORM_UNSUPPORTED_MEDIA_TYPE: { kind: 'unsupported_media', title: 'Unsupported media type' },
+  PLATFORM_ROUTE_NOT_FOUND: { kind: 'not_found', title: 'No such route' },
+  PLATFORM_RATE_LIMITED: { kind: 'rate_limited', title: 'Too many requests' },
+  PLATFORM_UNAVAILABLE: { kind: 'unavailable', title: 'Service unavailable' },
+  PLATFORM_SHUTTING_DOWN: { kind: 'unavailable', title: 'The instance is shutting down' },
+  CONFIG_INVALID: { kind: 'invalid', title: 'Invalid configuration' },
+  // storage and bus
+  STORE_UNAVAILABLE: { kind: 'unavailable', title: 'The store is unavailable' },
+  STORE_MIGRATION_FAILED: { kind: 'internal', title: 'A migration failed' },
+  BUS_UNAVAILABLE: { kind: 'unavailable', title: 'The event bus is unavailable' },
+  BUS_PUBLISH_FAILED: { kind: 'unavailable', title: 'An event could not be published' },
+  // access: authentication
+  AUTH_INVALID_CREDENTIALS: { kind: 'unauthenticated', title: 'Invalid username or password' },
+  AUTH_TOKEN_MISSING: { kind: 'unauthenticated', title: 'Authentication required' },
+  AUTH_TOKEN_INVALID: { kind: 'unauthenticated', title: 'Invalid token' },
+  AUTH_TOKEN_EXPIRED: { kind: 'unauthenticated', title: 'Token expired' },
+  AUTH_ACCOUNT_DISABLED: { kind: 'unauthenticated', title: 'Account disabled' },
+  AUTH_ROLE_REQUIRED: { kind: 'forbidden', title: 'The account lacks the role this action needs' },
+  // access: organisations, users, communities
+  ACCESS_ORG_NOT_FOUND: { kind: 'not_found', title: 'Unknown organisation' },
+  ACCESS_ORG_EXISTS: { kind: 'conflict', title: 'Organisation already exists' },
+  ACCESS_USER_NOT_FOUND: { kind: 'not_found', title: 'Unknown user' },
+  ACCESS_USER_EXISTS: { kind: 'conflict', title: 'User already exists' },
+  ACCESS_COMMUNITY_NOT_FOUND: { kind: 'not_found', title: 'Unknown community' },
+  ACCESS_COMMUNITY_EXISTS: { kind: 'conflict', title: 'Community already exists' },
+  ACCESS_TOKEN_NOT_FOUND: { kind: 'not_found', title: 'Unknown API token' },
+  ACCESS_WEAK_PASSWORD: { kind: 'invalid', title: 'Password too weak' },
+  // access: markings and policy
+  ACCESS_INVALID_MARKING: { kind: 'invalid', title: 'Invalid marking' },
+  ACCESS_INVALID_TLP: { kind: 'invalid', title: 'Invalid TLP label' },
+  ACCESS_INVALID_PAP: { kind: 'invalid', title: 'Invalid PAP label' },
+  ACCESS_INVALID_AUDIENCE: { kind: 'invalid', title: 'Invalid audience' },
+  ACCESS_DENIED: { kind: 'forbidden', title: 'Not allowed' },
+  ACCESS_OBJECT_NOT_FOUND: { kind: 'not_found', title: 'Unknown object' },
+  ACCESS_BREAK_GLASS_REASON_REQUIRED: { kind: 'invalid', title: 'Break-glass access needs a stated reason' },
+  // audit
+  AUDIT_CHAIN_BROKEN: { kind: 'internal', title: 'The audit chain is broken' },
+} as const satisfies Record<string, ErrorCodeEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
