@@ -1,7 +1,7 @@
 #!/usr/bin/env node
+import { dirname, join } from 'node:path';
 // The `safecity` command. Runs the TypeScript sources through tsx, so `npx safecity` works right after `npm ci`.
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { dirname, join } from 'node:path';
 import { register } from 'tsx/esm/api';
 
 register();

@@ -1,2 +1,2 @@
-export type { AnyDb, MigrationResult, Store } from './store.ts';
 export type { EventBus, EventHandler, PlatformEvent, SubscribeOptions, Subscription } from './event-bus.ts';
+export type { AnyDb, MigrationResult, Store } from './store.ts';
