@@ -2,7 +2,8 @@
  * The storage port. One interface over PGlite (embedded default) and PostgreSQL (`DATABASE_URL`):
  * the same SQL (Kysely, PostgreSQL dialect) and the same migrations run on both.
  *
- * Modules type their own tables: `store.db.withTables<MyTables>()` gives a typed Kysely for them.
+ * Modules type their own tables: `store.db.withTables<MyTables>()` gives a typed Kysely for them
+ * (declare MyTables with `type`, not `interface`: Kysely needs an index-signature-compatible type).
  * Every write spanning several rows goes through `transaction`.
  */
 import type { Kysely } from 'kysely';

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../ports/store.ts';
 import type { TestStoreFactory } from './testing.ts';
 
-interface Tables {
+type Tables = {
   contract_item: { id: string; n: number; doc: unknown; tags: string[]; at: Date };
-}
+};
 
 const migrations: Record<string, Migration> = {
   contract_0001_items: {
