@@ -63,6 +63,15 @@ export const ERROR_CODES = {
   ACCESS_BREAK_GLASS_REASON_REQUIRED: { kind: 'invalid', title: 'Break-glass access needs a stated reason' },
   // audit
   AUDIT_CHAIN_BROKEN: { kind: 'internal', title: 'The audit chain is broken' },
+  // context-live: subscriptions, notifications, temporal history, IoT ingestion
+  CONTEXT_LIVE_SUBSCRIPTION_INVALID: { kind: 'invalid', title: 'Invalid subscription' },
+  CONTEXT_LIVE_SUBSCRIPTION_NOT_FOUND: { kind: 'not_found', title: 'Unknown subscription' },
+  CONTEXT_LIVE_SUBSCRIPTION_EXISTS: { kind: 'conflict', title: 'A subscription with this id already exists' },
+  CONTEXT_LIVE_UNSUPPORTED: { kind: 'unprocessable', title: 'Operation not supported by this broker' },
+  CONTEXT_LIVE_TEMPORAL_QUERY_INVALID: { kind: 'invalid', title: 'Invalid temporal query' },
+  CONTEXT_LIVE_TEMPORAL_ENTITY_NOT_FOUND: { kind: 'not_found', title: 'No history for this entity' },
+  CONTEXT_LIVE_INGEST_INVALID: { kind: 'invalid', title: 'Malformed ingestion message' },
+  CONTEXT_LIVE_NOTIFICATION_FAILED: { kind: 'unavailable', title: 'A notification could not be delivered' },
 } as const satisfies Record<string, ErrorCodeEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

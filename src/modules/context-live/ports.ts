@@ -1,0 +1,97 @@
+/**
+ * What this module needs from the rest of the platform, as narrow interfaces ("only what we need").
+ * The composition root satisfies them with the NGSI-LD core (src/modules/context) and access module.
+ */
+
+/** An NGSI-LD entity in normalized form with expanded type and attribute names. */
+export interface ExpandedEntity {
+  id: string;
+  type: string | string[];
+  [attribute: string]: unknown;
+}
+
+/** A JSON-LD @context as a client sent it: a URL, an inline object, or a list of them. */
+export type JsonLdContext = string | Record<string, unknown> | Array<string | Record<string, unknown>>;
+
+/** The representations NGSI-LD defines for entities in responses and notifications. */
+export type EntityFormat = 'normalized' | 'keyValues' | 'concise';
+
+/** Term expansion and compaction with a client's @context (the NGSI-LD core's helpers). */
+export interface LdContextPort {
+  /** Expands an entity type or attribute name; full IRIs are returned as they are. */
+  expandTerm(term: string, context: JsonLdContext | undefined): Promise<string>;
+  /** Compacts an IRI back to the client's term. */
+  compactTerm(iri: string, context: JsonLdContext | undefined): Promise<string>;
+  /** Compacts an expanded entity into the client's terms and the requested representation. */
+  compactEntity(
+    entity: ExpandedEntity,
+    context: JsonLdContext | undefined,
+    format: EntityFormat,
+  ): Promise<Record<string, unknown>>;
+}
+
+/** A compiled filter over expanded entities. */
+export type EntityPredicate = (entity: ExpandedEntity) => boolean;
+
+/** The NGSI-LD geo-query of a subscription (spec 5.2.13). */
+export interface GeoQuery {
+  geometry: string;
+  coordinates: unknown;
+  georel: string;
+  geoproperty?: string;
+}
+
+/** The NGSI-LD q-language and geo-query evaluators (the core's parseQuery/matchesQuery/matchesGeoQuery). */
+export interface QueryPort {
+  /** Parses `q`, expanding its attribute names with `context`; throws AppError (kind invalid) when malformed. */
+  compileQ(q: string, context: JsonLdContext | undefined): Promise<EntityPredicate>;
+  compileGeoQ(geoQ: GeoQuery, context: JsonLdContext | undefined): Promise<EntityPredicate>;
+}
+
+/** Selects entities for periodic (timeInterval) notifications. */
+export interface EntitySelection {
+  types: string[];
+  ids: string[];
+  idPatterns: string[];
+}
+
+/** Reads current entities (the core's entity store) for periodic notifications; optional. */
+export interface EntityReaderPort {
+  /** Entities of the tenant matching the selection, limited to those whose readKeys meet `readKeys`. */
+  findEntities(tenant: string, selection: EntitySelection, readKeys: string[]): Promise<ExpandedEntity[]>;
+}
+
+/** Who subscribes, and how to learn an organisation's read keys at delivery time. */
+export interface SubscriberKeysPort {
+  /** The read keys of the organisation principal `orgId` now (communities, patrons). */
+  orgReadKeys(orgId: string): Promise<string[]>;
+}
+
+/** The principal an ingestion message acts as (a service account). */
+export interface IngestPrincipal {
+  userId: string;
+  orgId: string;
+  roles: string[];
+}
+
+/** One entity fragment to upsert: NGSI-LD normalized, in the terms of `context`. */
+export interface EntityFragment {
+  id: string;
+  type: string;
+  [attribute: string]: unknown;
+}
+
+/** Writes ingested measurements into the entity store (the NGSI-LD core's service satisfies it). */
+export interface EntityWriterPort {
+  /**
+   * Creates the entities that do not exist and merges the attributes of those that do, in one batch, acting
+   * as `principal`. Resolves once the batch is durable; rejects with AppError for a batch it refuses. It
+   * returns, per fragment, undefined when written or the reason it was refused.
+   */
+  upsertFragments(
+    tenant: string,
+    principal: IngestPrincipal,
+    fragments: EntityFragment[],
+    context: JsonLdContext | undefined,
+  ): Promise<Array<string | undefined>>;
+}

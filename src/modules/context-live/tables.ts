@@ -1,0 +1,90 @@
+/** The tables this module owns (migrations.ts creates them). */
+import type { Generated } from 'kysely';
+
+export interface SubscriptionRow {
+  tenant: string;
+  id: string;
+  owner_org: string;
+  created_by: string;
+  /** The subscriber organisation's read keys when it subscribed (fallback when no resolver is wired). */
+  read_keys: string[];
+  /** The subscription as the API returns it, with terms expanded (see subscription.ts). */
+  body: unknown;
+  is_active: boolean;
+  expires_at: Date | null;
+  times_sent: Generated<number>;
+  times_failed: Generated<number>;
+  last_notification: Date | null;
+  last_success: Date | null;
+  last_failure: Date | null;
+  last_status: string | null;
+  last_error: string | null;
+  created_at: Date;
+  modified_at: Date;
+}
+
+export interface OutboxRow {
+  id: string;
+  tenant: string;
+  subscription_id: string;
+  created_at: Date;
+  attempts: number;
+  next_attempt_at: Date;
+  last_error: string | null;
+  /** 'pending' until delivered (then deleted) or given up ('dead'). */
+  state: string;
+  /** The pending notification items (see delivery-engine.ts PendingItem). */
+  payload: unknown;
+}
+
+export interface TemporalEntityRow {
+  tenant: string;
+  entity_id: string;
+  entity_types: string[];
+  owner_org: string;
+  read_keys: string[];
+  created_at: Date;
+  modified_at: Date;
+  deleted_at: Date | null;
+}
+
+export interface AttrInstanceRow {
+  tenant: string;
+  entity_id: string;
+  attr: string;
+  dataset_id: string;
+  instance_id: string;
+  attr_type: string;
+  observed_at: Date;
+  modified_at: Date;
+  value_num: number | null;
+  value_text: string | null;
+  instance: unknown;
+}
+
+export interface RetentionRow {
+  tenant: string;
+  entity_type: string;
+  retention_seconds: number;
+}
+
+export interface DeadLetterRow {
+  id: string;
+  received_at: Date;
+  source: string;
+  topic: string | null;
+  tenant: string | null;
+  org_id: string | null;
+  principal: string | null;
+  reason: string;
+  payload: string;
+}
+
+export interface ContextLiveTables {
+  context_live_subscription: SubscriptionRow;
+  context_live_outbox: OutboxRow;
+  context_live_temporal_entity: TemporalEntityRow;
+  context_live_attr_instance: AttrInstanceRow;
+  context_live_retention: RetentionRow;
+  context_live_dead_letter: DeadLetterRow;
+}
