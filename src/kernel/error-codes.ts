@@ -37,6 +37,9 @@ export const ERROR_CODES = {
   STORE_MIGRATION_FAILED: { kind: 'internal', title: 'A migration failed' },
   BUS_UNAVAILABLE: { kind: 'unavailable', title: 'The event bus is unavailable' },
   BUS_PUBLISH_FAILED: { kind: 'unavailable', title: 'An event could not be published' },
+  BUS_INVALID_EVENT: { kind: 'invalid', title: 'The event is malformed' },
+  BUS_INVALID_SUBSCRIPTION: { kind: 'invalid', title: 'The subscription options are invalid' },
+  BUS_BACKLOG_FULL: { kind: 'unavailable', title: 'A consumer group has too many events waiting' },
   // access: authentication
   AUTH_INVALID_CREDENTIALS: { kind: 'unauthenticated', title: 'Invalid username or password' },
   AUTH_TOKEN_MISSING: { kind: 'unauthenticated', title: 'Authentication required' },
@@ -61,6 +64,19 @@ export const ERROR_CODES = {
   ACCESS_DENIED: { kind: 'forbidden', title: 'Not allowed' },
   ACCESS_OBJECT_NOT_FOUND: { kind: 'not_found', title: 'Unknown object' },
   ACCESS_BREAK_GLASS_REASON_REQUIRED: { kind: 'invalid', title: 'Break-glass access needs a stated reason' },
+  // routing
+  ROUTING_SOURCE_NOT_FOUND: { kind: 'not_found', title: 'The road data source does not exist' },
+  ROUTING_DOWNLOAD_FAILED: { kind: 'unavailable', title: 'The road data could not be downloaded' },
+  ROUTING_NOT_OSM_PBF: { kind: 'unprocessable', title: 'The file is not an OpenStreetMap PBF extract' },
+  ROUTING_CORRUPT_FILE: { kind: 'unprocessable', title: 'The OpenStreetMap PBF file is corrupt' },
+  ROUTING_EMPTY_NETWORK: { kind: 'unprocessable', title: 'The extract contains no routable roads' },
+  ROUTING_UNKNOWN_PROFILE: { kind: 'invalid', title: 'Unknown vehicle profile' },
+  ROUTING_INVALID_COORDINATE: { kind: 'invalid', title: 'Invalid coordinate (expected [lon, lat])' },
+  ROUTING_POINT_OUTSIDE_NETWORK: { kind: 'unprocessable', title: 'The point is too far from any road' },
+  ROUTING_INVALID_GEOMETRY: { kind: 'invalid', title: 'Invalid GeoJSON geometry' },
+  ROUTING_INVALID_ARGUMENT: { kind: 'invalid', title: 'Invalid routing argument' },
+  ROUTING_CLOSURE_NOT_FOUND: { kind: 'not_found', title: 'Unknown closure' },
+  ROUTING_SLOWDOWN_NOT_FOUND: { kind: 'not_found', title: 'Unknown slow-down' },
   // audit
   AUDIT_CHAIN_BROKEN: { kind: 'internal', title: 'The audit chain is broken' },
   // context-live: subscriptions, notifications, temporal history, IoT ingestion
