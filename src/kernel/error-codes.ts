@@ -88,6 +88,26 @@ export const ERROR_CODES = {
   CONTEXT_LIVE_TEMPORAL_ENTITY_NOT_FOUND: { kind: 'not_found', title: 'No history for this entity' },
   CONTEXT_LIVE_INGEST_INVALID: { kind: 'invalid', title: 'Malformed ingestion message' },
   CONTEXT_LIVE_NOTIFICATION_FAILED: { kind: 'unavailable', title: 'A notification could not be delivered' },
+  // context: NGSI-LD entities, @context, queries
+  CONTEXT_INVALID_JSON: { kind: 'invalid', title: 'The payload is not valid JSON' },
+  CONTEXT_INVALID_JSONLD: { kind: 'invalid', title: 'Invalid JSON-LD @context' },
+  CONTEXT_LDCONTEXT_NOT_AVAILABLE: { kind: 'unavailable', title: 'A remote @context cannot be retrieved' },
+  CONTEXT_INVALID_ENTITY: { kind: 'invalid', title: 'Invalid NGSI-LD entity or attribute' },
+  CONTEXT_INVALID_REQUEST: { kind: 'invalid', title: 'Invalid NGSI-LD request' },
+  CONTEXT_INVALID_QUERY: { kind: 'invalid', title: 'Invalid NGSI-LD query' },
+  CONTEXT_INVALID_GEOQUERY: { kind: 'invalid', title: 'Invalid geo-query' },
+  CONTEXT_INVALID_GEOMETRY: { kind: 'invalid', title: 'Invalid GeoJSON geometry' },
+  CONTEXT_UNSUPPORTED_GEOMETRY: { kind: 'unprocessable', title: 'Unsupported geometry' },
+  CONTEXT_ENTITY_NOT_FOUND: { kind: 'not_found', title: 'Unknown entity' },
+  CONTEXT_ATTRIBUTE_NOT_FOUND: { kind: 'not_found', title: 'Unknown attribute' },
+  CONTEXT_TYPE_NOT_FOUND: { kind: 'not_found', title: 'Unknown entity type' },
+  CONTEXT_TENANT_NOT_FOUND: { kind: 'not_found', title: 'Unknown tenant' },
+  CONTEXT_ENTITY_EXISTS: { kind: 'conflict', title: 'The entity already exists' },
+  CONTEXT_BATCH_TOO_LARGE: { kind: 'invalid', title: 'Too many entities in one batch' },
+  CONTEXT_TOO_MANY_RESULTS: { kind: 'forbidden', title: 'Too many results' },
+  CONTEXT_NOT_ACCEPTABLE: { kind: 'invalid', title: 'No acceptable representation' },
+  CONTEXT_OPERATION_NOT_SUPPORTED: { kind: 'unprocessable', title: 'Operation not supported' },
+  CONTEXT_NOT_OWNER: { kind: 'forbidden', title: 'Only the owner organisation may change this entity' },
 } as const satisfies Record<string, ErrorCodeEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
