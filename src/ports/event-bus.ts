@@ -20,24 +20,54 @@ export interface PlatformEvent<T = unknown> {
   data: T;
 }
 
-export type EventHandler = (event: PlatformEvent) => Promise<void>;
+/** What the bus tells a handler about this delivery of an event. */
+export interface EventDelivery {
+  /**
+   * 1 on the first delivery, 2 on the first retry, … A handler that sees `attempt > 1` (or an `event.id`
+   * it already processed) is looking at a redelivery and must not repeat side effects.
+   */
+  attempt: number;
+}
+
+/**
+ * Handles one event. Resolving acknowledges the event; throwing (or rejecting) asks for a redelivery
+ * later (group mode) until `maxDeliver` attempts, after which the event is dead-lettered. In broadcast
+ * mode a failing handler is logged and the event is not redelivered.
+ */
+export type EventHandler = (event: PlatformEvent, delivery: EventDelivery) => Promise<void>;
 
 export interface SubscribeOptions {
-  /** Event type patterns: exact (`entity.updated`), `prefix.*` (one level) or `prefix.>` (any depth). */
+  /**
+   * Event type patterns: exact (`entity.updated`), `prefix.*` (exactly one more level) or `prefix.>` (one
+   * or more levels); `*` and `>` alone match every one-level / every type. A wildcard is only allowed as
+   * the last token. An event matching several patterns of one subscription is delivered once.
+   */
   types: string[];
   mode?: 'group' | 'broadcast';
-  /** Durable consumer group name; required in group mode. */
+  /**
+   * Durable consumer group name (letters, digits, `-`, `_`); required in group mode. A group that is
+   * new starts with the events published from its first subscription on; from then on its events are
+   * kept while it has no member. All members of a group subscribe with the same types.
+   */
   group?: string;
-  /** How many times a failing handler is retried before the event is given up (dead-lettered). */
+  /**
+   * Group mode: how many deliveries (the first one included) a failing event gets before it is given up
+   * and dead-lettered. Default set by the adapter (5).
+   */
   maxDeliver?: number;
 }
 
 export interface Subscription {
+  /** Stops deliveries to this handler and waits for its handler in flight. Group events stay kept. */
   unsubscribe(): Promise<void>;
 }
 
 export interface EventBus {
   readonly kind: 'memory' | 'nats';
+  /**
+   * Resolves once the event is accepted (stored, for NATS); does not wait for handlers. Publishing an
+   * event id again within the adapter's duplicate window is a no-op.
+   */
   publish(event: PlatformEvent): Promise<void>;
   subscribe(options: SubscribeOptions, handler: EventHandler): Promise<Subscription>;
   ping(): Promise<void>;

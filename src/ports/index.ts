@@ -1,2 +1,9 @@
-export type { EventBus, EventHandler, PlatformEvent, SubscribeOptions, Subscription } from './event-bus.ts';
+export type {
+  EventBus,
+  EventDelivery,
+  EventHandler,
+  PlatformEvent,
+  SubscribeOptions,
+  Subscription,
+} from './event-bus.ts';
 export type { AnyDb, MigrationResult, Store } from './store.ts';
