@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   AUTH_TOKEN_INVALID: { kind: 'unauthenticated', title: 'Invalid token' },
   AUTH_TOKEN_EXPIRED: { kind: 'unauthenticated', title: 'Token expired' },
   AUTH_ACCOUNT_DISABLED: { kind: 'unauthenticated', title: 'Account disabled' },
+  AUTH_TOKEN_REVOKED: { kind: 'unauthenticated', title: 'Token revoked' },
   AUTH_ROLE_REQUIRED: { kind: 'forbidden', title: 'The account lacks the role this action needs' },
   // access: organisations, users, communities
   ACCESS_ORG_NOT_FOUND: { kind: 'not_found', title: 'Unknown organisation' },
@@ -63,6 +64,8 @@ export const ERROR_CODES = {
   ACCESS_INVALID_AUDIENCE: { kind: 'invalid', title: 'Invalid audience' },
   ACCESS_DENIED: { kind: 'forbidden', title: 'Not allowed' },
   ACCESS_OBJECT_NOT_FOUND: { kind: 'not_found', title: 'Unknown object' },
+  ACCESS_OBJECT_EXISTS: { kind: 'conflict', title: 'Object already registered' },
+  ACCESS_INVALID_INPUT: { kind: 'invalid', title: 'Invalid organisation, community or account data' },
   ACCESS_BREAK_GLASS_REASON_REQUIRED: { kind: 'invalid', title: 'Break-glass access needs a stated reason' },
   // routing
   ROUTING_SOURCE_NOT_FOUND: { kind: 'not_found', title: 'The road data source does not exist' },
