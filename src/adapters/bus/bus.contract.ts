@@ -121,6 +121,26 @@ export function runEventBusContract(
       expect(typesOf(overlapping)).toEqual([`${ns}.a.b`, `${ns}.a.c`]);
     });
 
+    it('gives a group with several patterns each matching event once', async () => {
+      const bus = await open();
+      const ns = uniqueNamespace();
+      const r = recorder();
+      await bus.subscribe(
+        { types: [`${ns}.incident.*`, `${ns}.alert.raised`, `${ns}.cti.>`], group: `${ns}-g` },
+        r.handler,
+      );
+      const types = [
+        `${ns}.incident.opened`,
+        `${ns}.alert.raised`,
+        `${ns}.cti.indicator.matched`,
+        `${ns}.alert.closed`,
+      ];
+      for (const t of types) await bus.publish(makeEvent(t, {}));
+      await waitFor(() => r.got.length >= 3, 10_000, 'three events');
+      await sleep(settleMs);
+      expect(r.got.map((x) => x.event.type).sort()).toEqual(types.slice(0, 3).sort());
+    });
+
     it('rejects bad subscriptions and bad events with stable codes', async () => {
       const bus = await open();
       const ns = uniqueNamespace();

@@ -1,0 +1,157 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { makeEvent, runEventBusContract, sleep, uniqueNamespace, waitFor } from './bus.contract.ts';
+import { silentBusLogger } from './bus-logger.ts';
+import { createNatsBus, type NatsBus, type NatsBusOptions } from './nats-bus.ts';
+
+const url = process.env.NATS_URL;
+const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`.toUpperCase();
+const testOptions = (): NatsBusOptions => ({
+  url: url ?? '',
+  stream: `TEST_EVENTS_${run}`,
+  subjectPrefix: `test-${run.toLowerCase()}`,
+  source: 'nats-test',
+  storage: 'memory',
+  ackWaitMs: 2000,
+  retry: { initialDelayMs: 20, maxDelayMs: 100 },
+  logger: silentBusLogger,
+});
+
+async function deleteStreams(): Promise<void> {
+  if (!url) return;
+  const nc = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  for (const name of [`TEST_EVENTS_${run}`, `TEST_EVENTS_${run}_DEAD`]) {
+    await jsm.streams.delete(name).catch(() => false);
+  }
+  await nc.close();
+}
+
+describe.skipIf(!url)('NATS JetStream bus (needs NATS_URL, e.g. nats://127.0.0.1:4222)', () => {
+  afterAll(deleteStreams);
+
+  runEventBusContract('nats', () => createNatsBus(testOptions()), { settleMs: 300 });
+
+  it('creates its stream and dead letter stream with the configured subjects', async () => {
+    const bus = await createNatsBus(testOptions());
+    expect(bus.kind).toBe('nats');
+    const nc = await connect({ servers: url ?? '' });
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(bus.stream);
+    expect(info.config.subjects).toEqual([`${bus.subjectPrefix}.>`]);
+    expect(info.config.duplicate_window).toBe(120_000_000_000);
+    const dead = await jsm.streams.info(bus.deadLetterStream);
+    expect(dead.config.subjects).toEqual([`${bus.subjectPrefix}-dead.>`]);
+    await nc.close();
+    await bus.close();
+  });
+
+  it('fails to connect with BUS_UNAVAILABLE', async () => {
+    await expect(
+      createNatsBus({ ...testOptions(), url: 'nats://127.0.0.1:1', connectTimeoutMs: 500 }),
+    ).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE' });
+  });
+
+  it('stores a dead letter in the dead letter stream', async () => {
+    const bus = await createNatsBus(testOptions());
+    const ns = uniqueNamespace();
+    await bus.subscribe({ types: [`${ns}.>`], group: `${ns}-g`, maxDeliver: 1 }, async () => {
+      throw new Error('poison');
+    });
+    const e = makeEvent(`${ns}.bad`, { x: 1 });
+    await bus.publish(e);
+    await waitFor(() => bus.deadLetters().length === 1);
+    const nc = await connect({ servers: url ?? '' });
+    const jsm = await jetstreamManager(nc);
+    const stored = await jsm.streams.getMessage(bus.deadLetterStream, {
+      last_by_subj: `${bus.subjectPrefix}-dead.${ns}-g`,
+    });
+    expect(stored?.json()).toMatchObject({ group: `${ns}-g`, attempts: 1, error: 'poison', event: e });
+    await nc.close();
+    await bus.close();
+  });
+
+  it("keeps a group's events while no instance runs it, for the next instance to handle", async () => {
+    const ns = uniqueNamespace();
+    const first = await createNatsBus(testOptions());
+    const sub = await first.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async () => {});
+    await sub.unsubscribe();
+    await first.close();
+    const publisher = await createNatsBus(testOptions());
+    const sent: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const e = makeEvent(`${ns}.incident.opened`, { i });
+      sent.push(e.id);
+      await publisher.publish(e);
+    }
+    await publisher.close();
+    const next = await createNatsBus(testOptions());
+    const got: string[] = [];
+    await next.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async (e) => {
+      got.push(e.id);
+    });
+    await waitFor(() => got.length === 5);
+    expect(got).toEqual(sent);
+    await next.close();
+  });
+
+  it('updates a group consumer when its types change (the newest definition wins)', async () => {
+    const ns = uniqueNamespace();
+    const bus = await createNatsBus(testOptions());
+    const old = await bus.subscribe({ types: [`${ns}.a`], group: `${ns}-g` }, async () => {});
+    await old.unsubscribe();
+    const got: string[] = [];
+    await bus.subscribe({ types: [`${ns}.b`], group: `${ns}-g` }, async (e) => {
+      got.push(e.type);
+    });
+    await bus.publish(makeEvent(`${ns}.a`, {}));
+    await bus.publish(makeEvent(`${ns}.b`, {}));
+    await waitFor(() => got.length === 1);
+    await sleep(200);
+    expect(got).toEqual([`${ns}.b`]);
+    await bus.close();
+  });
+
+  describe('two instances on one stream', () => {
+    const buses: NatsBus[] = [];
+    afterAll(async () => {
+      await Promise.all(buses.map((b) => b.close()));
+    });
+
+    it('broadcasts across instances and shares a group between them', async () => {
+      const a = await createNatsBus({ ...testOptions(), source: 'instance-a' });
+      const b = await createNatsBus({ ...testOptions(), source: 'instance-b' });
+      buses.push(a, b);
+      const ns = uniqueNamespace();
+      const liveOnB: string[] = [];
+      await b.subscribe({ types: [`${ns}.entity.*`], mode: 'broadcast' }, async (e) => {
+        liveOnB.push(e.id);
+      });
+      const handledBy: Record<string, string[]> = {};
+      const worker = (who: string) => async (e: { id: string }) => {
+        handledBy[e.id] = [...(handledBy[e.id] ?? []), who];
+        await sleep(2);
+      };
+      await a.subscribe({ types: [`${ns}.entity.*`], group: `${ns}-workers` }, worker('a'));
+      await b.subscribe({ types: [`${ns}.entity.*`], group: `${ns}-workers` }, worker('b'));
+      const sent: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        const e = makeEvent(`${ns}.entity.updated`, { i });
+        sent.push(e.id);
+        await (i % 2 ? b : a).publish(e);
+      }
+      await waitFor(
+        () => liveOnB.length === 40 && Object.keys(handledBy).length === 40,
+        15_000,
+        'all events',
+      );
+      await sleep(300);
+      expect(liveOnB).toEqual(sent);
+      expect(Object.values(handledBy).every((who) => who.length === 1)).toBe(true);
+      const byA = Object.values(handledBy).filter((who) => who[0] === 'a').length;
+      expect(byA).toBeGreaterThan(0);
+      expect(byA).toBeLessThan(40);
+    });
+  });
+});
