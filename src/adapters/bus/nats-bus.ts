@@ -143,7 +143,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
   const publishTimeoutMs = options.publishTimeoutMs ?? 5000;
   const deadLetters = new DeadLetterLog(options.maxDeadLetters);
 
-  if (!STREAM_NAME.test(stream) || stream.length > 59) {
+  if (!STREAM_NAME.test(stream)) {
     throw new AppError('CONFIG_INVALID', `Invalid NATS stream name ${JSON.stringify(stream)}`);
   }
   if (!isValidEventType(prefix)) {
