@@ -1,0 +1,200 @@
+/**
+ * The metric of a CCH: weights per road arc, their minimum per CCH arc and direction (input weights),
+ * and the customized up/down weights. Full customization walks every lower triangle once in rank order;
+ * partial customization re-derives only the arcs whose lower triangles changed, in arc-id order (which
+ * is tail-rank order, so every arc is final before it is used).
+ *
+ *   up[a]   = cost from arcTail[a] (lower rank) to upHead[a] (higher rank)
+ *   down[a] = cost from upHead[a] to arcTail[a]
+ */
+import { findArc } from './cch-topology.ts';
+import { INF_WEIGHT } from './osm-import.ts';
+import type { RoadNetwork } from './road-network.ts';
+
+export interface CchMetric {
+  roadW: Uint32Array;
+  inUp: Uint32Array;
+  inDown: Uint32Array;
+  up: Uint32Array;
+  down: Uint32Array;
+}
+
+export function createMetric(net: RoadNetwork): CchMetric {
+  const m = net.topo.upHead.length;
+  return {
+    roadW: net.arcWeight.slice(),
+    inUp: new Uint32Array(m),
+    inDown: new Uint32Array(m),
+    up: new Uint32Array(m),
+    down: new Uint32Array(m),
+  };
+}
+
+export function copyMetric(from: CchMetric, to: CchMetric): void {
+  to.roadW.set(from.roadW);
+  to.inUp.set(from.inUp);
+  to.inDown.set(from.inDown);
+  to.up.set(from.up);
+  to.down.set(from.down);
+}
+
+export function customizeFull(net: RoadNetwork, metric: CchMetric): void {
+  const { roadW, inUp, inDown, up, down } = metric;
+  const { xRoad, xCch, xUp } = net;
+  inUp.fill(INF_WEIGHT);
+  inDown.fill(INF_WEIGHT);
+  for (let k = 0; k < xRoad.length; k++) {
+    const w = roadW[xRoad[k]!]!;
+    const c = xCch[k]!;
+    if (xUp[k] === 1) {
+      if (w < inUp[c]!) inUp[c] = w;
+    } else if (w < inDown[c]!) inDown[c] = w;
+  }
+  up.set(inUp);
+  down.set(inDown);
+  const { upFirst, triangles } = net.topo;
+  const n = net.topo.n;
+  let t = 0;
+  for (let v = 0; v < n; v++) {
+    const b = upFirst[v]!;
+    const e = upFirst[v + 1]!;
+    for (let i = b; i < e; i++) {
+      const downI = down[i]!;
+      const upI = up[i]!;
+      if (downI === INF_WEIGHT && upI === INF_WEIGHT) {
+        t += e - i - 1;
+        continue;
+      }
+      for (let j = i + 1; j < e; j++) {
+        const a = triangles[t++]!;
+        const viaUp = downI + up[j]!;
+        if (viaUp < up[a]!) up[a] = viaUp;
+        const viaDown = down[j]! + upI;
+        if (viaDown < down[a]!) down[a] = viaDown;
+      }
+    }
+  }
+}
+
+/** A binary min-heap of arc ids with membership marks (each arc at most once). */
+class ArcHeap {
+  private readonly heap: Uint32Array;
+  private size = 0;
+  readonly queued: Uint8Array;
+  constructor(capacity: number) {
+    this.heap = new Uint32Array(capacity);
+    this.queued = new Uint8Array(capacity);
+  }
+  push(a: number): void {
+    if (this.queued[a]) return;
+    this.queued[a] = 1;
+    const h = this.heap;
+    let i = this.size++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p]! <= a) break;
+      h[i] = h[p]!;
+      i = p;
+    }
+    h[i] = a;
+  }
+  pop(): number {
+    const h = this.heap;
+    const top = h[0]!;
+    const last = h[--this.size]!;
+    let i = 0;
+    const n = this.size;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && h[c + 1]! < h[c]!) c++;
+      if (h[c]! >= last) break;
+      h[i] = h[c]!;
+      i = c;
+    }
+    h[i] = last;
+    this.queued[top] = 0;
+    return top;
+  }
+  get length(): number {
+    return this.size;
+  }
+}
+
+export class PartialCustomizer {
+  private readonly heap: ArcHeap;
+  constructor(private readonly net: RoadNetwork) {
+    this.heap = new ArcHeap(net.topo.upHead.length);
+  }
+
+  /**
+   * Applies new road-arc weights (already written into metric.roadW) and re-customizes only what they
+   * affect. Returns the CCH arcs whose input or customized weights changed.
+   */
+  run(metric: CchMetric, changedRoadArcs: Iterable<number>): number[] {
+    const net = this.net;
+    const { roadXFirst, roadX, xCch, xUp, xRoad, cchXFirst, cchX } = net;
+    const { roadW, inUp, inDown, up, down } = metric;
+    const { upFirst, upHead, arcTail, downFirst, downArc } = net.topo;
+    const heap = this.heap;
+    const touched: number[] = [];
+    for (const r of changedRoadArcs) {
+      for (let p = roadXFirst[r]!; p < roadXFirst[r + 1]!; p++) {
+        const c = xCch[roadX[p]!]!;
+        let bu = INF_WEIGHT;
+        let bd = INF_WEIGHT;
+        for (let q = cchXFirst[c]!; q < cchXFirst[c + 1]!; q++) {
+          const k = cchX[q]!;
+          const w = roadW[xRoad[k]!]!;
+          if (xUp[k] === 1) {
+            if (w < bu) bu = w;
+          } else if (w < bd) bd = w;
+        }
+        if (bu !== inUp[c] || bd !== inDown[c]) {
+          inUp[c] = bu;
+          inDown[c] = bd;
+          touched.push(c);
+          heap.push(c);
+        }
+      }
+    }
+    while (heap.length > 0) {
+      const c = heap.pop();
+      const a = arcTail[c]!;
+      const b = upHead[c]!;
+      let nu = inUp[c]!;
+      let nd = inDown[c]!;
+      let i = downFirst[a]!;
+      const ie = downFirst[a + 1]!;
+      let j = downFirst[b]!;
+      const je = downFirst[b + 1]!;
+      while (i < ie && j < je) {
+        const xa = downArc[i]!;
+        const xb = downArc[j]!;
+        const ta = arcTail[xa]!;
+        const tb = arcTail[xb]!;
+        if (ta < tb) i++;
+        else if (tb < ta) j++;
+        else {
+          const viaUp = down[xa]! + up[xb]!;
+          if (viaUp < nu) nu = viaUp;
+          const viaDown = down[xb]! + up[xa]!;
+          if (viaDown < nd) nd = viaDown;
+          i++;
+          j++;
+        }
+      }
+      if (nu === up[c] && nd === down[c]) continue;
+      up[c] = nu;
+      down[c] = nd;
+      touched.push(c);
+      for (let p = upFirst[a]!; p < upFirst[a + 1]!; p++) {
+        const z = upHead[p]!;
+        if (z === b) continue;
+        const target = findArc(net.topo, b, z);
+        if (target >= 0) heap.push(target);
+      }
+    }
+    return touched;
+  }
+}
