@@ -21,6 +21,7 @@ import { type DeadLetter, DeadLetterLog, errorMessage } from './dead-letter.ts';
 import { DuplicateWindow } from './duplicate-window.ts';
 import type { EventBusAdapter } from './event-bus-adapter.ts';
 import { matchesPattern } from './event-pattern.ts';
+import { Fifo } from './fifo.ts';
 import { resolveSubscription, serializeEvent } from './resolve-subscription.ts';
 import { type RetryBackoff, retryDelayMs } from './retry-backoff.ts';
 
@@ -62,7 +63,9 @@ interface Group {
   name: string;
   patterns: string[];
   maxDeliver: number;
-  queue: Pending[];
+  queue: Fifo<Pending>;
+  /** Failed events whose backoff is over: delivered before the queue. */
+  due: Pending[];
   members: Member[];
   next: number;
   retryTimers: Set<NodeJS.Timeout>;
@@ -71,7 +74,7 @@ interface Group {
 interface Listener {
   patterns: string[];
   handler: EventHandler;
-  queue: string[];
+  queue: Fifo<string>;
   active: boolean;
   running: Promise<void> | undefined;
 }
@@ -96,7 +99,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
   }
 
   function pendingCount(g: Group): number {
-    return g.queue.length + g.retryTimers.size;
+    return g.queue.length + g.due.length + g.retryTimers.size;
   }
 
   function idleMember(g: Group): Member | undefined {
@@ -113,10 +116,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
   }
 
   function pump(g: Group): void {
-    while (!closed && g.queue.length > 0) {
+    while (!closed && g.queue.length + g.due.length > 0) {
       const member = idleMember(g);
       if (!member) return;
-      const pending = g.queue.shift()!;
+      const pending = g.due.shift() ?? g.queue.shift()!;
       member.inFlight = track(deliver(g, member, pending)).finally(() => {
         member.inFlight = undefined;
         pump(g);
@@ -160,7 +163,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     const timer = setTimeout(
       () => {
         g.retryTimers.delete(timer);
-        g.queue.unshift(pending);
+        g.due.push(pending);
         pump(g);
       },
       retryDelayMs(pending.attempts, options.retry),
@@ -239,7 +242,13 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
       if (closed) throw new AppError('BUS_UNAVAILABLE', 'The event bus is closed');
       const spec = resolveSubscription(subscribeOptions, defaultMaxDeliver);
       if (spec.mode === 'broadcast') {
-        const l: Listener = { patterns: spec.patterns, handler, queue: [], active: true, running: undefined };
+        const l: Listener = {
+          patterns: spec.patterns,
+          handler,
+          queue: new Fifo(),
+          active: true,
+          running: undefined,
+        };
         listeners.add(l);
         return {
           async unsubscribe() {
@@ -255,7 +264,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
           name: spec.group,
           patterns: spec.patterns,
           maxDeliver: spec.maxDeliver,
-          queue: [],
+          queue: new Fifo(),
+          due: [],
           members: [],
           next: 0,
           retryTimers: new Set(),
@@ -300,7 +310,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
         for (const t of g.retryTimers) clearTimeout(t);
         dropped += pendingCount(g);
         g.retryTimers.clear();
-        g.queue = [];
+        g.queue.clear();
+        g.due = [];
       }
       for (const l of listeners) {
         l.active = false;

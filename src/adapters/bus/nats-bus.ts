@@ -404,7 +404,15 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
           if (acked) m.nak();
           continue;
         }
-        await sub.serial(() => onMessage(m));
+        await sub.serial(() =>
+          onMessage(m).catch((err: unknown) => {
+            // An ack or nak that cannot be sent (connection closed): JetStream redelivers after ackWait.
+            logger.warn(
+              { source, subject: m.subject, seq: m.seq, error: errorMessage(err) },
+              'event not settled',
+            );
+          }),
+        );
       }
     })().catch((err) => {
       if (!sub.stopping) logger.error({ source, error: errorMessage(err) }, 'event bus subscription stopped');
