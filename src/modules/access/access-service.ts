@@ -710,8 +710,7 @@ export class AccessService {
         if (!(e instanceof AppError && e.code === 'ACCESS_USER_EXISTS')) throw e;
       }
       account = await this.#userRow(input.name);
-      if (account?.kind !== 'service')
-        throw new AppError('ACCESS_USER_EXISTS', `${input.name} exists`);
+      if (account?.kind !== 'service') throw new AppError('ACCESS_USER_EXISTS', `${input.name} exists`);
     }
     if (input.expiresAt && input.expiresAt.getTime() <= this.clock.now().getTime()) {
       throw new AppError('ACCESS_INVALID_INPUT', 'expiresAt must be in the future');
