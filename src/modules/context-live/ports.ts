@@ -16,18 +16,18 @@ export type JsonLdContext = string | Record<string, unknown> | Array<string | Re
 /** The representations NGSI-LD defines for entities in responses and notifications. */
 export type EntityFormat = 'normalized' | 'keyValues' | 'concise';
 
-/** Term expansion and compaction with a client's @context (the NGSI-LD core's helpers). */
+/** A client's @context, resolved (the NGSI-LD core's ActiveContext): expands terms and compacts IRIs. */
+export interface ActiveLdContext {
+  /** Expands an attribute or type name to its IRI (full IRIs come back as they are). */
+  expandTerm(term: string): string;
+  /** Compacts an IRI to the client's term (or returns it unchanged). */
+  compactIri(iri: string): string;
+}
+
+/** Resolves @contexts (the NGSI-LD core's ContextResolver); the core context is always appended. */
 export interface LdContextPort {
-  /** Expands an entity type or attribute name; full IRIs are returned as they are. */
-  expandTerm(term: string, context: JsonLdContext | undefined): Promise<string>;
-  /** Compacts an IRI back to the client's term. */
-  compactTerm(iri: string, context: JsonLdContext | undefined): Promise<string>;
-  /** Compacts an expanded entity into the client's terms and the requested representation. */
-  compactEntity(
-    entity: ExpandedEntity,
-    context: JsonLdContext | undefined,
-    format: EntityFormat,
-  ): Promise<Record<string, unknown>>;
+  /** Throws AppError when a context cannot be retrieved or is malformed. */
+  resolve(context: JsonLdContext | undefined): Promise<ActiveLdContext>;
 }
 
 /** A compiled filter over expanded entities. */

@@ -1,7 +1,7 @@
 /** The tables this module owns (migrations.ts creates them). */
 import type { Generated } from 'kysely';
 
-export interface SubscriptionRow {
+export type SubscriptionRow = {
   tenant: string;
   id: string;
   owner_org: string;
@@ -21,9 +21,9 @@ export interface SubscriptionRow {
   last_error: string | null;
   created_at: Date;
   modified_at: Date;
-}
+};
 
-export interface OutboxRow {
+export type OutboxRow = {
   id: string;
   tenant: string;
   subscription_id: string;
@@ -35,9 +35,9 @@ export interface OutboxRow {
   state: string;
   /** The pending notification items (see delivery-engine.ts PendingItem). */
   payload: unknown;
-}
+};
 
-export interface TemporalEntityRow {
+export type TemporalEntityRow = {
   tenant: string;
   entity_id: string;
   entity_types: string[];
@@ -46,9 +46,9 @@ export interface TemporalEntityRow {
   created_at: Date;
   modified_at: Date;
   deleted_at: Date | null;
-}
+};
 
-export interface AttrInstanceRow {
+export type AttrInstanceRow = {
   tenant: string;
   entity_id: string;
   attr: string;
@@ -60,15 +60,15 @@ export interface AttrInstanceRow {
   value_num: number | null;
   value_text: string | null;
   instance: unknown;
-}
+};
 
-export interface RetentionRow {
+export type RetentionRow = {
   tenant: string;
   entity_type: string;
   retention_seconds: number;
-}
+};
 
-export interface DeadLetterRow {
+export type DeadLetterRow = {
   id: string;
   received_at: Date;
   source: string;
@@ -78,13 +78,13 @@ export interface DeadLetterRow {
   principal: string | null;
   reason: string;
   payload: string;
-}
+};
 
-export interface ContextLiveTables {
+export type ContextLiveTables = {
   context_live_subscription: SubscriptionRow;
   context_live_outbox: OutboxRow;
   context_live_temporal_entity: TemporalEntityRow;
   context_live_attr_instance: AttrInstanceRow;
   context_live_retention: RetentionRow;
   context_live_dead_letter: DeadLetterRow;
-}
+};

@@ -1,0 +1,175 @@
+/**
+ * Assembles the module: subscriptions and notifications, temporal history, IoT ingestion, wired to the
+ * event bus. The composition root calls `createContextLive` with the ports it satisfies, then `start()`.
+ */
+import type { Clock } from '../../kernel/clock.ts';
+import { systemClock } from '../../kernel/clock.ts';
+import { newTimeOrderedId } from '../../kernel/ids.ts';
+import type { EventBus, Subscription } from '../../ports/event-bus.ts';
+import type { Store } from '../../ports/store.ts';
+import { DeadLetterStore } from './dead-letter-store.ts';
+import { DeliveryEngine, type RetryPolicy } from './delivery-engine.ts';
+import { changeKindOf, ENTITY_EVENT_TYPES, type LiveEntityChange } from './entity-change-event.ts';
+import { createHttpNotificationSender } from './http-notification-sender.ts';
+import { IngestionService } from './ingestion-service.ts';
+import { MicroBatcher } from './micro-batcher.ts';
+import type { NotificationSender } from './notification.ts';
+import type {
+  EntityReaderPort,
+  EntityWriterPort,
+  LdContextPort,
+  QueryPort,
+  SubscriberKeysPort,
+} from './ports.ts';
+import { SubscriptionService } from './subscription-service.ts';
+import { SubscriptionStore } from './subscription-store.ts';
+import { TemporalService } from './temporal-service.ts';
+import { type RecordedChange, TemporalStore } from './temporal-store.ts';
+
+export const SUBSCRIPTION_CHANGED = 'context.subscription.changed';
+
+export interface ContextLiveDeps {
+  store: Store;
+  ld: LdContextPort;
+  query?: QueryPort;
+  entityReader?: EntityReaderPort;
+  subscriberKeys?: SubscriberKeysPort;
+  /** Needed for ingestion; without it `ingestion` is undefined. */
+  writer?: EntityWriterPort;
+  /** Senders besides HTTP(S), e.g. the MQTT sender from src/adapters/mqtt. */
+  senders?: NotificationSender[];
+  clock?: Clock;
+  retry?: Partial<RetryPolicy>;
+  /** History kept for entity types without their own retention; undefined keeps it forever. */
+  defaultRetentionSeconds?: number;
+  /** How often history past its retention is deleted (default hourly). */
+  pruneEveryMs?: number;
+  /** Concurrent bus handlers per consumer group (the bus runs one event per member at a time). */
+  busMembers?: number;
+  /** Record history from entity events (default true). */
+  recordHistory?: boolean;
+  onError?: (message: string, error: unknown) => void;
+}
+
+export interface ContextLive {
+  readonly subscriptions: SubscriptionService;
+  readonly temporal: TemporalService;
+  readonly ingestion: IngestionService | undefined;
+  readonly deadLetters: DeadLetterStore;
+  readonly engine: DeliveryEngine;
+  /** Records changes into the history (what the bus handler does), for callers without a bus. */
+  recordChanges(changes: RecordedChange[]): Promise<void>;
+  /** Loads subscriptions, starts delivery and retries, and subscribes to the bus's entity events. */
+  start(bus?: EventBus): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createContextLive(deps: ContextLiveDeps): ContextLive {
+  const clock = deps.clock ?? systemClock;
+  const subStore = new SubscriptionStore(deps.store);
+  const temporalStore = new TemporalStore(deps.store);
+  const deadLetters = new DeadLetterStore(deps.store);
+  const http = createHttpNotificationSender();
+  const senders = [http, ...(deps.senders ?? [])];
+  const engine = new DeliveryEngine({
+    store: deps.store,
+    ld: deps.ld,
+    query: deps.query,
+    senders,
+    subscriberKeys: deps.subscriberKeys,
+    entityReader: deps.entityReader,
+    currentEntityKeys: (tenant, ids) => temporalStore.currentReadKeys(tenant, ids),
+    clock,
+    ...(deps.retry ? { retry: deps.retry } : {}),
+    ...(deps.onError ? { onError: deps.onError } : {}),
+  });
+  let bus: EventBus | undefined;
+  const subscriptions = new SubscriptionService({
+    subscriptions: subStore,
+    engine,
+    ld: deps.ld,
+    query: deps.query,
+    entityReader: deps.entityReader,
+    clock,
+    announce: async (tenant, id) => {
+      await bus?.publish({
+        id: newTimeOrderedId(),
+        type: SUBSCRIPTION_CHANGED,
+        time: clock.now().toISOString(),
+        source: 'context-live',
+        data: { tenant, id },
+      });
+    },
+  });
+  const temporal = new TemporalService({
+    store: temporalStore,
+    ld: deps.ld,
+    clock,
+    ...(deps.defaultRetentionSeconds !== undefined
+      ? { defaultRetentionSeconds: deps.defaultRetentionSeconds }
+      : {}),
+  });
+  const ingestion = deps.writer
+    ? new IngestionService({ writer: deps.writer, deadLetters, clock })
+    : undefined;
+  const history = new MicroBatcher<RecordedChange>(async (batch) => {
+    await temporalStore.record(batch);
+  }, 2000);
+  const busSubs: Subscription[] = [];
+  let pruneTimer: NodeJS.Timeout | undefined;
+
+  return {
+    subscriptions,
+    temporal,
+    ingestion,
+    deadLetters,
+    engine,
+    recordChanges: (changes) => history.addMany(changes),
+    async start(eventBus?: EventBus) {
+      await engine.start(await subStore.listLive(clock.now()));
+      pruneTimer = setInterval(() => {
+        temporal.prune().catch((e) => deps.onError?.('context-live history pruning', e));
+      }, deps.pruneEveryMs ?? 3600_000);
+      pruneTimer.unref();
+      if (!eventBus) return;
+      bus = eventBus;
+      const members = deps.busMembers ?? 64;
+      for (let i = 0; i < members; i++) {
+        busSubs.push(
+          await eventBus.subscribe(
+            { types: ENTITY_EVENT_TYPES, mode: 'group', group: 'context-live-notify' },
+            async (event) => {
+              const kind = changeKindOf(event.type);
+              if (kind) await engine.handleChange(kind, event.data as LiveEntityChange, event.time);
+            },
+          ),
+        );
+        if (deps.recordHistory !== false) {
+          busSubs.push(
+            await eventBus.subscribe(
+              { types: ENTITY_EVENT_TYPES, mode: 'group', group: 'context-live-history' },
+              async (event) => {
+                const kind = changeKindOf(event.type);
+                if (kind) await history.add({ kind, change: event.data as LiveEntityChange, at: event.time });
+              },
+            ),
+          );
+        }
+      }
+      busSubs.push(
+        await eventBus.subscribe({ types: [SUBSCRIPTION_CHANGED], mode: 'broadcast' }, async (event) => {
+          const d = event.data as { tenant: string; id: string };
+          await subscriptions.refresh(d.tenant, d.id);
+        }),
+      );
+    },
+    async stop() {
+      clearInterval(pruneTimer);
+      for (const s of busSubs.splice(0)) await s.unsubscribe();
+      await history.drain();
+      await ingestion?.drain();
+      await engine.stop();
+      for (const s of senders) await s.close();
+    },
+  };
+}

@@ -1,0 +1,218 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
+import type { Store } from '../../ports/store.ts';
+import { principalReadKeys } from '../access/marking.ts';
+import { type ContextLive, createContextLive } from './context-live.ts';
+import { createCoreQueryPort } from './core-query-port.ts';
+import { contextLiveMigrations } from './migrations.ts';
+import type { LivePrincipal } from './subscription-service.ts';
+import { DEFAULT_VOCAB, entityChange, type Receiver, startReceiver, vocabLdContext } from './testing.ts';
+
+const V = DEFAULT_VOCAB;
+const orgB: LivePrincipal = {
+  userId: 'user-b',
+  orgId: 'org-b',
+  readKeys: principalReadKeys({ userId: 'user-b', orgId: 'org-b', communities: [], patronOrgs: [] }),
+};
+
+function vehicle(id: string, speed: number, extra: Record<string, unknown> = {}) {
+  return {
+    id,
+    type: [`${V}Vehicle`],
+    [`${V}speed`]: { type: 'Property', value: speed, observedAt: '2026-11-27T10:00:00.000Z' },
+    ...extra,
+  };
+}
+
+describe('notification delivery (PGlite, real HTTP receiver)', () => {
+  let store: Store;
+  let live: ContextLive;
+  let rx: Receiver;
+  const ld = vocabLdContext();
+
+  beforeAll(async () => {
+    store = await openTestPgliteStore(contextLiveMigrations);
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  async function setup() {
+    rx = await startReceiver();
+    live = createContextLive({
+      store,
+      ld,
+      query: createCoreQueryPort(ld),
+      retry: { firstDelayMs: 50, maxDelayMs: 200 },
+    });
+    await live.start();
+  }
+  afterEach(async () => {
+    await live?.stop();
+    await rx?.close();
+    await store.db.deleteFrom('context_live_subscription' as never).execute();
+    await store.db.deleteFrom('context_live_outbox' as never).execute();
+  });
+
+  async function subscribe(body: Record<string, unknown>) {
+    return live.subscriptions.create(
+      'default',
+      orgB,
+      {
+        type: 'Subscription',
+        entities: [{ type: 'Vehicle' }],
+        notification: { endpoint: { uri: rx.url } },
+        ...body,
+      },
+      undefined,
+    );
+  }
+
+  it('notifies a matching update with the normalized entity, a Link header and delivery status', async () => {
+    await setup();
+    const sub = await subscribe({});
+    await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:1', 50)));
+    const [got] = await rx.waitFor(1);
+    expect(got!.headers['content-type']).toBe('application/json');
+    expect(got!.headers.link).toContain('rel="http://www.w3.org/ns/json-ld#context"');
+    expect(got!.body).toMatchObject({
+      type: 'Notification',
+      subscriptionId: sub.spec.id,
+      data: [{ id: 'urn:ngsi-ld:Vehicle:1', type: 'Vehicle', speed: { type: 'Property', value: 50 } }],
+    });
+    expect(String(got!.body.id)).toMatch(/^urn:ngsi-ld:Notification:/);
+    const view = await live.subscriptions.view(
+      await live.subscriptions.get('default', orgB, sub.spec.id),
+      undefined,
+    );
+    expect(view.status).toBe('active');
+    expect(view.notification).toMatchObject({ timesSent: 1, timesFailed: 0, status: 'ok' });
+    expect((view.notification as Record<string, unknown>).lastSuccess).toBeTypeOf('string');
+  });
+
+  it('honours watchedAttributes, q, keyValues and attributes', async () => {
+    await setup();
+    await subscribe({
+      watchedAttributes: ['speed'],
+      q: 'speed>80',
+      notification: { endpoint: { uri: rx.url }, format: 'keyValues', attributes: ['speed'] },
+    });
+    const other = vehicle('urn:ngsi-ld:Vehicle:2', 90, {
+      [`${V}colour`]: { type: 'Property', value: 'red' },
+    });
+    await live.engine.handleChange('updated', entityChange(other, { changed: [`${V}colour`] }));
+    await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:2', 60)));
+    await live.engine.handleChange('updated', entityChange(other, { changed: [`${V}speed`] }));
+    const got = await rx.waitFor(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got).toHaveLength(1);
+    expect(got[0]!.body.data).toEqual([{ id: 'urn:ngsi-ld:Vehicle:2', type: 'Vehicle', speed: 90 }]);
+  });
+
+  it('notifies deletions only to entityDeleted subscribers, with deletedAt', async () => {
+    await setup();
+    await subscribe({ notificationTrigger: ['entityDeleted'] });
+    await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:3', 10)));
+    await live.engine.handleChange(
+      'deleted',
+      entityChange(vehicle('urn:ngsi-ld:Vehicle:3', 10), { deleted: true }),
+      '2026-11-27T11:00:00.000Z',
+    );
+    const got = await rx.waitFor(1);
+    expect(got[0]!.body.data).toEqual([
+      { id: 'urn:ngsi-ld:Vehicle:3', type: 'Vehicle', deletedAt: '2026-11-27T11:00:00.000Z' },
+    ]);
+  });
+
+  it('never carries what the subscriber organisation may not read; a marking change applies at once', async () => {
+    await setup();
+    await subscribe({});
+    const amber = { tlp: 'AMBER' as const, audience: { orgs: [], communities: [], users: [] } };
+    const shared = { tlp: 'AMBER' as const, audience: { orgs: ['org-b'], communities: [], users: [] } };
+    const e = vehicle('urn:ngsi-ld:Vehicle:4', 70);
+    await live.engine.handleChange('updated', entityChange(e, { marking: amber }));
+    await live.engine.handleChange('updated', entityChange(e, { marking: shared }));
+    await live.engine.handleChange('updated', entityChange(e, { marking: amber }));
+    const red = { tlp: 'RED' as const, audience: { orgs: [], communities: [], users: ['user-b'] } };
+    // RED names users: a notification goes to the organisation's system, not to the named user.
+    await live.engine.handleChange('updated', entityChange(e, { marking: red }));
+    const got = await rx.waitFor(1);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(got).toHaveLength(1);
+    expect((got[0]!.body.data as unknown[]).length).toBe(1);
+  });
+
+  it('retries with backoff while the receiver is down and then delivers everything, in order', async () => {
+    await setup();
+    const sub = await subscribe({});
+    rx.status = 503;
+    for (let i = 0; i < 5; i++) {
+      await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:5', i)));
+    }
+    expect(rx.received).toHaveLength(0);
+    const pending = await live.engine.outbox('default', sub.spec.id);
+    expect(pending.length).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 400));
+    rx.status = 200;
+    const deadline = Date.now() + 5000;
+    const speeds = () =>
+      rx.received.flatMap((n) =>
+        (n.body.data as Array<{ speed: { value: number } }>).map((d) => d.speed.value),
+      );
+    while (speeds().length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(speeds()).toEqual([0, 1, 2, 3, 4]);
+    expect(await live.engine.outbox('default', sub.spec.id)).toEqual([]);
+    const rec = await live.subscriptions.get('default', orgB, sub.spec.id);
+    expect(rec.delivery.timesFailed).toBeGreaterThan(0);
+    expect(rec.delivery.status).toBe('ok');
+    expect(rec.delivery.lastFailure).toBeTypeOf('string');
+  });
+
+  it('re-checks read keys when retrying: a marking tightened meanwhile stops the notification', async () => {
+    await setup();
+    const sub = await subscribe({});
+    rx.status = 503;
+    const e = vehicle('urn:ngsi-ld:Vehicle:6', 1);
+    const change = entityChange(e);
+    await live.engine.handleChange('updated', change);
+    // The entity becomes AMBER for its owner only: the history's current keys say so.
+    const tightened = entityChange(e, {
+      marking: { tlp: 'AMBER', audience: { orgs: [], communities: [], users: [] } },
+    });
+    await live.recordChanges([{ kind: 'updated', change: tightened, at: new Date().toISOString() }]);
+    rx.status = 200;
+    const deadline = Date.now() + 3000;
+    while ((await live.engine.outbox('default', sub.spec.id)).length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await live.engine.outbox('default', sub.spec.id)).toEqual([]);
+    expect(rx.received).toHaveLength(0);
+  });
+
+  it('throttling sends at most one notification per period, with the latest state', async () => {
+    await setup();
+    await subscribe({ throttling: 0.3 });
+    for (let i = 0; i < 5; i++) {
+      await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:7', i)));
+    }
+    const got = await rx.waitFor(2, 3000);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(got).toHaveLength(2);
+    expect(got[1]!.at - got[0]!.at).toBeGreaterThanOrEqual(250);
+    expect(got[1]!.body.data).toMatchObject([{ speed: { value: 4 } }]);
+  });
+
+  it('a paused or expired subscription does not notify', async () => {
+    await setup();
+    const sub = await subscribe({});
+    await live.subscriptions.update('default', orgB, sub.spec.id, { isActive: false }, undefined);
+    await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:8', 1)));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rx.received).toHaveLength(0);
+    const view = await live.subscriptions.view(
+      await live.subscriptions.get('default', orgB, sub.spec.id),
+      undefined,
+    );
+    expect(view.status).toBe('paused');
+  });
+});

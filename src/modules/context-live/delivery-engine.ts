@@ -1,0 +1,579 @@
+/**
+ * The notification delivery engine.
+ *
+ * - Matching runs in memory against every live subscription of the tenant (compiled q and geoQ).
+ * - Each subscription has its own ordered queue; while a notification is in flight, later changes gather
+ *   and leave together in the next notification (its `data` holds several entities).
+ * - A change is handed back to the bus (the handler resolves) only once it was delivered or written to the
+ *   outbox table: nothing is lost if the receiver or this instance fails.
+ * - A failed notification goes to the outbox and is retried with exponential backoff (1 s doubling up to
+ *   15 s by default), oldest first per subscription, so order is kept and a receiver that was down for a
+ *   minute gets everything within seconds of coming back. Outbox rows are claimed with a lease, so several
+ *   instances can share the work.
+ * - Read keys are checked at delivery time, every time: the subscriber organisation's keys now, against
+ *   the entity's keys at the change and (for retries) the entity's keys now. Markings only tighten.
+ */
+import { type Kysely, sql } from 'kysely';
+import type { Clock } from '../../kernel/clock.ts';
+import { systemClock } from '../../kernel/clock.ts';
+import { newId, newTimeOrderedId } from '../../kernel/ids.ts';
+import type { Store } from '../../ports/store.ts';
+import { type ChangeKind, type LiveEntityChange, typesOf } from './entity-change-event.ts';
+import { buildNotification, type NotificationSender, type NotifiedEntity } from './notification.ts';
+import type { EntityReaderPort, LdContextPort, QueryPort, SubscriberKeysPort } from './ports.ts';
+import type { SubscriptionRecord } from './subscription.ts';
+import { type CompiledSubscription, firedTriggers, matchChange } from './subscription-matcher.ts';
+import type { ContextLiveTables } from './tables.ts';
+
+/** One pending entity of a notification, as queued in memory and kept in the outbox. */
+export interface PendingItem extends NotifiedEntity {
+  /** The entity's read keys when it changed. */
+  readKeys: string[];
+  trigger: string;
+}
+
+export interface RetryPolicy {
+  firstDelayMs: number;
+  maxDelayMs: number;
+  /** A notification still undelivered after this long is given up (outbox state `dead`). */
+  giveUpAfterMs: number;
+}
+
+export interface DeliveryEngineOptions {
+  store: Store;
+  ld: LdContextPort;
+  query?: QueryPort | undefined;
+  senders: NotificationSender[];
+  subscriberKeys?: SubscriberKeysPort | undefined;
+  entityReader?: EntityReaderPort | undefined;
+  /** The current read keys of entities (the temporal recorder keeps them); used for retries. */
+  currentEntityKeys?: ((tenant: string, ids: string[]) => Promise<Map<string, string[]>>) | undefined;
+  clock?: Clock;
+  retry?: Partial<RetryPolicy>;
+  retryPollMs?: number;
+  statusFlushMs?: number;
+  maxBatch?: number;
+  onError?: (message: string, error: unknown) => void;
+}
+
+interface Waiting {
+  item: PendingItem;
+  done: () => void;
+}
+
+interface SubState {
+  key: string;
+  rec: SubscriptionRecord;
+  cs: CompiledSubscription;
+  queue: Waiting[];
+  inFlight: boolean;
+  /** The outbox holds undelivered notifications for it: new ones go behind them. */
+  blocked: boolean;
+  lastSentAt: number;
+  throttleTimer?: NodeJS.Timeout | undefined;
+  intervalTimer?: NodeJS.Timeout | undefined;
+}
+
+interface StatusDelta {
+  tenant: string;
+  id: string;
+  sent: number;
+  failed: number;
+  lastNotification?: Date;
+  lastSuccess?: Date;
+  lastFailure?: Date;
+  status?: 'ok' | 'failed';
+  error?: string | null;
+}
+
+const keyOf = (tenant: string, id: string) => `${tenant}\u0000${id}`;
+
+function intersects(a: string[], b: Set<string>): boolean {
+  for (const k of a) if (b.has(k)) return true;
+  return false;
+}
+
+export class DeliveryEngine {
+  readonly #o: DeliveryEngineOptions;
+  readonly #clock: Clock;
+  readonly #retry: RetryPolicy;
+  readonly #subs = new Map<string, SubState>();
+  readonly #byTenant = new Map<string, Set<SubState>>();
+  readonly #deltas = new Map<string, StatusDelta>();
+  #retryTimer?: NodeJS.Timeout | undefined;
+  #statusTimer?: NodeJS.Timeout | undefined;
+  #retrying = false;
+  #stopped = false;
+  readonly #inflight = new Set<Promise<unknown>>();
+
+  constructor(opts: DeliveryEngineOptions) {
+    this.#o = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#retry = { firstDelayMs: 1000, maxDelayMs: 15_000, giveUpAfterMs: 24 * 3600_000, ...opts.retry };
+  }
+
+  get #db(): Kysely<ContextLiveTables> {
+    return this.#o.store.db.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
+  }
+
+  /** Loads live subscriptions and starts the retry and status timers. */
+  async start(records: SubscriptionRecord[]): Promise<void> {
+    for (const r of records) await this.put(r);
+    const blocked = await this.#db
+      .selectFrom('context_live_outbox')
+      .select(['tenant', 'subscription_id'])
+      .where('state', '=', 'pending')
+      .distinct()
+      .execute();
+    for (const b of blocked) {
+      const s = this.#subs.get(keyOf(b.tenant, b.subscription_id));
+      if (s) s.blocked = true;
+    }
+    const poll = this.#o.retryPollMs ?? 250;
+    this.#retryTimer = setInterval(() => this.#track(this.runRetries()), poll);
+    this.#retryTimer.unref();
+    this.#statusTimer = setInterval(() => this.#track(this.flushStatus()), this.#o.statusFlushMs ?? 250);
+    this.#statusTimer.unref();
+  }
+
+  #track(p: Promise<unknown>): void {
+    const q = p.catch((e) => this.#o.onError?.('context-live delivery', e));
+    this.#inflight.add(q);
+    void q.finally(() => this.#inflight.delete(q));
+  }
+
+  /** Adds or replaces a subscription (after create, update, or a change seen on another instance). */
+  async put(rec: SubscriptionRecord): Promise<void> {
+    const spec = rec.spec;
+    const ctx = spec.jsonldContext;
+    const cs: CompiledSubscription = {
+      spec,
+      idPatterns: (spec.entities ?? []).map((e) => (e.idPattern ? new RegExp(e.idPattern) : undefined)),
+      q: spec.q && this.#o.query ? await this.#o.query.compileQ(spec.q, ctx) : undefined,
+      geoQ: spec.geoQ && this.#o.query ? await this.#o.query.compileGeoQ(spec.geoQ, ctx) : undefined,
+    };
+    const key = keyOf(rec.tenant, spec.id);
+    const old = this.#subs.get(key);
+    if (old?.intervalTimer) clearInterval(old.intervalTimer);
+    const state: SubState = old ?? {
+      key,
+      rec,
+      cs,
+      queue: [],
+      inFlight: false,
+      blocked: false,
+      lastSentAt: 0,
+    };
+    state.rec = rec;
+    state.cs = cs;
+    state.intervalTimer = undefined;
+    this.#subs.set(key, state);
+    let set = this.#byTenant.get(rec.tenant);
+    if (!set) {
+      set = new Set();
+      this.#byTenant.set(rec.tenant, set);
+    }
+    set.add(state);
+    if (spec.timeInterval !== undefined && this.#o.entityReader) {
+      state.intervalTimer = setInterval(() => this.#track(this.#periodic(state)), spec.timeInterval * 1000);
+      state.intervalTimer.unref();
+    }
+  }
+
+  remove(tenant: string, id: string): void {
+    const key = keyOf(tenant, id);
+    const s = this.#subs.get(key);
+    if (!s) return;
+    if (s.intervalTimer) clearInterval(s.intervalTimer);
+    if (s.throttleTimer) clearTimeout(s.throttleTimer);
+    for (const w of s.queue) w.done();
+    s.queue = [];
+    this.#subs.delete(key);
+    this.#byTenant.get(tenant)?.delete(s);
+  }
+
+  #live(s: SubState, now: number): boolean {
+    const spec = s.rec.spec;
+    if (!spec.isActive) return false;
+    if (spec.expiresAt && Date.parse(spec.expiresAt) <= now) return false;
+    return true;
+  }
+
+  /**
+   * Handles one entity change: resolves once every matching subscription has delivered it or holds it in
+   * the outbox. Safe to call for the same change twice (at-least-once bus): the receiver may see it twice.
+   */
+  async handleChange(kind: ChangeKind, change: LiveEntityChange, at?: string): Promise<void> {
+    const subs = this.#byTenant.get(change.tenant);
+    if (!subs || subs.size === 0) return;
+    const now = this.#clock.now().getTime();
+    const fired = firedTriggers(kind, change);
+    const waits: Promise<void>[] = [];
+    for (const s of subs) {
+      if (s.rec.spec.timeInterval !== undefined || !this.#live(s, now)) continue;
+      const trigger = matchChange(s.cs, kind, change, fired);
+      if (!trigger) continue;
+      const item: PendingItem = {
+        entityId: change.entityId,
+        types: change.entityType,
+        entity: change.entity,
+        readKeys: change.readKeys,
+        trigger,
+      };
+      if (kind === 'deleted') item.deletedAt = at ?? new Date(now).toISOString();
+      waits.push(this.#enqueue(s, item));
+    }
+    if (waits.length > 0) await Promise.all(waits);
+  }
+
+  #enqueue(s: SubState, item: PendingItem): Promise<void> {
+    if (s.rec.spec.throttling !== undefined && !s.blocked) {
+      // A throttled subscriber asked for at most one notification per period and so for the latest state,
+      // not every change: the change is handed back at once instead of holding the bus for the period.
+      // Changes still queued when the engine stops go to the outbox.
+      s.queue.push({ item, done: () => {} });
+      this.#pump(s);
+      return Promise.resolve();
+    }
+    return new Promise<void>((done) => {
+      s.queue.push({ item, done });
+      this.#pump(s);
+    });
+  }
+
+  #pump(s: SubState): void {
+    if (s.inFlight || s.queue.length === 0 || this.#stopped) return;
+    if (s.blocked) {
+      // Behind undelivered notifications: keep the order by going to the outbox too.
+      const batch = s.queue.splice(0, s.queue.length);
+      s.inFlight = true;
+      this.#track(
+        this.#toOutbox(
+          s,
+          batch.map((w) => w.item),
+          0,
+          undefined,
+        ).finally(() => {
+          for (const w of batch) w.done();
+          s.inFlight = false;
+          this.#pump(s);
+        }),
+      );
+      return;
+    }
+    const throttleMs = (s.rec.spec.throttling ?? 0) * 1000;
+    if (throttleMs > 0) {
+      const wait = s.lastSentAt + throttleMs - this.#clock.now().getTime();
+      if (wait > 0) {
+        s.throttleTimer ??= setTimeout(() => {
+          s.throttleTimer = undefined;
+          this.#pump(s);
+        }, wait);
+        return;
+      }
+    }
+    let batch = s.queue.splice(0, this.#o.maxBatch ?? 200);
+    if (throttleMs > 0) batch = this.#coalesce(batch);
+    s.inFlight = true;
+    s.lastSentAt = this.#clock.now().getTime();
+    const items = batch.map((w) => w.item);
+    this.#track(
+      this.#deliver(s, items, false)
+        .catch(async (e) => {
+          s.blocked = true;
+          await this.#toOutbox(s, items, 1, errorText(e));
+        })
+        .finally(() => {
+          for (const w of batch) w.done();
+          s.inFlight = false;
+          this.#pump(s);
+        }),
+    );
+  }
+
+  /** Under throttling only the latest state of each entity is sent (the waiters of older ones resolve). */
+  #coalesce(batch: Waiting[]): Waiting[] {
+    const latest = new Map<string, number>();
+    for (const [i, w] of batch.entries()) latest.set(w.item.entityId, i);
+    const keep: Waiting[] = [];
+    const drop: Waiting[] = [];
+    for (const [i, w] of batch.entries()) (latest.get(w.item.entityId) === i ? keep : drop).push(w);
+    for (const w of drop) w.done();
+    return keep;
+  }
+
+  async #subscriberKeys(s: SubState): Promise<Set<string>> {
+    const p = this.#o.subscriberKeys;
+    if (p) return new Set(await p.orgReadKeys(s.rec.ownerOrg));
+    // Organisation keys only: a notification goes to a system of the organisation, not to a named user.
+    return new Set(s.rec.readKeys.filter((k) => !k.startsWith('user:')));
+  }
+
+  /** Sends one notification with what the subscriber may see; throws when the receiver did not take it. */
+  async #deliver(s: SubState, items: PendingItem[], retry: boolean): Promise<void> {
+    const keys = await this.#subscriberKeys(s);
+    let visible = items.filter((it) => intersects(it.readKeys, keys));
+    if (retry && visible.length > 0 && this.#o.currentEntityKeys) {
+      const current = await this.#o.currentEntityKeys(s.rec.tenant, [
+        ...new Set(visible.map((i) => i.entityId)),
+      ]);
+      visible = visible.filter((it) => {
+        const now = current.get(it.entityId);
+        return now === undefined || intersects(now, keys);
+      });
+    }
+    if (visible.length === 0) return;
+    const spec = s.rec.spec;
+    const at = this.#clock.now();
+    const n = await buildNotification(spec, s.rec.tenant, visible, this.#o.ld, newId(), at);
+    const scheme = n.uri.slice(0, n.uri.indexOf(':')).toLowerCase();
+    const sender = this.#o.senders.find((x) => x.schemes.includes(scheme));
+    try {
+      if (!sender) throw new Error(`no notification sender for ${scheme}`);
+      await sender.send(n);
+    } catch (e) {
+      this.#status(s, at, false, errorText(e));
+      throw e;
+    }
+    this.#status(s, at, true);
+  }
+
+  #status(s: SubState, at: Date, ok: boolean, error?: string): void {
+    const d = this.#deltas.get(s.key) ?? { tenant: s.rec.tenant, id: s.rec.spec.id, sent: 0, failed: 0 };
+    d.sent++;
+    d.lastNotification = at;
+    if (ok) {
+      d.lastSuccess = at;
+      d.status = 'ok';
+      d.error = null;
+    } else {
+      d.failed++;
+      d.lastFailure = at;
+      d.status = 'failed';
+      d.error = error ?? 'failed';
+    }
+    this.#deltas.set(s.key, d);
+    const del = s.rec.delivery;
+    del.timesSent++;
+    del.lastNotification = at.toISOString();
+    if (ok) {
+      del.lastSuccess = at.toISOString();
+      del.status = 'ok';
+    } else {
+      del.timesFailed++;
+      del.lastFailure = at.toISOString();
+      del.status = 'failed';
+    }
+  }
+
+  /** Writes the delivery counters gathered since the last flush (one statement for all). */
+  async flushStatus(): Promise<void> {
+    if (this.#deltas.size === 0) return;
+    const ds = [...this.#deltas.values()];
+    this.#deltas.clear();
+    const col = <T>(f: (d: StatusDelta) => T) => ds.map(f);
+    await sql`update context_live_subscription s set
+        times_sent = s.times_sent + d.sent,
+        times_failed = s.times_failed + d.failed,
+        last_notification = coalesce(d.ln, s.last_notification),
+        last_success = coalesce(d.ls, s.last_success),
+        last_failure = coalesce(d.lf, s.last_failure),
+        last_status = coalesce(d.st, s.last_status),
+        last_error = case when d.st = 'ok' then null else coalesce(d.err, s.last_error) end
+      from unnest(${col((d) => d.tenant)}::text[], ${col((d) => d.id)}::text[], ${col((d) => d.sent)}::int[],
+        ${col((d) => d.failed)}::int[], ${col((d) => d.lastNotification ?? null)}::timestamptz[],
+        ${col((d) => d.lastSuccess ?? null)}::timestamptz[], ${col((d) => d.lastFailure ?? null)}::timestamptz[],
+        ${col((d) => d.status ?? null)}::text[], ${col((d) => d.error ?? null)}::text[])
+        as d(tenant, id, sent, failed, ln, ls, lf, st, err)
+      where s.tenant = d.tenant and s.id = d.id`.execute(this.#o.store.db);
+  }
+
+  #backoff(attempts: number): number {
+    return Math.min(this.#retry.maxDelayMs, this.#retry.firstDelayMs * 2 ** Math.max(0, attempts - 1));
+  }
+
+  async #toOutbox(
+    s: SubState,
+    items: PendingItem[],
+    attempts: number,
+    error: string | undefined,
+  ): Promise<void> {
+    const now = this.#clock.now();
+    await this.#db
+      .insertInto('context_live_outbox')
+      .values({
+        id: newTimeOrderedId(now.getTime()),
+        tenant: s.rec.tenant,
+        subscription_id: s.rec.spec.id,
+        created_at: now,
+        attempts,
+        next_attempt_at: new Date(now.getTime() + (attempts > 0 ? this.#backoff(attempts) : 0)),
+        last_error: error ?? null,
+        state: 'pending',
+        payload: JSON.stringify(items),
+      })
+      .execute();
+  }
+
+  /** One pass of the retry worker: the oldest due notification of each blocked subscription. */
+  async runRetries(): Promise<void> {
+    if (this.#retrying || this.#stopped) return;
+    this.#retrying = true;
+    try {
+      for (let round = 0; round < 50; round++) {
+        const now = this.#clock.now();
+        const lease = new Date(now.getTime() + 30_000);
+        const claimed = await sql<{
+          id: string;
+          tenant: string;
+          subscription_id: string;
+          attempts: number;
+          created_at: Date;
+          payload: unknown;
+        }>`update context_live_outbox o set next_attempt_at = ${lease}
+          where o.id in (
+            select id from context_live_outbox
+            where state = 'pending' and next_attempt_at <= ${now}
+              and id in (select min(id) from context_live_outbox where state = 'pending'
+                         group by tenant, subscription_id)
+            for update skip locked)
+          returning o.id, o.tenant, o.subscription_id, o.attempts, o.created_at, o.payload`.execute(
+          this.#o.store.db,
+        );
+        if (claimed.rows.length === 0) break;
+        await Promise.all(claimed.rows.map((row) => this.#retryOne(row)));
+      }
+      // Unblock subscriptions whose outbox is empty now.
+      const still = new Set(
+        (
+          await this.#db
+            .selectFrom('context_live_outbox')
+            .select(['tenant', 'subscription_id'])
+            .where('state', '=', 'pending')
+            .distinct()
+            .execute()
+        ).map((r) => keyOf(r.tenant, r.subscription_id)),
+      );
+      for (const s of this.#subs.values()) {
+        if (s.blocked && !still.has(s.key) && !s.inFlight) {
+          s.blocked = false;
+          this.#pump(s);
+        } else if (!s.blocked && still.has(s.key)) {
+          s.blocked = true;
+        }
+      }
+    } finally {
+      this.#retrying = false;
+    }
+  }
+
+  async #retryOne(row: {
+    id: string;
+    tenant: string;
+    subscription_id: string;
+    attempts: number;
+    created_at: Date;
+    payload: unknown;
+  }): Promise<void> {
+    const s = this.#subs.get(keyOf(row.tenant, row.subscription_id));
+    const items = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as PendingItem[];
+    if (!s || !this.#live(s, this.#clock.now().getTime())) {
+      // Deleted, paused or expired meanwhile: a paused one keeps its backlog until it is active again.
+      if (!s) await this.#db.deleteFrom('context_live_outbox').where('id', '=', row.id).execute();
+      else
+        await this.#db
+          .updateTable('context_live_outbox')
+          .set({ next_attempt_at: new Date(this.#clock.now().getTime() + this.#retry.maxDelayMs) })
+          .where('id', '=', row.id)
+          .execute();
+      return;
+    }
+    try {
+      await this.#deliver(s, items, true);
+      await this.#db.deleteFrom('context_live_outbox').where('id', '=', row.id).execute();
+    } catch (e) {
+      const now = this.#clock.now();
+      const attempts = row.attempts + 1;
+      const dead = now.getTime() - new Date(row.created_at).getTime() > this.#retry.giveUpAfterMs;
+      await this.#db
+        .updateTable('context_live_outbox')
+        .set({
+          attempts,
+          next_attempt_at: new Date(now.getTime() + this.#backoff(attempts)),
+          last_error: errorText(e),
+          state: dead ? 'dead' : 'pending',
+        })
+        .where('id', '=', row.id)
+        .execute();
+    }
+  }
+
+  async #periodic(s: SubState): Promise<void> {
+    const reader = this.#o.entityReader;
+    if (!reader || !this.#live(s, this.#clock.now().getTime())) return;
+    const spec = s.rec.spec;
+    const sel = { types: [] as string[], ids: [] as string[], idPatterns: [] as string[] };
+    for (const e of spec.entities ?? []) {
+      sel.types.push(e.type);
+      if (e.id) sel.ids.push(e.id);
+      if (e.idPattern) sel.idPatterns.push(e.idPattern);
+    }
+    const keys = await this.#subscriberKeys(s);
+    const entities = await reader.findEntities(s.rec.tenant, sel, [...keys]);
+    const items: PendingItem[] = [];
+    for (const e of entities) {
+      if (s.cs.q && !s.cs.q(e)) continue;
+      if (s.cs.geoQ && !s.cs.geoQ(e)) continue;
+      // findEntities already applied the subscriber's keys; the item carries them so #deliver keeps it.
+      items.push({
+        entityId: e.id,
+        types: typesOf(e),
+        entity: e,
+        readKeys: [...keys],
+        trigger: 'timeInterval',
+      });
+    }
+    if (items.length > 0) await Promise.all(items.map((i) => this.#enqueue(s, i)));
+  }
+
+  /** Stops timers and waits for deliveries in flight; queued changes are written to the outbox. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    clearInterval(this.#retryTimer);
+    clearInterval(this.#statusTimer);
+    for (const s of this.#subs.values()) {
+      if (s.intervalTimer) clearInterval(s.intervalTimer);
+      if (s.throttleTimer) clearTimeout(s.throttleTimer);
+    }
+    while (this.#retrying) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all([...this.#inflight]);
+    this.#stopped = true;
+    for (const s of this.#subs.values()) {
+      if (s.queue.length === 0) continue;
+      const batch = s.queue.splice(0, s.queue.length);
+      await this.#toOutbox(
+        s,
+        batch.map((w) => w.item),
+        0,
+        undefined,
+      );
+      for (const w of batch) w.done();
+    }
+    await this.flushStatus();
+  }
+
+  /** Undelivered notifications in the outbox (pending and given up), for a delivery status view. */
+  async outbox(tenant: string, subscriptionId: string): Promise<Array<{ state: string; attempts: number }>> {
+    return this.#db
+      .selectFrom('context_live_outbox')
+      .select(['state', 'attempts'])
+      .where('tenant', '=', tenant)
+      .where('subscription_id', '=', subscriptionId)
+      .orderBy('id')
+      .execute();
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,64 @@
+/**
+ * The entity change events this module consumes from the bus. The NGSI-LD core (src/modules/context)
+ * publishes them after every change; this is the narrow shape we rely on.
+ */
+import type { Marking } from '../access/marking.ts';
+import type { ExpandedEntity } from './ports.ts';
+
+export const ENTITY_CREATED = 'context.entity.created';
+export const ENTITY_UPDATED = 'context.entity.updated';
+export const ENTITY_DELETED = 'context.entity.deleted';
+export const ENTITY_EVENT_TYPES = [ENTITY_CREATED, ENTITY_UPDATED, ENTITY_DELETED];
+
+export type ChangeKind = 'created' | 'updated' | 'deleted';
+
+export interface LiveEntityChange {
+  tenant: string;
+  entityId: string;
+  /** Expanded type IRIs. */
+  entityType: string[];
+  /** The whole entity after the change (normalized, expanded); null on delete. */
+  entity: ExpandedEntity | null;
+  /** Expanded names of the attributes the change touched. */
+  changedAttributes: string[];
+  /** When the core tells them apart: the attributes that the change added, and those it removed. */
+  createdAttributes?: string[];
+  deletedAttributes?: string[];
+  ownerOrg: string;
+  createdBy: string;
+  marking: Marking;
+  readKeys: string[];
+  observedAt?: string;
+}
+
+export function changeKindOf(eventType: string): ChangeKind | undefined {
+  if (eventType === ENTITY_CREATED) return 'created';
+  if (eventType === ENTITY_UPDATED) return 'updated';
+  if (eventType === ENTITY_DELETED) return 'deleted';
+  return undefined;
+}
+
+/** Members of an entity that are not attributes. */
+export const NON_ATTRIBUTE_MEMBERS = new Set([
+  'id',
+  'type',
+  '@id',
+  '@type',
+  '@context',
+  'scope',
+  'createdAt',
+  'modifiedAt',
+  'deletedAt',
+  'https://uri.etsi.org/ngsi-ld/scope',
+  'https://uri.etsi.org/ngsi-ld/createdAt',
+  'https://uri.etsi.org/ngsi-ld/modifiedAt',
+  'https://uri.etsi.org/ngsi-ld/deletedAt',
+]);
+
+export function attributeNames(entity: ExpandedEntity): string[] {
+  return Object.keys(entity).filter((k) => !NON_ATTRIBUTE_MEMBERS.has(k));
+}
+
+export function typesOf(entity: { type: string | string[] }): string[] {
+  return Array.isArray(entity.type) ? entity.type : [entity.type];
+}

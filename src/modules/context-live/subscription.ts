@@ -1,0 +1,516 @@
+/**
+ * The NGSI-LD Subscription data type (ETSI GS CIM 009 v1.8, clause 5.2.12) and its validation.
+ * A subscription is stored with its entity types and attribute names expanded, and with the @context it
+ * was created with, so that notifications can be compacted the way its subscriber expects.
+ */
+import { AppError } from '../../kernel/errors.ts';
+import type {
+  ActiveLdContext,
+  EntityFormat,
+  GeoQuery,
+  JsonLdContext,
+  LdContextPort,
+  QueryPort,
+} from './ports.ts';
+
+export const NOTIFICATION_TRIGGERS = [
+  'entityCreated',
+  'entityUpdated',
+  'entityDeleted',
+  'attributeCreated',
+  'attributeUpdated',
+  'attributeDeleted',
+] as const;
+export type NotificationTrigger = (typeof NOTIFICATION_TRIGGERS)[number];
+
+/** The default when a subscription names no trigger (clause 5.2.12). */
+export const DEFAULT_TRIGGERS: NotificationTrigger[] = ['attributeCreated', 'attributeUpdated'];
+
+export interface EntitySelector {
+  id?: string;
+  idPattern?: string;
+  /** Expanded. */
+  type: string;
+}
+
+export interface KeyValuePair {
+  key: string;
+  value: string;
+}
+
+export interface Endpoint {
+  uri: string;
+  accept: 'application/json' | 'application/ld+json' | 'application/geo+json';
+  timeout?: number;
+  cooldown?: number;
+  receiverInfo?: KeyValuePair[];
+  notifierInfo?: KeyValuePair[];
+}
+
+export interface NotificationParams {
+  /** Expanded attribute names to include; all when absent. */
+  attributes?: string[];
+  format: EntityFormat;
+  sysAttrs?: boolean;
+  showChanges?: boolean;
+  endpoint: Endpoint;
+}
+
+/** A subscription as stored (terms expanded). */
+export interface SubscriptionSpec {
+  id: string;
+  type: 'Subscription';
+  subscriptionName?: string;
+  description?: string;
+  entities?: EntitySelector[];
+  /** Expanded. */
+  watchedAttributes?: string[];
+  notificationTrigger: NotificationTrigger[];
+  timeInterval?: number;
+  q?: string;
+  geoQ?: GeoQuery;
+  isActive: boolean;
+  expiresAt?: string;
+  throttling?: number;
+  lang?: string;
+  notification: NotificationParams;
+  /** The @context the subscription was created with (Link header or body). */
+  jsonldContext?: JsonLdContext;
+}
+
+/** Delivery status kept beside a subscription (clause 5.2.14). */
+export interface DeliveryStatus {
+  timesSent: number;
+  timesFailed: number;
+  lastNotification?: string;
+  lastSuccess?: string;
+  lastFailure?: string;
+  status?: 'ok' | 'failed';
+  lastError?: string;
+}
+
+export interface SubscriptionRecord {
+  tenant: string;
+  spec: SubscriptionSpec;
+  ownerOrg: string;
+  createdBy: string;
+  readKeys: string[];
+  delivery: DeliveryStatus;
+  createdAt: string;
+  modifiedAt: string;
+}
+
+/** The status the API shows: `expired` wins over `paused`. */
+export function subscriptionStatus(spec: SubscriptionSpec, now: Date): 'active' | 'paused' | 'expired' {
+  if (spec.expiresAt && Date.parse(spec.expiresAt) <= now.getTime()) return 'expired';
+  return spec.isActive ? 'active' : 'paused';
+}
+
+const FORMATS: Record<string, EntityFormat> = {
+  normalized: 'normalized',
+  keyValues: 'keyValues',
+  simplified: 'keyValues',
+  concise: 'concise',
+};
+const ACCEPTS = ['application/json', 'application/ld+json', 'application/geo+json'] as const;
+const GEO_RELS =
+  /^(near;(maxDistance|minDistance)==\d+(\.\d+)?|within|contains|intersects|equals|disjoint|overlaps)$/;
+const GEOMETRIES = ['Point', 'MultiPoint', 'LineString', 'MultiLineString', 'Polygon', 'MultiPolygon'];
+const TOP_LEVEL = new Set([
+  '@context',
+  'id',
+  'type',
+  'subscriptionName',
+  'description',
+  'entities',
+  'watchedAttributes',
+  'notificationTrigger',
+  'timeInterval',
+  'q',
+  'geoQ',
+  'csf',
+  'isActive',
+  'notification',
+  'expiresAt',
+  'expires',
+  'throttling',
+  'temporalQ',
+  'scopeQ',
+  'lang',
+  'jsonldContext',
+  'status',
+  'createdAt',
+  'modifiedAt',
+]);
+
+function bad(message: string, details?: Record<string, unknown>): AppError {
+  return new AppError('CONTEXT_LIVE_SUBSCRIPTION_INVALID', message, details);
+}
+
+export function isUri(s: unknown): s is string {
+  if (typeof s !== 'string' || s.length === 0 || s.length > 2048) return false;
+  return /^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/.test(s);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isDateTime(s: unknown): s is string {
+  return (
+    typeof s === 'string' &&
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(s) &&
+    !Number.isNaN(Date.parse(s))
+  );
+}
+
+function positiveNumber(v: unknown, name: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw bad(`${name} must be a number greater than 0`);
+  }
+  return v;
+}
+
+function stringList(v: unknown, name: string): string[] {
+  if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string' && x.length > 0)) {
+    throw bad(`${name} must be a non-empty array of strings`);
+  }
+  return v as string[];
+}
+
+function keyValues(v: unknown, name: string): KeyValuePair[] {
+  if (
+    !Array.isArray(v) ||
+    !v.every((x) => isObject(x) && typeof x.key === 'string' && typeof x.value === 'string')
+  ) {
+    throw bad(`${name} must be an array of {key, value} strings`);
+  }
+  return (v as Array<Record<string, string>>).map((x) => ({
+    key: x.key as string,
+    value: x.value as string,
+  }));
+}
+
+export interface ParseDeps {
+  ld: LdContextPort;
+  query?: QueryPort | undefined;
+  now: Date;
+}
+
+function parseEntities(v: unknown, ac: ActiveLdContext): EntitySelector[] {
+  if (!Array.isArray(v) || v.length === 0) throw bad('entities must be a non-empty array');
+  const out: EntitySelector[] = [];
+  for (const e of v) {
+    if (!isObject(e)) throw bad('each entry of entities must be an object');
+    if (typeof e.type !== 'string' || e.type.length === 0) throw bad('each entity selector needs a type');
+    const sel: EntitySelector = { type: ac.expandTerm(e.type) };
+    if (e.id !== undefined) {
+      if (!isUri(e.id)) throw bad(`entity selector id "${String(e.id)}" is not a URI`);
+      sel.id = e.id;
+    }
+    if (e.idPattern !== undefined) {
+      if (typeof e.idPattern !== 'string') throw bad('idPattern must be a string');
+      try {
+        new RegExp(e.idPattern);
+      } catch {
+        throw bad(`idPattern "${e.idPattern}" is not a valid regular expression`);
+      }
+      sel.idPattern = e.idPattern;
+    }
+    out.push(sel);
+  }
+  return out;
+}
+
+function parseGeoQ(v: unknown): GeoQuery {
+  if (!isObject(v)) throw bad('geoQ must be an object');
+  if (typeof v.geometry !== 'string' || !GEOMETRIES.includes(v.geometry)) {
+    throw bad(`geoQ.geometry must be one of ${GEOMETRIES.join(', ')}`);
+  }
+  if (!Array.isArray(v.coordinates) && typeof v.coordinates !== 'string') {
+    throw bad('geoQ.coordinates must be an array');
+  }
+  const coordinates =
+    typeof v.coordinates === 'string' ? parseJson(v.coordinates, 'geoQ.coordinates') : v.coordinates;
+  if (typeof v.georel !== 'string' || !GEO_RELS.test(v.georel))
+    throw bad(`geoQ.georel "${String(v.georel)}" is invalid`);
+  const g: GeoQuery = { geometry: v.geometry, coordinates, georel: v.georel };
+  if (v.geoproperty !== undefined) {
+    if (typeof v.geoproperty !== 'string') throw bad('geoQ.geoproperty must be a string');
+    g.geoproperty = v.geoproperty;
+  }
+  return g;
+}
+
+function parseJson(s: string, name: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    throw bad(`${name} is not valid JSON`);
+  }
+}
+
+function parseNotification(v: unknown, ac: ActiveLdContext): NotificationParams {
+  if (!isObject(v)) throw bad('notification must be an object');
+  const ep = v.endpoint;
+  if (!isObject(ep)) throw bad('notification.endpoint must be an object');
+  if (!isUri(ep.uri)) throw bad('notification.endpoint.uri must be a URI');
+  const scheme = ep.uri.slice(0, ep.uri.indexOf(':')).toLowerCase();
+  if (!['http', 'https', 'mqtt', 'mqtts'].includes(scheme)) {
+    throw bad(`notification.endpoint.uri scheme "${scheme}" is not supported (http, https, mqtt, mqtts)`);
+  }
+  if ((scheme === 'mqtt' || scheme === 'mqtts') && !/^mqtts?:\/\/[^/]+\/.+/.test(ep.uri)) {
+    throw bad('an MQTT endpoint must name a topic: mqtt://host[:port]/topic');
+  }
+  const accept = ep.accept ?? 'application/json';
+  if (!(ACCEPTS as readonly unknown[]).includes(accept)) {
+    throw bad(`notification.endpoint.accept must be one of ${ACCEPTS.join(', ')}`);
+  }
+  const endpoint: Endpoint = { uri: ep.uri, accept: accept as Endpoint['accept'] };
+  if (ep.timeout !== undefined) endpoint.timeout = positiveNumber(ep.timeout, 'endpoint.timeout');
+  if (ep.cooldown !== undefined) endpoint.cooldown = positiveNumber(ep.cooldown, 'endpoint.cooldown');
+  if (ep.receiverInfo !== undefined)
+    endpoint.receiverInfo = keyValues(ep.receiverInfo, 'endpoint.receiverInfo');
+  if (ep.notifierInfo !== undefined)
+    endpoint.notifierInfo = keyValues(ep.notifierInfo, 'endpoint.notifierInfo');
+  const format = v.format === undefined ? 'normalized' : FORMATS[String(v.format)];
+  if (!format) throw bad(`notification.format "${String(v.format)}" is not normalized, keyValues or concise`);
+  const out: NotificationParams = { format, endpoint };
+  if (v.attributes !== undefined) {
+    out.attributes = stringList(v.attributes, 'notification.attributes').map((a) => ac.expandTerm(a));
+  }
+  if (v.sysAttrs !== undefined) {
+    if (typeof v.sysAttrs !== 'boolean') throw bad('notification.sysAttrs must be a boolean');
+    out.sysAttrs = v.sysAttrs;
+  }
+  if (v.showChanges !== undefined) {
+    if (typeof v.showChanges !== 'boolean') throw bad('notification.showChanges must be a boolean');
+    out.showChanges = v.showChanges;
+  }
+  return out;
+}
+
+/**
+ * Parses a subscription from an API request (compacted terms) into its stored form.
+ * `context` is the request's @context (Link header, or `@context` of an application/ld+json body).
+ */
+export async function parseSubscription(
+  input: unknown,
+  context: JsonLdContext | undefined,
+  deps: ParseDeps & { newId: () => string },
+): Promise<SubscriptionSpec> {
+  if (!isObject(input)) throw bad('a subscription must be a JSON object');
+  for (const k of Object.keys(input)) {
+    if (!TOP_LEVEL.has(k)) throw bad(`unknown subscription member "${k}"`);
+  }
+  if (input.type !== 'Subscription') throw bad('type must be "Subscription"');
+  const ctx = (input['@context'] as JsonLdContext | undefined) ?? context;
+  let id: string;
+  if (input.id === undefined) id = `urn:ngsi-ld:Subscription:${deps.newId()}`;
+  else if (isUri(input.id)) id = input.id;
+  else throw bad('id must be a URI');
+  const ac = await deps.ld.resolve(ctx);
+  const notification = parseNotification(input.notification, ac);
+  const spec: SubscriptionSpec = {
+    id,
+    type: 'Subscription',
+    notificationTrigger: [...DEFAULT_TRIGGERS],
+    isActive: true,
+    notification,
+  };
+  if (ctx !== undefined) spec.jsonldContext = ctx;
+  await applyMembers(spec, input, ctx, ac, deps, true);
+  checkCoherence(spec, deps.now, true);
+  return spec;
+}
+
+/** Applies a PATCH fragment (clause 5.8.2): members present replace those of the subscription. */
+export async function patchSubscription(
+  current: SubscriptionSpec,
+  fragment: unknown,
+  context: JsonLdContext | undefined,
+  deps: ParseDeps,
+): Promise<SubscriptionSpec> {
+  if (!isObject(fragment)) throw bad('a subscription fragment must be a JSON object');
+  for (const k of Object.keys(fragment)) {
+    if (!TOP_LEVEL.has(k)) throw bad(`unknown subscription member "${k}"`);
+  }
+  if (fragment.id !== undefined && fragment.id !== current.id)
+    throw bad('the id of a subscription cannot change');
+  if (fragment.type !== undefined && fragment.type !== 'Subscription')
+    throw bad('type must be "Subscription"');
+  const ctx = (fragment['@context'] as JsonLdContext | undefined) ?? context ?? current.jsonldContext;
+  const ac = await deps.ld.resolve(ctx);
+  const next: SubscriptionSpec = structuredClone(current);
+  if (fragment.notification !== undefined) {
+    const merged = isObject(fragment.notification)
+      ? {
+          ...toRawNotification(current.notification),
+          ...fragment.notification,
+          endpoint: isObject(fragment.notification.endpoint)
+            ? { ...current.notification.endpoint, ...fragment.notification.endpoint }
+            : current.notification.endpoint,
+        }
+      : fragment.notification;
+    const attrs = isObject(fragment.notification) ? fragment.notification.attributes : undefined;
+    next.notification = parseNotification(
+      { ...(merged as Record<string, unknown>), attributes: undefined },
+      ac,
+    );
+    if (attrs !== undefined) {
+      next.notification.attributes = stringList(attrs, 'notification.attributes').map((a) =>
+        ac.expandTerm(a),
+      );
+    } else if (current.notification.attributes) {
+      next.notification.attributes = current.notification.attributes;
+    }
+  }
+  await applyMembers(next, fragment, ctx, ac, deps, false);
+  checkCoherence(next, deps.now, false);
+  return next;
+}
+
+function toRawNotification(n: NotificationParams): Record<string, unknown> {
+  const raw: Record<string, unknown> = { format: n.format };
+  if (n.sysAttrs !== undefined) raw.sysAttrs = n.sysAttrs;
+  if (n.showChanges !== undefined) raw.showChanges = n.showChanges;
+  return raw;
+}
+
+async function applyMembers(
+  spec: SubscriptionSpec,
+  input: Record<string, unknown>,
+  ctx: JsonLdContext | undefined,
+  ac: ActiveLdContext,
+  deps: ParseDeps,
+  creating: boolean,
+): Promise<void> {
+  // A PATCH may set a member to null to remove it (JSON merge-patch semantics of clause 5.6.2).
+  const remove = (k: keyof SubscriptionSpec) => {
+    if (!creating && input[k] === null) {
+      delete spec[k];
+      return true;
+    }
+    return false;
+  };
+  for (const k of ['subscriptionName', 'description', 'lang'] as const) {
+    if (input[k] === undefined || remove(k)) continue;
+    if (typeof input[k] !== 'string') throw bad(`${k} must be a string`);
+    spec[k] = input[k] as string;
+  }
+  if (input.entities !== undefined && !remove('entities')) {
+    spec.entities = parseEntities(input.entities, ac);
+  }
+  if (input.watchedAttributes !== undefined && !remove('watchedAttributes')) {
+    spec.watchedAttributes = stringList(input.watchedAttributes, 'watchedAttributes').map((a) =>
+      ac.expandTerm(a),
+    );
+  }
+  if (input.notificationTrigger !== undefined) {
+    const triggers = stringList(input.notificationTrigger, 'notificationTrigger');
+    for (const t of triggers) {
+      if (!(NOTIFICATION_TRIGGERS as readonly string[]).includes(t)) {
+        throw bad(`notificationTrigger "${t}" is not one of ${NOTIFICATION_TRIGGERS.join(', ')}`);
+      }
+    }
+    spec.notificationTrigger = [...new Set(triggers)] as NotificationTrigger[];
+  }
+  if (input.timeInterval !== undefined && !remove('timeInterval')) {
+    spec.timeInterval = positiveNumber(input.timeInterval, 'timeInterval');
+  }
+  if (input.throttling !== undefined && !remove('throttling')) {
+    spec.throttling = positiveNumber(input.throttling, 'throttling');
+  }
+  if (input.q !== undefined && !remove('q')) {
+    if (typeof input.q !== 'string' || input.q.length === 0) throw bad('q must be a non-empty string');
+    if (deps.query) await deps.query.compileQ(input.q, ctx);
+    spec.q = input.q;
+  }
+  if (input.geoQ !== undefined && !remove('geoQ')) {
+    spec.geoQ = parseGeoQ(input.geoQ);
+    if (deps.query) await deps.query.compileGeoQ(spec.geoQ, ctx);
+  }
+  if (input.csf !== undefined || input.scopeQ !== undefined || input.temporalQ !== undefined) {
+    throw new AppError(
+      'CONTEXT_LIVE_UNSUPPORTED',
+      'csf, scopeQ and temporalQ are not supported in subscriptions',
+    );
+  }
+  if (input.isActive !== undefined) {
+    if (typeof input.isActive !== 'boolean') throw bad('isActive must be a boolean');
+    spec.isActive = input.isActive;
+  }
+  const expires = input.expiresAt ?? input.expires;
+  if (expires !== undefined && !(input.expiresAt === null && remove('expiresAt'))) {
+    if (!isDateTime(expires)) throw bad('expiresAt must be a DateTime (ISO 8601)');
+    if (Date.parse(expires) <= deps.now.getTime()) throw bad('expiresAt must be in the future');
+    spec.expiresAt = new Date(expires).toISOString();
+  }
+}
+
+function checkCoherence(spec: SubscriptionSpec, _now: Date, _creating: boolean): void {
+  if (!spec.entities && !spec.watchedAttributes) {
+    throw bad('a subscription needs entities or watchedAttributes');
+  }
+  if (spec.timeInterval !== undefined && spec.watchedAttributes) {
+    throw bad('timeInterval and watchedAttributes cannot both be present');
+  }
+  if (spec.timeInterval !== undefined && spec.throttling !== undefined) {
+    throw bad('timeInterval and throttling cannot both be present');
+  }
+}
+
+/** The API view of a subscription (clause 5.2.12), compacted with the request's @context. */
+export async function subscriptionView(
+  rec: SubscriptionRecord,
+  context: JsonLdContext | undefined,
+  ld: LdContextPort,
+  now: Date,
+  opts: { includeContext?: boolean } = {},
+): Promise<Record<string, unknown>> {
+  const s = rec.spec;
+  const ctx = context ?? s.jsonldContext;
+  const ac = await ld.resolve(ctx);
+  const out: Record<string, unknown> = { id: s.id, type: 'Subscription' };
+  if (s.subscriptionName !== undefined) out.subscriptionName = s.subscriptionName;
+  if (s.description !== undefined) out.description = s.description;
+  if (s.entities) {
+    out.entities = s.entities.map((e) => ({
+      ...(e.id !== undefined ? { id: e.id } : {}),
+      ...(e.idPattern !== undefined ? { idPattern: e.idPattern } : {}),
+      type: ac.compactIri(e.type),
+    }));
+  }
+  if (s.watchedAttributes) {
+    out.watchedAttributes = s.watchedAttributes.map((a) => ac.compactIri(a));
+  }
+  out.notificationTrigger = s.notificationTrigger;
+  if (s.timeInterval !== undefined) out.timeInterval = s.timeInterval;
+  if (s.q !== undefined) out.q = s.q;
+  if (s.geoQ !== undefined) out.geoQ = s.geoQ;
+  out.isActive = s.isActive;
+  if (s.expiresAt !== undefined) out.expiresAt = s.expiresAt;
+  if (s.throttling !== undefined) out.throttling = s.throttling;
+  if (s.lang !== undefined) out.lang = s.lang;
+  const n = s.notification;
+  const notification: Record<string, unknown> = {};
+  if (n.attributes) notification.attributes = n.attributes.map((a) => ac.compactIri(a));
+  notification.format = n.format;
+  if (n.sysAttrs !== undefined) notification.sysAttrs = n.sysAttrs;
+  if (n.showChanges !== undefined) notification.showChanges = n.showChanges;
+  notification.endpoint = n.endpoint;
+  const d = rec.delivery;
+  notification.timesSent = d.timesSent;
+  notification.timesFailed = d.timesFailed;
+  if (d.status) notification.status = d.status;
+  if (d.lastNotification) notification.lastNotification = d.lastNotification;
+  if (d.lastSuccess) notification.lastSuccess = d.lastSuccess;
+  if (d.lastFailure) notification.lastFailure = d.lastFailure;
+  out.notification = notification;
+  if (typeof s.jsonldContext === 'string') out.jsonldContext = s.jsonldContext;
+  out.status = subscriptionStatus(s, now);
+  out.createdAt = rec.createdAt;
+  out.modifiedAt = rec.modifiedAt;
+  if (opts.includeContext && ctx !== undefined) out['@context'] = ctx;
+  return out;
+}

@@ -1,0 +1,427 @@
+/**
+ * The history of entities' attributes (the NGSI-LD temporal API's data), recorded from entity change
+ * events, queried by time and aggregated in SQL, pruned by a retention per entity type.
+ *
+ * Every read is limited to entities whose *current* read keys meet the reader's: a marking change applies
+ * to the whole history at once.
+ */
+import { type Kysely, sql } from 'kysely';
+import { newId } from '../../kernel/ids.ts';
+import type { Store } from '../../ports/store.ts';
+import { attributeNames, type ChangeKind, type LiveEntityChange } from './entity-change-event.ts';
+import type { ContextLiveTables } from './tables.ts';
+import type { AggrMethod, TemporalQuery } from './temporal-query.ts';
+
+const OBSERVED_AT = ['observedAt', 'https://uri.etsi.org/ngsi-ld/observedAt'];
+const MODIFIED_AT = ['modifiedAt', 'https://uri.etsi.org/ngsi-ld/modifiedAt'];
+const DATASET_ID = ['datasetId', 'https://uri.etsi.org/ngsi-ld/datasetId'];
+
+export interface RecordedChange {
+  kind: ChangeKind;
+  change: LiveEntityChange;
+  /** Time of the change (the event's time). */
+  at: string;
+}
+
+export interface TemporalSelection {
+  tenant: string;
+  readKeys: string[];
+  ids?: string[];
+  /** Expanded types; an entity matches when one of its types is listed. */
+  types?: string[];
+  idPattern?: string;
+  /** Expanded attribute names; all when absent. */
+  attrs?: string[];
+  limit: number;
+  offset: number;
+}
+
+export interface AttrInstance {
+  attr: string;
+  datasetId: string;
+  instanceId: string;
+  type: string;
+  observedAt: string;
+  modifiedAt: string;
+  instance: Record<string, unknown>;
+}
+
+export interface TemporalEntity {
+  id: string;
+  types: string[];
+  instances: AttrInstance[];
+}
+
+export interface AggregateValue {
+  attr: string;
+  datasetId: string;
+  type: string;
+  method: AggrMethod;
+  /** [value, period start, period end] (clause 4.5.19). */
+  values: Array<[number | null, string, string]>;
+}
+
+function pick(o: Record<string, unknown>, keys: string[]): unknown {
+  for (const k of keys) if (o[k] !== undefined) return o[k];
+  return undefined;
+}
+
+function instancesOf(v: unknown): Array<Record<string, unknown>> {
+  if (Array.isArray(v))
+    return v.filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null);
+  if (typeof v === 'object' && v !== null) return [v as Record<string, unknown>];
+  return [];
+}
+
+function mainValue(inst: Record<string, unknown>): unknown {
+  for (const k of ['value', 'object', 'languageMap', 'vocab', 'json', 'valueList', 'objectList']) {
+    if (inst[k] !== undefined) return inst[k];
+  }
+  const v = inst['https://uri.etsi.org/ngsi-ld/hasValue'] ?? inst['https://uri.etsi.org/ngsi-ld/hasObject'];
+  return v;
+}
+
+type InstanceInsert = ContextLiveTables['context_live_attr_instance'];
+
+/** The instance rows one change brings (created: all attributes; updated: those it changed). */
+export function instanceRows(r: RecordedChange): InstanceInsert[] {
+  const { change } = r;
+  if (r.kind === 'deleted' || !change.entity) return [];
+  const names = r.kind === 'created' ? attributeNames(change.entity) : change.changedAttributes;
+  const rows: InstanceInsert[] = [];
+  const at = new Date(r.at);
+  for (const attr of names) {
+    for (const inst of instancesOf(change.entity[attr])) {
+      const observed = pick(inst, OBSERVED_AT) ?? change.observedAt;
+      const modified = pick(inst, MODIFIED_AT);
+      const observedAt =
+        typeof observed === 'string' && !Number.isNaN(Date.parse(observed)) ? new Date(observed) : at;
+      const modifiedAt =
+        typeof modified === 'string' && !Number.isNaN(Date.parse(modified)) ? new Date(modified) : at;
+      const value = mainValue(inst);
+      const ds = pick(inst, DATASET_ID);
+      rows.push({
+        tenant: change.tenant,
+        entity_id: change.entityId,
+        attr,
+        dataset_id: typeof ds === 'string' ? ds : '',
+        instance_id: `urn:ngsi-ld:attribute:instance:${newId()}`,
+        attr_type: typeof inst.type === 'string' ? inst.type : 'Property',
+        observed_at: observedAt,
+        modified_at: modifiedAt,
+        value_num: typeof value === 'number' ? value : typeof value === 'boolean' ? (value ? 1 : 0) : null,
+        value_text: typeof value === 'string' ? value : value === undefined ? null : JSON.stringify(value),
+        instance: JSON.stringify(inst),
+      });
+    }
+  }
+  return rows;
+}
+
+export class TemporalStore {
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  get #db(): Kysely<ContextLiveTables> {
+    return this.#store.db.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
+  }
+
+  /** Records a batch of changes: their attribute instances and the entities' current types and keys. */
+  async record(changes: RecordedChange[]): Promise<number> {
+    if (changes.length === 0) return 0;
+    const latest = new Map<string, RecordedChange>();
+    const rows: InstanceInsert[] = [];
+    for (const c of changes) {
+      latest.set(`${c.change.tenant}\u0000${c.change.entityId}`, c);
+      for (const r of instanceRows(c)) rows.push(r);
+    }
+    const entities = [...latest.values()].map((c) => ({
+      tenant: c.change.tenant,
+      entity_id: c.change.entityId,
+      entity_types: c.change.entityType,
+      owner_org: c.change.ownerOrg,
+      read_keys: c.change.readKeys,
+      created_at: new Date(c.at),
+      modified_at: new Date(c.at),
+      deleted_at: c.kind === 'deleted' ? new Date(c.at) : null,
+    }));
+    await this.#store.transaction(async (trx) => {
+      const db = trx.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
+      for (let i = 0; i < rows.length; i += 1000) {
+        await db
+          .insertInto('context_live_attr_instance')
+          .values(rows.slice(i, i + 1000))
+          .execute();
+      }
+      await db
+        .insertInto('context_live_temporal_entity')
+        .values(entities)
+        .onConflict((oc) =>
+          oc.columns(['tenant', 'entity_id']).doUpdateSet((eb) => ({
+            entity_types: eb.ref('excluded.entity_types'),
+            owner_org: eb.ref('excluded.owner_org'),
+            read_keys: eb.ref('excluded.read_keys'),
+            modified_at: eb.ref('excluded.modified_at'),
+            deleted_at: eb.ref('excluded.deleted_at'),
+          })),
+        )
+        .execute();
+    });
+    return rows.length;
+  }
+
+  /** The current read keys of entities (for delivery-time checks of retried notifications). */
+  async currentReadKeys(tenant: string, ids: string[]): Promise<Map<string, string[]>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.#db
+      .selectFrom('context_live_temporal_entity')
+      .select(['entity_id', 'read_keys'])
+      .where('tenant', '=', tenant)
+      .where('entity_id', 'in', ids)
+      .execute();
+    return new Map(rows.map((r) => [r.entity_id, r.read_keys]));
+  }
+
+  /** Entities with history that the reader may see, in id order. */
+  async selectEntities(sel: TemporalSelection): Promise<Array<{ id: string; types: string[] }>> {
+    let q = this.#db
+      .selectFrom('context_live_temporal_entity')
+      .select(['entity_id', 'entity_types'])
+      .where('tenant', '=', sel.tenant)
+      .where(sql<boolean>`read_keys && ${sql.val(sel.readKeys)}::text[]`);
+    if (sel.ids && sel.ids.length > 0) q = q.where('entity_id', 'in', sel.ids);
+    if (sel.types && sel.types.length > 0) {
+      q = q.where(sql<boolean>`entity_types && ${sql.val(sel.types)}::text[]`);
+    }
+    if (sel.idPattern) q = q.where(sql<boolean>`entity_id ~ ${sel.idPattern}`);
+    const rows = await q.orderBy('entity_id').limit(sel.limit).offset(sel.offset).execute();
+    return rows.map((r) => ({ id: r.entity_id, types: r.entity_types }));
+  }
+
+  #timeFilter(tq: TemporalQuery) {
+    const col = tq.timeproperty === 'observedAt' ? 'observed_at' : 'modified_at';
+    return {
+      col,
+      from: tq.timerel === 'after' || tq.timerel === 'between' ? tq.timeAt : undefined,
+      to: tq.timerel === 'before' ? tq.timeAt : tq.endTimeAt,
+    };
+  }
+
+  /** The instances of the selected entities' attributes, oldest first (lastN: the newest N per attribute). */
+  async instances(
+    tenant: string,
+    entityIds: string[],
+    attrs: string[] | undefined,
+    tq: TemporalQuery,
+  ): Promise<Map<string, AttrInstance[]>> {
+    const out = new Map<string, AttrInstance[]>();
+    if (entityIds.length === 0) return out;
+    const { col, from, to } = this.#timeFilter(tq);
+    const c = sql.ref(col);
+    const attrFilter = attrs && attrs.length > 0 ? sql`and attr = any(${sql.val(attrs)}::text[])` : sql``;
+    const fromFilter = from ? sql`and ${c} >= ${from}` : sql``;
+    const toFilter = to ? sql`and ${c} < ${to}` : sql``;
+    const base = sql`select entity_id, attr, dataset_id, instance_id, attr_type, observed_at, modified_at, instance,
+        row_number() over (partition by entity_id, attr, dataset_id order by ${c} desc, instance_id desc) as rn
+      from context_live_attr_instance
+      where tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[]) ${attrFilter} ${fromFilter} ${toFilter}`;
+    const lastN = tq.lastN ? sql`where rn <= ${tq.lastN}` : sql``;
+    const res = await sql<{
+      entity_id: string;
+      attr: string;
+      dataset_id: string;
+      instance_id: string;
+      attr_type: string;
+      observed_at: Date;
+      modified_at: Date;
+      instance: unknown;
+    }>`select * from (${base}) x ${lastN} order by entity_id, attr, dataset_id, ${c}, instance_id`.execute(
+      this.#store.db,
+    );
+    for (const r of res.rows) {
+      let list = out.get(r.entity_id);
+      if (!list) {
+        list = [];
+        out.set(r.entity_id, list);
+      }
+      list.push({
+        attr: r.attr,
+        datasetId: r.dataset_id,
+        instanceId: r.instance_id,
+        type: r.attr_type,
+        observedAt: new Date(r.observed_at).toISOString(),
+        modifiedAt: new Date(r.modified_at).toISOString(),
+        instance: (typeof r.instance === 'string' ? JSON.parse(r.instance) : r.instance) as Record<
+          string,
+          unknown
+        >,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Aggregates the selected attributes per period of `aggrPeriodSeconds` (0: the whole range), starting at
+   * timeAt, or at the oldest instance when there is none (clause 4.5.19).
+   */
+  async aggregate(
+    tenant: string,
+    entityIds: string[],
+    attrs: string[] | undefined,
+    tq: TemporalQuery,
+  ): Promise<Map<string, AggregateValue[]>> {
+    const out = new Map<string, AggregateValue[]>();
+    if (entityIds.length === 0 || !tq.aggrMethods) return out;
+    const { col, from, to } = this.#timeFilter(tq);
+    const c = sql.ref(col);
+    const attrFilter = attrs && attrs.length > 0 ? sql`and attr = any(${sql.val(attrs)}::text[])` : sql``;
+    const fromFilter = from ? sql`and ${c} >= ${from}` : sql``;
+    const toFilter = to ? sql`and ${c} < ${to}` : sql``;
+    const where = sql`tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[]) ${attrFilter} ${fromFilter} ${toFilter}`;
+    let origin = from;
+    let end = to;
+    if (!origin || !end) {
+      const b = await sql<{ lo: Date | null; hi: Date | null }>`select min(${c}) as lo, max(${c}) as hi
+        from context_live_attr_instance where ${where}`.execute(this.#store.db);
+      const lo = b.rows[0]?.lo;
+      const hi = b.rows[0]?.hi;
+      if (!lo || !hi) return out;
+      origin ??= new Date(lo);
+      end ??= new Date(new Date(hi).getTime() + 1);
+    }
+    const whole = !tq.aggrPeriodSeconds;
+    const period = whole ? Math.max(1, (end.getTime() - origin.getTime()) / 1000) : tq.aggrPeriodSeconds!;
+    const res = await sql<{
+      entity_id: string;
+      attr: string;
+      dataset_id: string;
+      attr_type: string;
+      bucket: string;
+      total_count: string;
+      distinct_count: string;
+      sum: number | null;
+      avg: number | null;
+      min: number | null;
+      max: number | null;
+      stddev: number | null;
+      sumsq: number | null;
+    }>`select entity_id, attr, dataset_id, min(attr_type) as attr_type,
+        floor(extract(epoch from (${c} - ${origin}::timestamptz)) / ${period})::bigint as bucket,
+        count(*) as total_count,
+        count(distinct coalesce(value_text, value_num::text)) as distinct_count,
+        sum(value_num) as sum, avg(value_num) as avg, min(value_num) as min, max(value_num) as max,
+        coalesce(stddev_samp(value_num), case when count(value_num) = 1 then 0 end) as stddev,
+        sum(value_num * value_num) as sumsq
+      from context_live_attr_instance where ${where}
+      group by entity_id, attr, dataset_id, bucket
+      order by entity_id, attr, dataset_id, bucket`.execute(this.#store.db);
+    const series = new Map<string, AggregateValue[]>();
+    for (const r of res.rows) {
+      const b = Number(r.bucket);
+      const start = new Date(origin.getTime() + b * period * 1000);
+      const stop = whole ? end : new Date(origin.getTime() + (b + 1) * period * 1000);
+      const key = `${r.entity_id}\u0000${r.attr}\u0000${r.dataset_id}`;
+      let list = series.get(key);
+      if (!list) {
+        list = tq.aggrMethods.map((m) => ({
+          attr: r.attr,
+          datasetId: r.dataset_id,
+          type: r.attr_type,
+          method: m,
+          values: [],
+        }));
+        series.set(key, list);
+        let perEntity = out.get(r.entity_id);
+        if (!perEntity) {
+          perEntity = [];
+          out.set(r.entity_id, perEntity);
+        }
+        perEntity.push(...list);
+      }
+      for (const a of list) {
+        const v =
+          a.method === 'totalCount'
+            ? Number(r.total_count)
+            : a.method === 'distinctCount'
+              ? Number(r.distinct_count)
+              : r[a.method];
+        a.values.push([
+          v === null || v === undefined ? null : Number(v),
+          start.toISOString(),
+          stop.toISOString(),
+        ]);
+      }
+    }
+    return out;
+  }
+
+  /** Deletes one entity's history (DELETE /temporal/entities/{id}). */
+  async deleteEntity(tenant: string, entityId: string): Promise<boolean> {
+    await this.#db
+      .deleteFrom('context_live_attr_instance')
+      .where('tenant', '=', tenant)
+      .where('entity_id', '=', entityId)
+      .execute();
+    const r = await this.#db
+      .deleteFrom('context_live_temporal_entity')
+      .where('tenant', '=', tenant)
+      .where('entity_id', '=', entityId)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async setRetention(tenant: string, entityType: string, seconds: number | null): Promise<void> {
+    if (seconds === null) {
+      await this.#db
+        .deleteFrom('context_live_retention')
+        .where('tenant', '=', tenant)
+        .where('entity_type', '=', entityType)
+        .execute();
+      return;
+    }
+    await this.#db
+      .insertInto('context_live_retention')
+      .values({ tenant, entity_type: entityType, retention_seconds: Math.round(seconds) })
+      .onConflict((oc) =>
+        oc.columns(['tenant', 'entity_type']).doUpdateSet({ retention_seconds: Math.round(seconds) }),
+      )
+      .execute();
+  }
+
+  async listRetention(tenant: string): Promise<Array<{ entityType: string; seconds: number }>> {
+    const rows = await this.#db
+      .selectFrom('context_live_retention')
+      .select(['entity_type', 'retention_seconds'])
+      .where('tenant', '=', tenant)
+      .orderBy('entity_type')
+      .execute();
+    return rows.map((r) => ({ entityType: r.entity_type, seconds: r.retention_seconds }));
+  }
+
+  /**
+   * Deletes instances older than their entity type's retention; entities of no configured type keep
+   * `defaultSeconds` (undefined: forever). An entity of several configured types keeps the longest.
+   */
+  async prune(now: Date, defaultSeconds?: number): Promise<number> {
+    const byType = await sql`delete from context_live_attr_instance i
+      using context_live_temporal_entity e
+      where e.tenant = i.tenant and e.entity_id = i.entity_id
+        and i.observed_at < ${now}::timestamptz - make_interval(secs => (
+          select max(r.retention_seconds) from context_live_retention r
+          where r.tenant = e.tenant and r.entity_type = any(e.entity_types)))`.execute(this.#store.db);
+    let n = Number(byType.numAffectedRows ?? 0n);
+    if (defaultSeconds !== undefined) {
+      const cutoff = new Date(now.getTime() - defaultSeconds * 1000);
+      const rest = await sql`delete from context_live_attr_instance i
+        where i.observed_at < ${cutoff} and not exists (
+          select 1 from context_live_temporal_entity e join context_live_retention r
+            on r.tenant = e.tenant and r.entity_type = any(e.entity_types)
+          where e.tenant = i.tenant and e.entity_id = i.entity_id)`.execute(this.#store.db);
+      n += Number(rest.numAffectedRows ?? 0n);
+    }
+    return n;
+  }
+}
