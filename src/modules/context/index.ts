@@ -2,12 +2,50 @@
  * The context module's public surface: NGSI-LD entities, @context handling, the query language and
  * geo-queries. Other modules use only what is exported here.
  */
+export type {
+  BatchError,
+  BatchItem,
+  BatchResult,
+  Caller,
+  ContextServiceOptions,
+  EntityQuery,
+  EntityView,
+  QueryResult,
+  UpdateResult,
+} from './context-service.ts';
+export { ContextService, parseTypeExpression } from './context-service.ts';
+export { CORE_CONTEXT_URL, CORE_CONTEXT_URLS } from './core-context.ts';
+export type { EntityChangeEvent, EntityMarkingChangedEvent } from './entity-change-event.ts';
+export {
+  ENTITY_CREATED,
+  ENTITY_DELETED,
+  ENTITY_MARKING_CHANGED,
+  ENTITY_UPDATED,
+} from './entity-change-event.ts';
 export type { AttributeType, ExpandedAttribute, ExpandedEntity } from './entity-model.ts';
-export { ATTRIBUTE_TYPES } from './entity-model.ts';
+export {
+  ATTRIBUTE_TYPES,
+  attributeNamesOf,
+  DEFAULT_TENANT,
+  ENTITY_MEMBERS,
+  instancesOf,
+  isUri,
+  MARKING_TERM,
+} from './entity-model.ts';
+export type { EntityFormat, GeoJsonOptions, RenderOptions } from './entity-representation.ts';
+export {
+  renderAttributeValue,
+  renderEntity,
+  renderFeature,
+  renderFeatureCollection,
+} from './entity-representation.ts';
 export type { GeoQuery, GeoQueryInput, Georel } from './geo-query.ts';
 export { GEORELS, geoDistance, LOCATION_IRI, matchesGeoQuery, parseGeoQuery } from './geo-query.ts';
 export type { BBox, Geometry } from './geometry.ts';
 export { validateGeometry } from './geometry.ts';
+export type { ActiveContext, ContextResolverOptions, LdContext } from './json-ld-context.ts';
+export { ContextResolver, readContextMap } from './json-ld-context.ts';
+export { contextMigrations } from './migrations.ts';
 export type { AttributePath, CompareOp, QueryNode, QueryValue, ScopeNode } from './query-language.ts';
 export {
   attributeValue,

@@ -1,0 +1,47 @@
+/**
+ * The events the context module publishes on the bus after each committed write. The live part of the
+ * broker (subscriptions, notifications, temporal history) and the audit module consume them.
+ */
+import type { Marking } from '../access/marking.ts';
+import type { ExpandedEntity } from './entity-model.ts';
+
+export const ENTITY_CREATED = 'context.entity.created';
+export const ENTITY_UPDATED = 'context.entity.updated';
+export const ENTITY_DELETED = 'context.entity.deleted';
+export const ENTITY_MARKING_CHANGED = 'context.entity.marking_changed';
+
+/** Data of `context.entity.created|updated|deleted`. */
+export interface EntityChangeEvent {
+  /** The NGSI-LD tenant ('' is the default tenant). */
+  tenant: string;
+  entityId: string;
+  /** Expanded type IRIs. */
+  entityType: string[];
+  /** The whole entity after the change, expanded normalized (with createdAt/modifiedAt); null on delete. */
+  entity: ExpandedEntity | null;
+  /** Expanded names of the attributes the change touched (all of them on create and delete). */
+  changedAttributes: string[];
+  /** Attributes the change added, and those it removed (subsets of changedAttributes). */
+  createdAttributes: string[];
+  deletedAttributes: string[];
+  ownerOrg: string;
+  createdBy: string;
+  /** The marking after the change (before it, on delete). */
+  marking: Marking;
+  readKeys: string[];
+  /** The latest observedAt among the changed attributes, when they carry one. */
+  observedAt?: string;
+}
+
+/** Data of `context.entity.marking_changed` (audited). */
+export interface EntityMarkingChangedEvent {
+  tenant: string;
+  entityId: string;
+  entityType: string[];
+  ownerOrg: string;
+  changedBy: string;
+  previous: Marking;
+  marking: Marking;
+  previousReadKeys: string[];
+  readKeys: string[];
+}

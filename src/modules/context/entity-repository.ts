@@ -1,0 +1,217 @@
+/**
+ * Every SQL statement of the context module. Functions take a Kysely handle (the store's db or a
+ * transaction) so the service decides the transaction boundaries.
+ */
+import { type RawBuilder, sql } from 'kysely';
+import type { AnyDb } from '../../ports/store.ts';
+import type { Marking } from '../access/marking.ts';
+import { type ExpandedEntity, instancesOf } from './entity-model.ts';
+import { type BBox, bbox, validateGeometry } from './geometry.ts';
+
+export interface EntityRecord {
+  tenant: string;
+  id: string;
+  entity: ExpandedEntity;
+  ownerOrg: string;
+  createdBy: string;
+  marking: Marking;
+  readKeys: string[];
+}
+
+export interface EntityFilter {
+  tenant: string;
+  readKeys: string[];
+  ids?: string[] | undefined;
+  /** A POSIX regular expression the id must match. */
+  idPattern?: string | undefined;
+  /** OR of AND-groups of expanded types. */
+  typeGroups?: string[][] | undefined;
+  /** The entity has at least one of these attributes (expanded). */
+  attrsAny?: string[] | undefined;
+  /** The entity has this GeoProperty, with a value whose bounding box meets `box` (when given). */
+  geo?: { attr: string; box: BBox | null } | undefined;
+}
+
+interface EntityRow {
+  tenant: string;
+  id: string;
+  entity: ExpandedEntity | string;
+  owner_org: string;
+  created_by: string;
+  marking: Marking | string;
+  read_keys: string[];
+}
+
+const parseJson = <T>(v: T | string): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
+
+function toRecord(r: EntityRow): EntityRecord {
+  return {
+    tenant: r.tenant,
+    id: r.id,
+    entity: parseJson(r.entity),
+    ownerOrg: r.owner_org,
+    createdBy: r.created_by,
+    marking: parseJson(r.marking),
+    readKeys: r.read_keys,
+  };
+}
+
+const textArray = (a: string[]): RawBuilder<unknown> => sql`${sql.val(a)}::text[]`;
+
+function whereClause(f: EntityFilter): RawBuilder<unknown> {
+  const parts: RawBuilder<unknown>[] = [
+    sql`e.tenant = ${f.tenant}`,
+    sql`e.read_keys && ${textArray(f.readKeys)}`,
+  ];
+  if (f.ids && f.ids.length > 0) parts.push(sql`e.id = any(${textArray(f.ids)})`);
+  if (f.idPattern) parts.push(sql`e.id ~ ${f.idPattern}`);
+  if (f.typeGroups && f.typeGroups.length > 0) {
+    const ors = f.typeGroups.map((g) => sql`e.types @> ${textArray(g)}`);
+    parts.push(sql`(${sql.join(ors, sql` or `)})`);
+  }
+  if (f.attrsAny && f.attrsAny.length > 0) parts.push(sql`e.entity ?| ${textArray(f.attrsAny)}`);
+  if (f.geo) {
+    const b = f.geo.box;
+    const boxCond = b
+      ? sql` and g.bb && box(point(${b.minX}, ${b.minY}), point(${b.maxX}, ${b.maxY}))`
+      : sql``;
+    parts.push(
+      sql`e.id in (select g.entity_id from context_entity_geo g where g.tenant = ${f.tenant} and g.attr = ${f.geo.attr}${boxCond})`,
+    );
+  }
+  return sql.join(parts, sql` and `);
+}
+
+const COLUMNS = sql`e.tenant, e.id, e.entity, e.owner_org, e.created_by, e.marking, e.read_keys`;
+
+export async function findEntities(
+  db: AnyDb,
+  f: EntityFilter,
+  page?: { limit: number; offset: number },
+): Promise<EntityRecord[]> {
+  const paging = page ? sql` limit ${page.limit} offset ${page.offset}` : sql``;
+  const r =
+    await sql<EntityRow>`select ${COLUMNS} from context_entity e where ${whereClause(f)} order by e.id${paging}`.execute(
+      db,
+    );
+  return r.rows.map(toRecord);
+}
+
+export async function countEntities(db: AnyDb, f: EntityFilter): Promise<number> {
+  const r = await sql<{
+    n: string | number;
+  }>`select count(*) as n from context_entity e where ${whereClause(f)}`.execute(db);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+/** Rows by id regardless of visibility (the service decides what the caller learns). */
+export async function getEntities(
+  db: AnyDb,
+  tenant: string,
+  ids: string[],
+  forUpdate = false,
+): Promise<EntityRecord[]> {
+  if (ids.length === 0) return [];
+  const lock = forUpdate ? sql` for update` : sql``;
+  const r =
+    await sql<EntityRow>`select ${COLUMNS} from context_entity e where e.tenant = ${tenant} and e.id = any(${textArray(ids)})${lock}`.execute(
+      db,
+    );
+  return r.rows.map(toRecord);
+}
+
+/** Inserts or replaces whole entities (one statement), and refreshes their geo index rows. */
+export async function writeEntities(db: AnyDb, records: EntityRecord[]): Promise<void> {
+  if (records.length === 0) return;
+  for (let i = 0; i < records.length; i += 500) {
+    const chunk = records.slice(i, i + 500);
+    const values = chunk.map(
+      (r) =>
+        sql`(${r.tenant}, ${r.id}, ${textArray(r.entity.type)}, ${r.entity.scope ? textArray(r.entity.scope) : null}, ${JSON.stringify(r.entity)}::jsonb, ${r.entity.createdAt ?? new Date().toISOString()}::timestamptz, ${r.entity.modifiedAt ?? new Date().toISOString()}::timestamptz, ${r.ownerOrg}, ${r.createdBy}, ${JSON.stringify(r.marking)}::jsonb, ${textArray(r.readKeys)})`,
+    );
+    await sql`insert into context_entity (tenant, id, types, scopes, entity, created_at, modified_at, owner_org, created_by, marking, read_keys)
+      values ${sql.join(values)}
+      on conflict (tenant, id) do update set types = excluded.types, scopes = excluded.scopes, entity = excluded.entity,
+        modified_at = excluded.modified_at, marking = excluded.marking, read_keys = excluded.read_keys`.execute(
+      db,
+    );
+    await writeGeo(db, chunk);
+  }
+}
+
+async function writeGeo(db: AnyDb, records: EntityRecord[]): Promise<void> {
+  const tenant = records[0]!.tenant;
+  await sql`delete from context_entity_geo where tenant = ${tenant} and entity_id = any(${textArray(records.map((r) => r.id))})`.execute(
+    db,
+  );
+  const rows: RawBuilder<unknown>[] = [];
+  for (const r of records) {
+    for (const [attr, v] of Object.entries(r.entity)) {
+      for (const inst of instancesOf(v)) {
+        if (inst === null || typeof inst !== 'object' || inst.type !== 'GeoProperty') continue;
+        let b: BBox;
+        try {
+          b = bbox(validateGeometry(inst.value));
+        } catch {
+          continue;
+        }
+        rows.push(
+          sql`(${r.tenant}, ${r.id}, ${attr}, ${inst.datasetId ?? ''}, box(point(${b.minX}, ${b.minY}), point(${b.maxX}, ${b.maxY})))`,
+        );
+      }
+    }
+  }
+  for (let i = 0; i < rows.length; i += 1000) {
+    await sql`insert into context_entity_geo (tenant, entity_id, attr, dataset_id, bb) values ${sql.join(rows.slice(i, i + 1000))}
+      on conflict do nothing`.execute(db);
+  }
+}
+
+export async function deleteEntities(db: AnyDb, tenant: string, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`delete from context_entity where tenant = ${tenant} and id = any(${textArray(ids)})`.execute(db);
+  await sql`delete from context_entity_geo where tenant = ${tenant} and entity_id = any(${textArray(ids)})`.execute(
+    db,
+  );
+}
+
+export async function tenantExists(db: AnyDb, tenant: string): Promise<boolean> {
+  if (tenant === '') return true;
+  const r = await sql<{ name: string }>`select name from context_tenant where name = ${tenant}`.execute(db);
+  return r.rows.length > 0;
+}
+
+export async function ensureTenant(db: AnyDb, tenant: string): Promise<void> {
+  if (tenant === '') return;
+  await sql`insert into context_tenant (name) values (${tenant}) on conflict do nothing`.execute(db);
+}
+
+/** Visible entity types with how many entities have each. */
+export async function typeCounts(
+  db: AnyDb,
+  tenant: string,
+  readKeys: string[],
+): Promise<Map<string, number>> {
+  const r = await sql<{
+    t: string;
+    n: string | number;
+  }>`select t, count(*) as n from context_entity e, unnest(e.types) as t
+    where e.tenant = ${tenant} and e.read_keys && ${textArray(readKeys)} group by t order by t`.execute(db);
+  return new Map(r.rows.map((x) => [x.t, Number(x.n)]));
+}
+
+/** Visible attribute names per type: rows (type, attribute, count, attribute types). */
+export async function attributeStats(
+  db: AnyDb,
+  tenant: string,
+  readKeys: string[],
+): Promise<{ type: string; attr: string; n: number; attrTypes: string[] }[]> {
+  const r = await sql<{ t: string; a: string; n: string | number; k: string[] }>`
+    select t, a.key as a, count(*) as n,
+      array_agg(distinct coalesce(case when jsonb_typeof(a.value) = 'array' then a.value->0->>'type' else a.value->>'type' end, 'Property')) as k
+    from context_entity e, unnest(e.types) as t, jsonb_each(e.entity) as a
+    where e.tenant = ${tenant} and e.read_keys && ${textArray(readKeys)}
+      and a.key not in ('id', 'type', 'scope', 'createdAt', 'modifiedAt', 'deletedAt')
+    group by t, a.key order by t, a.key`.execute(db);
+  return r.rows.map((x) => ({ type: x.t, attr: x.a, n: Number(x.n), attrTypes: x.k }));
+}

@@ -1,0 +1,289 @@
+/**
+ * JSON-LD @context handling for NGSI-LD, with the `jsonld` processor behind caches so it is never the
+ * bottleneck:
+ * - the core context is built in (core-context.ts) and never fetched;
+ * - remote contexts are loaded once (from a preloaded URL-to-file map, else over HTTP with a timeout)
+ *   and cached; a context that cannot be retrieved fails fast with CONTEXT_LDCONTEXT_NOT_AVAILABLE;
+ * - each distinct user context is processed once by jsonld into an active context; term expansion and
+ *   IRI compaction are then memoised per active context (the fast path used on every request).
+ *
+ * NGSI-LD always appends the core context last, so its terms cannot be redefined by user contexts.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import jsonld from 'jsonld';
+import jsonldCompact from 'jsonld/lib/compact.js';
+import jsonldContext from 'jsonld/lib/context.js';
+import { AppError } from '../../kernel/errors.ts';
+import { CORE_CONTEXT_DOCUMENT, CORE_CONTEXT_URL, CORE_CONTEXT_URLS } from './core-context.ts';
+
+/** What a context may be: a URL, an inline object, or an array of both. */
+export type LdContext = string | Record<string, unknown> | (string | Record<string, unknown>)[];
+
+export interface ActiveContext {
+  /** The user context as given (without the core), or null for the core context alone. */
+  readonly userContext: LdContext | null;
+  /** The context to echo in answers: the user context (URL or inline), or the core context URL. */
+  readonly echo: LdContext;
+  /** Expands an attribute name or type name (vocabulary-relative) to a full IRI. */
+  expandTerm(term: string): string;
+  /** Compacts a full IRI to the shortest term of this context (or returns it unchanged). */
+  compactIri(iri: string): string;
+}
+
+export interface ContextResolverOptions {
+  /** A URL-to-file map (lines: `URL  relative/path ...`), as in CONTEXT-URLS.txt; `<X>` is a wildcard. */
+  contextMapFile?: string;
+  /** How long to wait for a remote @context, in ms (default 3000). */
+  timeoutMs?: number;
+  /** Fetch remote contexts not in the map (default true). */
+  allowRemote?: boolean;
+  /** Largest remote context accepted, in bytes (default 1 MiB). */
+  maxContextBytes?: number;
+  fetch?: typeof fetch;
+}
+
+interface JsonLdActiveContext {
+  mappings: Map<string, unknown>;
+}
+
+interface JsonLdProcessor {
+  processContext(active: unknown, local: unknown, options: unknown): Promise<unknown>;
+}
+
+type RemoteDocument = { contextUrl: null; documentUrl: string; document: unknown };
+
+interface MapEntry {
+  pattern: RegExp;
+  file: string;
+}
+
+/** Reads a URL-to-file map: each line `URL<space>path`; `<X>` in both stands for the same name. */
+export function readContextMap(file: string): MapEntry[] {
+  const base = dirname(file);
+  const out: MapEntry[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^(https?:\/\/\S+)\s+(\S+)/.exec(line.trim());
+    if (!m) continue;
+    const [, url, path] = m as unknown as [string, string, string];
+    const escaped = url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace('<X>', '([A-Za-z0-9_.-]+)');
+    out.push({ pattern: new RegExp(`^${escaped}$`), file: resolve(base, path) });
+  }
+  return out;
+}
+
+export class ContextResolver {
+  readonly #documents = new Map<string, Promise<RemoteDocument>>();
+  readonly #active = new Map<string, Promise<ActiveContext>>();
+  readonly #map: MapEntry[];
+  readonly #timeoutMs: number;
+  readonly #allowRemote: boolean;
+  readonly #maxBytes: number;
+  readonly #fetch: typeof fetch;
+  readonly #core: Promise<ActiveContext>;
+
+  constructor(options: ContextResolverOptions = {}) {
+    this.#map = options.contextMapFile ? readContextMap(options.contextMapFile) : [];
+    this.#timeoutMs = options.timeoutMs ?? 3000;
+    this.#allowRemote = options.allowRemote ?? true;
+    this.#maxBytes = options.maxContextBytes ?? 1024 * 1024;
+    this.#fetch = options.fetch ?? fetch;
+    for (const url of CORE_CONTEXT_URLS) {
+      this.#documents.set(
+        url,
+        Promise.resolve({ contextUrl: null, documentUrl: url, document: CORE_CONTEXT_DOCUMENT }),
+      );
+    }
+    this.#core = this.#build(null);
+    this.#core.catch(() => undefined);
+  }
+
+  /** The active context for a request: the user context (Link header or body @context) plus the core. */
+  resolve(userContext: LdContext | null | undefined): Promise<ActiveContext> {
+    if (userContext === null || userContext === undefined) return this.#core;
+    if (typeof userContext === 'string' && CORE_CONTEXT_URLS.includes(userContext)) return this.#core;
+    const key = JSON.stringify(userContext);
+    let p = this.#active.get(key);
+    if (!p) {
+      p = this.#build(userContext);
+      this.#active.set(key, p);
+      // Failures are not cached: a context that was unreachable may come back.
+      p.catch(() => this.#active.delete(key));
+      if (this.#active.size > 1000) {
+        const oldest = this.#active.keys().next().value;
+        if (oldest !== undefined) this.#active.delete(oldest);
+      }
+    }
+    return p;
+  }
+
+  /** The core context alone. */
+  core(): Promise<ActiveContext> {
+    return this.#core;
+  }
+
+  async #build(userContext: LdContext | null): Promise<ActiveContext> {
+    validateContextShape(userContext);
+    const list: (string | Record<string, unknown>)[] =
+      userContext === null ? [] : Array.isArray(userContext) ? [...userContext] : [userContext];
+    list.push(CORE_CONTEXT_URL);
+    let processed: JsonLdActiveContext;
+    try {
+      const initial = jsonldContext.getInitialContext({});
+      processed = (await (jsonld as unknown as JsonLdProcessor).processContext(
+        initial,
+        list as never,
+        {
+          documentLoader: (url: string) => this.loadDocument(url),
+        } as never,
+      )) as unknown as JsonLdActiveContext;
+    } catch (e) {
+      throw toContextError(e);
+    }
+    const expanded = new Map<string, string>();
+    const compacted = new Map<string, string>();
+    return {
+      userContext,
+      echo: userContext ?? CORE_CONTEXT_URL,
+      expandTerm(term: string): string {
+        let iri = expanded.get(term);
+        if (iri === undefined) {
+          const v = jsonldContext.expandIri(processed, term, { vocab: true }, {});
+          iri = typeof v === 'string' ? v : term;
+          if (expanded.size < 100_000) expanded.set(term, iri);
+        }
+        return iri;
+      },
+      compactIri(iri: string): string {
+        let term = compacted.get(iri);
+        if (term === undefined) {
+          const v = jsonldCompact.compactIri({ activeCtx: processed, iri, relativeTo: { vocab: true } });
+          term = typeof v === 'string' ? v : iri;
+          if (compacted.size < 100_000) compacted.set(iri, term);
+        }
+        return term;
+      },
+    };
+  }
+
+  /** The document loader given to jsonld: built-in core, then the map, then the network (cached). */
+  loadDocument(url: string): Promise<RemoteDocument> {
+    let p = this.#documents.get(url);
+    if (!p) {
+      p = this.#fetchDocument(url);
+      this.#documents.set(url, p);
+      p.catch(() => this.#documents.delete(url));
+    }
+    return p;
+  }
+
+  async #fetchDocument(url: string): Promise<RemoteDocument> {
+    for (const entry of this.#map) {
+      const m = entry.pattern.exec(url);
+      if (!m) continue;
+      const file = m[1] ? entry.file.replace('<X>', m[1]) : entry.file;
+      try {
+        return { contextUrl: null, documentUrl: url, document: JSON.parse(readFileSync(file, 'utf8')) };
+      } catch (e) {
+        throw new AppError(
+          'CONTEXT_LDCONTEXT_NOT_AVAILABLE',
+          `@context ${url}: mapped file is unreadable`,
+          {
+            url,
+          },
+          { cause: e },
+        );
+      }
+    }
+    if (!/^https?:\/\//.test(url)) {
+      throw new AppError('CONTEXT_LDCONTEXT_NOT_AVAILABLE', `@context "${url}" is not an http(s) URL`, {
+        url,
+      });
+    }
+    if (!this.#allowRemote) {
+      throw new AppError(
+        'CONTEXT_LDCONTEXT_NOT_AVAILABLE',
+        `@context ${url} is not preloaded and remote contexts are off`,
+        {
+          url,
+        },
+      );
+    }
+    let text: string;
+    try {
+      const res = await this.#fetch(url, {
+        headers: { accept: 'application/ld+json, application/json;q=0.9' },
+        signal: AbortSignal.timeout(this.#timeoutMs),
+        redirect: 'follow',
+      });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      text = await res.text();
+    } catch (e) {
+      const why =
+        e instanceof Error && e.name === 'TimeoutError'
+          ? `no answer within ${this.#timeoutMs} ms`
+          : String(e instanceof Error ? e.message : e);
+      throw new AppError(
+        'CONTEXT_LDCONTEXT_NOT_AVAILABLE',
+        `@context ${url} cannot be retrieved: ${why}`,
+        { url },
+        {
+          cause: e,
+        },
+      );
+    }
+    if (text.length > this.#maxBytes) {
+      throw new AppError(
+        'CONTEXT_LDCONTEXT_NOT_AVAILABLE',
+        `@context ${url} is larger than ${this.#maxBytes} bytes`,
+        {
+          url,
+        },
+      );
+    }
+    let document: unknown;
+    try {
+      document = JSON.parse(text);
+    } catch {
+      throw new AppError('CONTEXT_LDCONTEXT_NOT_AVAILABLE', `@context ${url} is not JSON`, { url });
+    }
+    if (document === null || typeof document !== 'object' || !('@context' in document)) {
+      throw new AppError('CONTEXT_LDCONTEXT_NOT_AVAILABLE', `${url} is not a JSON-LD context document`, {
+        url,
+      });
+    }
+    return { contextUrl: null, documentUrl: url, document };
+  }
+}
+
+function validateContextShape(ctx: LdContext | null): void {
+  if (ctx === null) return;
+  const items = Array.isArray(ctx) ? ctx : [ctx];
+  for (const c of items) {
+    if (typeof c === 'string') {
+      if (!/^[a-z][a-z0-9+.-]*:/i.test(c)) {
+        throw new AppError('CONTEXT_INVALID_JSONLD', `@context entry "${c}" is not an absolute URL`);
+      }
+    } else if (c === null || typeof c !== 'object' || Array.isArray(c)) {
+      throw new AppError('CONTEXT_INVALID_JSONLD', '@context must be a URL, an object or an array of them');
+    }
+  }
+}
+
+function toContextError(e: unknown): AppError {
+  if (e instanceof AppError) return e;
+  // jsonld wraps loader errors; find ours in the cause chain.
+  let cur: unknown = e;
+  for (let i = 0; i < 6 && cur; i++) {
+    if (cur instanceof AppError) return cur;
+    const c = cur as { cause?: unknown; details?: { cause?: unknown } };
+    cur = c.details?.cause ?? c.cause;
+  }
+  const name = (e as { name?: string; message?: string })?.name;
+  const message = (e as { message?: string })?.message ?? String(e);
+  const code = (e as { details?: { code?: string } })?.details?.code;
+  if (code === 'loading remote context failed' || code === 'loading document failed') {
+    return new AppError('CONTEXT_LDCONTEXT_NOT_AVAILABLE', `@context cannot be retrieved: ${message}`);
+  }
+  return new AppError('CONTEXT_INVALID_JSONLD', `invalid @context: ${code ?? name ?? 'error'}: ${message}`);
+}
