@@ -12,8 +12,9 @@ for (const factory of testStoreFactories()) {
     `platform API on ${factory.name}${factory.skip ? ` (skipped: ${factory.skip})` : ''}`,
     () => {
       let t: PlatformTestApp;
-      const ids: Record<string, string> = {};
-      const as: Record<string, H> = {};
+      type Who = 'alice' | 'bob' | 'vic' | 'mia' | 'fred' | 'eve';
+      const ids = {} as Record<Who, string>;
+      const as = {} as Record<Who, H>;
 
       const req = (method: string, url: string, who: H | undefined, payload?: unknown) =>
         t.app.inject({
