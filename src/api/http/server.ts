@@ -48,7 +48,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: opts.bodyLimit,
-    disableRequestLogging: false,
     requestIdHeader: 'x-request-id',
     trustProxy: true,
     return503OnClosing: true,
