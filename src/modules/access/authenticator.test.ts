@@ -1,6 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeJwt, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+
+type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
@@ -95,8 +98,8 @@ describe('principal facts', () => {
 describe('OIDC', () => {
   let server: Server;
   let jwksUrl: string;
-  let key: CryptoKey;
-  let otherKey: CryptoKey;
+  let key: SigningKey;
+  let otherKey: SigningKey;
   const issuer = 'https://idp.example.test/realms/city';
 
   beforeAll(async () => {
@@ -118,7 +121,7 @@ describe('OIDC', () => {
 
   const external = (
     claims: Record<string, unknown>,
-    opts: { key?: CryptoKey; exp?: number; aud?: string } = {},
+    opts: { key?: SigningKey; exp?: number; aud?: string } = {},
   ) => {
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT(claims)
