@@ -1,3 +1,7 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,6 +10,8 @@ import { silentBusLogger } from './bus-logger.ts';
 import { createNatsBus, type NatsBus, type NatsBusOptions } from './nats-bus.ts';
 
 const url = process.env.NATS_URL;
+const natsServerBin = process.env.NATS_SERVER_BIN ?? 'nats-server';
+const haveNatsServer = spawnSync(natsServerBin, ['--version']).status === 0;
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`.toUpperCase();
 const testOptions = (): NatsBusOptions => ({
   url: url ?? '',
@@ -113,6 +119,32 @@ describe.skipIf(!url)('NATS JetStream bus (needs NATS_URL, e.g. nats://127.0.0.1
     await bus.close();
   });
 
+  it('redelivers to another instance an event whose handler outlived the ack wait (a crashed instance)', async () => {
+    const ns = uniqueNamespace();
+    const a = await createNatsBus({ ...testOptions(), ackWaitMs: 500 });
+    const b = await createNatsBus({ ...testOptions(), ackWaitMs: 500 });
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => {
+      release = r;
+    });
+    const onA: number[] = [];
+    const onB: number[] = [];
+    await a.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async (_e, d) => {
+      onA.push(d.attempt);
+      await stuck;
+    });
+    const e = makeEvent(`${ns}.job`, {});
+    await a.publish(e);
+    await waitFor(() => onA.length === 1);
+    await b.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async (_e, d) => {
+      onB.push(d.attempt);
+    });
+    await waitFor(() => onB.length === 1, 10_000, 'the redelivery to b');
+    expect(onB[0]).toBeGreaterThan(1);
+    release();
+    await Promise.all([a.close(), b.close()]);
+  });
+
   describe('two instances on one stream', () => {
     const buses: NatsBus[] = [];
     afterAll(async () => {
@@ -153,5 +185,65 @@ describe.skipIf(!url)('NATS JetStream bus (needs NATS_URL, e.g. nats://127.0.0.1
       expect(byA).toBeGreaterThan(0);
       expect(byA).toBeLessThan(40);
     });
+  });
+});
+
+describe.skipIf(!haveNatsServer)('NATS bus across a server restart (needs the nats-server binary)', () => {
+  it('reconnects by itself and resumes both group and broadcast subscriptions', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'safecity-nats-'));
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const start = () =>
+      spawn(natsServerBin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+    let server = start();
+    try {
+      let bus: NatsBus | undefined;
+      const started = Date.now();
+      while (!bus) {
+        bus = await createNatsBus({
+          url: `nats://127.0.0.1:${port}`,
+          logger: silentBusLogger,
+          publishTimeoutMs: 1000,
+          reconnectWaitMs: 200,
+        }).catch(async () => {
+          if (Date.now() - started > 10_000) throw new Error('private nats-server did not start');
+          await sleep(100);
+          return undefined;
+        });
+      }
+      const inGroup: string[] = [];
+      const live: string[] = [];
+      await bus.subscribe({ types: ['x.>'], group: 'g' }, async (e) => {
+        inGroup.push(e.id);
+      });
+      await bus.subscribe({ types: ['x.>'], mode: 'broadcast' }, async (e) => {
+        live.push(e.id);
+      });
+      await bus.publish(makeEvent('x.before', {}));
+      await waitFor(() => inGroup.length === 1 && live.length === 1);
+      const stopped = new Promise((r) => server.once('exit', r));
+      server.kill('SIGTERM');
+      await stopped;
+      await expect(bus.publish(makeEvent('x.during', {}))).rejects.toMatchObject({
+        code: 'BUS_PUBLISH_FAILED',
+      });
+      server = start();
+      const after = makeEvent('x.after', {});
+      let published = false;
+      while (!published) {
+        published = await bus.publish(after).then(
+          () => true,
+          () => sleep(200).then(() => false),
+        );
+      }
+      await waitFor(
+        () => inGroup.includes(after.id) && live.includes(after.id),
+        30_000,
+        'delivery after restart',
+      );
+      await bus.close();
+    } finally {
+      server.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

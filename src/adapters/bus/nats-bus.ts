@@ -75,6 +75,8 @@ export interface NatsBusOptions {
   publishTimeoutMs?: number;
   /** How long the first connection may take (ms). Default 5000. */
   connectTimeoutMs?: number;
+  /** Wait between reconnect attempts to a server (ms); attempts never stop. Default 1000. */
+  reconnectWaitMs?: number;
   /** How long the dead letter stream keeps its records (ms). Default 30 days. */
   deadLetterMaxAgeMs?: number;
   /** Dead letters remembered for `deadLetters()`. Default 1000. */
@@ -156,7 +158,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
       servers: options.url,
       name: source,
       maxReconnectAttempts: -1,
-      reconnectTimeWait: 1000,
+      reconnectTimeWait: options.reconnectWaitMs ?? 1000,
       timeout: options.connectTimeoutMs ?? 5000,
     });
   } catch (err) {
