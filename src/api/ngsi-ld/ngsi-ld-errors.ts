@@ -1,0 +1,110 @@
+/**
+ * AppError codes to NGSI-LD ProblemDetails (ETSI GS CIM 009 v1.8, clause 5.5.2 / table 5.5.2-1):
+ * `{ type, title, status, detail }` with the NGSI-LD error type URIs, answered as application/json.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ERROR_CODES, type ErrorCode } from '../../kernel/error-codes.ts';
+import { AppError, isAppError } from '../../kernel/errors.ts';
+import { STATUS_OF_KIND } from '../http/problem.ts';
+
+export const NGSI_LD_ERRORS = 'https://uri.etsi.org/ngsi-ld/errors/';
+
+export type NgsiLdErrorType =
+  | 'InvalidRequest'
+  | 'BadRequestData'
+  | 'AlreadyExists'
+  | 'OperationNotSupported'
+  | 'ResourceNotFound'
+  | 'InternalError'
+  | 'TooComplexQuery'
+  | 'TooManyResults'
+  | 'LdContextNotAvailable'
+  | 'NonexistentTenant';
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code?: string;
+}
+
+/** Codes whose NGSI-LD type is not the default for their kind. */
+const TYPE_OF_CODE: Partial<Record<ErrorCode, NgsiLdErrorType>> = {
+  CONTEXT_INVALID_JSON: 'InvalidRequest',
+  PLATFORM_BAD_REQUEST: 'InvalidRequest',
+  PLATFORM_UNSUPPORTED_MEDIA_TYPE: 'InvalidRequest',
+  CONTEXT_NOT_ACCEPTABLE: 'InvalidRequest',
+  CONTEXT_ENTITY_EXISTS: 'AlreadyExists',
+  CONTEXT_LDCONTEXT_NOT_AVAILABLE: 'LdContextNotAvailable',
+  CONTEXT_TOO_MANY_RESULTS: 'TooManyResults',
+  CONTEXT_TENANT_NOT_FOUND: 'NonexistentTenant',
+  CONTEXT_UNSUPPORTED_GEOMETRY: 'OperationNotSupported',
+  CONTEXT_OPERATION_NOT_SUPPORTED: 'OperationNotSupported',
+};
+
+/** Codes whose HTTP status is not their kind's. */
+const STATUS_OF_CODE: Partial<Record<ErrorCode, number>> = {
+  CONTEXT_NOT_ACCEPTABLE: 406,
+  CONTEXT_LDCONTEXT_NOT_AVAILABLE: 503,
+};
+
+export function toNgsiLdAppError(err: unknown): AppError {
+  if (isAppError(err)) return err;
+  const e = err as Partial<FastifyError>;
+  switch (e?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError('PLATFORM_BODY_TOO_LARGE', 'the payload is larger than this broker accepts');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AppError(
+        'PLATFORM_UNSUPPORTED_MEDIA_TYPE',
+        'send application/json or application/ld+json (NGSI-LD accepts no other payload type)',
+      );
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AppError('CONTEXT_INVALID_JSON', 'the payload is empty');
+    default:
+      break;
+  }
+  if (typeof e?.statusCode === 'number') {
+    if (e.statusCode === 413) return new AppError('PLATFORM_BODY_TOO_LARGE', 'the payload is too large');
+    if (e.statusCode === 415)
+      return new AppError('PLATFORM_UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type');
+    if (e.statusCode === 400)
+      return new AppError('CONTEXT_INVALID_REQUEST', e.message ?? 'malformed request');
+  }
+  return new AppError('PLATFORM_INTERNAL', 'internal error', undefined, { cause: err });
+}
+
+export function toProblemDetails(err: AppError): ProblemDetails {
+  const status = STATUS_OF_CODE[err.code] ?? STATUS_OF_KIND[err.kind];
+  let type: string;
+  const mapped = TYPE_OF_CODE[err.code];
+  if (mapped) type = mapped;
+  else if (err.kind === 'invalid' || err.kind === 'too_large') type = 'BadRequestData';
+  else if (err.kind === 'not_found') type = 'ResourceNotFound';
+  else if (err.kind === 'conflict') type = 'AlreadyExists';
+  else if (err.kind === 'unprocessable') type = 'OperationNotSupported';
+  else if (err.kind === 'internal') type = 'InternalError';
+  else type = '';
+  return {
+    // Statuses NGSI-LD has no error type for (401, 403 not owner, 429, 503) carry the platform's code URN.
+    type: type ? `${NGSI_LD_ERRORS}${type}` : `urn:safecity:error:${err.code}`,
+    title: err.kind === 'internal' ? 'Internal error' : titleOf(err),
+    status,
+    detail: err.kind === 'internal' ? 'The broker failed to answer; the error is logged.' : err.message,
+    code: err.code,
+  };
+}
+
+function titleOf(err: AppError): string {
+  return ERROR_CODES[err.code].title;
+}
+
+export function ngsiLdErrorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const err = toNgsiLdAppError(error);
+  const problem = toProblemDetails(err);
+  if (err.kind === 'internal') request.log.error({ err: error }, 'ngsi-ld: internal error');
+  const tenant = request.headers['ngsild-tenant'];
+  if (typeof tenant === 'string' && tenant) reply.header('NGSILD-Tenant', tenant);
+  reply.status(problem.status).type('application/json').send(problem);
+}

@@ -1,0 +1,538 @@
+/**
+ * The NGSI-LD API (ETSI GS CIM 009 v1.8) for entities: an encapsulated Fastify plugin, registered under
+ * the prefix /ngsi-ld/v1. It owns its payload parsers (application/json, application/ld+json,
+ * application/merge-patch+json) and its error handler (NGSI-LD ProblemDetails). It reads
+ * `request.principal`, set by the app's authentication hook.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../kernel/errors.ts';
+import type {
+  ActiveContext,
+  BatchItem,
+  BatchResult,
+  ContextService,
+  EntityQuery,
+  EntityView,
+  GeoQueryInput,
+  UpdateResult,
+} from '../../modules/context/index.ts';
+import {
+  LOCATION_IRI,
+  renderEntity,
+  renderFeature,
+  renderFeatureCollection,
+} from '../../modules/context/index.ts';
+import type {} from '../http/principal.ts';
+import { ngsiLdErrorHandler, toProblemDetails } from './ngsi-ld-errors.ts';
+import {
+  answerHeaders,
+  callerOf,
+  contextFromLink,
+  intParam,
+  list,
+  mediaTypeOf,
+  negotiate,
+  type OutputOptions,
+  outputOptions,
+  type ResponseType,
+  readContext,
+  requireWriter,
+  splitBatchItem,
+  splitPayload,
+} from './ngsi-ld-request.ts';
+
+export interface NgsiLdPluginOptions {
+  service: ContextService;
+  /** Largest payload of single-entity operations, in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Largest payload of batch operations, in bytes (default 32 MiB). */
+  batchBodyLimit?: number;
+}
+
+type Query = Record<string, string | undefined>;
+type Params = { entityId: string; attrId: string; type: string };
+
+const PAYLOAD_TYPES = ['application/json', 'application/ld+json', 'application/merge-patch+json'];
+
+export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptions): Promise<void> {
+  const svc = opts.service;
+  const bodyLimit = opts.bodyLimit ?? 1024 * 1024;
+  const batchBodyLimit = opts.batchBodyLimit ?? 32 * 1024 * 1024;
+  const prefix = app.prefix;
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(PAYLOAD_TYPES, { parseAs: 'string' }, (_req, text, done) => {
+    const s = String(text);
+    if (s.trim() === '') {
+      done(new AppError('CONTEXT_INVALID_JSON', 'the payload is empty'), undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(s));
+    } catch (e) {
+      done(
+        new AppError('CONTEXT_INVALID_JSON', `the payload is not valid JSON: ${(e as Error).message}`),
+        undefined,
+      );
+    }
+  });
+  app.setErrorHandler(ngsiLdErrorHandler);
+  app.setNotFoundHandler((request, reply) => {
+    ngsiLdErrorHandler(
+      new AppError(
+        'PLATFORM_ROUTE_NOT_FOUND',
+        `no NGSI-LD operation ${request.method} ${request.url.split('?')[0]}`,
+      ),
+      request,
+      reply,
+    );
+  });
+
+  const tags = ['NGSI-LD'];
+  const one = { bodyLimit, schema: { tags } };
+  const batch = { bodyLimit: batchBodyLimit, schema: { tags } };
+
+  async function payload(request: FastifyRequest): Promise<{ body: unknown; ctx: ActiveContext }> {
+    if (request.body === undefined)
+      throw new AppError('CONTEXT_INVALID_JSON', 'the request needs a JSON payload');
+    const { body, context } = splitPayload(request, request.body);
+    return { body, ctx: await svc.resolveContext(context) };
+  }
+
+  function render(
+    view: EntityView,
+    ctx: ActiveContext,
+    out: OutputOptions,
+    query: Query,
+    type: ResponseType,
+  ) {
+    const attrs = list(query.attrs) ?? list(query.pick);
+    const renderOpts = {
+      format: out.format,
+      sysAttrs: out.sysAttrs,
+      attrs: attrs ? new Set(attrs.map((a) => (a === 'marking' ? a : ctx.expandTerm(a)))) : undefined,
+      lang: query.lang,
+      marking: view.marking,
+    };
+    if (type === 'application/geo+json') {
+      const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
+      return renderFeature(view.entity, ctx, { ...renderOpts, geometryProperty: gp });
+    }
+    const body = renderEntity(view.entity, ctx, renderOpts);
+    if (type === 'application/ld+json') body['@context'] = ctx.echo;
+    return body;
+  }
+
+  function updateAnswer(reply: FastifyReply, ctx: ActiveContext, r: UpdateResult) {
+    if (r.notUpdated.length === 0) return reply.status(204).send();
+    return reply
+      .status(207)
+      .type('application/json')
+      .send({
+        updated: r.updated.map((n) => (n === 'marking' ? n : ctx.compactIri(n))),
+        notUpdated: r.notUpdated.map((n) => ({
+          attributeName: ctx.compactIri(n.attributeName),
+          reason: n.reason,
+        })),
+      });
+  }
+
+  // ------------------------------------------------------------------------------------ entities
+
+  app.post('/entities', one, async (request, reply) => {
+    requireWriter(request);
+    const { body, ctx } = await payload(request);
+    const view = await svc.createEntity(callerOf(request), body, ctx);
+    reply.header('Location', `${prefix}/entities/${encodeURIComponent(view.entity.id)}`);
+    tenantEcho(request, reply);
+    return reply.status(201).send();
+  });
+
+  app.get('/entities', one, async (request, reply) => {
+    const query = request.query as Query;
+    const type = negotiate(request);
+    const out = outputOptions(query);
+    const ctx = await readContext(svc, request);
+    const q = entityQuery(query);
+    const result = await svc.queryEntities(callerOf(request), q, ctx);
+    answerHeaders(reply, request, type, ctx);
+    if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
+    if (type === 'application/geo+json') {
+      const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
+      return renderFeatureCollection(
+        result.items.map((v) => v.entity),
+        ctx,
+        {
+          format: out.format,
+          sysAttrs: out.sysAttrs,
+          attrs: attrSet(query, ctx),
+          lang: query.lang,
+          geometryProperty: gp,
+        },
+      );
+    }
+    return result.items.map((v) => render(v, ctx, out, query, type));
+  });
+
+  app.get('/entities/:entityId', one, async (request, reply) => {
+    const { entityId } = request.params as Params;
+    const query = request.query as Query;
+    const type = negotiate(request);
+    const out = outputOptions(query);
+    const ctx = await readContext(svc, request);
+    const view = await svc.getEntity(callerOf(request), entityId);
+    answerHeaders(reply, request, type, ctx);
+    return render(view, ctx, out, query, type);
+  });
+
+  app.delete('/entities/:entityId', one, async (request, reply) => {
+    requireWriter(request);
+    const { entityId } = request.params as Params;
+    await svc.deleteEntity(callerOf(request), entityId);
+    tenantEcho(request, reply);
+    return reply.status(204).send();
+  });
+
+  app.put('/entities/:entityId', one, async (request, reply) => {
+    requireWriter(request);
+    const { entityId } = request.params as Params;
+    const { body, ctx } = await payload(request);
+    await svc.replaceEntity(callerOf(request), entityId, body, ctx);
+    tenantEcho(request, reply);
+    return reply.status(204).send();
+  });
+
+  app.patch('/entities/:entityId', one, async (request, reply) => {
+    requireWriter(request);
+    const { entityId } = request.params as Params;
+    const { body, ctx } = await payload(request);
+    const r = await svc.mergeEntity(callerOf(request), entityId, body, ctx);
+    tenantEcho(request, reply);
+    return updateAnswer(reply, ctx, r);
+  });
+
+  app.post('/entities/:entityId/attrs', one, async (request, reply) => {
+    requireWriter(request);
+    const { entityId } = request.params as Params;
+    const out = outputOptions(request.query as Query);
+    const { body, ctx } = await payload(request);
+    const r = await svc.appendAttributes(callerOf(request), entityId, body, ctx, {
+      noOverwrite: out.noOverwrite,
+    });
+    tenantEcho(request, reply);
+    return updateAnswer(reply, ctx, r);
+  });
+
+  app.patch('/entities/:entityId/attrs', one, async (request, reply) => {
+    requireWriter(request);
+    const { entityId } = request.params as Params;
+    const { body, ctx } = await payload(request);
+    const r = await svc.updateAttributes(callerOf(request), entityId, body, ctx);
+    tenantEcho(request, reply);
+    return updateAnswer(reply, ctx, r);
+  });
+
+  app.patch('/entities/:entityId/attrs/:attrId', one, async (request, reply) => {
+    requireWriter(request);
+    const { entityId, attrId } = request.params as Params;
+    const { body, ctx } = await payload(request);
+    await svc.partialUpdateAttribute(callerOf(request), entityId, attrId, body, ctx);
+    tenantEcho(request, reply);
+    return reply.status(204).send();
+  });
+
+  app.put('/entities/:entityId/attrs/:attrId', one, async (request, reply) => {
+    requireWriter(request);
+    const { entityId, attrId } = request.params as Params;
+    const { body, ctx } = await payload(request);
+    const r = await svc.updateAttributes(callerOf(request), entityId, { [attrId]: body }, ctx);
+    if (r.updated.length === 0) {
+      throw new AppError('CONTEXT_ATTRIBUTE_NOT_FOUND', `entity ${entityId} has no attribute ${attrId}`);
+    }
+    tenantEcho(request, reply);
+    return reply.status(204).send();
+  });
+
+  app.delete('/entities/:entityId/attrs/:attrId', one, async (request, reply) => {
+    requireWriter(request);
+    const { entityId, attrId } = request.params as Params;
+    const query = request.query as Query;
+    const ctx = await readContext(svc, request);
+    await svc.deleteAttribute(callerOf(request), entityId, attrId, ctx, {
+      datasetId: query.datasetId,
+      deleteAll: query.deleteAll === 'true',
+    });
+    tenantEcho(request, reply);
+    return reply.status(204).send();
+  });
+
+  // ------------------------------------------------------------------------------ batch operations
+
+  /** Splits a batch payload into entities with their resolved @context; the ones that fail are errors. */
+  async function batchItems(
+    request: FastifyRequest,
+  ): Promise<{ items: BatchItem[]; earlier: BatchResult['errors'] }> {
+    const body = request.body;
+    if (!Array.isArray(body))
+      throw new AppError('CONTEXT_INVALID_REQUEST', 'a batch payload is a JSON array');
+    if (body.length > svc.maxBatch) {
+      throw new AppError(
+        'CONTEXT_BATCH_TOO_LARGE',
+        `a batch carries at most ${svc.maxBatch} entities (got ${body.length})`,
+      );
+    }
+    const type = mediaTypeOf(request);
+    const link = contextFromLink(request.headers.link);
+    if (type === 'application/ld+json' && link !== undefined) {
+      throw new AppError(
+        'CONTEXT_INVALID_JSONLD',
+        'application/ld+json payloads carry @context in the body, not in a Link header',
+      );
+    }
+    const items: BatchItem[] = [];
+    const earlier: BatchResult['errors'] = [];
+    for (const raw of body) {
+      try {
+        const { body: b, context } = splitBatchItem(type, raw, link);
+        items.push({ body: b, ctx: await svc.resolveContext(context) });
+      } catch (e) {
+        const id = raw && typeof raw === 'object' ? (raw as Record<string, unknown>).id : undefined;
+        earlier.push({ entityId: typeof id === 'string' ? id : '', error: e as AppError });
+      }
+    }
+    return { items, earlier };
+  }
+
+  function batchAnswer(reply: FastifyReply, r: BatchResult, okStatus: 201 | 204, okBody?: unknown) {
+    if (r.errors.length === 0) {
+      return okBody === undefined
+        ? reply.status(okStatus).send()
+        : reply.status(okStatus).type('application/json').send(okBody);
+    }
+    return reply
+      .status(207)
+      .type('application/json')
+      .send({
+        success: r.success,
+        errors: r.errors.map((e) => ({ entityId: e.entityId, error: toProblemDetails(e.error) })),
+      });
+  }
+
+  app.post('/entityOperations/create', batch, async (request, reply) => {
+    requireWriter(request);
+    const { items, earlier } = await batchItems(request);
+    const r = await svc.batchCreate(callerOf(request), items);
+    r.errors.unshift(...earlier);
+    tenantEcho(request, reply);
+    return batchAnswer(reply, r, 201, r.success);
+  });
+
+  app.post('/entityOperations/upsert', batch, async (request, reply) => {
+    requireWriter(request);
+    const out = outputOptions(request.query as Query);
+    const { items, earlier } = await batchItems(request);
+    const r = await svc.batchUpsert(callerOf(request), items, out.upsertMode);
+    r.errors.unshift(...earlier);
+    tenantEcho(request, reply);
+    const createdIds = r.created ?? [];
+    if (r.errors.length === 0 && createdIds.length === 0) return reply.status(204).send();
+    return batchAnswer(reply, r, 201, createdIds);
+  });
+
+  app.post('/entityOperations/update', batch, async (request, reply) => {
+    requireWriter(request);
+    const out = outputOptions(request.query as Query);
+    const { items, earlier } = await batchItems(request);
+    const r = await svc.batchUpdate(callerOf(request), items, { noOverwrite: out.noOverwrite });
+    r.errors.unshift(...earlier);
+    tenantEcho(request, reply);
+    return batchAnswer(reply, r, 204);
+  });
+
+  app.post('/entityOperations/delete', batch, async (request, reply) => {
+    requireWriter(request);
+    const body = request.body;
+    if (!Array.isArray(body))
+      throw new AppError('CONTEXT_INVALID_REQUEST', 'a batch delete payload is a JSON array of ids');
+    const r = await svc.batchDelete(callerOf(request), body);
+    tenantEcho(request, reply);
+    return batchAnswer(reply, r, 204);
+  });
+
+  /** POST /entityOperations/query: a Query object in the body (clause 5.7.2 by POST). */
+  app.post('/entityOperations/query', one, async (request, reply) => {
+    const type = negotiate(request, false);
+    const query = request.query as Query;
+    const out = outputOptions(query);
+    const { body, ctx } = await payload(request);
+    const b = (body ?? {}) as Record<string, unknown>;
+    if (b.type !== 'Query')
+      throw new AppError('CONTEXT_INVALID_REQUEST', 'the payload must be a Query (type "Query")');
+    const entities = Array.isArray(b.entities) ? (b.entities as Record<string, unknown>[]) : [];
+    const q: EntityQuery = {
+      type:
+        entities
+          .map((e) => e.type)
+          .filter((t): t is string => typeof t === 'string')
+          .join(',') || undefined,
+      ids: entities.map((e) => e.id).filter((t): t is string => typeof t === 'string'),
+      idPattern: entities.map((e) => e.idPattern).find((t): t is string => typeof t === 'string'),
+      attrs: Array.isArray(b.attrs) ? (b.attrs as string[]) : undefined,
+      q: typeof b.q === 'string' ? b.q : undefined,
+      scopeQ: typeof b.scopeQ === 'string' ? b.scopeQ : undefined,
+      geo: b.geoQ && typeof b.geoQ === 'object' ? (b.geoQ as GeoQueryInput) : undefined,
+      limit: intParam(query.limit, 'limit'),
+      offset: intParam(query.offset, 'offset'),
+      count: query.count === 'true',
+    };
+    if (q.ids?.length === 0) q.ids = undefined;
+    const result = await svc.queryEntities(callerOf(request), q, ctx);
+    answerHeaders(reply, request, type, ctx);
+    if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
+    return result.items.map((v) => render(v, ctx, out, { ...query, attrs: q.attrs?.join(',') }, type));
+  });
+
+  // ------------------------------------------------------------------------------------- discovery
+
+  app.get('/types', one, async (request, reply) => {
+    const type = negotiate(request, false);
+    const ctx = await readContext(svc, request);
+    const types = await svc.listTypes(callerOf(request));
+    answerHeaders(reply, request, type, ctx);
+    const withCtx = (o: Record<string, unknown>) =>
+      type === 'application/ld+json' ? { ...o, '@context': ctx.echo } : o;
+    if ((request.query as Query).details === 'true') {
+      return types.map((t) =>
+        withCtx({
+          id: t.type,
+          type: 'EntityType',
+          typeName: ctx.compactIri(t.type),
+          attributeNames: [...t.attributes.keys()].map((a) => ctx.compactIri(a)),
+        }),
+      );
+    }
+    return withCtx({
+      id: `urn:ngsi-ld:EntityTypeList:${hashOf(types.map((t) => t.type).join(','))}`,
+      type: 'EntityTypeList',
+      typeList: types.map((t) => ctx.compactIri(t.type)),
+    });
+  });
+
+  app.get('/types/:type', one, async (request, reply) => {
+    const type = negotiate(request, false);
+    const ctx = await readContext(svc, request);
+    const wanted = ctx.expandTerm((request.params as Params).type);
+    const info = (await svc.listTypes(callerOf(request))).find((t) => t.type === wanted);
+    if (!info)
+      throw new AppError('CONTEXT_TYPE_NOT_FOUND', `no entity of type ${(request.params as Params).type}`);
+    answerHeaders(reply, request, type, ctx);
+    const body: Record<string, unknown> = {
+      id: info.type,
+      type: 'EntityTypeInfo',
+      typeName: ctx.compactIri(info.type),
+      entityCount: info.count,
+      attributeDetails: [...info.attributes].map(([a, kinds]) => ({
+        id: a,
+        type: 'Attribute',
+        attributeName: ctx.compactIri(a),
+        attributeTypes: kinds,
+      })),
+    };
+    if (type === 'application/ld+json') body['@context'] = ctx.echo;
+    return body;
+  });
+
+  app.get('/attributes', one, async (request, reply) => {
+    const type = negotiate(request, false);
+    const ctx = await readContext(svc, request);
+    const attrs = await svc.listAttributes(callerOf(request));
+    answerHeaders(reply, request, type, ctx);
+    const withCtx = (o: Record<string, unknown>) =>
+      type === 'application/ld+json' ? { ...o, '@context': ctx.echo } : o;
+    if ((request.query as Query).details === 'true') {
+      return attrs.map((a) => withCtx(attributeBody(a, ctx)));
+    }
+    return withCtx({
+      id: `urn:ngsi-ld:AttributeList:${hashOf(attrs.map((a) => a.attribute).join(','))}`,
+      type: 'AttributeList',
+      attributeList: attrs.map((a) => ctx.compactIri(a.attribute)),
+    });
+  });
+
+  app.get('/attributes/:attrId', one, async (request, reply) => {
+    const type = negotiate(request, false);
+    const ctx = await readContext(svc, request);
+    const wanted = ctx.expandTerm((request.params as Params).attrId);
+    const a = (await svc.listAttributes(callerOf(request))).find((x) => x.attribute === wanted);
+    if (!a)
+      throw new AppError(
+        'CONTEXT_ATTRIBUTE_NOT_FOUND',
+        `no entity has attribute ${(request.params as Params).attrId}`,
+      );
+    answerHeaders(reply, request, type, ctx);
+    const body = attributeBody(a, ctx);
+    if (type === 'application/ld+json') body['@context'] = ctx.echo;
+    return body;
+  });
+}
+
+function attributeBody(
+  a: { attribute: string; count: number; typeNames: string[]; attributeTypes: string[] },
+  ctx: ActiveContext,
+): Record<string, unknown> {
+  return {
+    id: a.attribute,
+    type: 'Attribute',
+    attributeName: ctx.compactIri(a.attribute),
+    attributeCount: a.count,
+    attributeTypes: a.attributeTypes,
+    typeNames: a.typeNames.map((t) => ctx.compactIri(t)),
+  };
+}
+
+function attrSet(query: Query, ctx: ActiveContext): Set<string> | undefined {
+  const attrs = list(query.attrs) ?? list(query.pick);
+  return attrs ? new Set(attrs.map((a) => ctx.expandTerm(a))) : undefined;
+}
+
+function entityQuery(query: Query): EntityQuery {
+  const geo: GeoQueryInput | undefined =
+    query.georel !== undefined || query.geometry !== undefined || query.coordinates !== undefined
+      ? {
+          georel: query.georel,
+          geometry: query.geometry,
+          coordinates: query.coordinates,
+          geoproperty: query.geoproperty,
+        }
+      : undefined;
+  if (query.csf !== undefined) {
+    throw new AppError(
+      'CONTEXT_OPERATION_NOT_SUPPORTED',
+      'context source filters (csf) are not supported: no registrations',
+    );
+  }
+  return {
+    type: query.type,
+    ids: list(query.id),
+    idPattern: query.idPattern,
+    attrs: list(query.attrs) ?? list(query.pick),
+    q: query.q,
+    scopeQ: query.scopeQ,
+    geo,
+    limit: intParam(query.limit, 'limit'),
+    offset: intParam(query.offset, 'offset'),
+    count: query.count === 'true',
+    local: query.local === 'true',
+  };
+}
+
+function tenantEcho(request: FastifyRequest, reply: FastifyReply): void {
+  const tenant = request.headers['ngsild-tenant'];
+  if (typeof tenant === 'string' && tenant) reply.header('NGSILD-Tenant', tenant);
+}
+
+function hashOf(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return (h >>> 0).toString(16);
+}
