@@ -1,0 +1,96 @@
+/** The shapes of the platform's answers that the app reads (src/api/platform, ngsi-ld, routing). */
+import type { LonLat } from './geo.ts';
+
+export interface Audience {
+  orgs: string[];
+  communities: string[];
+  users: string[];
+}
+
+export interface Marking {
+  tlp: string;
+  pap?: string;
+  audience: Audience;
+}
+
+export interface PointGeometry {
+  type: 'Point';
+  coordinates: LonLat;
+}
+
+export interface Geometry {
+  type: string;
+  coordinates: unknown;
+}
+
+export interface Report {
+  id: string;
+  title: string;
+  body: string;
+  category: string;
+  location?: PointGeometry | null;
+  marking: Marking;
+  ownerOrg: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+export interface Me {
+  userId?: string;
+  id?: string;
+  username: string;
+  displayName?: string | null;
+  orgId: string;
+  roles: string[];
+  /** What the caller's new objects get unless they say otherwise. */
+  defaultMarking?: Marking;
+}
+
+export interface Org {
+  id: string;
+  name: string;
+  kind?: string;
+}
+
+export interface Feature<G = Geometry, P = Record<string, unknown>> {
+  type: 'Feature';
+  id?: string | number;
+  geometry: G | null;
+  properties: P;
+}
+
+export interface FeatureCollection<G = Geometry, P = Record<string, unknown>> {
+  type: 'FeatureCollection';
+  features: Feature<G, P>[];
+}
+
+export interface RouteProperties {
+  duration_s: number;
+  distance_m: number;
+  steps?: unknown[];
+}
+
+export interface Closure {
+  id: string;
+  geometry: Geometry;
+  expiresAt?: string | null;
+}
+
+export interface NetworkInfo {
+  bbox?: [number, number, number, number];
+  attribution?: string;
+  name?: string;
+  [k: string]: unknown;
+}
+
+/** Lists come back either bare or wrapped (`{items}`/`{reports}`...): accept both. */
+export function listOf<T>(body: unknown, ...keys: string[]): T[] {
+  if (Array.isArray(body)) return body as T[];
+  if (body && typeof body === 'object') {
+    for (const k of [...keys, 'items', 'data', 'results']) {
+      const v = (body as Record<string, unknown>)[k];
+      if (Array.isArray(v)) return v as T[];
+    }
+  }
+  return [];
+}
