@@ -1,0 +1,79 @@
+/**
+ * A Fastify app for NGSI-LD tests: PGlite store, in-process bus, the offline context map, and a test
+ * hook that sets the principal from `x-test-user: user@org` (tlp of the default marking in
+ * `x-test-default-tlp`). Tests only; the real app authenticates with tokens.
+ */
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createMemoryBus } from '../../adapters/bus/index.ts';
+import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
+import { emptyAudience, normaliseTlp, principalReadKeys } from '../../modules/access/marking.ts';
+import { ContextResolver, ContextService, contextMigrations } from '../../modules/context/index.ts';
+import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
+import type { Store } from '../../ports/store.ts';
+import { ngsiLdPlugin } from './ngsi-ld-plugin.ts';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** The shared data folder: SAFECITY_SHARED_DATA, default ../shared/data from the repo root. */
+export const SHARED_DATA = resolve(REPO_ROOT, process.env.SAFECITY_SHARED_DATA ?? '../shared/data');
+export const CONTEXT_MAP =
+  process.env.SAFECITY_CONTEXT_MAP ?? resolve(SHARED_DATA, 'standards/ngsi-ld/CONTEXT-URLS.txt');
+
+export interface TestApp {
+  app: FastifyInstance;
+  store: Store;
+  bus: EventBus;
+  service: ContextService;
+  events: PlatformEvent[];
+  close(): Promise<void>;
+}
+
+export async function openTestApp(opts: { bodyLimit?: number } = {}): Promise<TestApp> {
+  const store = await openTestPgliteStore(contextMigrations);
+  const bus = createMemoryBus();
+  const events: PlatformEvent[] = [];
+  await bus.subscribe({ types: ['context.>'], mode: 'broadcast' }, async (e) => {
+    events.push(e);
+  });
+  const service = new ContextService({
+    store,
+    bus,
+    resolver: new ContextResolver({ contextMapFile: CONTEXT_MAP, allowRemote: true, timeoutMs: 500 }),
+  });
+  const app = Fastify();
+  app.addHook('onRequest', async (request) => {
+    const who = request.headers['x-test-user'];
+    if (typeof who !== 'string') return;
+    const [userId = '', orgId = ''] = who.split('@');
+    const tlp = normaliseTlp(request.headers['x-test-default-tlp'] ?? 'AMBER');
+    request.principal = {
+      userId,
+      username: userId,
+      orgId,
+      roles: ['operator'],
+      kind: 'user',
+      readKeys: principalReadKeys({ userId, orgId, communities: [], patronOrgs: [] }),
+      defaultMarking: { tlp, audience: emptyAudience() },
+    };
+  });
+  await app.register(ngsiLdPlugin, {
+    service,
+    prefix: '/ngsi-ld/v1',
+    ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+  });
+  await app.ready();
+  return {
+    app,
+    store,
+    bus,
+    service,
+    events,
+    async close() {
+      await app.close();
+      await bus.close();
+      await store.close();
+    },
+  };
+}
