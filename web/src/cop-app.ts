@@ -4,11 +4,12 @@
  */
 import { type ApiClient, ApiError, isNotConfigured } from './api-client.ts';
 import { $, h, propertyList, timeAgo } from './dom.ts';
+import { toFeatures } from './entity-features.ts';
 import type { LonLat } from './geo.ts';
 import { startLive } from './live-updates.ts';
 import { createMapView, LAYER_GROUPS, type MapView } from './map-view.ts';
 import { papBadge, tlpBadge, tlpColour } from './marking-badge.ts';
-import type { Feature, FeatureCollection, Me, Report } from './platform-types.ts';
+import type { Feature, Me, Report } from './platform-types.ts';
 import { listOf } from './platform-types.ts';
 import { ReportDialog } from './report-dialog.ts';
 import { RoutingPanel } from './routing-panel.ts';
@@ -319,33 +320,6 @@ export async function startCop(opts: CopOptions): Promise<void> {
   window.addEventListener('pagehide', () => live.stop());
   // Lets scripts and tests tell when the picture is up (map placed on the city, first data in).
   $('app-view').dataset.ready = map.available ? 'map' : 'no-map';
-}
-
-/** NGSI-LD answers: a GeoJSON FeatureCollection, or (if the server ignores Accept) an entity array. */
-export function toFeatures(body: unknown, type: string): Feature[] {
-  const out: Feature[] = [];
-  const fc = body as FeatureCollection | undefined;
-  const items: unknown[] =
-    fc && fc.type === 'FeatureCollection' ? fc.features : Array.isArray(body) ? body : [];
-  for (const item of items) {
-    const f = item as Partial<Feature> & Record<string, unknown>;
-    if (f.type === 'Feature') {
-      if (!f.geometry) continue;
-      out.push({
-        type: 'Feature',
-        ...(f.id !== undefined ? { id: f.id } : {}),
-        geometry: f.geometry,
-        properties: { ...(f.properties ?? {}), id: f.id ?? f.properties?.id, type },
-      });
-    } else {
-      const loc = f.location as Feature['geometry'] | { value?: Feature['geometry'] } | undefined;
-      const geometry = loc && 'value' in loc ? (loc.value ?? null) : ((loc as Feature['geometry']) ?? null);
-      if (!geometry) continue;
-      const { location: _drop, ...props } = f;
-      out.push({ type: 'Feature', geometry, properties: { ...props, type } });
-    }
-  }
-  return out;
 }
 
 function alertTitle(p: Record<string, unknown>): string {
