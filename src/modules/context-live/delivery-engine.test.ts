@@ -6,7 +6,7 @@ import { type ContextLive, createContextLive } from './context-live.ts';
 import { createCoreQueryPort } from './core-query-port.ts';
 import { contextLiveMigrations } from './migrations.ts';
 import type { LivePrincipal } from './subscription-service.ts';
-import { DEFAULT_VOCAB, entityChange, type Receiver, startReceiver, vocabLdContext } from './testing.ts';
+import { DEFAULT_VOCAB, entityChange, type Receiver, startReceiver, testLdContext } from './testing.ts';
 
 const V = DEFAULT_VOCAB;
 const orgB: LivePrincipal = {
@@ -28,7 +28,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
   let store: Store;
   let live: ContextLive;
   let rx: Receiver;
-  const ld = vocabLdContext();
+  const ld = testLdContext();
 
   beforeAll(async () => {
     store = await openTestPgliteStore(contextLiveMigrations);
@@ -56,7 +56,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
 
   async function subscribe(body: Record<string, unknown>) {
     return live.subscriptions.create(
-      'default',
+      '',
       orgB,
       {
         type: 'Subscription',
@@ -82,7 +82,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
     });
     expect(String(got!.body.id)).toMatch(/^urn:ngsi-ld:Notification:/);
     const view = await live.subscriptions.view(
-      await live.subscriptions.get('default', orgB, sub.spec.id),
+      await live.subscriptions.get('', orgB, sub.spec.id),
       undefined,
     );
     expect(view.status).toBe('active');
@@ -150,7 +150,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
       await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:5', i)));
     }
     expect(rx.received).toHaveLength(0);
-    const pending = await live.engine.outbox('default', sub.spec.id);
+    const pending = await live.engine.outbox('', sub.spec.id);
     expect(pending.length).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 400));
     rx.status = 200;
@@ -161,8 +161,8 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
       );
     while (speeds().length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(speeds()).toEqual([0, 1, 2, 3, 4]);
-    expect(await live.engine.outbox('default', sub.spec.id)).toEqual([]);
-    const rec = await live.subscriptions.get('default', orgB, sub.spec.id);
+    expect(await live.engine.outbox('', sub.spec.id)).toEqual([]);
+    const rec = await live.subscriptions.get('', orgB, sub.spec.id);
     expect(rec.delivery.timesFailed).toBeGreaterThan(0);
     expect(rec.delivery.status).toBe('ok');
     expect(rec.delivery.lastFailure).toBeTypeOf('string');
@@ -182,10 +182,10 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
     await live.recordChanges([{ kind: 'updated', change: tightened, at: new Date().toISOString() }]);
     rx.status = 200;
     const deadline = Date.now() + 3000;
-    while ((await live.engine.outbox('default', sub.spec.id)).length > 0 && Date.now() < deadline) {
+    while ((await live.engine.outbox('', sub.spec.id)).length > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect(await live.engine.outbox('default', sub.spec.id)).toEqual([]);
+    expect(await live.engine.outbox('', sub.spec.id)).toEqual([]);
     expect(rx.received).toHaveLength(0);
   });
 
@@ -205,12 +205,12 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
   it('a paused or expired subscription does not notify', async () => {
     await setup();
     const sub = await subscribe({});
-    await live.subscriptions.update('default', orgB, sub.spec.id, { isActive: false }, undefined);
+    await live.subscriptions.update('', orgB, sub.spec.id, { isActive: false }, undefined);
     await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:8', 1)));
     await new Promise((r) => setTimeout(r, 100));
     expect(rx.received).toHaveLength(0);
     const view = await live.subscriptions.view(
-      await live.subscriptions.get('default', orgB, sub.spec.id),
+      await live.subscriptions.get('', orgB, sub.spec.id),
       undefined,
     );
     expect(view.status).toBe('paused');

@@ -9,7 +9,6 @@ export type { DeadLetter } from './dead-letter-store.ts';
 export type { PendingItem, RetryPolicy } from './delivery-engine.ts';
 export type { ChangeKind, LiveEntityChange } from './entity-change-event.ts';
 export { ENTITY_CREATED, ENTITY_DELETED, ENTITY_EVENT_TYPES, ENTITY_UPDATED } from './entity-change-event.ts';
-export { compactEntity } from './entity-compaction.ts';
 export type { IngestTarget } from './ingest-mapping.ts';
 export { entityIdFor, MAX_PAYLOAD_BYTES, parseTopic, TOPIC_ROOT } from './ingest-mapping.ts';
 export type { IngestMessage, IngestOutcome } from './ingestion-service.ts';

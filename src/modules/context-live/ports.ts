@@ -1,3 +1,6 @@
+import type { Marking } from '../access/marking.ts';
+import type { ActiveContext } from '../context/index.ts';
+
 /**
  * What this module needs from the rest of the platform, as narrow interfaces ("only what we need").
  * The composition root satisfies them with the NGSI-LD core (src/modules/context) and access module.
@@ -16,18 +19,13 @@ export type JsonLdContext = string | Record<string, unknown> | Array<string | Re
 /** The representations NGSI-LD defines for entities in responses and notifications. */
 export type EntityFormat = 'normalized' | 'keyValues' | 'concise';
 
-/** A client's @context, resolved (the NGSI-LD core's ActiveContext): expands terms and compacts IRIs. */
-export interface ActiveLdContext {
-  /** Expands an attribute or type name to its IRI (full IRIs come back as they are). */
-  expandTerm(term: string): string;
-  /** Compacts an IRI to the client's term (or returns it unchanged). */
-  compactIri(iri: string): string;
-}
+/** A client's @context resolved (the NGSI-LD core's ActiveContext): expands terms, compacts IRIs. */
+export type ActiveLdContext = ActiveContext;
 
 /** Resolves @contexts (the NGSI-LD core's ContextResolver); the core context is always appended. */
 export interface LdContextPort {
   /** Throws AppError when a context cannot be retrieved or is malformed. */
-  resolve(context: JsonLdContext | undefined): Promise<ActiveLdContext>;
+  resolve(context: JsonLdContext | null | undefined): Promise<ActiveContext>;
 }
 
 /** A compiled filter over expanded entities. */
@@ -72,6 +70,8 @@ export interface IngestPrincipal {
   userId: string;
   orgId: string;
   roles: string[];
+  /** The marking of entities this account creates (the core's default otherwise). */
+  defaultMarking?: Marking;
 }
 
 /** One entity fragment to upsert: NGSI-LD normalized, in the terms of `context`. */

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { createCoreQueryPort } from './core-query-port.ts';
 import { parseSubscription, patchSubscription, type SubscriptionSpec } from './subscription.ts';
 import { firedTriggers, matchChange } from './subscription-matcher.ts';
-import { DEFAULT_VOCAB, entityChange, vocabLdContext } from './testing.ts';
+import { DEFAULT_VOCAB, entityChange, testLdContext } from './testing.ts';
 
-const ld = vocabLdContext();
+const ld = testLdContext();
 const deps = { ld, query: createCoreQueryPort(ld), now: new Date('2026-11-27T00:00:00Z'), newId: () => 'x1' };
 const base = {
   type: 'Subscription',

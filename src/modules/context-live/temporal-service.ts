@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../../kernel/clock.ts';
 import { AppError } from '../../kernel/errors.ts';
-import { compactAttributeInstance } from './entity-compaction.ts';
+import { renderAttributeValue } from '../context/index.ts';
 import type { ActiveLdContext, JsonLdContext, LdContextPort } from './ports.ts';
 import { parseTemporalQuery, type TemporalQuery } from './temporal-query.ts';
 import type { AggregateValue, AttrInstance, TemporalStore } from './temporal-store.ts';
@@ -132,7 +132,10 @@ export class TemporalService {
     }
     for (const i of instances) {
       const name = ac.compactIri(i.attr);
-      const inst = compactAttributeInstance(i.instance, ac);
+      const inst = renderAttributeValue(i.instance, ac, { format: 'normalized', sysAttrs: true }) as Record<
+        string,
+        unknown
+      >;
       inst.instanceId = i.instanceId;
       if (inst.observedAt === undefined) inst.observedAt = i.observedAt;
       const list = (out[name] as unknown[] | undefined) ?? [];

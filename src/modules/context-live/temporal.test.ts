@@ -7,7 +7,7 @@ import { contextLiveMigrations } from './migrations.ts';
 import { parseDuration, parseTemporalQuery } from './temporal-query.ts';
 import { TemporalService } from './temporal-service.ts';
 import { type RecordedChange, TemporalStore } from './temporal-store.ts';
-import { DEFAULT_VOCAB, entityChange, vocabLdContext } from './testing.ts';
+import { DEFAULT_VOCAB, entityChange, testLdContext } from './testing.ts';
 
 const V = DEFAULT_VOCAB;
 const keysOf = (orgId: string) =>
@@ -76,7 +76,7 @@ for (const factory of testStoreFactories()) {
       beforeAll(async () => {
         store = await factory.open(contextLiveMigrations);
         const ts = new TemporalStore(store);
-        temporal = new TemporalService({ store: ts, ld: vocabLdContext(), clock });
+        temporal = new TemporalService({ store: ts, ld: testLdContext(), clock });
         const changes: RecordedChange[] = [];
         for (let s = 0; s < 10; s++)
           changes.push(observation('urn:ngsi-ld:WeatherObserved:a', s * 60, 10 + s));
@@ -101,7 +101,7 @@ for (const factory of testStoreFactories()) {
 
       it('returns the normalized temporal representation, oldest first, with instance ids', async () => {
         const e = await temporal.getEntity(
-          'default',
+          '',
           keysOf('org-a'),
           'urn:ngsi-ld:WeatherObserved:a',
           { params: {} },
@@ -118,7 +118,7 @@ for (const factory of testStoreFactories()) {
       it('filters by timerel before, after and between, and lastN', async () => {
         const values = async (params: Record<string, string>) => {
           const e = await temporal.getEntity(
-            'default',
+            '',
             keysOf('org-a'),
             'urn:ngsi-ld:WeatherObserved:a',
             { params },
@@ -137,7 +137,7 @@ for (const factory of testStoreFactories()) {
 
       it('gives the simplified temporal representation (temporalValues)', async () => {
         const e = await temporal.getEntity(
-          'default',
+          '',
           keysOf('org-a'),
           'urn:ngsi-ld:WeatherObserved:a',
           { params: { options: 'temporalValues', lastN: '2' } },
@@ -154,7 +154,7 @@ for (const factory of testStoreFactories()) {
 
       it('aggregates per period with every method', async () => {
         const e = await temporal.getEntity(
-          'default',
+          '',
           keysOf('org-a'),
           'urn:ngsi-ld:WeatherObserved:a',
           {
@@ -184,7 +184,7 @@ for (const factory of testStoreFactories()) {
 
       it('aggregates the whole range with PT0S', async () => {
         const e = await temporal.getEntity(
-          'default',
+          '',
           keysOf('org-a'),
           'urn:ngsi-ld:WeatherObserved:a',
           { params: { aggrMethods: 'avg', aggrPeriodDuration: 'PT0S' } },
@@ -197,7 +197,7 @@ for (const factory of testStoreFactories()) {
 
       it('queries by type and hides entities the reader may not see', async () => {
         const list = await temporal.query(
-          'default',
+          '',
           keysOf('org-a'),
           { types: ['WeatherObserved'], params: { lastN: '1' } },
           undefined,
@@ -207,7 +207,7 @@ for (const factory of testStoreFactories()) {
           'urn:ngsi-ld:WeatherObserved:b',
         ]);
         const owner = await temporal.query(
-          'default',
+          '',
           keysOf('org-x'),
           { types: ['WeatherObserved'], params: {} },
           undefined,
@@ -215,7 +215,7 @@ for (const factory of testStoreFactories()) {
         expect(owner.map((e) => e.id)).toContain('urn:ngsi-ld:WeatherObserved:secret');
         await expect(
           temporal.getEntity(
-            'default',
+            '',
             keysOf('org-a'),
             'urn:ngsi-ld:WeatherObserved:secret',
             { params: {} },
@@ -223,27 +223,27 @@ for (const factory of testStoreFactories()) {
           ),
         ).rejects.toMatchObject({ code: 'CONTEXT_LIVE_TEMPORAL_ENTITY_NOT_FOUND' });
         await expect(
-          temporal.query('default', keysOf('org-a'), { idPattern: '(', params: {} }, undefined),
+          temporal.query('', keysOf('org-a'), { idPattern: '(', params: {} }, undefined),
         ).rejects.toMatchObject({ code: 'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID' });
       });
 
       it('prunes history past the retention of its entity type', async () => {
-        await temporal.setRetention('default', 'WeatherObserved', 86400 - 300);
-        expect(await temporal.listRetention('default')).toEqual([
+        await temporal.setRetention('', 'WeatherObserved', 86400 - 300);
+        expect(await temporal.listRetention('')).toEqual([
           { entityType: `${V}WeatherObserved`, seconds: 86100 },
         ]);
         // The clock is one day after T0: instances older than T0+300 s go (a: 10..14 at 0..240 s; b; secret).
         const removed = await temporal.prune();
         expect(removed).toBe(7);
         const e = await temporal.getEntity(
-          'default',
+          '',
           keysOf('org-a'),
           'urn:ngsi-ld:WeatherObserved:a',
           { params: {} },
           undefined,
         );
         expect((e.temperature as unknown[]).length).toBe(5);
-        await expect(temporal.setRetention('default', 'WeatherObserved', -1)).rejects.toMatchObject({
+        await expect(temporal.setRetention('', 'WeatherObserved', -1)).rejects.toMatchObject({
           code: 'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
         });
       });

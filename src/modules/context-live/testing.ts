@@ -4,8 +4,11 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Marking } from '../access/marking.ts';
 import { objectReadKeys } from '../access/marking.ts';
+import { ContextResolver, DEFAULT_TENANT } from '../context/index.ts';
 import type { LiveEntityChange } from './entity-change-event.ts';
 import type { ExpandedEntity } from './ports.ts';
 
@@ -92,7 +95,7 @@ export function entityChange(
   };
   const types = Array.isArray(entity.type) ? entity.type : [entity.type];
   return {
-    tenant: opts.tenant ?? 'default',
+    tenant: opts.tenant ?? DEFAULT_TENANT,
     entityId: entity.id,
     entityType: types,
     entity: opts.deleted ? null : entity,
@@ -105,34 +108,18 @@ export function entityChange(
   };
 }
 
-const CORE_TERMS: Record<string, string> = {
-  location: 'https://uri.etsi.org/ngsi-ld/location',
-  observationSpace: 'https://uri.etsi.org/ngsi-ld/observationSpace',
-  operationSpace: 'https://uri.etsi.org/ngsi-ld/operationSpace',
-  name: 'https://uri.etsi.org/ngsi-ld/name',
-  description: 'https://uri.etsi.org/ngsi-ld/description',
-};
+/** The URL-to-file map of the shared NGSI-LD contexts (offline), from NGSI_LD_CONTEXT_MAP or ../shared/data. */
+export function contextMapFile(): string {
+  return (
+    process.env.NGSI_LD_CONTEXT_MAP ??
+    resolve(
+      dirname(fileURLToPath(import.meta.url)),
+      '../../../../shared/data/standards/ngsi-ld/CONTEXT-URLS.txt',
+    )
+  );
+}
 
-/**
- * An LdContextPort for tests that need no JSON-LD processing: the core context's @vocab (terms expand
- * under the default context) and its geo terms, plus the term definitions of inline context objects.
- * Contexts given as URLs add nothing.
- */
-export function vocabLdContext(): import('./ports.ts').LdContextPort {
-  return {
-    async resolve(context) {
-      const terms: Record<string, string> = { ...CORE_TERMS };
-      const list = context === undefined ? [] : Array.isArray(context) ? context : [context];
-      for (const c of list) {
-        if (typeof c !== 'object') continue;
-        for (const [k, v] of Object.entries(c)) if (typeof v === 'string') terms[k] = v;
-      }
-      const reverse = new Map(Object.entries(terms).map(([k, v]) => [v, k]));
-      return {
-        expandTerm: (t) => terms[t] ?? (t.includes(':') ? t : `${DEFAULT_VOCAB}${t}`),
-        compactIri: (iri) =>
-          reverse.get(iri) ?? (iri.startsWith(DEFAULT_VOCAB) ? iri.slice(DEFAULT_VOCAB.length) : iri),
-      };
-    },
-  };
+/** The core's real @context resolver, offline (no remote contexts). */
+export function testLdContext(): ContextResolver {
+  return new ContextResolver({ contextMapFile: contextMapFile(), allowRemote: false });
 }

@@ -1,0 +1,116 @@
+/**
+ * The embedded MQTT broker (aedes) of the default preset: sensors and gateways publish measurements to
+ * it, and subscribers' systems receive MQTT notifications from it.
+ *
+ * - Clients authenticate with a service account's token as password, through the `authenticate`
+ *   callback the composition root provides (username is informative).
+ * - A publish under `safecity/v1/` is ingested before it is acknowledged: the PUBACK of a QoS 1
+ *   message leaves once the message is written or dead-lettered, so nothing acknowledged is lost.
+ *   Ingestion topics are never forwarded to other clients (they carry unmarked raw data).
+ * - A client may subscribe only to `notifications/{its organisation}/...`: the topics where MQTT
+ *   notifications of its organisation's subscriptions go.
+ */
+import { createServer, type Server } from 'node:net';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import type { IngestPrincipal } from '../../modules/context-live/index.ts';
+
+export interface EmbeddedMqttBrokerOptions {
+  /** TCP port (env SAFECITY_MQTT_PORT, default 1884 so it does not clash with a system Mosquitto). */
+  port: number;
+  host?: string;
+  /** Resolves the principal of a token, or null to refuse the connection. */
+  authenticate(username: string | undefined, password: string | undefined): Promise<IngestPrincipal | null>;
+  /** Ingests one message; resolves once it is written or dead-lettered. */
+  ingest(message: { topic: string; payload: Buffer; principal: IngestPrincipal }): Promise<unknown>;
+  onError?: (message: string, error: unknown) => void;
+}
+
+export interface EmbeddedMqttBroker {
+  readonly port: number;
+  /** Publishes from inside the platform (notifications), bypassing client authorisation. */
+  publish(topic: string, payload: Buffer | string, qos: 0 | 1 | 2): Promise<void>;
+  /** True when `uri` (mqtt://host:port/...) points at this broker. */
+  isLocal(uri: URL): boolean;
+  close(): Promise<void>;
+}
+
+export const INGEST_TOPIC_PREFIX = 'safecity/v1/';
+
+function authError(message: string): AuthenticateError {
+  // 4 = bad user name or password (MQTT 3.1.1 CONNACK return code).
+  return Object.assign(new Error(message), { returnCode: 4 }) as AuthenticateError;
+}
+
+export async function startEmbeddedMqttBroker(opts: EmbeddedMqttBrokerOptions): Promise<EmbeddedMqttBroker> {
+  const principals = new WeakMap<Client, IngestPrincipal>();
+  const broker = await Aedes.createBroker({
+    authenticate(client, username, password, done) {
+      opts
+        .authenticate(username, password?.toString('utf8'))
+        .then((p) => {
+          if (!p) return done(authError('invalid token'), false);
+          principals.set(client, p);
+          done(null, true);
+        })
+        .catch((e) => {
+          opts.onError?.('mqtt authenticate', e);
+          done(authError('authentication failed'), false);
+        });
+    },
+    authorizePublish(client, packet, done) {
+      if (!client) return done(null);
+      const principal = principals.get(client);
+      if (!principal || !packet.topic.startsWith(INGEST_TOPIC_PREFIX)) {
+        return done(new Error(`publishing to ${packet.topic} is not allowed`));
+      }
+      packet.retain = false;
+      opts.ingest({ topic: packet.topic, payload: Buffer.from(packet.payload), principal }).then(
+        () => done(null),
+        (e) => {
+          opts.onError?.('mqtt ingest', e);
+          done(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+    },
+    authorizeSubscribe(client, sub, done) {
+      const principal = principals.get(client);
+      const mine = principal ? `notifications/${principal.orgId}/` : undefined;
+      if (!mine || !sub.topic.startsWith(mine)) {
+        return done(new Error(`subscribing to ${sub.topic} is not allowed`));
+      }
+      done(null, sub);
+    },
+    authorizeForward(_client, packet) {
+      return packet.topic.startsWith(INGEST_TOPIC_PREFIX) ? null : packet;
+    },
+  });
+  const server: Server = createServer(broker.handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  return {
+    port,
+    publish(topic, payload, qos) {
+      return new Promise((resolve, reject) => {
+        broker.publish(
+          { cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        );
+      });
+    },
+    isLocal(uri) {
+      const local = ['localhost', '127.0.0.1', '[::1]', '0.0.0.0'];
+      return uri.protocol === 'mqtt:' && local.includes(uri.hostname) && Number(uri.port || 1883) === port;
+    },
+    async close() {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

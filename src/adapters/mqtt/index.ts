@@ -1,0 +1,5 @@
+export type { EmbeddedMqttBroker, EmbeddedMqttBrokerOptions } from './embedded-mqtt-broker.ts';
+export { INGEST_TOPIC_PREFIX, startEmbeddedMqttBroker } from './embedded-mqtt-broker.ts';
+export type { ExternalMqttIngest, ExternalMqttIngestOptions } from './external-mqtt-ingest.ts';
+export { startExternalMqttIngest } from './external-mqtt-ingest.ts';
+export { createMqttNotificationSender } from './mqtt-notification-sender.ts';
