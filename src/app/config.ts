@@ -23,6 +23,7 @@ export interface Config {
   databasePoolSize: number;
   natsUrl: string | undefined;
   natsStream: string;
+  natsSubjectPrefix: string;
   mqttUrl: string | undefined;
   mqttPort: number;
   bodyLimit: number;
@@ -49,6 +50,10 @@ export const SETTINGS = {
   DATABASE_POOL_SIZE: { key: 'databasePoolSize', help: 'PostgreSQL connections per instance (default 10)' },
   NATS_URL: { key: 'natsUrl', help: 'NATS JetStream URL; unset: in-process event bus' },
   NATS_STREAM: { key: 'natsStream', help: 'JetStream stream name (default SAFECITY_EVENTS)' },
+  NATS_SUBJECT_PREFIX: {
+    key: 'natsSubjectPrefix',
+    help: 'first subject token of every event (default safecity)',
+  },
   MQTT_URL: { key: 'mqttUrl', help: 'external MQTT broker to ingest from; unset: embedded broker' },
   SAFECITY_MQTT_PORT: {
     key: 'mqttPort',
@@ -184,6 +189,7 @@ export function loadConfig(env: Env = process.env): Config {
     databasePoolSize: int('DATABASE_POOL_SIZE', 10, 1, 500),
     natsUrl: url('NATS_URL', ['nats:', 'tls:', 'ws:', 'wss:']),
     natsStream: get('NATS_STREAM') ?? 'SAFECITY_EVENTS',
+    natsSubjectPrefix: get('NATS_SUBJECT_PREFIX') ?? 'safecity',
     mqttUrl: url('MQTT_URL', ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:']),
     mqttPort: int('SAFECITY_MQTT_PORT', 1884, 0, 65535),
     bodyLimit: int('SAFECITY_BODY_LIMIT', 1_048_576, 1024, 1_073_741_824),

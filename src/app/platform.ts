@@ -106,9 +106,15 @@ function lockDataDir(dir: string): () => void {
   };
 }
 
+export interface CoreOptions {
+  /** How long an organisation's access facts are cached (default 5 s); changes announced on the bus drop them at once. */
+  accessFactsTtlMs?: number;
+}
+
 export async function openCore(
   config: Config,
   log: Logger = createLogger({ level: config.logLevel, instanceId: config.instanceId }),
+  opts: CoreOptions = {},
 ): Promise<Core> {
   const unlock = config.databaseUrl ? () => {} : lockDataDir(config.dataDir);
   let store: Store | undefined;
@@ -127,6 +133,7 @@ export async function openCore(
     bus = await createEventBus({
       natsUrl: config.natsUrl,
       natsStream: config.natsStream,
+      subjectPrefix: config.natsSubjectPrefix,
       source: config.instanceId,
       logger: {
         warn: (details, message) => log.warn(details, message),
@@ -138,7 +145,12 @@ export async function openCore(
     unlock();
     throw e;
   }
-  const access = new AccessService({ store, bus, source: config.instanceId });
+  const access = new AccessService({
+    store,
+    bus,
+    source: config.instanceId,
+    ...(opts.accessFactsTtlMs !== undefined ? { factsTtlMs: opts.accessFactsTtlMs } : {}),
+  });
   const reports = new ReportService(access);
   const authenticator = createAuthenticator({
     service: access,
@@ -222,13 +234,18 @@ export interface Platform extends Core {
   shutdown(): Promise<void>;
 }
 
-export async function createPlatform(config: Config, opts: { log?: Logger } = {}): Promise<Platform> {
-  const core = await openCore(config, opts.log);
+export async function createPlatform(
+  config: Config,
+  opts: { log?: Logger } & CoreOptions = {},
+): Promise<Platform> {
+  const core = await openCore(config, opts.log, opts);
   const { log, store, bus, access, reports, authenticator } = core;
   let ready = true;
   let server: FastifyInstance;
   try {
     const boot = await bootstrapAccess(access, { adminPassword: config.adminPassword });
+    // Another instance's change to organisations or communities drops this instance's cached facts at once.
+    await access.listenForChanges(bus);
     server = await buildServer({
       logger: log,
       bodyLimit: config.bodyLimit,
