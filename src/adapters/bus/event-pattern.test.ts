@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { isValidEventType, matchesPattern, normalizePatterns, patternContains } from './event-pattern.ts';
+import {
+  coveringPattern,
+  isValidEventType,
+  matchesPattern,
+  normalizePatterns,
+  patternContains,
+} from './event-pattern.ts';
 
 describe('event patterns', () => {
   it('matches like NATS subjects with a trailing wildcard', () => {
@@ -34,5 +40,26 @@ describe('event patterns', () => {
     expect(isValidEventType('access.org.created')).toBe(true);
     expect(isValidEventType('access.*')).toBe(false);
     expect(isValidEventType('a.')).toBe(false);
+  });
+
+  it('finds the narrowest pattern covering several', () => {
+    expect(coveringPattern(['context.entity.created', 'context.entity.deleted'])).toBe('context.entity.*');
+    expect(coveringPattern(['context.entity.created', 'context.entity.attrs.updated'])).toBe(
+      'context.entity.>',
+    );
+    expect(coveringPattern(['a.b', 'a.b.c'])).toBe('a.>');
+    expect(coveringPattern(['a.*', 'a.b.c'])).toBe('a.>');
+    expect(coveringPattern(['a.x', 'b.y'])).toBe('>');
+    expect(coveringPattern(['a', 'b'])).toBe('*');
+    expect(coveringPattern(['a.>', 'a.b'])).toBe('a.>');
+    for (const set of [
+      ['a.b', 'a.b.c'],
+      ['a.*', 'a.b.c'],
+      ['x.y.z', 'x.>'],
+      ['p.q', 'p.r'],
+    ]) {
+      const cover = coveringPattern(set);
+      for (const p of set) expect(patternContains(cover, p)).toBe(true);
+    }
   });
 });

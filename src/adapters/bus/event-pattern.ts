@@ -68,3 +68,21 @@ export function normalizePatterns(patterns: readonly string[]): string[] {
   const unique = [...new Set(patterns)];
   return unique.filter((p) => !unique.some((q) => q !== p && patternContains(q, p))).sort();
 }
+
+/**
+ * The narrowest single pattern that contains all the given (valid) patterns: their common literal
+ * prefix followed by `*` when they all end one token after it without `>`, else by `>`. Used where one
+ * filter must stand for several (NATS servers before 2.10 take one filter subject per consumer).
+ */
+export function coveringPattern(patterns: readonly string[]): string {
+  const split = patterns.map((p) => p.split('.'));
+  const minLength = Math.min(...split.map((t) => t.length));
+  const prefix: string[] = [];
+  for (let k = 0; k < minLength - 1; k++) {
+    const token = split[0]?.[k];
+    if (token === undefined || token === '*' || split.some((t) => t[k] !== token)) break;
+    prefix.push(token);
+  }
+  const oneMore = split.every((t) => t.length === prefix.length + 1 && t[t.length - 1] !== '>');
+  return [...prefix, oneMore ? '*' : '>'].join('.');
+}

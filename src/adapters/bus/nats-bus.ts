@@ -10,13 +10,12 @@
  *   letter stream `<stream>_DEAD`, subject `<prefix>-dead.<group>`).
  * - Broadcast mode: an ordered consumer per subscriber, starting after the last event stored when it
  *   subscribed; no acks, no redelivery.
- * - Each subscription handles one event at a time. On servers before 2.10 a consumer has one filter
- *   subject, so a subscription with several (disjoint) patterns uses one consumer per pattern; its
- *   handler still runs one event at a time, but order is then kept per pattern only.
+ * - Each subscription is one consumer and handles one event at a time, in stream order. Servers before
+ *   2.10 take one filter subject per consumer: several patterns then share their narrowest covering
+ *   pattern, and the events that match none of them are skipped in the client.
  * - Reconnects are the client's job (unlimited attempts); close() stops consuming, waits for handlers
  *   in flight, then drains the connection (pending acks are flushed).
  */
-import { createHash } from 'node:crypto';
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -39,7 +38,7 @@ import type { EventHandler, PlatformEvent, SubscribeOptions, Subscription } from
 import { type BusLogger, consoleBusLogger } from './bus-logger.ts';
 import { type DeadLetter, DeadLetterLog, errorMessage } from './dead-letter.ts';
 import type { EventBusAdapter } from './event-bus-adapter.ts';
-import { isValidEventType } from './event-pattern.ts';
+import { coveringPattern, isValidEventType, matchesPattern } from './event-pattern.ts';
 import { resolveSubscription, serializeEvent } from './resolve-subscription.ts';
 import { type RetryBackoff, retryDelayMs } from './retry-backoff.ts';
 
@@ -103,31 +102,19 @@ function serverAtLeast(version: string | undefined, major: number, minor: number
   return (ma ?? 0) > major || ((ma ?? 0) === major && (mi ?? 0) >= minor);
 }
 
-function shortHash(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 10);
-}
-
-/** One running subscription: its consumers' message loops feed one handler, one event at a time. */
+/** One running subscription: one consumer whose messages reach the handler one at a time. */
 class RunningSubscription {
   stopping = false;
-  readonly loops: Promise<void>[] = [];
-  readonly feeds: ConsumerMessages[] = [];
-  readonly cleanups: (() => Promise<unknown>)[] = [];
-  #chain: Promise<void> = Promise.resolve();
-
-  /** Runs `fn` after every earlier one finished (fn never rejects). */
-  serial(fn: () => Promise<void>): Promise<void> {
-    const next = this.#chain.then(fn);
-    this.#chain = next;
-    return next;
-  }
+  feed: ConsumerMessages | undefined;
+  loop: Promise<void> | undefined;
+  cleanup: (() => Promise<unknown>) | undefined;
 
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    await Promise.all(this.feeds.map((f) => f.close().catch(() => undefined)));
-    await Promise.allSettled(this.loops);
-    await Promise.allSettled(this.cleanups.map((c) => c()));
+    await this.feed?.close().catch(() => undefined);
+    await this.loop;
+    await this.cleanup?.().catch(() => undefined);
   }
 }
 
@@ -214,10 +201,21 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
 
   const subjectOf = (pattern: string) => `${prefix}.${pattern}`;
 
-  /** The consumers of a subscription: one with all filters, or one per filter on servers before 2.10. */
-  function filterSets(patterns: string[]): string[][] {
-    const subjects = patterns.map(subjectOf);
-    return multiFilter || subjects.length === 1 ? [subjects] : subjects.map((s) => [s]);
+  /**
+   * The filter subjects of a subscription's consumer. Servers before 2.10 take one filter subject per
+   * consumer: several patterns then become the narrowest pattern covering them all, and the events it
+   * lets through that match none of them are skipped here (`exact: false`). One consumer either way, so
+   * a subscription keeps publish order.
+   */
+  function consumerFilter(patterns: string[]): { subjects: string[]; exact: boolean } {
+    if (multiFilter || patterns.length === 1) return { subjects: patterns.map(subjectOf), exact: true };
+    return { subjects: [subjectOf(coveringPattern(patterns))], exact: false };
+  }
+
+  /** Whether a message of a covering filter is one the subscription asked for. */
+  function wanted(m: JsMsg, patterns: string[]): boolean {
+    const type = m.subject.slice(prefix.length + 1);
+    return patterns.some((p) => matchesPattern(p, type));
   }
 
   async function ensureGroupConsumer(name: string, filters: string[], maxDeliver: number): Promise<void> {
@@ -387,7 +385,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
     acked: boolean,
     onMessage: (m: JsMsg) => Promise<void>,
   ) {
-    sub.feeds.push(feed);
+    sub.feed = feed;
     void (async () => {
       for await (const s of feed.status()) {
         if (
@@ -406,20 +404,18 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
           if (acked) m.nak();
           continue;
         }
-        await sub.serial(() =>
-          onMessage(m).catch((err: unknown) => {
-            // An ack or nak that cannot be sent (connection closed): JetStream redelivers after ackWait.
-            logger.warn(
-              { source, subject: m.subject, seq: m.seq, error: errorMessage(err) },
-              'event not settled',
-            );
-          }),
-        );
+        await onMessage(m).catch((err: unknown) => {
+          // An ack or nak that cannot be sent (connection closed): JetStream redelivers after ackWait.
+          logger.warn(
+            { source, subject: m.subject, seq: m.seq, error: errorMessage(err) },
+            'event not settled',
+          );
+        });
       }
     })().catch((err) => {
       if (!sub.stopping) logger.error({ source, error: errorMessage(err) }, 'event bus subscription stopped');
     });
-    sub.loops.push(loop);
+    sub.loop = loop;
   }
 
   function unavailable(): AppError {
@@ -456,27 +452,29 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
       const spec = resolveSubscription(subscribeOptions, defaultMaxDeliver);
       const sub = new RunningSubscription();
       try {
-        const sets = filterSets(spec.patterns);
+        const { subjects, exact } = consumerFilter(spec.patterns);
         if (spec.mode === 'group') {
-          for (const filters of sets) {
-            const name = sets.length === 1 ? spec.group : `${spec.group}_${shortHash(filters[0] as string)}`;
-            await ensureGroupConsumer(name, filters, spec.maxDeliver);
-            const consumer = await js.consumers.get(stream, name);
-            const feed = await consumer.consume({ max_messages: prefetch });
-            runFeed(sub, feed, true, (m) => handleGroupMessage(m, spec.group, spec.maxDeliver, handler));
-          }
+          const { group, maxDeliver, patterns } = spec;
+          await ensureGroupConsumer(group, subjects, maxDeliver);
+          const consumer = await js.consumers.get(stream, group);
+          const feed = await consumer.consume({ max_messages: prefetch });
+          runFeed(sub, feed, true, async (m) => {
+            if (exact || wanted(m, patterns)) await handleGroupMessage(m, group, maxDeliver, handler);
+            else m.ack();
+          });
         } else {
+          const { patterns } = spec;
           // Start after the last stored event: everything published once subscribe resolved is delivered.
           const startSeq = (await jsm.streams.info(stream)).state.last_seq + 1;
-          for (const filters of sets) {
-            const consumer = await js.consumers.get(stream, {
-              filter_subjects: filters.length === 1 ? (filters[0] as string) : filters,
-              opt_start_seq: startSeq,
-            });
-            const feed = await consumer.consume({ max_messages: prefetch });
-            sub.cleanups.push(() => consumer.delete());
-            runFeed(sub, feed, false, (m) => handleBroadcastMessage(m, handler));
-          }
+          const consumer = await js.consumers.get(stream, {
+            filter_subjects: subjects.length === 1 ? (subjects[0] as string) : subjects,
+            opt_start_seq: startSeq,
+          });
+          sub.cleanup = () => consumer.delete();
+          const feed = await consumer.consume({ max_messages: prefetch });
+          runFeed(sub, feed, false, async (m) => {
+            if (exact || wanted(m, patterns)) await handleBroadcastMessage(m, handler);
+          });
         }
       } catch (err) {
         await sub.stop();
