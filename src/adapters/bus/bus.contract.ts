@@ -205,6 +205,35 @@ export function runEventBusContract(
       expect(later.ids()).toEqual(sent);
     });
 
+    it('lets an unsubscribing member finish its event; the group keeps the others', async () => {
+      const bus = await open();
+      const ns = uniqueNamespace();
+      let finished = 0;
+      const firstMember: string[] = [];
+      const sub = await bus.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async (event) => {
+        firstMember.push(event.id);
+        await sleep(200);
+        finished += 1;
+      });
+      const sent: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const e = makeEvent(`${ns}.job`, { i });
+        sent.push(e.id);
+        await bus.publish(e);
+      }
+      await waitFor(() => firstMember.length === 1, 10_000, 'the first event');
+      await sub.unsubscribe();
+      expect(finished).toBe(1);
+      const rest: string[] = [];
+      await bus.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async (event) => {
+        rest.push(event.id);
+      });
+      await waitFor(() => rest.length >= 2, 10_000, 'the other events');
+      await sleep(settleMs);
+      expect(firstMember).toEqual([sent[0]]);
+      expect(rest.sort()).toEqual(sent.slice(1).sort());
+    });
+
     it('broadcasts every event to every subscriber, from its subscription on', async () => {
       const bus = await open();
       const ns = uniqueNamespace();
