@@ -18,7 +18,12 @@ export {
   type OidcOptions,
 } from './authenticator.ts';
 export { bootstrapAccess, FIRST_ADMIN, FIRST_ORG } from './bootstrap-access.ts';
-export { checkPasswordPolicy, isApiTokenSecret, PASSWORD_MIN_LENGTH } from './credentials.ts';
+export {
+  checkPasswordPolicy,
+  generatePassword,
+  isApiTokenSecret,
+  PASSWORD_MIN_LENGTH,
+} from './credentials.ts';
 export { explainVisibility, type VisibilityRule, type VisibilityVerdict } from './explain-visibility.ts';
 export * from './marking.ts';
 export { accessMigrations } from './migrations.ts';
