@@ -75,9 +75,8 @@ export async function startEmbeddedMqttBroker(opts: EmbeddedMqttBrokerOptions): 
     authorizeSubscribe(client, sub, done) {
       const principal = principals.get(client);
       const mine = principal ? `notifications/${principal.orgId}/` : undefined;
-      if (!mine || !sub.topic.startsWith(mine)) {
-        return done(new Error(`subscribing to ${sub.topic} is not allowed`));
-      }
+      // A null subscription refuses this topic (SUBACK 0x80) and keeps the connection.
+      if (!mine || !sub.topic.startsWith(mine)) return done(null, null);
       done(null, sub);
     },
     authorizeForward(_client, packet) {

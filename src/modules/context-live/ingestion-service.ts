@@ -100,7 +100,9 @@ export class IngestionService {
     for (const j of jobs) {
       const k = seen.get(j.fragment.id) ?? 0;
       seen.set(j.fragment.id, k + 1);
-      (rounds[k] ??= []).push(j);
+      const round = rounds[k] ?? [];
+      round.push(j);
+      rounds[k] = round;
     }
     const max = this.#d.writerBatch ?? 1000;
     for (const round of rounds) {

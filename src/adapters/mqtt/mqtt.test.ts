@@ -1,0 +1,260 @@
+/**
+ * IoT ingestion and MQTT notifications end to end: MQTT client → broker → ingestion → NGSI-LD core
+ * (PGlite) → bus → history and notifications. Runs against the embedded aedes broker always, and against
+ * Mosquitto when MQTT_URL is set.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { principalReadKeys } from '../../modules/access/marking.ts';
+import { ContextService, contextMigrations } from '../../modules/context/index.ts';
+import {
+  type ContextLive,
+  contextLiveMigrations,
+  createContextLive,
+  createCoreQueryPort,
+  type IngestPrincipal,
+} from '../../modules/context-live/index.ts';
+import { testLdContext } from '../../modules/context-live/testing.ts';
+import type { EventBus } from '../../ports/event-bus.ts';
+import type { Store } from '../../ports/store.ts';
+import { createMemoryBus } from '../bus/index.ts';
+import { openTestPgliteStore } from '../storage/testing.ts';
+import { type EmbeddedMqttBroker, startEmbeddedMqttBroker } from './embedded-mqtt-broker.ts';
+import { startExternalMqttIngest } from './external-mqtt-ingest.ts';
+import { createMqttNotificationSender } from './mqtt-notification-sender.ts';
+
+const V = 'https://uri.etsi.org/ngsi-ld/default-context/';
+const sensor: IngestPrincipal = { userId: 'svc-sensors', orgId: 'org-a', roles: ['device'] };
+const tokens: Record<string, IngestPrincipal> = { 'token-a': sensor };
+const keysA = principalReadKeys({ userId: 'u-a', orgId: 'org-a', communities: [], patronOrgs: [] });
+const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+async function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 3000, ...opts });
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
+  return c;
+}
+
+async function until<T>(f: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('IoT ingestion and MQTT notifications', () => {
+  let store: Store;
+  let bus: EventBus;
+  let core: ContextService;
+  let live: ContextLive;
+  let broker: EmbeddedMqttBroker;
+  let url: string;
+
+  beforeAll(async () => {
+    store = await openTestPgliteStore({ ...contextMigrations, ...contextLiveMigrations });
+    bus = createMemoryBus();
+    const ld = testLdContext();
+    core = new ContextService({ store, bus, resolver: ld });
+    let ingest: ContextLive['ingestion'];
+    broker = await startEmbeddedMqttBroker({
+      port: 0,
+      host: '127.0.0.1',
+      authenticate: async (_u, password) => (password ? (tokens[password] ?? null) : null),
+      ingest: (m) => ingest!.ingest({ source: 'mqtt', ...m }),
+    });
+    url = `mqtt://127.0.0.1:${broker.port}`;
+    live = createContextLive({
+      store,
+      ld,
+      query: createCoreQueryPort(ld),
+      writer: core,
+      entityReader: core,
+      senders: [createMqttNotificationSender({ local: broker })],
+      busMembers: 8,
+    });
+    ingest = live.ingestion;
+    await live.start(bus);
+  });
+  afterAll(async () => {
+    await live?.stop();
+    await broker?.close();
+    await bus?.close();
+    await store?.close();
+  });
+
+  const history = (id: string) =>
+    live.temporal.getEntity('', keysA, id, { params: {} }, undefined).catch(() => undefined);
+
+  it('refuses a connection without a valid token', async () => {
+    await expect(connect(url, { username: 'x', password: 'wrong' })).rejects.toThrow(
+      /Bad username or password/i,
+    );
+  });
+
+  it('ingests plain measurements published with QoS 1: written before the PUBACK, then in the history', async () => {
+    const c = await connect(url, { username: 'gw-1', password: 'token-a' });
+    await c.publishAsync(
+      'safecity/v1/default/measurements/AirQualityObserved/aq-1',
+      JSON.stringify([
+        { no2: 41, observedAt: '2026-11-27T10:00:00Z' },
+        { no2: 44, observedAt: '2026-11-27T10:00:01Z' },
+      ]),
+      { qos: 1 },
+    );
+    const caller = {
+      tenant: '',
+      principal: { userId: 'u-a', orgId: 'org-a' },
+      readKeys: keysA,
+      defaultMarking: { tlp: 'AMBER' as const, audience: { orgs: [], communities: [], users: [] } },
+    };
+    const view = await core.getEntity(caller, 'urn:ngsi-ld:AirQualityObserved:aq-1');
+    expect(view.entity[`${V}no2`]).toMatchObject({ value: 44, observedAt: '2026-11-27T10:00:01.000Z' });
+    expect(view.ownerOrg).toBe('org-a');
+    const h = await until(async () => {
+      const e = await history('urn:ngsi-ld:AirQualityObserved:aq-1');
+      return (e?.no2 as unknown[] | undefined)?.length === 2 ? e : undefined;
+    });
+    expect((h.no2 as Array<{ value: number }>).map((i) => i.value)).toEqual([41, 44]);
+    await c.endAsync();
+  });
+
+  it('dead-letters malformed messages with the reason, and lists them for the organisation', async () => {
+    const c = await connect(url, { username: 'gw-1', password: 'token-a' });
+    await c.publishAsync('safecity/v1/default/measurements/AirQualityObserved/aq-2', '{not json', { qos: 1 });
+    await c.publishAsync('safecity/v1/default/nowhere', '{}', { qos: 1 });
+    await c.publishAsync('safecity/v1/default/entities', JSON.stringify({ id: 'urn:x:1', type: 'T' }), {
+      qos: 1,
+    });
+    const letters = await live.deadLetters.list({ orgId: 'org-a', limit: 10 });
+    expect(letters.map((l) => l.reason)).toEqual([
+      'the entity has no attribute',
+      expect.stringContaining('is neither'),
+      'the message is not JSON',
+    ]);
+    expect(letters[2]).toMatchObject({ source: 'mqtt', payload: '{not json', principal: 'svc-sensors' });
+    expect(await live.deadLetters.list({ orgId: 'org-b', limit: 10 })).toEqual([]);
+    await c.endAsync();
+  });
+
+  it('lets a client subscribe only to its organisation notification topics', async () => {
+    const c = await connect(url, { username: 'gw-1', password: 'token-a' });
+    // The broker answers SUBACK 0x80 (refused), which mqtt.js reports as an error.
+    await expect(c.subscribeAsync('safecity/v1/#', { qos: 1 })).rejects.toThrow(/Subscribe error/);
+    await expect(c.subscribeAsync('notifications/org-b/#', { qos: 1 })).rejects.toThrow(/Subscribe error/);
+    const mine = await c.subscribeAsync('notifications/org-a/#', { qos: 1 });
+    expect(mine[0]?.qos).toBe(1);
+    await c.endAsync();
+  });
+
+  it('sends MQTT notifications as { metadata, body } to the embedded broker', async () => {
+    const c = await connect(url, { username: 'ops', password: 'token-a' });
+    await c.subscribeAsync('notifications/org-a/air', { qos: 1 });
+    const got = new Promise<Record<string, unknown>>((resolve) => {
+      c.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()) as Record<string, unknown>));
+    });
+    await live.subscriptions.create(
+      '',
+      { userId: 'u-a', orgId: 'org-a', readKeys: keysA },
+      {
+        type: 'Subscription',
+        entities: [{ type: 'AirQualityObserved' }],
+        watchedAttributes: ['no2'],
+        notification: {
+          endpoint: {
+            uri: `${url}/notifications/org-a/air`,
+            notifierInfo: [{ key: 'MQTT-QoS', value: '1' }],
+          },
+          format: 'keyValues',
+        },
+      },
+      undefined,
+    );
+    const p = await connect(url, { username: 'gw-1', password: 'token-a' });
+    await p.publishAsync(
+      'safecity/v1/default/measurements/AirQualityObserved/aq-3',
+      JSON.stringify({ no2: 12 }),
+      {
+        qos: 1,
+      },
+    );
+    const n = await got;
+    expect(n.metadata).toMatchObject({ 'Content-Type': 'application/json' });
+    expect(n.body).toMatchObject({
+      type: 'Notification',
+      data: [{ id: 'urn:ngsi-ld:AirQualityObserved:aq-3', type: 'AirQualityObserved', no2: 12 }],
+    });
+    await c.endAsync();
+    await p.endAsync();
+  });
+
+  describe.skipIf(!process.env.MQTT_URL)(
+    `with Mosquitto${process.env.MQTT_URL ? '' : ' (skipped: MQTT_URL is not set, no external broker to test against)'}`,
+    () => {
+      const ext = process.env.MQTT_URL ?? '';
+
+      it('ingests from the external broker and acknowledges after writing', async () => {
+        const topic = `safecity/v1/default/measurements/NoiseLevelObserved/${run}`;
+        const bridge = await startExternalMqttIngest({
+          url: ext,
+          principal: sensor,
+          ingest: (m) => live.ingestion!.ingest({ source: 'mqtt', ...m }),
+          group: `safecity-test-${run}`,
+          topic: `safecity/v1/default/measurements/NoiseLevelObserved/${run}`,
+          connections: 2,
+        });
+        const c = await connect(ext);
+        await c.publishAsync(topic, JSON.stringify({ laeq: 61.5, observedAt: '2026-11-27T10:00:00Z' }), {
+          qos: 1,
+        });
+        const id = `urn:ngsi-ld:NoiseLevelObserved:${run}`;
+        const h = await until(async () => {
+          const e = await history(id);
+          return e?.laeq ? e : undefined;
+        });
+        expect(h.laeq).toMatchObject([{ value: 61.5 }]);
+        await c.endAsync();
+        await bridge.close();
+      });
+
+      it('sends MQTT notifications to the external broker', async () => {
+        const topic = `notifications/org-a/${run}`;
+        const c = await connect(ext);
+        await c.subscribeAsync(topic, { qos: 1 });
+        const got = new Promise<Record<string, unknown>>((resolve) => {
+          c.on('message', (_t, payload) =>
+            resolve(JSON.parse(payload.toString()) as Record<string, unknown>),
+          );
+        });
+        await live.subscriptions.create(
+          '',
+          { userId: 'u-a', orgId: 'org-a', readKeys: keysA },
+          {
+            type: 'Subscription',
+            entities: [{ type: 'AirQualityObserved', id: 'urn:ngsi-ld:AirQualityObserved:aq-ext' }],
+            notification: {
+              endpoint: { uri: `${ext}/${topic}`, notifierInfo: [{ key: 'MQTT-Version', value: 'mqtt5.0' }] },
+            },
+          },
+          undefined,
+        );
+        await live.ingestion!.ingest({
+          source: 'http',
+          topic: 'safecity/v1/default/measurements/AirQualityObserved/aq-ext',
+          payload: JSON.stringify({ no2: 7 }),
+          principal: sensor,
+        });
+        const n = await got;
+        expect(n.body).toMatchObject({
+          data: [{ id: 'urn:ngsi-ld:AirQualityObserved:aq-ext', no2: { value: 7 } }],
+        });
+        await c.endAsync();
+      });
+    },
+  );
+});
