@@ -221,7 +221,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
   async function ensureGroupConsumer(name: string, filters: string[], maxDeliver: number): Promise<void> {
     const filter: Partial<ConsumerConfig> =
       filters.length === 1 ? { filter_subject: filters[0] as string } : { filter_subjects: filters };
-    const wanted: Partial<ConsumerConfig> = {
+    const settings: Partial<ConsumerConfig> = {
       ack_wait: nanos(ackWaitMs),
       max_deliver: maxDeliver,
       max_ack_pending: maxAckPending,
@@ -244,7 +244,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
     if (!current) {
       try {
         await jsm.consumers.add(stream, {
-          ...wanted,
+          ...settings,
           durable_name: name,
           ack_policy: AckPolicy.Explicit,
           // A new group starts now; from then on its events are kept while it has no member.
@@ -261,9 +261,9 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
     const sameFilters = [...currentFilters].sort().join(' ') === [...filters].sort().join(' ');
     const same =
       sameFilters &&
-      current.ack_wait === wanted.ack_wait &&
-      current.max_deliver === wanted.max_deliver &&
-      current.max_ack_pending === wanted.max_ack_pending;
+      current.ack_wait === settings.ack_wait &&
+      current.max_deliver === settings.max_deliver &&
+      current.max_ack_pending === settings.max_ack_pending;
     if (same) return;
     // The newest subscriber's definition wins (a rolling upgrade changes a group's types this way).
     if (!sameFilters && !multiFilter) {
@@ -271,7 +271,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
       // from the first event it has not acknowledged (those after it may be delivered again).
       await jsm.consumers.delete(stream, name);
       await jsm.consumers.add(stream, {
-        ...wanted,
+        ...settings,
         durable_name: name,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.StartSequence,
@@ -279,7 +279,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
       });
       return;
     }
-    const update = { ...wanted, filter_subject: undefined, filter_subjects: undefined, ...filter };
+    const update = { ...settings, filter_subject: undefined, filter_subjects: undefined, ...filter };
     await jsm.consumers.update(stream, name, update as Partial<ConsumerConfig>);
   }
 
