@@ -1,3 +1,4 @@
+import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestApp, type TestApp } from './test-app.ts';
 
@@ -23,7 +24,7 @@ describe('NGSI-LD entities over HTTP', () => {
   afterAll(async () => {
     await t?.close();
   });
-  const inject = (o: Parameters<TestApp['app']['inject']>[0]) => t.app.inject(o);
+  const inject = (o: InjectOptions) => t.app.inject(o);
 
   it('creates an entity (201, Location) and retrieves it normalized with the Link header', async () => {
     const create = await inject({

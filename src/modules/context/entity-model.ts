@@ -229,7 +229,7 @@ function parseOne(name: string, value: unknown, expand: TermExpander, depth: num
   if (typeof value !== 'object' || Array.isArray(value)) return { type: 'Property', value };
   const o = value as Record<string, unknown>;
   if (isGeometryLike(o)) {
-    return { type: 'GeoProperty', value: validateGeometry(o, `attribute "${name}"`) };
+    return { type: 'GeoProperty', value: validateGeometry(o, `attribute "${name}"`, { bounds: false }) };
   }
   const type = inferType(o);
   if (type === undefined) {
@@ -246,7 +246,7 @@ function parseOne(name: string, value: unknown, expand: TermExpander, depth: num
       attr.value = o.value;
       break;
     case 'GeoProperty':
-      attr.value = validateGeometry(o.value, `GeoProperty "${name}"`);
+      attr.value = validateGeometry(o.value, `GeoProperty "${name}"`, { bounds: false });
       break;
     case 'Relationship': {
       const obj = o.object;

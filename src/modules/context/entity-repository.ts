@@ -151,7 +151,7 @@ async function writeGeo(db: AnyDb, records: EntityRecord[]): Promise<void> {
         if (inst === null || typeof inst !== 'object' || inst.type !== 'GeoProperty') continue;
         let b: BBox;
         try {
-          b = bbox(validateGeometry(inst.value));
+          b = bbox(validateGeometry(inst.value, 'value', { bounds: false }));
         } catch {
           continue;
         }

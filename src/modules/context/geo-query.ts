@@ -119,7 +119,7 @@ export function geoPropertyGeometries(entity: ExpandedEntity, geoproperty: strin
   for (const a of Array.isArray(raw) ? raw : [raw]) {
     if (a?.type !== 'GeoProperty') continue;
     try {
-      out.push(validateGeometry(a.value));
+      out.push(validateGeometry(a.value, 'value', { bounds: false }));
     } catch {
       // A stored value was validated on write; anything else is not a geometry to test.
     }

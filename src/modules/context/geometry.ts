@@ -35,6 +35,9 @@ function bad(what: string, why: string): never {
   throw new AppError('CONTEXT_INVALID_GEOMETRY', `${what}: ${why}`);
 }
 
+/** Entity values accept positions outside WGS 84 bounds (published examples carry some); queries do not. */
+let checkBounds = true;
+
 function checkPosition(p: unknown, what: string): Position {
   if (
     !Array.isArray(p) ||
@@ -45,8 +48,9 @@ function checkPosition(p: unknown, what: string): Position {
     return bad(what, 'a position must be [longitude, latitude] or [longitude, latitude, altitude]');
   }
   const [x, y] = p as number[];
-  if (x! < -180 || x! > 180 || y! < -90 || y! > 90)
+  if (checkBounds && (x! < -180 || x! > 180 || y! < -90 || y! > 90)) {
     bad(what, `position [${x}, ${y}] is outside WGS 84 bounds`);
+  }
   return p as Position;
 }
 
@@ -71,7 +75,16 @@ function checkPolygon(rings: unknown, what: string): Position[][] {
  * Checks a GeoJSON geometry object; throws CONTEXT_INVALID_GEOMETRY (or CONTEXT_UNSUPPORTED_GEOMETRY for
  * a known but unsupported type) with a detail naming `what`.
  */
-export function validateGeometry(g: unknown, what = 'geometry'): Geometry {
+export function validateGeometry(g: unknown, what = 'geometry', opts: { bounds?: boolean } = {}): Geometry {
+  checkBounds = opts.bounds ?? true;
+  try {
+    return validateShape(g, what);
+  } finally {
+    checkBounds = true;
+  }
+}
+
+function validateShape(g: unknown, what: string): Geometry {
   if (g === null || typeof g !== 'object' || Array.isArray(g)) bad(what, 'must be a GeoJSON geometry object');
   const o = g as Record<string, unknown>;
   const c = o.coordinates;
