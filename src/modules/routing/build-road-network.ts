@@ -371,8 +371,8 @@ export function buildRoadNetwork(raw: RoadGraph, options: BuildOptions): RoadNet
     xTail[k] = a;
     xHead[k] = b;
     xRoad[k] = ex1.xRoad[i]!;
-    const lo = a < b ? a : b;
-    const hi = a < b ? b : a;
+    const lo = Math.min(a, b);
+    const hi = Math.max(a, b);
     let p = topo.upFirst[lo]!;
     while (topo.upHead[p] !== hi) p++;
     xCch[k] = p;

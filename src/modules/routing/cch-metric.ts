@@ -164,25 +164,21 @@ export class PartialCustomizer {
       const b = upHead[c]!;
       let nu = inUp[c]!;
       let nd = inDown[c]!;
-      let i = downFirst[a]!;
-      const ie = downFirst[a + 1]!;
-      let j = downFirst[b]!;
-      const je = downFirst[b + 1]!;
-      while (i < ie && j < je) {
-        const xa = downArc[i]!;
-        const xb = downArc[j]!;
-        const ta = arcTail[xa]!;
-        const tb = arcTail[xb]!;
-        if (ta < tb) i++;
-        else if (tb < ta) j++;
-        else {
-          const viaUp = down[xa]! + up[xb]!;
-          if (viaUp < nu) nu = viaUp;
-          const viaDown = down[xb]! + up[xa]!;
-          if (viaDown < nd) nd = viaDown;
-          i++;
-          j++;
-        }
+      const aShorter = downFirst[a + 1]! - downFirst[a]! <= downFirst[b + 1]! - downFirst[b]!;
+      const base = aShorter ? a : b;
+      const other = aShorter ? b : a;
+      for (let i = downFirst[base]!; i < downFirst[base + 1]!; i++) {
+        const xBase = downArc[i]!;
+        const x = arcTail[xBase]!;
+        if (x >= a) break; // down lists are sorted by tail; only x below both ends forms a lower triangle
+        const xOther = findArc(net.topo, x, other);
+        if (xOther < 0) continue;
+        const xa = aShorter ? xBase : xOther;
+        const xb = aShorter ? xOther : xBase;
+        const viaUp = down[xa]! + up[xb]!;
+        if (viaUp < nu) nu = viaUp;
+        const viaDown = down[xb]! + up[xa]!;
+        if (viaDown < nd) nd = viaDown;
       }
       if (nu === up[c] && nd === down[c]) continue;
       up[c] = nu;

@@ -6,6 +6,7 @@
  * (reset along the visited chains only).
  */
 import type { CchMetric } from './cch-metric.ts';
+import { findArc } from './cch-topology.ts';
 import { INF_WEIGHT } from './osm-import.ts';
 import type { RoadNetwork } from './road-network.ts';
 
@@ -29,6 +30,13 @@ export class CchQuery {
   private readonly predF: Int32Array;
   private readonly predB: Int32Array;
   private readonly ptr: Int32Array;
+  /** nodes visited by the last forward / backward search, for cheap resets */
+  private readonly seenF: Uint32Array;
+  private readonly seenB: Uint32Array;
+  private countF = 0;
+  private countB = 0;
+  /** meeting node of the last pruned forward search */
+  meetNode = -1;
 
   constructor(private readonly net: RoadNetwork) {
     const n = net.topo.n;
@@ -37,54 +45,59 @@ export class CchQuery {
     this.predF = new Int32Array(n).fill(-1);
     this.predB = new Int32Array(n).fill(-1);
     this.ptr = new Int32Array(64);
+    this.seenF = new Uint32Array(n);
+    this.seenB = new Uint32Array(n);
   }
 
   /**
-   * Walks the union of the elimination-tree chains of the given nodes in ascending rank and calls
-   * visit(v) once per node.
+   * Forward (up weights) or backward (down weights) elimination-tree search over the union of the
+   * chains of the start nodes. With prune, the other direction's distances must be in place: nodes at
+   * or beyond the best meeting cost found so far are not expanded, and the best cost (and meetNode) is
+   * returned. Without prune, returns Infinity.
    */
-  private walk(starts: readonly NodeCost[], visit: (v: number) => void): void {
-    const parent = this.net.topo.parent;
-    const k = Math.min(starts.length, this.ptr.length);
+  search(metric: CchMetric, starts: readonly NodeCost[], forward: boolean, prune = false): number {
+    this.reset(forward);
+    const dist = forward ? this.dF : this.dB;
+    const pred = forward ? this.predF : this.predB;
+    const seen = forward ? this.seenF : this.seenB;
+    const other = forward ? this.dB : this.dF;
+    const w = forward ? metric.up : metric.down;
+    const { upFirst, upHead, parent } = this.net.topo;
     const ptr = this.ptr;
-    for (let i = 0; i < k; i++) ptr[i] = starts[i]!.node;
+    const k = Math.min(starts.length, ptr.length);
+    for (let i = 0; i < k; i++) {
+      const s = starts[i]!;
+      ptr[i] = s.node;
+      if (s.cost < dist[s.node]!) {
+        dist[s.node] = s.cost;
+        pred[s.node] = -1;
+      }
+    }
+    let count = 0;
+    let best = Number.POSITIVE_INFINITY;
+    let meet = -1;
     for (;;) {
       let v = -1;
       for (let i = 0; i < k; i++) {
         const p = ptr[i]!;
         if (p >= 0 && (v < 0 || p < v)) v = p;
       }
-      if (v < 0) return;
-      visit(v);
+      if (v < 0) break;
+      seen[count++] = v;
       const pv = parent[v]!;
       for (let i = 0; i < k; i++) if (ptr[i] === v) ptr[i] = pv;
-    }
-  }
-
-  /** Forward (dir = up) or backward (dir = down) elimination-tree search; fills dF or dB. */
-  /** With prune, nodes at or beyond the best meeting cost found so far are not expanded; returns that cost. */
-  search(metric: CchMetric, starts: readonly NodeCost[], forward: boolean, prune = false): number {
-    const dist = forward ? this.dF : this.dB;
-    const pred = forward ? this.predF : this.predB;
-    const other = forward ? this.dB : this.dF;
-    const w = forward ? metric.up : metric.down;
-    const { upFirst, upHead } = this.net.topo;
-    for (const s of starts) {
-      if (s.cost < dist[s.node]!) {
-        dist[s.node] = s.cost;
-        pred[s.node] = -1;
-      }
-    }
-    let best = Number.POSITIVE_INFINITY;
-    this.walk(starts, (v) => {
       const d = dist[v]!;
-      if (d === Number.POSITIVE_INFINITY) return;
+      if (d === Number.POSITIVE_INFINITY) continue;
       if (prune) {
         const o = d + other[v]!;
-        if (o < best) best = o;
-        if (d >= best) return;
+        if (o < best) {
+          best = o;
+          meet = v;
+        }
+        if (d >= best) continue;
       }
-      for (let a = upFirst[v]!; a < upFirst[v + 1]!; a++) {
+      const end = upFirst[v + 1]!;
+      for (let a = upFirst[v]!; a < end; a++) {
         const wa = w[a]!;
         if (wa === INF_WEIGHT) continue;
         const u = upHead[a]!;
@@ -94,32 +107,31 @@ export class CchQuery {
           pred[u] = a;
         }
       }
-    });
+    }
+    if (forward) this.countF = count;
+    else this.countB = count;
+    this.meetNode = meet;
     return best;
   }
 
-  reset(starts: readonly NodeCost[], forward: boolean): void {
+  /** Clears the distances of the last search in that direction. */
+  reset(forward: boolean): void {
     const dist = forward ? this.dF : this.dB;
     const pred = forward ? this.predF : this.predB;
-    this.walk(starts, (v) => {
+    const seen = forward ? this.seenF : this.seenB;
+    const count = forward ? this.countF : this.countB;
+    for (let i = 0; i < count; i++) {
+      const v = seen[i]!;
       dist[v] = Number.POSITIVE_INFINITY;
       pred[v] = -1;
-    });
+    }
+    if (forward) this.countF = 0;
+    else this.countB = 0;
   }
 
-  /** Best meeting node over the chains of `starts` (after both searches); -1 when disconnected. */
-  meet(starts: readonly NodeCost[]): { node: number; cost: number } {
-    let node = -1;
-    let cost = Number.POSITIVE_INFINITY;
-    const { dF, dB } = this;
-    this.walk(starts, (v) => {
-      const c = dF[v]! + dB[v]!;
-      if (c < cost) {
-        cost = c;
-        node = v;
-      }
-    });
-    return { node, cost };
+  /** Nodes visited by the last search in that direction (ascending rank). */
+  visited(forward: boolean): Uint32Array {
+    return (forward ? this.seenF : this.seenB).subarray(0, forward ? this.countF : this.countB);
   }
 
   /** Point-to-point shortest path between node sets; undefined when unreachable. */
@@ -128,9 +140,9 @@ export class CchQuery {
     sources: readonly NodeCost[],
     targets: readonly NodeCost[],
   ): CchPath | undefined {
-    this.search(metric, sources, true);
     this.search(metric, targets, false);
-    const { node, cost } = this.meet(targets);
+    const cost = this.search(metric, sources, true, true);
+    const node = this.meetNode;
     let result: CchPath | undefined;
     if (node >= 0 && cost < INF_WEIGHT) {
       const up: number[] = [];
@@ -151,8 +163,8 @@ export class CchQuery {
       }
       result = { cost, xArcs, sourceNode, targetNode: v };
     }
-    this.reset(sources, true);
-    this.reset(targets, false);
+    this.reset(true);
+    this.reset(false);
     return result;
   }
 
@@ -172,31 +184,28 @@ export class CchQuery {
     }
     const lo = arcTail[a]!;
     const hi = upHead[a]!;
-    let i = downFirst[lo]!;
-    const ie = downFirst[lo + 1]!;
-    let j = downFirst[hi]!;
-    const je = downFirst[hi + 1]!;
-    while (i < ie && j < je) {
-      const xa = downArc[i]!;
-      const xb = downArc[j]!;
-      const ta = arcTail[xa]!;
-      const tb = arcTail[xb]!;
-      if (ta < tb) i++;
-      else if (tb < ta) j++;
-      else {
-        if (dirUp) {
-          if (metric.down[xa]! + metric.up[xb]! === w) {
-            this.unpack(metric, xa, false, out);
-            this.unpack(metric, xb, true, out);
-            return;
-          }
-        } else if (metric.down[xb]! + metric.up[xa]! === w) {
-          this.unpack(metric, xb, false, out);
-          this.unpack(metric, xa, true, out);
+    // lower triangles {x, lo, hi}: walk the shorter down list, find the other arc by binary search
+    const loShorter = downFirst[lo + 1]! - downFirst[lo]! <= downFirst[hi + 1]! - downFirst[hi]!;
+    const base = loShorter ? lo : hi;
+    const other = loShorter ? hi : lo;
+    for (let i = downFirst[base]!; i < downFirst[base + 1]!; i++) {
+      const xBase = downArc[i]!;
+      const x = arcTail[xBase]!;
+      if (x >= lo) break; // down lists are sorted by tail; only x below both ends forms a lower triangle
+      const xOther = findArc(net.topo, x, other);
+      if (xOther < 0) continue;
+      const xa = loShorter ? xBase : xOther;
+      const xb = loShorter ? xOther : xBase;
+      if (dirUp) {
+        if (metric.down[xa]! + metric.up[xb]! === w) {
+          this.unpack(metric, xa, false, out);
+          this.unpack(metric, xb, true, out);
           return;
         }
-        i++;
-        j++;
+      } else if (metric.down[xb]! + metric.up[xa]! === w) {
+        this.unpack(metric, xb, false, out);
+        this.unpack(metric, xa, true, out);
+        return;
       }
     }
     throw new Error(`CCH arc ${a} could not be unpacked`);
@@ -206,10 +215,8 @@ export class CchQuery {
   oneToAll(metric: CchMetric, sources: readonly NodeCost[], out: Float64Array): void {
     out.fill(Number.POSITIVE_INFINITY);
     this.search(metric, sources, true);
-    this.walk(sources, (v) => {
-      out[v] = this.dF[v]!;
-    });
-    this.reset(sources, true);
+    for (const v of this.visited(true)) out[v] = this.dF[v]!;
+    this.reset(true);
     const { upFirst, upHead } = this.net.topo;
     const down = metric.down;
     for (let v = this.net.topo.n - 1; v >= 0; v--) {
@@ -222,5 +229,56 @@ export class CchQuery {
       }
       out[v] = d;
     }
+  }
+
+  /**
+   * Many-to-one (RPHAST): travel times from many source sets to one target. One backward search from
+   * the target, then a single downward sweep over the union of the sources' elimination-tree chains,
+   * so the shared upper part of the chains is processed once instead of once per source.
+   */
+  manyToOne(
+    metric: CchMetric,
+    sourceSets: readonly (readonly NodeCost[])[],
+    targets: readonly NodeCost[],
+  ): number[] {
+    const { parent, upFirst, upHead } = this.net.topo;
+    this.search(metric, targets, false);
+    const dB = this.dB;
+    const dF = this.dF; // reused as the sweep's distance array
+    const seen = this.seenF;
+    let count = 0;
+    for (const set of sourceSets) {
+      for (const s of set) {
+        for (let v = s.node; v >= 0 && this.predF[v] !== -2; v = parent[v]!) {
+          this.predF[v] = -2;
+          seen[count++] = v;
+        }
+      }
+    }
+    const sel = seen.subarray(0, count).sort();
+    const up = metric.up;
+    for (let i = count - 1; i >= 0; i--) {
+      const v = sel[i]!;
+      let d = dB[v]!;
+      for (let a = upFirst[v]!; a < upFirst[v + 1]!; a++) {
+        const wa = up[a]!;
+        if (wa === INF_WEIGHT) continue;
+        const c = wa + dF[upHead[a]!]!;
+        if (c < d) d = c;
+      }
+      dF[v] = d;
+    }
+    const out = sourceSets.map((set) => {
+      let best = Number.POSITIVE_INFINITY;
+      for (const s of set) {
+        const c = s.cost + dF[s.node]!;
+        if (c < best) best = c;
+      }
+      return best;
+    });
+    this.countF = count;
+    this.reset(true);
+    this.reset(false);
+    return out;
   }
 }

@@ -89,8 +89,8 @@ export function contractTopology(n: number, first: Uint32Array, adj: Uint32Array
 
 /** Arc id of the CCH arc between a and b (either order), or -1. */
 export function findArc(topo: CchTopology, a: number, b: number): number {
-  const lo = a < b ? a : b;
-  const hi = a < b ? b : a;
+  const lo = Math.min(a, b);
+  const hi = Math.max(a, b);
   let l = topo.upFirst[lo]!;
   let r = topo.upFirst[lo + 1]! - 1;
   const head = topo.upHead;

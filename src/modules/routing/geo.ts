@@ -41,7 +41,7 @@ export function closestT(px: number, py: number, ax: number, ay: number, bx: num
   const len2 = dx * dx + dy * dy;
   if (len2 === 0) return 0;
   const t = ((px - ax) * dx + (py - ay) * dy) / len2;
-  return t < 0 ? 0 : t > 1 ? 1 : t;
+  return t < 0 ? 0 : Math.min(t, 1);
 }
 
 export function pointSegmentDistance(

@@ -385,14 +385,14 @@ export class RoutingEngine {
       const states = this.targetStates(tp, metric);
       if (states.length > 0) {
         q.search(metric, states, false);
-        this.walkChain(states, (v) => {
+        for (const v of q.visited(false)) {
           const d = q.dB[v]!;
           if (d !== Number.POSITIVE_INFINITY) {
             chainNode.push(v);
             chainCost.push(d);
           }
-        });
-        q.reset(states, false);
+        }
+        q.reset(false);
       }
       chainFirst[j + 1] = chainNode.length;
     });
@@ -410,7 +410,7 @@ export class RoutingEngine {
         }
         row.push(best < INF_WEIGHT ? best / 1000 : null);
       }
-      q.reset(states, true);
+      q.reset(true);
       durations.push(row);
     }
     return { durations, sources: s, targets: t };
@@ -427,46 +427,46 @@ export class RoutingEngine {
     const metric = this.front;
     const target = this.snap(incident);
     const targets = this.targetStates(target, metric);
-    const q = this.query;
     const excluded: DispatchResult['excluded'] = [];
     const unreachable: DispatchResult['unreachable'] = [];
     const timed: { id: string; ms: number; snap: SnappedPoint }[] = [];
-    q.search(metric, targets, false);
-    try {
-      for (const u of units) {
-        if (typeof u?.id !== 'string')
-          throw new AppError('ROUTING_INVALID_ARGUMENT', 'every unit needs an id');
-        if (!statuses.includes(u.status ?? 'available')) {
-          excluded.push({ id: u.id, reason: `status ${u.status}` });
-          continue;
-        }
-        const missing = required.filter((c) => !(u.capabilities ?? []).includes(c));
-        if (missing.length > 0) {
-          excluded.push({ id: u.id, reason: `lacks ${missing.join(', ')}` });
-          continue;
-        }
-        let snap: SnappedPoint;
-        try {
-          snap = this.snap(u.position);
-        } catch (e) {
-          if (e instanceof AppError) {
-            unreachable.push({ id: u.id, reason: e.message });
-            continue;
-          }
-          throw e;
-        }
-        const states = this.sourceStates(snap, metric);
-        let best = this.directCost(snap, target, metric).cost;
-        if (states.length > 0) {
-          best = Math.min(best, q.search(metric, states, true, true));
-          q.reset(states, true);
-        }
-        if (best < INF_WEIGHT) timed.push({ id: u.id, ms: best, snap });
-        else unreachable.push({ id: u.id, reason: 'no open road to the incident' });
+    const candidates: { id: string; snap: SnappedPoint; states: NodeCost[] }[] = [];
+    for (const u of units) {
+      if (typeof u?.id !== 'string') throw new AppError('ROUTING_INVALID_ARGUMENT', 'every unit needs an id');
+      if (!statuses.includes(u.status ?? 'available')) {
+        excluded.push({ id: u.id, reason: `status ${u.status}` });
+        continue;
       }
-    } finally {
-      q.reset(targets, false);
+      const missing = required.filter((c) => !(u.capabilities ?? []).includes(c));
+      if (missing.length > 0) {
+        excluded.push({ id: u.id, reason: `lacks ${missing.join(', ')}` });
+        continue;
+      }
+      let snap: SnappedPoint;
+      try {
+        snap = this.snap(u.position);
+      } catch (e) {
+        if (e instanceof AppError) {
+          unreachable.push({ id: u.id, reason: e.message });
+          continue;
+        }
+        throw e;
+      }
+      candidates.push({ id: u.id, snap, states: this.sourceStates(snap, metric) });
     }
+    const costs =
+      targets.length > 0
+        ? this.query.manyToOne(
+            metric,
+            candidates.map((c) => c.states),
+            targets,
+          )
+        : candidates.map(() => Number.POSITIVE_INFINITY);
+    candidates.forEach((c, i) => {
+      const best = Math.min(costs[i]!, this.directCost(c.snap, target, metric).cost);
+      if (best < INF_WEIGHT) timed.push({ id: c.id, ms: best, snap: c.snap });
+      else unreachable.push({ id: c.id, reason: 'no open road to the incident' });
+    });
     timed.sort((x, y) => x.ms - y.ms);
     const ranked = timed.map((t, i) => {
       const entry: DispatchResult['ranked'][number] = { id: t.id, rank: i + 1, durationS: t.ms / 1000 };
@@ -582,14 +582,13 @@ export class RoutingEngine {
 
   liftClosure(id: string): void {
     const c = this.changes.get(id);
-    if (!c || c.kind !== 'closure')
-      throw new AppError('ROUTING_CLOSURE_NOT_FOUND', `No closure ${id}`, { id });
+    if (c?.kind !== 'closure') throw new AppError('ROUTING_CLOSURE_NOT_FOUND', `No closure ${id}`, { id });
     this.removeChanges([c]);
   }
 
   liftSlowdown(id: string): void {
     const c = this.changes.get(id);
-    if (!c || c.kind !== 'slowdown')
+    if (c?.kind !== 'slowdown')
       throw new AppError('ROUTING_SLOWDOWN_NOT_FOUND', `No slow-down ${id}`, { id });
     this.removeChanges([c]);
   }
@@ -759,18 +758,6 @@ export class RoutingEngine {
     this.front = this.back;
     this.back = old;
     this.pendingSync = changed;
-  }
-
-  private walkChain(starts: readonly NodeCost[], visit: (v: number) => void): void {
-    const parent = this.network.topo.parent;
-    const ptr = starts.map((s) => s.node);
-    for (;;) {
-      let v = -1;
-      for (const p of ptr) if (p >= 0 && (v < 0 || p < v)) v = p;
-      if (v < 0) return;
-      visit(v);
-      for (let i = 0; i < ptr.length; i++) if (ptr[i] === v) ptr[i] = parent[v]!;
-    }
   }
 
   /** Coordinates of the part [from, to] (fractions in driving direction) of a road arc. */
