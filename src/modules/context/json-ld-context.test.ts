@@ -1,0 +1,126 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppError } from '../../kernel/errors.ts';
+import { CORE_CONTEXT_DOCUMENT, CORE_CONTEXT_URL } from './core-context.ts';
+import { ContextResolver, readContextMap } from './json-ld-context.ts';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const NGSI_LD = resolve(REPO_ROOT, process.env.SAFECITY_SHARED_DATA ?? '../shared/data', 'standards/ngsi-ld');
+const MAP = process.env.SAFECITY_CONTEXT_MAP ?? resolve(NGSI_LD, 'CONTEXT-URLS.txt');
+
+async function rejects(p: Promise<unknown>): Promise<AppError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as AppError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('JSON-LD contexts', () => {
+  let server: Server;
+  let base = '';
+  let hits = 0;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      hits++;
+      if (req.url === '/slow') return; // never answers
+      if (req.url === '/ctx') {
+        res.setHeader('content-type', 'application/ld+json');
+        res.end(JSON.stringify({ '@context': { speed: 'https://example.org/vocab/speed' } }));
+        return;
+      }
+      if (req.url === '/not-a-context') {
+        res.end('{"hello": 1}');
+        return;
+      }
+      res.statusCode = 404;
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('builds in the published v1.8 core context', () => {
+    const published = JSON.parse(
+      readFileSync(resolve(NGSI_LD, 'core-context/ngsi-ld-core-context-v1.8.jsonld'), 'utf8'),
+    );
+    expect(CORE_CONTEXT_DOCUMENT).toEqual(published);
+  });
+
+  it('expands and compacts core terms without the network', async () => {
+    const r = new ContextResolver({ allowRemote: false });
+    const core = await r.resolve(CORE_CONTEXT_URL);
+    expect(core.expandTerm('location')).toBe('https://uri.etsi.org/ngsi-ld/location');
+    expect(core.expandTerm('observationSpace')).toBe('https://uri.etsi.org/ngsi-ld/observationSpace');
+    expect(core.expandTerm('speed')).toBe('https://uri.etsi.org/ngsi-ld/default-context/speed');
+    expect(core.expandTerm('https://x.org/a')).toBe('https://x.org/a');
+    expect(core.compactIri('https://uri.etsi.org/ngsi-ld/default-context/speed')).toBe('speed');
+    expect(core.compactIri('https://x.org/a')).toBe('https://x.org/a');
+    expect(core.echo).toBe(CORE_CONTEXT_URL);
+  });
+
+  it('loads contexts from the offline URL map, <X> wildcards included', async () => {
+    const entries = readContextMap(MAP);
+    expect(entries.length).toBeGreaterThan(5);
+    const r = new ContextResolver({ contextMapFile: MAP, allowRemote: false });
+    const weather = await r.resolve('https://smart-data-models.github.io/dataModel.Weather/context.jsonld');
+    expect(weather.expandTerm('WeatherObserved')).toBe(
+      'https://smartdatamodels.org/dataModel.Weather/WeatherObserved',
+    );
+    const suite = await r.resolve(
+      'https://forge.etsi.org/rep/cim/ngsi-ld-test-suite/-/raw/develop/resources/jsonld-contexts/ngsi-ld-test-suite-compound.jsonld',
+    );
+    expect(suite.expandTerm('Building')).toMatch(/^https?:\/\//);
+    // Core terms cannot be redefined by user contexts: the core is applied last.
+    const inline = await r.resolve([
+      { location: 'https://example.org/myLocation', name: 'https://example.org/name' },
+    ]);
+    expect([inline.expandTerm('location'), inline.expandTerm('name')]).toEqual([
+      'https://uri.etsi.org/ngsi-ld/location',
+      'https://example.org/name',
+    ]);
+  });
+
+  it('fetches a remote context once and caches it', async () => {
+    const r = new ContextResolver({ timeoutMs: 2000 });
+    hits = 0;
+    const a = await r.resolve(`${base}/ctx`);
+    const b = await r.resolve([`${base}/ctx`, { x: 'https://example.org/x' }]);
+    expect([a.expandTerm('speed'), b.expandTerm('speed'), b.expandTerm('x')]).toEqual([
+      'https://example.org/vocab/speed',
+      'https://example.org/vocab/speed',
+      'https://example.org/x',
+    ]);
+    expect(hits).toBe(1);
+  });
+
+  it('fails fast with LdContextNotAvailable on timeouts, errors and non-contexts', async () => {
+    const r = new ContextResolver({ timeoutMs: 200 });
+    const started = Date.now();
+    const slow = await rejects(r.resolve(`${base}/slow`));
+    expect([slow.code, Date.now() - started < 2000]).toEqual(['CONTEXT_LDCONTEXT_NOT_AVAILABLE', true]);
+    expect(slow.message).toMatch(/no answer within 200 ms/);
+    expect((await rejects(r.resolve(`${base}/missing`))).code).toBe('CONTEXT_LDCONTEXT_NOT_AVAILABLE');
+    expect((await rejects(r.resolve(`${base}/not-a-context`))).code).toBe('CONTEXT_LDCONTEXT_NOT_AVAILABLE');
+    const offline = new ContextResolver({ allowRemote: false });
+    expect((await rejects(offline.resolve('https://example.org/ctx.jsonld'))).message).toMatch(
+      /not preloaded/,
+    );
+  });
+
+  it('rejects invalid JSON-LD contexts with a detail', async () => {
+    const r = new ContextResolver({ allowRemote: false });
+    expect((await rejects(r.resolve({ a: { '@id': 5 } }))).code).toBe('CONTEXT_INVALID_JSONLD');
+    expect((await rejects(r.resolve('relative/ctx.jsonld'))).code).toBe('CONTEXT_INVALID_JSONLD');
+    expect((await rejects(r.resolve([42] as never))).code).toBe('CONTEXT_INVALID_JSONLD');
+  });
+});
