@@ -159,7 +159,19 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
       );
       return;
     }
-    if (closed) return;
+    if (closed) {
+      logger.warn(
+        {
+          source,
+          group: g.name,
+          eventId: pending.event.id,
+          attempts: pending.attempts,
+          error: errorMessage(err),
+        },
+        'handler failed while the in-process bus closed; the event is dropped',
+      );
+      return;
+    }
     const timer = setTimeout(
       () => {
         g.retryTimers.delete(timer);
