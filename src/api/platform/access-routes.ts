@@ -3,7 +3,7 @@ import { requireAdmin } from '../../modules/access/index.ts';
 import { listAudit, verifyAuditChain } from '../../modules/audit/index.ts';
 import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
-import { id, limit } from './schemas.ts';
+import { auditRecordOut, id, itemsOf, limit, markingOut, sharedObjectOut } from './schemas.ts';
 
 export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOptions): void {
   const tags = ['platform: access policy'];
@@ -12,6 +12,35 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
     {
       schema: {
         tags,
+        response: {
+          200: {
+            type: 'object',
+            required: ['visible', 'rule', 'reason', 'object', 'user'],
+            properties: {
+              visible: { type: 'boolean' },
+              rule: { type: 'string' },
+              reason: { type: 'string' },
+              object: {
+                type: 'object',
+                properties: {
+                  id: { type: 'string' },
+                  kind: { type: 'string' },
+                  ownerOrg: { type: 'string' },
+                  createdBy: { type: 'string' },
+                  marking: markingOut,
+                },
+              },
+              user: {
+                type: 'object',
+                properties: {
+                  id: { type: 'string' },
+                  username: { type: 'string' },
+                  orgId: { type: 'string' },
+                },
+              },
+            },
+          },
+        },
         summary: 'Why a user can or cannot see an object: the rule that applied, in words (admin)',
         querystring: {
           type: 'object',
@@ -32,6 +61,13 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
     {
       schema: {
         tags,
+        response: {
+          200: {
+            type: 'object',
+            required: ['object', 'content', 'auditId'],
+            properties: { object: sharedObjectOut, content: {}, auditId: { type: 'string' } },
+          },
+        },
         summary:
           'Read one object outside the marking policy, stating why; audited and shown to the owner (admin)',
         body: {
@@ -50,6 +86,7 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
     {
       schema: {
         tags,
+        response: { 200: itemsOf(auditRecordOut) },
         summary: 'Break-glass reads of the objects the caller’s organisation owns',
         querystring: { type: 'object', additionalProperties: false, properties: { limit } },
       },
@@ -77,6 +114,7 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
     {
       schema: {
         tags: atags,
+        response: { 200: itemsOf(auditRecordOut) },
         summary: 'The audit log, filterable by object, actor, owner organisation, action and time (admin)',
         querystring: {
           type: 'object',
@@ -115,7 +153,25 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
 
   app.get(
     '/api/audit/verify',
-    { schema: { tags: atags, summary: 'Check the hash chain of the whole audit log (admin)' } },
+    {
+      schema: {
+        tags: atags,
+        response: {
+          200: {
+            type: 'object',
+            required: ['ok', 'records'],
+            properties: {
+              ok: { type: 'boolean' },
+              records: { type: 'integer' },
+              firstBadId: { type: 'string' },
+              firstBadSeq: { type: 'integer' },
+              reason: { type: 'string' },
+            },
+          },
+        },
+        summary: 'Check the hash chain of the whole audit log (admin)',
+      },
+    },
     async (request) => {
       requireAdmin(principalOf(request));
       return verifyAuditChain(access.store);

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
-import { password, username } from './schemas.ts';
+import { password, principalOut, username } from './schemas.ts';
 
 const tags = ['platform: authentication'];
 
@@ -14,6 +14,26 @@ export function authRoutes(app: FastifyInstance, { access, authenticator }: Plat
         tags,
         summary: 'Log in with a username and password; returns a session JWT',
         security: [],
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              token: { type: 'string' },
+              tokenType: { type: 'string' },
+              expiresAt: { type: 'string', format: 'date-time' },
+              user: {
+                type: 'object',
+                properties: {
+                  id: { type: 'string' },
+                  username: { type: 'string' },
+                  orgId: { type: 'string' },
+                  roles: { type: 'array', items: { type: 'string' } },
+                  kind: { type: 'string' },
+                },
+              },
+            },
+          },
+        },
         body: {
           type: 'object',
           additionalProperties: false,
@@ -36,7 +56,13 @@ export function authRoutes(app: FastifyInstance, { access, authenticator }: Plat
 
   app.get(
     '/api/auth/me',
-    { schema: { tags, summary: 'Who the caller is: account, organisation, roles, read keys' } },
+    {
+      schema: {
+        tags,
+        summary: 'Who the caller is: account, organisation, roles, read keys',
+        response: { 200: principalOut },
+      },
+    },
     async (request) => {
       const p = principalOf(request);
       const user = await access.getUser(p.userId);

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { actorOf, type Marking, type OrgKind, requireAdmin } from '../../modules/access/index.ts';
 import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
-import { id, idParams, marking, name, orgKind, slug } from './schemas.ts';
+import { communityOut, id, idParams, itemsOf, marking, name, orgKind, orgOut, slug } from './schemas.ts';
 
 const clients = { type: 'array', maxItems: 1000, uniqueItems: true, items: slug } as const;
 
@@ -10,7 +10,13 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
   const tags = ['platform: organisations'];
   app.get(
     '/api/orgs',
-    { schema: { tags, summary: 'Every organisation (any account: to choose audiences)' } },
+    {
+      schema: {
+        tags,
+        response: { 200: itemsOf(orgOut) },
+        summary: 'Every organisation (any account: to choose audiences)',
+      },
+    },
     async () => ({
       items: await access.listOrgs(),
     }),
@@ -23,6 +29,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     {
       schema: {
         tags,
+        response: { 201: orgOut },
         summary: 'Create an organisation (admin)',
         body: {
           type: 'object',
@@ -42,7 +49,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
 
   app.get<{ Params: { id: string } }>(
     '/api/orgs/:id',
-    { schema: { tags, summary: 'One organisation', params: idParams } },
+    { schema: { tags, response: { 200: orgOut }, summary: 'One organisation', params: idParams } },
     async (request) => {
       principalOf(request);
       return access.getOrg(request.params.id);
@@ -57,6 +64,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     {
       schema: {
         tags,
+        response: { 200: orgOut },
         summary: 'Change an organisation: name, kind, default marking, declared clients (admin)',
         params: idParams,
         body: {
@@ -77,7 +85,13 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
   const ctags = ['platform: communities'];
   app.get(
     '/api/communities',
-    { schema: { tags: ctags, summary: 'Every community, with the built-in "all"' } },
+    {
+      schema: {
+        tags: ctags,
+        response: { 200: itemsOf(communityOut) },
+        summary: 'Every community, with the built-in "all"',
+      },
+    },
     async () => ({
       items: await access.listCommunities(),
     }),
@@ -88,6 +102,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     {
       schema: {
         tags: ctags,
+        response: { 201: communityOut },
         summary: 'Create a community of organisations (admin)',
         body: {
           type: 'object',
@@ -112,7 +127,14 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
 
   app.get<{ Params: { id: string } }>(
     '/api/communities/:id',
-    { schema: { tags: ctags, summary: 'One community and its members', params: idParams } },
+    {
+      schema: {
+        tags: ctags,
+        response: { 200: communityOut },
+        summary: 'One community and its members',
+        params: idParams,
+      },
+    },
     async (request) => access.getCommunity(request.params.id),
   );
 
@@ -124,7 +146,14 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
   } as const;
   app.put<{ Params: { id: string; orgId: string } }>(
     '/api/communities/:id/members/:orgId',
-    { schema: { tags: ctags, summary: 'Add an organisation to a community (admin)', params: memberParams } },
+    {
+      schema: {
+        tags: ctags,
+        response: { 200: communityOut },
+        summary: 'Add an organisation to a community (admin)',
+        params: memberParams,
+      },
+    },
     async (request) => {
       const p = principalOf(request);
       requireAdmin(p);
@@ -136,6 +165,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     {
       schema: {
         tags: ctags,
+        response: { 200: communityOut },
         summary: 'Remove an organisation from a community (admin)',
         params: memberParams,
       },

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { GeoPoint, ReportInput, ReportPatch } from '../../modules/access/index.ts';
 import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
-import { id, idParams, limit, marking, point, slug } from './schemas.ts';
+import { id, idParams, limit, marking, point, reportOut, slug } from './schemas.ts';
 
 const title = { type: 'string', minLength: 1, maxLength: 300 } as const;
 const body = { type: 'string', maxLength: 100_000 } as const;
@@ -15,6 +15,13 @@ export function reportRoutes(app: FastifyInstance, { reports }: PlatformApiOptio
     {
       schema: {
         tags,
+        response: {
+          200: {
+            type: 'object',
+            required: ['items', 'next'],
+            properties: { items: { type: 'array', items: reportOut }, next: { type: ['string', 'null'] } },
+          },
+        },
         summary: 'Reports the caller may see, newest first (filtered by the marking policy in the query)',
         querystring: {
           type: 'object',
@@ -40,6 +47,7 @@ export function reportRoutes(app: FastifyInstance, { reports }: PlatformApiOptio
     {
       schema: {
         tags,
+        response: { 201: reportOut },
         summary: 'Create a report; without a marking it gets the organisation’s default marking',
         body: {
           type: 'object',
@@ -62,6 +70,7 @@ export function reportRoutes(app: FastifyInstance, { reports }: PlatformApiOptio
     {
       schema: {
         tags,
+        response: { 200: reportOut },
         summary: 'One report (404 when it does not exist or the caller may not see it)',
         params: idParams,
       },
@@ -74,6 +83,7 @@ export function reportRoutes(app: FastifyInstance, { reports }: PlatformApiOptio
     {
       schema: {
         tags,
+        response: { 200: reportOut },
         summary:
           'Change a report or its marking (writers of the owner organisation); audited, effective at once',
         params: idParams,

@@ -3,7 +3,7 @@ import { AppError } from '../../kernel/errors.ts';
 import { actorOf, isAdmin, type Role, requireAdmin } from '../../modules/access/index.ts';
 import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
-import { idParams, name, password, roles, slug, username } from './schemas.ts';
+import { idParams, itemsOf, name, password, roles, slug, tokenOut, username, userOut } from './schemas.ts';
 
 export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions): void {
   const tags = ['platform: users'];
@@ -12,6 +12,7 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     {
       schema: {
         tags,
+        response: { 200: itemsOf(userOut) },
         summary: 'Accounts, optionally of one organisation (admin)',
         querystring: {
           type: 'object',
@@ -33,6 +34,7 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     {
       schema: {
         tags,
+        response: { 201: userOut },
         summary: 'Create a user in an organisation (admin)',
         body: {
           type: 'object',
@@ -55,6 +57,7 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     {
       schema: {
         tags,
+        response: { 200: userOut },
         summary: 'One account by id or username (admin, or the account itself)',
         params: idParams,
       },
@@ -76,6 +79,7 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     {
       schema: {
         tags,
+        response: { 200: userOut },
         summary: 'Change roles, disable or enable, reset the password (admin)',
         params: idParams,
         body: {
@@ -113,6 +117,7 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     {
       schema: {
         tags,
+        response: { 200: userOut },
         summary: 'Disable an account at once: its sessions and tokens stop working (admin)',
         params: idParams,
       },
@@ -133,6 +138,7 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     {
       schema: {
         tags: ttags,
+        response: { 200: itemsOf(tokenOut) },
         summary: 'API tokens of service accounts, without their secrets (admin)',
         querystring: { type: 'object', additionalProperties: false, properties: { org: slug } },
       },
@@ -148,6 +154,17 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     {
       schema: {
         tags: ttags,
+        response: {
+          201: {
+            type: 'object',
+            required: ['secret', 'token', 'serviceAccount'],
+            properties: {
+              secret: { type: 'string', description: 'The token: shown once, never again' },
+              token: tokenOut,
+              serviceAccount: userOut,
+            },
+          },
+        },
         summary:
           'Create an API token for a service account (created if new); the secret is shown once (admin)',
         body: {
@@ -182,7 +199,14 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
 
   app.delete<{ Params: { id: string } }>(
     '/api/tokens/:id',
-    { schema: { tags: ttags, summary: 'Revoke an API token at once (admin)', params: idParams } },
+    {
+      schema: {
+        tags: ttags,
+        response: { 200: tokenOut },
+        summary: 'Revoke an API token at once (admin)',
+        params: idParams,
+      },
+    },
     async (request) => {
       const p = principalOf(request);
       requireAdmin(p);
