@@ -1,0 +1,248 @@
+/**
+ * The live NGSI-LD surface: subscriptions (clause 6.10, 6.11), the temporal API (clause 6.18, 6.19) and
+ * the HTTP IoT ingestion endpoint (docs/iot-ingestion.md). An encapsulated plugin with its own content
+ * types and error handler (NGSI-LD ProblemDetails). Register it without a prefix: its routes are
+ * /ngsi-ld/v1/subscriptions..., /ngsi-ld/v1/temporal/entities... and /ingest/v1/....
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from '../../kernel/errors.ts';
+import type { ContextLive, IngestPrincipal } from '../../modules/context-live/index.ts';
+import type {} from '../http/principal.ts';
+import { ngsiLdErrorHandler } from '../ngsi-ld/index.ts';
+import {
+  answerType,
+  contextFromLink,
+  listParam,
+  negotiate,
+  pageOf,
+  principalOf,
+  readKeysOf,
+  splitPayload,
+  tenantOf,
+} from './live-request.ts';
+
+export interface NgsiLdLivePluginOptions {
+  live: ContextLive;
+  /** Largest payload accepted (default 1 MiB; ingestion messages are limited to 256 KiB anyway). */
+  bodyLimit?: number;
+}
+
+const PAYLOAD_TYPES = ['application/json', 'application/ld+json', 'application/merge-patch+json'];
+const SUBSCRIPTIONS = '/ngsi-ld/v1/subscriptions';
+const TEMPORAL = '/ngsi-ld/v1/temporal/entities';
+
+export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePluginOptions): Promise<void> {
+  const { live } = opts;
+  const bodyLimit = opts.bodyLimit ?? 1024 * 1024;
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(PAYLOAD_TYPES, { parseAs: 'string', bodyLimit }, (request, text, done) => {
+    // Ingestion keeps the raw text: a malformed message is dead-lettered as it came, not refused here.
+    if (request.url.startsWith('/ingest/')) return done(null, String(text));
+    const s = String(text);
+    if (s.trim() === '') {
+      // A content type on a bodiless request (DELETE, GET) is harmless.
+      if (request.method === 'DELETE' || request.method === 'GET') return done(null, undefined);
+      return done(new AppError('CONTEXT_INVALID_JSON', 'the payload is empty'), undefined);
+    }
+    try {
+      done(null, JSON.parse(s));
+    } catch (e) {
+      done(
+        new AppError('CONTEXT_INVALID_JSON', `the payload is not valid JSON: ${(e as Error).message}`),
+        undefined,
+      );
+    }
+  });
+  app.setErrorHandler(ngsiLdErrorHandler);
+  const tags = ['NGSI-LD'];
+
+  // ------------------------------------------------------------------------------------ subscriptions
+  app.post(SUBSCRIPTIONS, { schema: { tags, summary: 'Create a subscription' } }, async (request, reply) => {
+    const { body, context } = splitPayload(request, request.body);
+    const rec = await live.subscriptions.create(tenantOf(request), principalOf(request), body, context);
+    reply.header('Location', `${SUBSCRIPTIONS}/${encodeURIComponent(rec.spec.id)}`);
+    reply.status(201).send();
+  });
+
+  app.get(SUBSCRIPTIONS, { schema: { tags, summary: 'List subscriptions' } }, async (request, reply) => {
+    const query = request.query as Record<string, unknown>;
+    const type = negotiate(request);
+    const page = pageOf(query);
+    const { items, total } = await live.subscriptions.list(tenantOf(request), principalOf(request), page);
+    const context = linkContext(request);
+    if (query.count === 'true') reply.header('NGSILD-Results-Count', String(total));
+    answerType(reply, type, context);
+    return Promise.all(
+      items.map((r) =>
+        live.subscriptions.view(r, context, { includeContext: type === 'application/ld+json' }),
+      ),
+    );
+  });
+
+  app.get(
+    `${SUBSCRIPTIONS}/:id`,
+    { schema: { tags, summary: 'Retrieve a subscription' } },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const type = negotiate(request);
+      const rec = await live.subscriptions.get(tenantOf(request), principalOf(request), id);
+      const context = linkContext(request);
+      answerType(reply, type, context ?? rec.spec.jsonldContext);
+      return live.subscriptions.view(rec, context, { includeContext: type === 'application/ld+json' });
+    },
+  );
+
+  app.patch(
+    `${SUBSCRIPTIONS}/:id`,
+    { schema: { tags, summary: 'Update a subscription' } },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const { body, context } = splitPayload(request, request.body);
+      await live.subscriptions.update(tenantOf(request), principalOf(request), id, body, context);
+      reply.status(204).send();
+    },
+  );
+
+  app.delete(
+    `${SUBSCRIPTIONS}/:id`,
+    { schema: { tags, summary: 'Delete a subscription' } },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      await live.subscriptions.delete(tenantOf(request), principalOf(request), id);
+      reply.status(204).send();
+    },
+  );
+
+  // ---------------------------------------------------------------------------------------- temporal
+  const temporalParams = (query: Record<string, unknown>): Record<string, string | undefined> => {
+    const out: Record<string, string | undefined> = {};
+    for (const k of [
+      'timerel',
+      'timeAt',
+      'endTimeAt',
+      'timeproperty',
+      'lastN',
+      'options',
+      'format',
+      'aggrMethods',
+      'aggrPeriodDuration',
+    ]) {
+      if (query[k] !== undefined) out[k] = String(query[k]);
+    }
+    return out;
+  };
+
+  app.get(
+    TEMPORAL,
+    { schema: { tags, summary: 'Query the temporal evolution of entities' } },
+    async (request, reply) => {
+      const query = request.query as Record<string, unknown>;
+      const type = negotiate(request);
+      const types = listParam(query.type);
+      const ids = listParam(query.id);
+      const attrs = listParam(query.attrs);
+      const idPattern = query.idPattern === undefined ? undefined : String(query.idPattern);
+      if (!types && !ids && !attrs && idPattern === undefined) {
+        throw new AppError(
+          'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
+          'a temporal query needs type, id, idPattern or attrs',
+        );
+      }
+      const page = pageOf(query);
+      const context = linkContext(request);
+      const list = await live.temporal.query(
+        tenantOf(request),
+        readKeysOf(request),
+        {
+          ...(types ? { types } : {}),
+          ...(ids ? { ids } : {}),
+          ...(attrs ? { attrs } : {}),
+          ...(idPattern !== undefined ? { idPattern } : {}),
+          limit: page.limit,
+          offset: page.offset,
+          params: temporalParams(query),
+        },
+        context,
+      );
+      answerType(reply, type, context);
+      return type === 'application/ld+json' ? list.map((e) => ({ ...e, '@context': context ?? CORE })) : list;
+    },
+  );
+
+  app.get(
+    `${TEMPORAL}/:id`,
+    { schema: { tags, summary: 'Retrieve the temporal evolution of an entity' } },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const query = request.query as Record<string, unknown>;
+      const type = negotiate(request);
+      const attrs = listParam(query.attrs);
+      const context = linkContext(request);
+      const e = await live.temporal.getEntity(
+        tenantOf(request),
+        readKeysOf(request),
+        id,
+        { ...(attrs ? { attrs } : {}), params: temporalParams(query) },
+        context,
+      );
+      answerType(reply, type, context);
+      return type === 'application/ld+json' ? { ...e, '@context': context ?? CORE } : e;
+    },
+  );
+
+  // --------------------------------------------------------------------------------------- ingestion
+  const ingest = async (request: FastifyRequest, topic: string) => {
+    if (!live.ingestion) throw new AppError('CONTEXT_LIVE_UNSUPPORTED', 'IoT ingestion is not configured');
+    const p = request.principal;
+    if (!p) throw new AppError('AUTH_TOKEN_MISSING', 'ingestion needs a service account token');
+    const principal: IngestPrincipal = {
+      userId: p.userId,
+      orgId: p.orgId,
+      roles: [...p.roles],
+      defaultMarking: p.defaultMarking,
+    };
+    const payload = typeof request.body === 'string' ? request.body : JSON.stringify(request.body ?? '');
+    const outcome = await live.ingestion.ingest({ source: 'http', topic, payload, principal });
+    if (outcome.status === 'rejected') throw new AppError('CONTEXT_LIVE_INGEST_INVALID', outcome.reason);
+    return { accepted: outcome.fragments };
+  };
+
+  app.post(
+    '/ingest/v1/:tenant/measurements/:entityType/:deviceId',
+    { bodyLimit, schema: { tags: ['IoT ingestion'], summary: 'Publish plain measurements of a device' } },
+    async (request) => {
+      const p = request.params as { tenant: string; entityType: string; deviceId: string };
+      return ingest(request, `safecity/v1/${p.tenant}/measurements/${p.entityType}/${p.deviceId}`);
+    },
+  );
+
+  app.post(
+    '/ingest/v1/:tenant/entities',
+    { bodyLimit, schema: { tags: ['IoT ingestion'], summary: 'Publish NGSI-LD entity fragments' } },
+    async (request) => {
+      const p = request.params as { tenant: string };
+      return ingest(request, `safecity/v1/${p.tenant}/entities`);
+    },
+  );
+
+  app.get(
+    '/ingest/v1/dead-letters',
+    { schema: { tags: ['IoT ingestion'], summary: "List the organisation's refused messages" } },
+    async (request) => {
+      const p = principalOf(request);
+      const query = request.query as Record<string, unknown>;
+      const { limit } = pageOf(query);
+      return live.deadLetters.list({
+        orgId: p.orgId,
+        limit,
+        ...(query.before !== undefined ? { before: String(query.before) } : {}),
+      });
+    },
+  );
+}
+
+const CORE = 'https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld';
+
+function linkContext(request: FastifyRequest): string | undefined {
+  return contextFromLink(request.headers.link);
+}

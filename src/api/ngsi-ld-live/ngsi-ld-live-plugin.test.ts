@@ -1,0 +1,409 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMemoryBus } from '../../adapters/bus/index.ts';
+import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
+import { emptyAudience, normaliseTlp, principalReadKeys } from '../../modules/access/marking.ts';
+import { ContextService, contextMigrations } from '../../modules/context/index.ts';
+import {
+  type ContextLive,
+  contextLiveMigrations,
+  createContextLive,
+  createCoreQueryPort,
+} from '../../modules/context-live/index.ts';
+import { type Receiver, startReceiver, testLdContext } from '../../modules/context-live/testing.ts';
+import type { EventBus } from '../../ports/event-bus.ts';
+import type { Store } from '../../ports/store.ts';
+import { ngsiLdLivePlugin } from './index.ts';
+
+const LINK_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"';
+
+describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
+  let store: Store;
+  let bus: EventBus;
+  let core: ContextService;
+  let live: ContextLive;
+  let app: FastifyInstance;
+  let rx: Receiver;
+
+  beforeAll(async () => {
+    store = await openTestPgliteStore({ ...contextMigrations, ...contextLiveMigrations });
+    bus = createMemoryBus();
+    const ld = testLdContext();
+    core = new ContextService({ store, bus, resolver: ld });
+    live = createContextLive({
+      store,
+      ld,
+      query: createCoreQueryPort(ld),
+      writer: core,
+      entityReader: core,
+      busMembers: 8,
+      retry: { firstDelayMs: 50, maxDelayMs: 200 },
+    });
+    await live.start(bus);
+    rx = await startReceiver();
+    app = Fastify();
+    // Tests set the principal from `x-test-user: user@org` (`x-test-tlp`: its default marking).
+    app.addHook('onRequest', async (request) => {
+      const who = request.headers['x-test-user'];
+      if (typeof who !== 'string') return;
+      const [userId = '', orgId = ''] = who.split('@');
+      request.principal = {
+        userId,
+        username: userId,
+        orgId,
+        roles: ['operator'],
+        kind: 'user',
+        readKeys: principalReadKeys({ userId, orgId, communities: [], patronOrgs: [] }),
+        defaultMarking: {
+          tlp: normaliseTlp(request.headers['x-test-tlp'] ?? 'GREEN'),
+          audience: emptyAudience(),
+        },
+      };
+    });
+    await app.register(ngsiLdLivePlugin, { live });
+    await app.ready();
+  });
+  afterAll(async () => {
+    await app?.close();
+    await live?.stop();
+    await rx?.close();
+    await bus?.close();
+    await store?.close();
+  });
+
+  const asB = { 'x-test-user': 'bob@org-b', 'content-type': 'application/json' };
+  const subscription = (extra: Record<string, unknown> = {}) => ({
+    type: 'Subscription',
+    entities: [{ type: 'Vehicle' }],
+    notification: { endpoint: { uri: rx.url } },
+    ...extra,
+  });
+
+  describe('subscriptions', () => {
+    it('creates (201 + Location), retrieves with status, lists with a count, updates and deletes', async () => {
+      const created = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/subscriptions',
+        headers: asB,
+        payload: subscription({
+          id: 'urn:ngsi-ld:Subscription:s1',
+          subscriptionName: 'cars',
+          watchedAttributes: ['speed'],
+        }),
+      });
+      expect(created.statusCode).toBe(201);
+      expect(created.headers.location).toBe('/ngsi-ld/v1/subscriptions/urn%3Angsi-ld%3ASubscription%3As1');
+      const got = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:s1',
+        headers: asB,
+      });
+      expect(got.statusCode).toBe(200);
+      expect(got.headers['content-type']).toContain('application/json');
+      expect(got.headers.link).toContain(LINK_REL);
+      expect(got.json()).toMatchObject({
+        id: 'urn:ngsi-ld:Subscription:s1',
+        type: 'Subscription',
+        subscriptionName: 'cars',
+        entities: [{ type: 'Vehicle' }],
+        watchedAttributes: ['speed'],
+        notificationTrigger: ['attributeCreated', 'attributeUpdated'],
+        isActive: true,
+        status: 'active',
+        notification: {
+          format: 'normalized',
+          endpoint: { uri: rx.url, accept: 'application/json' },
+          timesSent: 0,
+        },
+      });
+      const list = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/subscriptions?count=true',
+        headers: asB,
+      });
+      expect(list.headers['ngsild-results-count']).toBe('1');
+      expect(list.json()).toHaveLength(1);
+      const patched = await app.inject({
+        method: 'PATCH',
+        url: '/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:s1',
+        headers: asB,
+        payload: { isActive: false, throttling: 2 },
+      });
+      expect(patched.statusCode).toBe(204);
+      const after = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:s1',
+        headers: asB,
+      });
+      expect(after.json()).toMatchObject({ isActive: false, status: 'paused', throttling: 2 });
+      const del = await app.inject({
+        method: 'DELETE',
+        url: '/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:s1',
+        headers: asB,
+      });
+      expect(del.statusCode).toBe(204);
+      const gone = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:s1',
+        headers: asB,
+      });
+      expect(gone.statusCode).toBe(404);
+      expect(gone.json()).toMatchObject({
+        type: 'https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound',
+        status: 404,
+      });
+    });
+
+    it('takes the @context of an application/ld+json body and answers ld+json with it', async () => {
+      const ctx = { Car: 'https://example.org/Car', velocity: 'https://example.org/velocity' };
+      const created = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/subscriptions',
+        headers: { ...asB, 'content-type': 'application/ld+json' },
+        payload: {
+          ...subscription({ entities: [{ type: 'Car' }], watchedAttributes: ['velocity'] }),
+          '@context': [ctx],
+        },
+      });
+      expect(created.statusCode).toBe(201);
+      const id = decodeURIComponent(String(created.headers.location).split('/').pop());
+      const got = await app.inject({
+        method: 'GET',
+        url: `/ngsi-ld/v1/subscriptions/${id}`,
+        headers: { ...asB, accept: 'application/ld+json' },
+      });
+      expect(got.headers['content-type']).toContain('application/ld+json');
+      expect(got.json()).toMatchObject({
+        entities: [{ type: 'Car' }],
+        watchedAttributes: ['velocity'],
+        '@context': [ctx],
+      });
+      // Without the context the terms come back as IRIs.
+      const plain = await app.inject({
+        method: 'GET',
+        url: `/ngsi-ld/v1/subscriptions/${id}`,
+        headers: { 'x-test-user': 'bob@org-b' },
+      });
+      expect(plain.json().entities).toEqual([{ type: 'Car' }]);
+    });
+
+    it('answers NGSI-LD ProblemDetails for bad requests, conflicts, strangers and anonymous callers', async () => {
+      const bad = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/subscriptions',
+        headers: asB,
+        payload: subscription({ throttling: -3 }),
+      });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json()).toMatchObject({
+        type: 'https://uri.etsi.org/ngsi-ld/errors/BadRequestData',
+        detail: expect.stringContaining('throttling'),
+      });
+      const json = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/subscriptions',
+        headers: asB,
+        payload: '{oops',
+      });
+      expect(json.statusCode).toBe(400);
+      expect(json.json().type).toBe('https://uri.etsi.org/ngsi-ld/errors/InvalidRequest');
+      const body = subscription({ id: 'urn:ngsi-ld:Subscription:dup' });
+      expect(
+        (await app.inject({ method: 'POST', url: '/ngsi-ld/v1/subscriptions', headers: asB, payload: body }))
+          .statusCode,
+      ).toBe(201);
+      const dup = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/subscriptions',
+        headers: asB,
+        payload: body,
+      });
+      expect(dup.statusCode).toBe(409);
+      expect(dup.json().type).toBe('https://uri.etsi.org/ngsi-ld/errors/AlreadyExists');
+      const stranger = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:dup',
+        headers: { 'x-test-user': 'carol@org-c' },
+      });
+      expect(stranger.statusCode).toBe(404);
+      const patchStranger = await app.inject({
+        method: 'PATCH',
+        url: '/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:dup',
+        headers: { 'x-test-user': 'carol@org-c', 'content-type': 'application/json' },
+        payload: { isActive: false },
+      });
+      expect(patchStranger.statusCode).toBe(404);
+      const anon = await app.inject({ method: 'GET', url: '/ngsi-ld/v1/subscriptions' });
+      expect(anon.statusCode).toBe(401);
+      const notAcceptable = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/subscriptions',
+        headers: { ...asB, accept: 'text/html' },
+      });
+      expect(notAcceptable.statusCode).toBe(406);
+      await app.inject({
+        method: 'DELETE',
+        url: '/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:dup',
+        headers: asB,
+      });
+    });
+  });
+
+  describe('notifications from entity changes', () => {
+    it('notifies what the subscriber organisation may see and nothing else', async () => {
+      rx.received.length = 0;
+      const res = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/subscriptions',
+        headers: asB,
+        payload: subscription({
+          entities: [{ type: 'Ambulance' }],
+          notification: { endpoint: { uri: rx.url }, format: 'keyValues' },
+        }),
+      });
+      expect(res.statusCode).toBe(201);
+      const id = decodeURIComponent(String(res.headers.location).split('/').pop());
+      const ctx = await core.resolveContext(null);
+      const caller = (tlp: 'GREEN' | 'AMBER') => ({
+        tenant: '',
+        principal: { userId: 'alice', orgId: 'org-a', roles: ['operator'] },
+        readKeys: principalReadKeys({ userId: 'alice', orgId: 'org-a', communities: [], patronOrgs: [] }),
+        defaultMarking: { tlp, audience: emptyAudience() },
+      });
+      await core.createEntity(
+        caller('AMBER'),
+        {
+          id: 'urn:ngsi-ld:Ambulance:hidden',
+          type: 'Ambulance',
+          status: { type: 'Property', value: 'busy' },
+        },
+        ctx,
+      );
+      await core.createEntity(
+        caller('GREEN'),
+        { id: 'urn:ngsi-ld:Ambulance:a1', type: 'Ambulance', status: { type: 'Property', value: 'free' } },
+        ctx,
+      );
+      const [n] = await rx.waitFor(1);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(rx.received).toHaveLength(1);
+      expect(n!.body).toMatchObject({
+        subscriptionId: id,
+        data: [{ id: 'urn:ngsi-ld:Ambulance:a1', type: 'Ambulance', status: 'free' }],
+      });
+      const got = await app.inject({ method: 'GET', url: `/ngsi-ld/v1/subscriptions/${id}`, headers: asB });
+      expect(got.json().notification).toMatchObject({ timesSent: 1, status: 'ok' });
+    });
+  });
+
+  describe('HTTP ingestion and the temporal API', () => {
+    const asSensor = {
+      'x-test-user': 'svc-noise@org-a',
+      'content-type': 'application/json',
+      'x-test-tlp': 'GREEN',
+    };
+
+    it('ingests measurements and serves their history, simplified and aggregated', async () => {
+      for (let i = 0; i < 6; i++) {
+        const r = await app.inject({
+          method: 'POST',
+          url: '/ingest/v1/default/measurements/NoiseLevelObserved/n1',
+          headers: asSensor,
+          payload: { laeq: 50 + i, observedAt: `2026-11-27T10:0${i}:00Z` },
+        });
+        expect(r.statusCode).toBe(200);
+        expect(r.json()).toEqual({ accepted: 1 });
+      }
+      const id = 'urn:ngsi-ld:NoiseLevelObserved:n1';
+      const asReader = { 'x-test-user': 'bob@org-b' };
+      let values: unknown;
+      for (let i = 0; i < 100; i++) {
+        const r = await app.inject({
+          method: 'GET',
+          url: `/ngsi-ld/v1/temporal/entities/${id}?options=temporalValues`,
+          headers: asReader,
+        });
+        values = r.statusCode === 200 ? r.json().laeq?.values : undefined;
+        if (Array.isArray(values) && values.length === 6) break;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      expect(values).toEqual([0, 1, 2, 3, 4, 5].map((i) => [50 + i, `2026-11-27T10:0${i}:00.000Z`]));
+      const agg = await app.inject({
+        method: 'GET',
+        url: `/ngsi-ld/v1/temporal/entities/${id}?aggrMethods=avg,max&aggrPeriodDuration=PT3M&timerel=between&timeAt=2026-11-27T10:00:00Z&endTimeAt=2026-11-27T10:06:00Z`,
+        headers: asReader,
+      });
+      expect(agg.json().laeq).toEqual({
+        type: 'Property',
+        avg: [
+          [51, '2026-11-27T10:00:00.000Z', '2026-11-27T10:03:00.000Z'],
+          [54, '2026-11-27T10:03:00.000Z', '2026-11-27T10:06:00.000Z'],
+        ],
+        max: [
+          [52, '2026-11-27T10:00:00.000Z', '2026-11-27T10:03:00.000Z'],
+          [55, '2026-11-27T10:03:00.000Z', '2026-11-27T10:06:00.000Z'],
+        ],
+      });
+      const byType = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/temporal/entities?type=NoiseLevelObserved&lastN=1',
+        headers: { ...asReader, accept: 'application/ld+json' },
+      });
+      expect(byType.json()).toMatchObject([{ id, laeq: [{ value: 55 }], '@context': expect.any(String) }]);
+    });
+
+    it('rejects temporal queries without a filter or with bad parameters, and unknown entities', async () => {
+      const none = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/temporal/entities',
+        headers: asSensor,
+      });
+      expect(none.statusCode).toBe(400);
+      const bad = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/temporal/entities?type=X&timerel=after',
+        headers: asSensor,
+      });
+      expect(bad.json()).toMatchObject({ status: 400, detail: 'timerel needs timeAt' });
+      const unknown = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:X:none',
+        headers: asSensor,
+      });
+      expect(unknown.statusCode).toBe(404);
+    });
+
+    it('refuses anonymous ingestion, and dead-letters malformed messages with the reason', async () => {
+      const anon = await app.inject({
+        method: 'POST',
+        url: '/ingest/v1/default/measurements/NoiseLevelObserved/n2',
+        headers: { 'content-type': 'application/json' },
+        payload: { laeq: 1 },
+      });
+      expect(anon.statusCode).toBe(401);
+      const bad = await app.inject({
+        method: 'POST',
+        url: '/ingest/v1/default/measurements/NoiseLevelObserved/n2',
+        headers: asSensor,
+        payload: '{"laeq": ',
+      });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json()).toMatchObject({
+        detail: 'the message is not JSON',
+        code: 'CONTEXT_LIVE_INGEST_INVALID',
+      });
+      const letters = await app.inject({ method: 'GET', url: '/ingest/v1/dead-letters', headers: asSensor });
+      expect(letters.json()[0]).toMatchObject({
+        source: 'http',
+        reason: 'the message is not JSON',
+        payload: '{"laeq": ',
+      });
+      const others = await app.inject({
+        method: 'GET',
+        url: '/ingest/v1/dead-letters',
+        headers: { 'x-test-user': 'bob@org-b' },
+      });
+      expect(others.json()).toEqual([]);
+    });
+  });
+});
