@@ -7,7 +7,7 @@
  *   up[a]   = cost from arcTail[a] (lower rank) to upHead[a] (higher rank)
  *   down[a] = cost from upHead[a] to arcTail[a]
  */
-import { findArc } from './cch-topology.ts';
+import { type CchTopology, findArc } from './cch-topology.ts';
 import { INF_WEIGHT } from './osm-import.ts';
 import type { RoadNetwork } from './road-network.ts';
 
@@ -76,6 +76,41 @@ export function customizeFull(net: RoadNetwork, metric: CchMetric): void {
   }
 }
 
+/**
+ * For every CCH arc, its lower triangles as pairs of arcs (v→lo, v→hi) with v below both ends: the
+ * exact work to re-derive one arc (partial customization) or to find the middle node of a shortcut
+ * (path unpacking), instead of intersecting two neighbour lists. Built from the triangle list in O(T).
+ */
+export interface LowerTriangles {
+  first: Uint32Array;
+  /** flat pairs: [arc v→lo, arc v→hi] */
+  pairs: Uint32Array;
+}
+
+export function buildLowerTriangles(topo: CchTopology): LowerTriangles {
+  const { upFirst, triangles, n } = topo;
+  const m = topo.upHead.length;
+  const first = new Uint32Array(m + 1);
+  for (let t = 0; t < triangles.length; t++) first[triangles[t]! + 1]!++;
+  for (let a = 0; a < m; a++) first[a + 1]! += first[a]!;
+  const fill = first.slice(0, m);
+  const pairs = new Uint32Array(2 * triangles.length);
+  let t = 0;
+  for (let v = 0; v < n; v++) {
+    const b = upFirst[v]!;
+    const e = upFirst[v + 1]!;
+    for (let i = b; i < e; i++) {
+      for (let j = i + 1; j < e; j++) {
+        const a = triangles[t++]!;
+        const at = fill[a]!++;
+        pairs[2 * at] = i;
+        pairs[2 * at + 1] = j;
+      }
+    }
+  }
+  return { first, pairs };
+}
+
 /** A binary min-heap of arc ids with membership marks (each arc at most once). */
 class ArcHeap {
   private readonly heap: Uint32Array;
@@ -123,7 +158,10 @@ class ArcHeap {
 
 export class PartialCustomizer {
   private readonly heap: ArcHeap;
-  constructor(private readonly net: RoadNetwork) {
+  constructor(
+    private readonly net: RoadNetwork,
+    private readonly lower: LowerTriangles,
+  ) {
     this.heap = new ArcHeap(net.topo.upHead.length);
   }
 
@@ -135,7 +173,7 @@ export class PartialCustomizer {
     const net = this.net;
     const { roadXFirst, roadX, xCch, xUp, xRoad, cchXFirst, cchX } = net;
     const { roadW, inUp, inDown, up, down } = metric;
-    const { upFirst, upHead, arcTail, downFirst, downArc } = net.topo;
+    const { upFirst, upHead, arcTail } = net.topo;
     const heap = this.heap;
     const touched: number[] = [];
     for (const r of changedRoadArcs) {
@@ -164,17 +202,10 @@ export class PartialCustomizer {
       const b = upHead[c]!;
       let nu = inUp[c]!;
       let nd = inDown[c]!;
-      const aShorter = downFirst[a + 1]! - downFirst[a]! <= downFirst[b + 1]! - downFirst[b]!;
-      const base = aShorter ? a : b;
-      const other = aShorter ? b : a;
-      for (let i = downFirst[base]!; i < downFirst[base + 1]!; i++) {
-        const xBase = downArc[i]!;
-        const x = arcTail[xBase]!;
-        if (x >= a) break; // down lists are sorted by tail; only x below both ends forms a lower triangle
-        const xOther = findArc(net.topo, x, other);
-        if (xOther < 0) continue;
-        const xa = aShorter ? xBase : xOther;
-        const xb = aShorter ? xOther : xBase;
+      const { first: lFirst, pairs } = this.lower;
+      for (let p = lFirst[c]!; p < lFirst[c + 1]!; p++) {
+        const xa = pairs[2 * p]!;
+        const xb = pairs[2 * p + 1]!;
         const viaUp = down[xa]! + up[xb]!;
         if (viaUp < nu) nu = viaUp;
         const viaDown = down[xb]! + up[xa]!;

@@ -5,8 +5,7 @@
  * queue is needed; the work is bounded by the tree depth. Scratch arrays are reused between queries
  * (reset along the visited chains only).
  */
-import type { CchMetric } from './cch-metric.ts';
-import { findArc } from './cch-topology.ts';
+import type { CchMetric, LowerTriangles } from './cch-metric.ts';
 import { INF_WEIGHT } from './osm-import.ts';
 import type { RoadNetwork } from './road-network.ts';
 
@@ -38,7 +37,10 @@ export class CchQuery {
   /** meeting node of the last pruned forward search */
   meetNode = -1;
 
-  constructor(private readonly net: RoadNetwork) {
+  constructor(
+    private readonly net: RoadNetwork,
+    private readonly lower: LowerTriangles,
+  ) {
     const n = net.topo.n;
     this.dF = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
     this.dB = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
@@ -171,7 +173,7 @@ export class CchQuery {
   /** Expands CCH arc a (up: tail→head, else head→tail) into routing arcs. */
   unpack(metric: CchMetric, a: number, dirUp: boolean, out: number[]): void {
     const net = this.net;
-    const { arcTail, upHead, downFirst, downArc } = net.topo;
+    void net;
     const w = dirUp ? metric.up[a]! : metric.down[a]!;
     if (w === (dirUp ? metric.inUp[a]! : metric.inDown[a]!)) {
       for (let q = net.cchXFirst[a]!; q < net.cchXFirst[a + 1]!; q++) {
@@ -182,20 +184,10 @@ export class CchQuery {
         }
       }
     }
-    const lo = arcTail[a]!;
-    const hi = upHead[a]!;
-    // lower triangles {x, lo, hi}: walk the shorter down list, find the other arc by binary search
-    const loShorter = downFirst[lo + 1]! - downFirst[lo]! <= downFirst[hi + 1]! - downFirst[hi]!;
-    const base = loShorter ? lo : hi;
-    const other = loShorter ? hi : lo;
-    for (let i = downFirst[base]!; i < downFirst[base + 1]!; i++) {
-      const xBase = downArc[i]!;
-      const x = arcTail[xBase]!;
-      if (x >= lo) break; // down lists are sorted by tail; only x below both ends forms a lower triangle
-      const xOther = findArc(net.topo, x, other);
-      if (xOther < 0) continue;
-      const xa = loShorter ? xBase : xOther;
-      const xb = loShorter ? xOther : xBase;
+    const { first, pairs } = this.lower;
+    for (let p = first[a]!; p < first[a + 1]!; p++) {
+      const xa = pairs[2 * p]!;
+      const xb = pairs[2 * p + 1]!;
       if (dirUp) {
         if (metric.down[xa]! + metric.up[xb]! === w) {
           this.unpack(metric, xa, false, out);

@@ -5,7 +5,15 @@
  */
 import type Flatbush from 'flatbush';
 import { AppError, type Clock, newId, systemClock } from '../../kernel/index.ts';
-import { type CchMetric, copyMetric, createMetric, customizeFull, PartialCustomizer } from './cch-metric.ts';
+import {
+  buildLowerTriangles,
+  type CchMetric,
+  copyMetric,
+  createMetric,
+  customizeFull,
+  type LowerTriangles,
+  PartialCustomizer,
+} from './cch-metric.ts';
 import { CchQuery, type NodeCost } from './cch-query.ts';
 import { bearing, closestT, haversineMeters, LocalProjection } from './geo.ts';
 import { matchEdges } from './geometry-match.ts';
@@ -176,6 +184,7 @@ export class RoutingEngine {
   private readonly maxSnapMeters: number;
   private front: CchMetric;
   private back: CchMetric;
+  private readonly lower: LowerTriangles;
   private readonly partial: PartialCustomizer;
   private readonly query: CchQuery;
   private readonly changes = new Map<string, Change>();
@@ -202,8 +211,9 @@ export class RoutingEngine {
       ms: performance.now() - t0,
       arcsChanged: network.topo.upHead.length,
     };
-    this.partial = new PartialCustomizer(network);
-    this.query = new CchQuery(network);
+    this.lower = buildLowerTriangles(network.topo);
+    this.partial = new PartialCustomizer(network, this.lower);
+    this.query = new CchQuery(network, this.lower);
     this.closedCount = new Uint16Array(network.edgeU.length);
     this.scratchDist = new Float64Array(network.topo.n);
     const depth = new Uint32Array(network.topo.n);
@@ -641,7 +651,7 @@ export class RoutingEngine {
       cchArcs: net.topo.upHead.length,
       triangles: net.topo.triangles.length,
       eliminationTreeHeight: this.height,
-      networkBytes: networkBytes(net),
+      networkBytes: networkBytes(net) + this.lower.first.byteLength + this.lower.pairs.byteLength,
       metricBytes:
         2 *
         (m.roadW.byteLength + m.inUp.byteLength + m.inDown.byteLength + m.up.byteLength + m.down.byteLength),

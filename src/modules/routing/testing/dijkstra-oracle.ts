@@ -14,6 +14,10 @@ export class DijkstraOracle {
   private readonly outFirst: Uint32Array;
   private readonly outArcs: Uint32Array;
   private readonly forbidden = new Set<number>();
+  /** 1 when some turn out of this arc is forbidden (skips the set lookup for most arcs) */
+  private readonly restricted: Uint8Array;
+  private heapD = new Float64Array(1024);
+  private heapA = new Uint32Array(1024);
   private readonly dist: Float64Array;
   private readonly stamp: Uint32Array;
   private round = 0;
@@ -27,7 +31,9 @@ export class DijkstraOracle {
     this.outArcs = new Uint32Array(arcs);
     const fill = this.outFirst.slice(0, jCount);
     for (let a = 0; a < arcs; a++) this.outArcs[fill[arcTail(net, a)]!++] = a;
+    this.restricted = new Uint8Array(arcs);
     for (let i = 0; i < net.forbiddenTurns.length; i += 2) {
+      this.restricted[net.forbiddenTurns[i]!] = 1;
       this.forbidden.add(net.forbiddenTurns[i]! * KEY + net.forbiddenTurns[i + 1]!);
     }
     this.dist = new Float64Array(arcs);
@@ -35,7 +41,7 @@ export class DijkstraOracle {
   }
 
   allowedTurn(from: number, to: number): boolean {
-    return !this.forbidden.has(from * KEY + to);
+    return this.restricted[from] === 0 || !this.forbidden.has(from * KEY + to);
   }
 
   /** Shortest travel time in ms between two snapped points under the given arc weights; Infinity if none. */
@@ -44,12 +50,19 @@ export class DijkstraOracle {
     this.round++;
     const { dist, stamp, round } = this;
     const get = (arc: number) => (stamp[arc] === round ? dist[arc]! : Number.POSITIVE_INFINITY);
-    const heapD: number[] = [];
-    const heapA: number[] = [];
+    let size = 0;
     const push = (d: number, arc: number) => {
-      let i = heapD.length;
-      heapD.push(d);
-      heapA.push(arc);
+      if (size === this.heapD.length) {
+        const nd = new Float64Array(size * 2);
+        nd.set(this.heapD);
+        this.heapD = nd;
+        const na = new Uint32Array(size * 2);
+        na.set(this.heapA);
+        this.heapA = na;
+      }
+      const heapD = this.heapD;
+      const heapA = this.heapA;
+      let i = size++;
       while (i > 0) {
         const p = (i - 1) >> 1;
         if (heapD[p]! <= d) break;
@@ -60,26 +73,28 @@ export class DijkstraOracle {
       heapD[i] = d;
       heapA[i] = arc;
     };
-    const pop = (): [number, number] => {
-      const top: [number, number] = [heapD[0]!, heapA[0]!];
-      const d = heapD.pop()!;
-      const x = heapA.pop()!;
-      const n = heapD.length;
-      if (n > 0) {
-        let i = 0;
-        for (;;) {
-          let c = 2 * i + 1;
-          if (c >= n) break;
-          if (c + 1 < n && heapD[c + 1]! < heapD[c]!) c++;
-          if (heapD[c]! >= d) break;
-          heapD[i] = heapD[c]!;
-          heapA[i] = heapA[c]!;
-          i = c;
-        }
-        heapD[i] = d;
-        heapA[i] = x;
+    let topD = 0;
+    let topA = 0;
+    const pop = () => {
+      const heapD = this.heapD;
+      const heapA = this.heapA;
+      topD = heapD[0]!;
+      topA = heapA[0]!;
+      size--;
+      const d = heapD[size]!;
+      const x = heapA[size]!;
+      let i = 0;
+      for (;;) {
+        let c = 2 * i + 1;
+        if (c >= size) break;
+        if (c + 1 < size && heapD[c + 1]! < heapD[c]!) c++;
+        if (heapD[c]! >= d) break;
+        heapD[i] = heapD[c]!;
+        heapA[i] = heapA[c]!;
+        i = c;
       }
-      return top;
+      heapD[i] = d;
+      heapA[i] = x;
     };
     const relax = (arc: number, d: number) => {
       if (d < get(arc)) {
@@ -102,8 +117,10 @@ export class DijkstraOracle {
       if (w !== INF_WEIGHT) relax(arc, partialCost(1 - arcPos(arc, a.fraction), w));
     }
     const targetArcs = [2 * b.edge, 2 * b.edge + 1];
-    while (heapD.length > 0) {
-      const [d, arc] = pop();
+    while (size > 0) {
+      pop();
+      const d = topD;
+      const arc = topA;
       if (d > get(arc)) continue;
       if (d >= best) break;
       const h = arcHead(net, arc);
