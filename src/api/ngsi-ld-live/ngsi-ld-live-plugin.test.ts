@@ -166,7 +166,7 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
         },
       });
       expect(created.statusCode).toBe(201);
-      const id = decodeURIComponent(String(created.headers.location).split('/').pop());
+      const id = decodeURIComponent(String(created.headers.location).split('/').pop() ?? '');
       const got = await app.inject({
         method: 'GET',
         url: `/ngsi-ld/v1/subscriptions/${id}`,
@@ -262,7 +262,7 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
         }),
       });
       expect(res.statusCode).toBe(201);
-      const id = decodeURIComponent(String(res.headers.location).split('/').pop());
+      const id = decodeURIComponent(String(res.headers.location).split('/').pop() ?? '');
       const ctx = await core.resolveContext(null);
       const caller = (tlp: 'GREEN' | 'AMBER') => ({
         tenant: '',
