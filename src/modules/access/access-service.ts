@@ -47,6 +47,8 @@ import { getSharedObject, type SharedObject } from './shared-object-registry.ts'
 
 const SLUG_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const USERNAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$/;
+// Accounts are found by id or username; a username shaped like an id could shadow another account.
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_ORG_MARKING: Marking = { tlp: 'AMBER', audience: { orgs: [], communities: [], users: [] } };
 
 export interface AccessServiceOptions {
@@ -467,7 +469,7 @@ export class AccessService {
   // ---------------------------------------------------------------- users
 
   async createUser(actor: Actor | null, input: CreateUserInput): Promise<User> {
-    if (!USERNAME_RE.test(input.username)) {
+    if (!USERNAME_RE.test(input.username) || UUID_RE.test(input.username)) {
       throw new AppError(
         'ACCESS_INVALID_INPUT',
         'a username has 1–100 letters, digits and . _ @ + -, starting with a letter or digit',
@@ -584,18 +586,38 @@ export class AccessService {
     await this.updateUser(principal, principal.userId, { password: next });
   }
 
-  /** A user by id or by username. */
+  /** A user by id or by username (an id wins: usernames can never look like ids). */
   async getUser(ref: string): Promise<User> {
     const row = await this.#userRow(ref);
     if (!row) throw new AppError('ACCESS_USER_NOT_FOUND', `no user ${ref}`);
     return userFromRow(row);
   }
 
+  /** A user by id only: what tokens name. */
+  async getUserById(id: string): Promise<User> {
+    const row = await this.#db()
+      .selectFrom('access_user')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row) throw new AppError('ACCESS_USER_NOT_FOUND', `no user ${id}`);
+    return userFromRow(row);
+  }
+
   async #userRow(ref: string): Promise<UserRow | undefined> {
+    const byId = await this.#db()
+      .selectFrom('access_user')
+      .selectAll()
+      .where('id', '=', ref)
+      .executeTakeFirst();
+    return byId ?? this.#userByName(ref);
+  }
+
+  #userByName(username: string): Promise<UserRow | undefined> {
     return this.#db()
       .selectFrom('access_user')
       .selectAll()
-      .where((eb) => eb.or([eb('id', '=', ref), eb('username', '=', ref)]))
+      .where('username', '=', username)
       .executeTakeFirst();
   }
 
@@ -672,8 +694,11 @@ export class AccessService {
       }
       return userFromRow(row);
     }
-    let username = USERNAME_RE.test(input.username) ? input.username : `oidc-${newId().slice(0, 8)}`;
-    if (await this.#userRow(username)) username = `${username}-${newId().slice(0, 6)}`;
+    let username =
+      USERNAME_RE.test(input.username) && !UUID_RE.test(input.username)
+        ? input.username
+        : `oidc-${newId().slice(0, 8)}`;
+    if (await this.#userByName(username)) username = `${username}-${newId().slice(0, 6)}`;
     try {
       return await this.createUser(null, { username, orgId: input.orgId, roles, externalSubject });
     } catch (e) {
@@ -691,7 +716,7 @@ export class AccessService {
   // ---------------------------------------------------------------- service accounts and API tokens
 
   async createServiceAccountToken(actor: Actor | null, input: CreateTokenInput): Promise<CreatedToken> {
-    let account = await this.#userRow(input.name);
+    let account = await this.#userByName(input.name);
     if (account && (account.kind !== 'service' || account.org_id !== input.orgId)) {
       throw new AppError(
         'ACCESS_USER_EXISTS',
@@ -709,7 +734,7 @@ export class AccessService {
       } catch (e) {
         if (!(e instanceof AppError && e.code === 'ACCESS_USER_EXISTS')) throw e;
       }
-      account = await this.#userRow(input.name);
+      account = await this.#userByName(input.name);
       if (account?.kind !== 'service') throw new AppError('ACCESS_USER_EXISTS', `${input.name} exists`);
     }
     if (input.expiresAt && input.expiresAt.getTime() <= this.clock.now().getTime()) {

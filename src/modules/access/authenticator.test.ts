@@ -168,6 +168,28 @@ describe('OIDC', () => {
     expect(noRoles.username).toBe('kc-9');
   });
 
+  it('never lets an external username shadow another account by taking its id', async () => {
+    const auth = createAuthenticator({ service: access, oidc: { issuer, jwksUrl } });
+    const victim = await access.getUser('admin');
+    const p = await auth.authenticate(
+      `Bearer ${await external({ sub: 'kc-evil', preferred_username: victim.id, org: 'police', roles: ['admin'] })}`,
+    );
+    expect(p.userId).not.toBe(victim.id);
+    expect(p.username).not.toBe(victim.id);
+    const session = await createAuthenticator({ service: access }).issueToken(victim);
+    expect((await createAuthenticator({ service: access }).authenticate(`Bearer ${session}`)).userId).toBe(
+      victim.id,
+    );
+    await expect(
+      access.createUser(null, {
+        username: victim.id,
+        orgId: 'police',
+        roles: ['viewer'],
+        password: 'long-enough-password',
+      }),
+    ).rejects.toMatchObject({ code: 'ACCESS_INVALID_INPUT' });
+  });
+
   it('rejects unknown organisations, wrong audiences, expired tokens and foreign keys', async () => {
     const auth = createAuthenticator({ service: access, oidc: { issuer, jwksUrl, audience: 'safecity' } });
     const bad = async (token: Promise<string>, code: string, detail?: RegExp) => {
