@@ -101,11 +101,17 @@ export async function startCop(opts: CopOptions): Promise<void> {
     } else if (key === 'c') setMode('closure');
   });
 
+  // Lists are rebuilt only when their content changed, so that a poll never steals the keyboard focus.
+  let shown = { reports: '', alerts: '' };
   const refreshData = async () => {
     const [r] = await Promise.all([loadReports(), loadEntities()]);
     reports = r;
-    renderReports();
-    renderAlerts();
+    const now = { reports: JSON.stringify(reports), alerts: JSON.stringify(entities) };
+    if (now.reports !== shown.reports) renderReports();
+    if (now.alerts !== shown.alerts) renderAlerts();
+    shown = now;
+    for (const t of document.querySelectorAll<HTMLTimeElement>('time.ago'))
+      t.textContent = timeAgo(t.dateTime);
     await routing.refreshClosures();
   };
   const live = startLive({
@@ -169,10 +175,10 @@ export async function startCop(opts: CopOptions): Promise<void> {
     const all: Feature[] = [];
     const results = await Promise.allSettled(
       ENTITY_TYPES.map((t) =>
+        // Plain JSON with sysAttrs rather than GeoJSON: only that representation carries each entity's marking.
         api
           .get<unknown>(
-            `/ngsi-ld/v1/entities?type=${encodeURIComponent(t)}&options=keyValues&limit=1000`,
-            'application/geo+json',
+            `/ngsi-ld/v1/entities?type=${encodeURIComponent(t)}&options=keyValues,sysAttrs&limit=1000`,
           )
           .then((body) => ({ t, body })),
       ),
@@ -219,7 +225,7 @@ export async function startCop(opts: CopOptions): Promise<void> {
           'li',
           { class: 'item', 'data-id': r.id },
           h('div', { class: 'head' }, tlpBadge(r.marking?.tlp), papBadge(r.marking?.pap), title),
-          h('div', { class: 'meta' }, `${r.category} · ${r.ownerOrg} · ${timeAgo(r.createdAt)}`),
+          h('div', { class: 'meta' }, `${r.category} · ${r.ownerOrg} · `, ago(r.createdAt)),
           r.body
             ? h('p', { class: 'body' }, r.body.length > 240 ? `${r.body.slice(0, 237)}…` : r.body)
             : null,
@@ -274,7 +280,9 @@ export async function startCop(opts: CopOptions): Promise<void> {
           h(
             'div',
             { class: 'meta' },
-            [p.category, p.subCategory, when ? timeAgo(when) : ''].filter(Boolean).join(' · '),
+            [p.category, p.subCategory].filter(Boolean).join(' · '),
+            when ? (p.category || p.subCategory ? ' · ' : '') : '',
+            when ? ago(when) : null,
           ),
         );
       }),
@@ -320,6 +328,12 @@ export async function startCop(opts: CopOptions): Promise<void> {
   window.addEventListener('pagehide', () => live.stop());
   // Lets scripts and tests tell when the picture is up (map placed on the city, first data in).
   $('app-view').dataset.ready = map.available ? 'map' : 'no-map';
+}
+
+/** A relative time that the refresh loop keeps current. */
+function ago(iso: string): HTMLTimeElement {
+  const t = h('time', { class: 'ago', datetime: iso, title: iso }, timeAgo(iso));
+  return t;
 }
 
 function alertTitle(p: Record<string, unknown>): string {

@@ -65,6 +65,8 @@ export interface FeatureCollection<G = Geometry, P = Record<string, unknown>> {
 }
 
 export interface RouteProperties {
+  reachable?: boolean;
+  reason?: string;
   duration_s: number;
   distance_m: number;
   steps?: unknown[];
@@ -73,13 +75,22 @@ export interface RouteProperties {
 export interface Closure {
   id: string;
   geometry: Geometry;
+  radiusMeters?: number | null;
+  reason?: string;
+  segments?: number | null;
   expiresAt?: string | null;
 }
 
 export interface NetworkInfo {
+  status?: {
+    state: 'off' | 'loading' | 'ready' | 'failed';
+    progress?: { fraction: number; message?: string } | null;
+    error?: string;
+  };
   bbox?: [number, number, number, number];
   attribution?: string;
   name?: string;
+  stats?: Record<string, unknown>;
   [k: string]: unknown;
 }
 

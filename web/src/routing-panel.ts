@@ -32,6 +32,8 @@ export class RoutingPanel {
   private lastDuration: number | null = null;
   private closures: Closure[] = [];
   private configured = true;
+  private closuresShown = false;
+  private retry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly api: ApiClient,
@@ -62,44 +64,68 @@ export class RoutingPanel {
     });
   }
 
-  /** Reads the road network's extent and attribution; routing is off when the platform has none. */
+  /**
+   * Reads the road network's state, extent and attribution. Routing is off when the platform has no road
+   * network; while the network loads, it asks again every few seconds.
+   */
   async init(): Promise<void> {
+    let info: NetworkInfo;
     try {
-      const info = await this.api.get<NetworkInfo>('/api/routing/network');
-      const attribution = typeof info.attribution === 'string' ? info.attribution : OSM_ATTRIBUTION;
-      this.map.setAttribution(attribution);
-      const bbox = info.bbox;
-      if (Array.isArray(bbox) && bbox.length === 4) {
-        this.map.fitBbox(bbox);
-        const [w, s, e, n] = bbox;
-        this.map.setData('area', {
-          type: 'FeatureCollection',
-          features: [
-            {
-              type: 'Feature',
-              geometry: {
-                type: 'Polygon',
-                coordinates: [
-                  [
-                    [w, s],
-                    [e, s],
-                    [e, n],
-                    [w, n],
-                    [w, s],
-                  ],
-                ],
-              },
-              properties: {},
-            },
-          ],
-        });
-      }
-      const facts = [info.name, counts(info)].filter(Boolean).join(' · ');
-      $('network-info').textContent = `Road network${facts ? `: ${facts}` : ''}. ${attribution}`;
+      info = await this.api.get<NetworkInfo>('/api/routing/network');
     } catch (err) {
       if (isNotConfigured(err)) this.notConfigured();
       else $('network-info').textContent = `Road network unknown: ${(err as Error).message}`;
+      return;
     }
+    const attribution = typeof info.attribution === 'string' ? info.attribution : OSM_ATTRIBUTION;
+    const state = info.status?.state ?? 'ready';
+    if (state === 'off') return this.notConfigured();
+    if (state === 'loading') {
+      const pct = info.status?.progress ? ` (${Math.round(info.status.progress.fraction * 100)} %)` : '';
+      $('network-info').textContent = `The road network is loading${pct}; routing starts when it is ready.`;
+      this.retry = setTimeout(() => void this.init(), 3000);
+      return;
+    }
+    if (state === 'failed') {
+      this.configured = false;
+      $('network-info').textContent =
+        `Routing is unavailable: ${info.status?.error ?? 'the road network failed to load'}`;
+      return;
+    }
+    this.configured = true;
+    this.map.setAttribution(attribution);
+    const bbox = info.bbox;
+    if (Array.isArray(bbox) && bbox.length === 4) {
+      this.map.fitBbox(bbox);
+      const [w, s, e, n] = bbox;
+      this.map.setData('area', {
+        type: 'FeatureCollection',
+        features: [
+          {
+            type: 'Feature',
+            geometry: {
+              type: 'Polygon',
+              coordinates: [
+                [
+                  [w, s],
+                  [e, s],
+                  [e, n],
+                  [w, n],
+                  [w, s],
+                ],
+              ],
+            },
+            properties: {},
+          },
+        ],
+      });
+    }
+    const facts = [info.name, counts(info)].filter(Boolean).join(' · ');
+    $('network-info').textContent = `Road network${facts ? `: ${facts}` : ''}. ${attribution}`;
+  }
+
+  stop(): void {
+    clearTimeout(this.retry);
   }
 
   hint(): string {
@@ -150,8 +176,20 @@ export class RoutingPanel {
       const started = performance.now();
       const f = await this.api.get<Feature<Feature['geometry'], RouteProperties>>(`/api/routing/route?${q}`);
       const ms = Math.round(performance.now() - started);
-      this.map.setData('route', { type: 'FeatureCollection', features: [f as unknown as Feature] });
       const p = f.properties;
+      if (p.reachable === false || !f.geometry) {
+        this.map.setData('route', { type: 'FeatureCollection', features: [] });
+        this.lastDuration = null;
+        this.showResult(
+          h(
+            'p',
+            { class: 'error', role: 'alert', id: 'route-summary' },
+            `No route: ${p.reason ?? 'unreachable'}`,
+          ),
+        );
+        return;
+      }
+      this.map.setData('route', { type: 'FeatureCollection', features: [f as unknown as Feature] });
       const before = this.lastDuration;
       this.lastDuration = p.duration_s;
       const change =
@@ -168,7 +206,8 @@ export class RoutingPanel {
         stepsList(p.steps),
       );
     } catch (err) {
-      if (isNotConfigured(err)) return this.notConfigured();
+      if (isNotConfigured(err) && !(err instanceof ApiError && err.status === 503))
+        return this.notConfigured();
       this.map.setData('route', { type: 'FeatureCollection', features: [] });
       this.lastDuration = null;
       this.showResult(h('p', { class: 'error', role: 'alert' }, `No route: ${(err as Error).message}`));
@@ -181,7 +220,9 @@ export class RoutingPanel {
     const minutes = Number($input('closure-minutes').value);
     $input('closure-center').value = formatLonLat(at);
     const body = {
-      geometry: circlePolygon(at, radius),
+      geometry: { type: 'Point', coordinates: at },
+      radius_m: radius,
+      reason: 'closed from the operational picture',
       ...(minutes > 0 ? { expiresAt: new Date(Date.now() + minutes * 60_000).toISOString() } : {}),
     };
     try {
@@ -197,20 +238,29 @@ export class RoutingPanel {
 
   async refreshClosures(): Promise<void> {
     if (!this.configured) return;
+    let fresh: Closure[];
     try {
-      const body = await this.api.get<unknown>('/api/routing/closures');
-      this.closures = closuresOf(body);
+      fresh = closuresOf(await this.api.get<unknown>('/api/routing/closures'));
     } catch (err) {
       if (isNotConfigured(err)) return this.notConfigured();
       if (err instanceof ApiError && err.status === 401) throw err;
       return;
     }
+    if (JSON.stringify(fresh) === JSON.stringify(this.closures) && this.closuresShown) return;
+    this.closures = fresh;
+    this.closuresShown = true;
     this.map.setData('closures', {
       type: 'FeatureCollection',
       features: this.closures.map((c) => ({
         type: 'Feature',
-        geometry: c.geometry,
-        properties: { id: c.id, expiresAt: c.expiresAt ?? null },
+        geometry: closureShape(c),
+        properties: {
+          id: c.id,
+          reason: c.reason ?? '',
+          ...(c.radiusMeters ? { radius_m: c.radiusMeters } : {}),
+          ...(c.segments !== undefined && c.segments !== null ? { roadSegments: c.segments } : {}),
+          expiresAt: c.expiresAt ?? 'until removed',
+        },
       })),
     });
     const list = $('closure-list');
@@ -226,7 +276,17 @@ export class RoutingPanel {
           'li',
           { class: 'item', 'data-id': c.id },
           h('div', { class: 'head' }, h('span', { class: 'title' }, `Closure ${c.id.slice(0, 8)}`), remove),
-          h('div', { class: 'meta' }, `${c.geometry.type} · ${until}`),
+          h(
+            'div',
+            { class: 'meta' },
+            [
+              c.radiusMeters ? `${c.geometry.type} + ${c.radiusMeters} m` : c.geometry.type,
+              typeof c.segments === 'number' ? `${c.segments} road segments` : '',
+              until,
+            ]
+              .filter(Boolean)
+              .join(' · '),
+          ),
         );
       }),
     );
@@ -272,6 +332,14 @@ export class RoutingPanel {
   }
 }
 
+/** What the map draws for a closure: a point with a radius becomes the circle it closes. */
+function closureShape(c: Closure): Feature['geometry'] {
+  if (c.geometry.type === 'Point' && c.radiusMeters) {
+    return circlePolygon(c.geometry.coordinates as LonLat, c.radiusMeters) as Feature['geometry'];
+  }
+  return c.geometry;
+}
+
 function point(at: LonLat, role: string): Feature {
   return { type: 'Feature', geometry: { type: 'Point', coordinates: at }, properties: { role } };
 }
@@ -291,27 +359,38 @@ function closuresOf(body: unknown): Closure[] {
 }
 
 function counts(info: NetworkInfo): string {
-  const parts: string[] = [];
-  for (const k of ['nodes', 'edges', 'arcs']) {
-    const v = info[k];
-    if (typeof v === 'number') parts.push(`${v.toLocaleString('en')} ${k}`);
-  }
-  return parts.join(', ');
+  const v = info.stats?.roadSegments;
+  return typeof v === 'number' ? `${v.toLocaleString('en')} road segments` : '';
 }
 
 function stepsList(steps: unknown[] | undefined): HTMLElement | null {
   if (!Array.isArray(steps) || steps.length === 0) return null;
   const ol = h('ol', { class: 'steps', 'aria-label': 'Route steps' });
-  for (const s of steps.slice(0, 50)) {
+  for (const s of steps.slice(0, 60)) {
     const o = (s ?? {}) as Record<string, unknown>;
-    const name = typeof s === 'string' ? s : String(o.instruction ?? o.name ?? o.road ?? 'road');
-    const extra =
-      typeof o.distance_m === 'number'
-        ? ` — ${formatDistance(o.distance_m)}`
-        : typeof o.distance === 'number'
-          ? ` — ${formatDistance(o.distance)}`
-          : '';
-    ol.append(h('li', {}, `${name || 'unnamed road'}${extra}`));
+    const name = typeof s === 'string' ? s : String(o.instruction ?? o.name ?? '') || 'unnamed road';
+    const m = (o.maneuver ?? {}) as { type?: string; modifier?: string };
+    const verb =
+      m.type === 'depart'
+        ? 'Start on'
+        : m.type === 'arrive'
+          ? 'Arrive at'
+          : m.type === 'roundabout'
+            ? 'Roundabout onto'
+            : m.type === 'turn' && m.modifier
+              ? `Turn ${m.modifier} onto`
+              : m.type
+                ? 'Continue on'
+                : '';
+    const d =
+      typeof o.distanceM === 'number' ? o.distanceM : typeof o.distance_m === 'number' ? o.distance_m : null;
+    ol.append(
+      h(
+        'li',
+        {},
+        `${verb ? `${verb} ` : ''}${name}${d !== null && m.type !== 'arrive' ? ` — ${formatDistance(d)}` : ''}`,
+      ),
+    );
   }
   return ol;
 }
