@@ -54,6 +54,8 @@ export async function startCop(opts: CopOptions): Promise<void> {
     t.classList.toggle('error', isError);
   };
 
+  // Writers of the owner organisation may delete its reports (the server decides; this only hides the button).
+  const canWrite = me.roles.some((r) => r === 'admin' || r === 'operator' || r === 'analyst');
   let reports: Report[] = [];
   let entities: Feature[] = [];
   let contextOff = false;
@@ -230,7 +232,7 @@ export async function startCop(opts: CopOptions): Promise<void> {
             ? h('p', { class: 'body' }, r.body.length > 240 ? `${r.body.slice(0, 237)}…` : r.body)
             : null,
         );
-        if (r.createdBy === (me.userId ?? me.id)) {
+        if (r.ownerOrg === me.orgId && canWrite) {
           const del = h('button', { type: 'button', class: 'link' }, 'Delete');
           del.setAttribute('aria-label', `Delete report ${r.title}`);
           del.addEventListener('click', async () => {
