@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
 import { createPlatform, openCore, type Platform } from './platform.ts';
+import { SERVER_SKIP, type ServerTestEnv, serverTestEnv } from './testing.ts';
 
 const silent = pino({ level: 'silent' });
 const ADMIN_PASSWORD = 'long-secret-for-tests';
@@ -119,34 +119,16 @@ describe('platform, embedded preset (PGlite + in-process bus)', () => {
   });
 });
 
-const DATABASE_URL = process.env.DATABASE_URL;
-const NATS_URL = process.env.NATS_URL;
-const serverSkip = !DATABASE_URL || !NATS_URL ? 'DATABASE_URL and NATS_URL are not both set' : undefined;
-
-describe.skipIf(serverSkip)(
-  `two instances on one PostgreSQL and one NATS${serverSkip ? ` (skipped: ${serverSkip})` : ''}`,
+describe.skipIf(SERVER_SKIP)(
+  `two instances on one PostgreSQL and one NATS${SERVER_SKIP ? ` (skipped: ${SERVER_SKIP})` : ''}`,
   () => {
-    const schema = `t_two_${Date.now().toString(36)}`;
-    const stream = `SAFECITY_TEST_${Date.now().toString(36).toUpperCase()}`;
     let a: Platform;
     let b: Platform;
+    let server: ServerTestEnv;
 
     beforeAll(async () => {
-      const admin = new pg.Client({ connectionString: DATABASE_URL });
-      await admin.connect();
-      await admin.query(`create schema ${schema}`);
-      await admin.end();
-      const url = new URL(DATABASE_URL as string);
-      url.searchParams.set('options', `-c search_path=${schema}`);
-      const env = {
-        DATABASE_URL: url.toString(),
-        NATS_URL,
-        NATS_STREAM: stream,
-        NATS_SUBJECT_PREFIX: stream.toLowerCase(),
-        SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD,
-        SAFECITY_JWT_SECRET: 'x'.repeat(40),
-        PORT: '0',
-      };
+      server = await serverTestEnv('two');
+      const env = { ...server.env, SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD, PORT: '0' };
       // Facts are cached for a minute here: only the bus can make instance B see A's change in time.
       a = await createPlatform(loadConfig({ ...env, SAFECITY_INSTANCE_ID: 'a' }), {
         log: silent,
@@ -160,15 +142,7 @@ describe.skipIf(serverSkip)(
     afterAll(async () => {
       await a?.shutdown();
       await b?.shutdown();
-      const { connect } = await import('@nats-io/transport-node');
-      const { jetstreamManager } = await import('@nats-io/jetstream');
-      const nc = await connect({ servers: NATS_URL as string });
-      await (await jetstreamManager(nc)).streams.delete(stream).catch(() => {});
-      await nc.close();
-      const admin = new pg.Client({ connectionString: DATABASE_URL });
-      await admin.connect();
-      await admin.query(`drop schema if exists ${schema} cascade`);
-      await admin.end();
+      await server?.cleanup();
     });
 
     it('share one database and one session secret: a token from A works on B', async () => {

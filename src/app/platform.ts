@@ -9,8 +9,11 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createEventBus, type EventBusAdapter } from '../adapters/bus/index.ts';
 import { createStore } from '../adapters/storage/index.ts';
+import type { Principal } from '../api/http/principal.ts';
 import { buildServer } from '../api/http/server.ts';
+import { ngsiLdPlugin } from '../api/ngsi-ld/index.ts';
 import { platformApi } from '../api/platform/index.ts';
+import { routingApi } from '../api/routing/index.ts';
 import { AppError } from '../kernel/errors.ts';
 import {
   AccessService,
@@ -24,6 +27,15 @@ import {
   type Role,
 } from '../modules/access/index.ts';
 import { type AuditChainVerdict, auditMigrations, verifyAuditChain } from '../modules/audit/index.ts';
+import {
+  ContextResolver,
+  ContextService,
+  contextMigrations,
+  DEFAULT_TENANT,
+  renderEntity,
+} from '../modules/context/index.ts';
+import { loadOrBuildRoadNetwork, ROAD_DATA_ATTRIBUTION, type Unit } from '../modules/routing/index.ts';
+import { RoutingService, routingLiveMigrations } from '../modules/routing-live/index.ts';
 import type { Store } from '../ports/store.ts';
 import type { Config } from './config.ts';
 import { createLogger } from './logger.ts';
@@ -33,7 +45,12 @@ export const VERSION: string = (
   JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
 ).version;
 
-export const MIGRATIONS = { ...accessMigrations, ...auditMigrations };
+export const MIGRATIONS = {
+  ...accessMigrations,
+  ...auditMigrations,
+  ...contextMigrations,
+  ...routingLiveMigrations,
+};
 
 /** Store, bus and modules, without HTTP: what the CLI commands and the server share. */
 export interface Core {
@@ -44,6 +61,8 @@ export interface Core {
   access: AccessService;
   reports: ReportService;
   authenticator: Authenticator;
+  contexts: ContextResolver;
+  context: ContextService;
   cli: CoreCommands;
   close(): Promise<void>;
 }
@@ -158,6 +177,14 @@ export async function openCore(
     tokenTtlSeconds: config.jwtTtlSeconds,
     oidc: config.oidc,
   });
+  const contexts = new ContextResolver(config.contextMap ? { contextMapFile: config.contextMap } : {});
+  const context = new ContextService({
+    store,
+    bus,
+    resolver: contexts,
+    onPublishError: (err, event) =>
+      log.error({ err, eventType: event.type, eventId: event.id }, 'event not published'),
+  });
   const s = store;
   const b = bus;
   const cli: CoreCommands = {
@@ -202,6 +229,8 @@ export async function openCore(
     access,
     reports,
     authenticator,
+    contexts,
+    context,
     cli,
     async close() {
       await b.close().catch((e) => log.error({ err: e }, 'closing the bus failed'));
@@ -226,6 +255,7 @@ export async function withCore<T>(config: Config, fn: (core: Core) => Promise<T>
 
 export interface Platform extends Core {
   server: FastifyInstance;
+  routing: RoutingService;
   /** The admin password generated on this first start, if one was (print it once). */
   generatedAdminPassword: string | undefined;
   /** Starts listening on config.host:config.port; resolves with the address. */
@@ -239,10 +269,26 @@ export async function createPlatform(
   opts: { log?: Logger } & CoreOptions = {},
 ): Promise<Platform> {
   const core = await openCore(config, opts.log, opts);
-  const { log, store, bus, access, reports, authenticator } = core;
+  const { log, store, bus, access, reports, authenticator, context, contexts } = core;
   let ready = true;
   let server: FastifyInstance;
+  let lastProgress = 0;
+  const routing = new RoutingService({
+    store,
+    bus,
+    source: config.roads,
+    dataDir: config.dataDir,
+    instance: config.instanceId,
+    onProgress: (p) => {
+      if (p.fraction - lastProgress >= 0.1 || p.fraction === 1) {
+        lastProgress = p.fraction;
+        log.info({ phase: p.phase, percent: Math.round(p.fraction * 100) }, `road network: ${p.message}`);
+      }
+    },
+    onError: (err) => log.error({ err }, 'the road network failed to load; routing is unavailable'),
+  });
   try {
+    await routing.start();
     const boot = await bootstrapAccess(access, { adminPassword: config.adminPassword });
     // Another instance's change to organisations or communities drops this instance's cached facts at once.
     await access.listenForChanges(bus);
@@ -257,7 +303,20 @@ export async function createPlatform(
         { name: 'bus', check: () => bus.ping() },
       ],
       isReady: () => ready,
-      surfaces: [{ name: 'platform', plugin: platformApi, options: { access, reports, authenticator } }],
+      surfaces: [
+        { name: 'platform', plugin: platformApi, options: { access, reports, authenticator } },
+        {
+          name: 'ngsi-ld',
+          plugin: ngsiLdPlugin,
+          options: { service: context, bodyLimit: config.bodyLimit },
+          prefix: '/ngsi-ld/v1',
+        },
+        {
+          name: 'routing',
+          plugin: routingApi,
+          options: { routing, unitSource: (p: Principal) => vehiclesVisibleTo(context, contexts, p) },
+        },
+      ],
       webRoot: join(ROOT, 'web/dist'),
     });
     await server.ready();
@@ -265,6 +324,7 @@ export async function createPlatform(
     return {
       ...core,
       server,
+      routing,
       generatedAdminPassword: boot.generatedPassword,
       async listen() {
         return server.listen({ port: config.port, host: config.host });
@@ -273,15 +333,54 @@ export async function createPlatform(
         closing ??= (async () => {
           ready = false;
           await server.close();
+          await routing.stop();
           await core.close();
         })();
         return closing;
       },
     };
   } catch (e) {
+    await routing.stop();
     await core.close();
     throw e;
   }
+}
+
+/**
+ * Dispatch candidates: the Vehicle entities (Smart Data Models) the caller may see, with their status
+ * (`serviceStatus`/`status`: parked and available count as available) and capabilities
+ * (`capabilities`, else `vehicleType`).
+ */
+async function vehiclesVisibleTo(
+  context: ContextService,
+  contexts: ContextResolver,
+  p: Principal,
+): Promise<Unit[]> {
+  const ctx = await contexts.core();
+  const caller = {
+    tenant: DEFAULT_TENANT,
+    principal: p,
+    readKeys: p.readKeys,
+    defaultMarking: p.defaultMarking,
+  };
+  const units: Unit[] = [];
+  for (let offset = 0; offset < 10_000; offset += 1000) {
+    const page = await context.queryEntities(caller, { type: 'Vehicle', limit: 1000, offset }, ctx);
+    for (const view of page.items) {
+      const e = renderEntity(view.entity, ctx, { format: 'keyValues' });
+      const loc = e.location as { type?: string; coordinates?: unknown } | undefined;
+      if (loc?.type !== 'Point' || !Array.isArray(loc.coordinates)) continue;
+      const [lon, lat] = loc.coordinates as number[];
+      if (typeof lon !== 'number' || typeof lat !== 'number') continue;
+      const rawStatus = String(e.serviceStatus ?? e.status ?? 'available');
+      const status = rawStatus === 'parked' ? 'available' : rawStatus;
+      const caps = e.capabilities ?? e.vehicleType;
+      const capabilities = (Array.isArray(caps) ? caps : caps === undefined ? [] : [caps]).map(String);
+      units.push({ id: e.id as string, position: [lon, lat], status, capabilities });
+    }
+    if (page.items.length < 1000) break;
+  }
+  return units;
 }
 
 /** `safecity serve`: start, print the first admin's password once, stop gracefully on SIGTERM/SIGINT. */
@@ -332,9 +431,26 @@ export async function servePlatform(config: Config): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-/** `safecity roads import`: import an extract into the data folder's routing cache. */
+/** `safecity roads import`: import an extract into the data folder's routing cache, with progress. */
 export async function importRoads(config: Config, source: string, out: (s: string) => void): Promise<void> {
-  void config;
-  void source;
-  out('routing is not wired yet');
+  let last = -1;
+  const t0 = performance.now();
+  const result = await loadOrBuildRoadNetwork({
+    source,
+    dataDir: config.dataDir,
+    rebuild: true,
+    onProgress: (p) => {
+      const pct = Math.floor(p.fraction * 100);
+      if (pct >= last + 5 || p.fraction === 1) {
+        last = pct;
+        out(`[${String(pct).padStart(3)} %] ${p.phase}: ${p.message}`);
+      }
+    },
+  });
+  const stats = result.engine.stats();
+  out(
+    `imported ${source}: ${stats.nodes} nodes, ${stats.roadSegments} road segments in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  out(`cached at ${result.cachePath}; start the platform with SAFECITY_ROADS=${source}`);
+  out(`Road data ${ROAD_DATA_ATTRIBUTION}`);
 }

@@ -80,6 +80,7 @@ export const ERROR_CODES = {
   ROUTING_INVALID_ARGUMENT: { kind: 'invalid', title: 'Invalid routing argument' },
   ROUTING_CLOSURE_NOT_FOUND: { kind: 'not_found', title: 'Unknown closure' },
   ROUTING_SLOWDOWN_NOT_FOUND: { kind: 'not_found', title: 'Unknown slow-down' },
+  ROUTING_NOT_READY: { kind: 'unavailable', title: 'Routing is not ready' },
   // audit
   AUDIT_CHAIN_BROKEN: { kind: 'internal', title: 'The audit chain is broken' },
   // context-live: subscriptions, notifications, temporal history, IoT ingestion

@@ -1,0 +1,1 @@
+export { type RoutingApiOptions, routingApi } from './routing-plugin.ts';

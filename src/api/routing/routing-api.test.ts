@@ -1,0 +1,394 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../app/config.ts';
+import { createPlatform, type Platform } from '../../app/platform.ts';
+import { SERVER_SKIP, type ServerTestEnv, serverTestEnv } from '../../app/testing.ts';
+
+const ADMIN_PASSWORD = 'long-secret-for-tests';
+const PW = 'correct-horse-staple-9';
+// Monaco: the port (Hercule) and the casino square; Fontvieille.
+const PORT_HERCULE = '7.4245,43.7349';
+const CASINO = '7.4283,43.7394';
+const FONTVIEILLE = '7.4170,43.7310';
+
+describe('routing API on the real Monaco network (embedded platform)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'safecity-routing-api-'));
+  const config = loadConfig({
+    SAFECITY_DATA_DIR: dir,
+    SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    SAFECITY_ROADS: 'monaco',
+    PORT: '0',
+  });
+  let platform: Platform;
+  const auth: Record<string, string> = {};
+
+  const call = (method: 'GET' | 'POST' | 'DELETE' | 'PATCH', url: string, who: string, payload?: unknown) =>
+    platform.server.inject({
+      method,
+      url,
+      headers: {
+        authorization: auth[who] as string,
+        ...(payload ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(payload ? { payload: JSON.stringify(payload) } : {}),
+    });
+
+  beforeAll(async () => {
+    platform = await createPlatform(config, { log: pino({ level: 'silent' }) });
+    await platform.routing.whenLoaded();
+    const login = async (username: string, password: string) => {
+      const res = await platform.server.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { username, password },
+      });
+      return `Bearer ${res.json().token}`;
+    };
+    auth.admin = await login('admin', ADMIN_PASSWORD);
+    for (const [id, kind] of [
+      ['police', 'police'],
+      ['metro', 'transport'],
+    ]) {
+      expect((await call('POST', '/api/orgs', 'admin', { id, name: id, kind })).statusCode).toBe(201);
+    }
+    for (const [username, orgId, role] of [
+      ['dispatcher', 'police', 'operator'],
+      ['watcher', 'police', 'viewer'],
+      ['guard', 'metro', 'operator'],
+    ]) {
+      expect(
+        (await call('POST', '/api/users', 'admin', { username, orgId, roles: [role], password: PW }))
+          .statusCode,
+      ).toBe(201);
+      auth[username as string] = await login(username as string, PW);
+    }
+  });
+  afterAll(async () => {
+    await platform?.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reports the network, its size and the OpenStreetMap attribution', async () => {
+    const res = await call('GET', '/api/routing/network', 'watcher');
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.status.state).toBe('ready');
+    expect(body.attribution).toBe('© OpenStreetMap contributors, ODbL');
+    expect(body.stats.nodes).toBeGreaterThan(1000);
+    const [minLon, minLat, maxLon, maxLat] = body.bbox;
+    expect(minLon).toBeLessThan(7.42);
+    expect(maxLon).toBeGreaterThan(7.43);
+    expect(minLat).toBeLessThan(43.73);
+    expect(maxLat).toBeGreaterThan(43.74);
+  });
+
+  it('answers a route as a GeoJSON LineString Feature with duration_s, distance_m and steps', async () => {
+    const res = await call('GET', `/api/routing/route?from=${PORT_HERCULE}&to=${CASINO}`, 'watcher');
+    expect(res.statusCode).toBe(200);
+    const f = res.json();
+    expect(f.type).toBe('Feature');
+    expect(f.geometry.type).toBe('LineString');
+    expect(f.geometry.coordinates.length).toBeGreaterThan(2);
+    expect(f.properties.duration_s).toBeGreaterThan(10);
+    expect(f.properties.duration_s).toBeLessThan(900);
+    expect(f.properties.distance_m).toBeGreaterThan(300);
+    expect(f.properties.steps[0].maneuver.type).toBe('depart');
+    expect(f.properties.steps.at(-1).maneuver.type).toBe('arrive');
+  });
+
+  it('honours a closure at the very next route, and lifts it', async () => {
+    const before = (
+      await call('GET', `/api/routing/route?from=${PORT_HERCULE}&to=${CASINO}`, 'dispatcher')
+    ).json();
+    const coords = before.geometry.coordinates as [number, number][];
+    const middle = coords[Math.floor(coords.length / 2)] as [number, number];
+    const closure = await call('POST', '/api/routing/closures', 'dispatcher', {
+      geometry: { type: 'Point', coordinates: middle },
+      radius_m: 25,
+      reason: 'suspicious package',
+    });
+    expect(closure.statusCode).toBe(201);
+    const { id, segments } = closure.json();
+    expect(segments).toBeGreaterThan(0);
+    expect(closure.headers.location).toBe(`/api/routing/closures/${id}`);
+
+    const after = (
+      await call('GET', `/api/routing/route?from=${PORT_HERCULE}&to=${CASINO}`, 'dispatcher')
+    ).json();
+    if (after.properties.reachable) {
+      expect(after.properties.duration_s).toBeGreaterThan(before.properties.duration_s);
+      const near = (after.geometry.coordinates as [number, number][]).filter(
+        ([lon, lat]) => Math.hypot((lon - middle[0]) * 80_000, (lat - middle[1]) * 111_000) < 5,
+      );
+      expect(near).toEqual([]);
+    }
+    const list = (await call('GET', '/api/routing/closures', 'watcher')).json();
+    expect(list.items.map((c: { id: string }) => c.id)).toContain(id);
+
+    expect((await call('DELETE', `/api/routing/closures/${id}`, 'dispatcher')).statusCode).toBe(204);
+    const lifted = (
+      await call('GET', `/api/routing/route?from=${PORT_HERCULE}&to=${CASINO}`, 'dispatcher')
+    ).json();
+    expect(lifted.properties.duration_s).toBe(before.properties.duration_s);
+    expect((await call('DELETE', `/api/routing/closures/${id}`, 'dispatcher')).statusCode).toBe(404);
+  });
+
+  it('slows a road down by a factor and records it in the audit log', async () => {
+    const before = (
+      await call('GET', `/api/routing/route?from=${FONTVIEILLE}&to=${CASINO}`, 'dispatcher')
+    ).json();
+    const slow = await call('POST', '/api/routing/slowdowns', 'dispatcher', {
+      geometry: {
+        type: 'Polygon',
+        coordinates: [
+          [
+            [7.4, 43.72],
+            [7.44, 43.72],
+            [7.44, 43.75],
+            [7.4, 43.75],
+            [7.4, 43.72],
+          ],
+        ],
+      },
+      factor: 0.5,
+    });
+    expect(slow.statusCode).toBe(201);
+    const after = (
+      await call('GET', `/api/routing/route?from=${FONTVIEILLE}&to=${CASINO}`, 'dispatcher')
+    ).json();
+    expect(after.properties.duration_s).toBeGreaterThan(before.properties.duration_s * 1.8);
+    expect((await call('DELETE', `/api/routing/slowdowns/${slow.json().id}`, 'dispatcher')).statusCode).toBe(
+      204,
+    );
+    const audit = (await call('GET', `/api/audit?object=${slow.json().id}`, 'admin')).json();
+    expect(audit.items.map((r: { action: string }) => r.action).sort()).toEqual(['create', 'delete']);
+  });
+
+  it('answers many-to-many tables with zero on the diagonal', async () => {
+    const pts = [PORT_HERCULE, CASINO, FONTVIEILLE].map((s) => s.split(',').map(Number));
+    const res = await call('POST', '/api/routing/table', 'watcher', { sources: pts, targets: pts });
+    expect(res.statusCode).toBe(200);
+    const d = res.json().durations_s as number[][];
+    expect(d.map((row, i) => row[i])).toEqual([0, 0, 0]);
+    expect(d[0]?.[1]).toBeGreaterThan(0);
+  });
+
+  it('ranks given units by arrival time, with the route of the first', async () => {
+    const res = await call('POST', '/api/routing/dispatch', 'dispatcher', {
+      incident: CASINO.split(',').map(Number),
+      units: [
+        { id: 'far', position: FONTVIEILLE.split(',').map(Number), status: 'available' },
+        { id: 'near', position: [7.4275, 43.7385], status: 'available' },
+        { id: 'busy', position: [7.428, 43.739], status: 'onRoute' },
+      ],
+      k: 1,
+    });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.ranked.map((r: { id: string }) => r.id)).toEqual(['near', 'far']);
+    expect(body.ranked[0].route.geometry.type).toBe('LineString');
+    expect(body.ranked[1].route).toBeUndefined();
+    expect(body.excluded.map((u: { id: string }) => u.id)).toEqual(['busy']);
+  });
+
+  it('dispatches the vehicles of the context broker, only those the caller may see', async () => {
+    const vehicle = (id: string, coords: number[], tlp: string) => ({
+      id: `urn:ngsi-ld:Vehicle:${id}`,
+      type: 'Vehicle',
+      location: { type: 'GeoProperty', value: { type: 'Point', coordinates: coords } },
+      serviceStatus: { type: 'Property', value: 'parked' },
+      vehicleType: { type: 'Property', value: 'car' },
+      marking: { type: 'Property', value: { tlp } },
+    });
+    for (const v of [
+      vehicle('police-1', [7.4275, 43.7385], 'AMBER+STRICT'),
+      vehicle('police-2', [7.417, 43.731], 'AMBER+STRICT'),
+    ]) {
+      const res = await platform.server.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/entities',
+        headers: { authorization: auth.dispatcher as string, 'content-type': 'application/json' },
+        payload: JSON.stringify(v),
+      });
+      expect(res.statusCode, res.body).toBe(201);
+    }
+    const mine = (
+      await call('POST', '/api/routing/dispatch', 'dispatcher', {
+        incident: CASINO.split(',').map(Number),
+        k: 0,
+      })
+    ).json();
+    expect(mine.ranked.map((r: { id: string }) => r.id)).toEqual([
+      'urn:ngsi-ld:Vehicle:police-1',
+      'urn:ngsi-ld:Vehicle:police-2',
+    ]);
+    const theirs = (
+      await call('POST', '/api/routing/dispatch', 'guard', { incident: CASINO.split(',').map(Number), k: 0 })
+    ).json();
+    expect(theirs.ranked).toEqual([]);
+  });
+
+  it('answers the area reachable within N minutes as a polygon', async () => {
+    const res = await call('GET', `/api/routing/isochrone?from=${CASINO}&minutes=2`, 'watcher');
+    expect(res.statusCode).toBe(200);
+    const f = res.json();
+    expect(['Polygon', 'MultiPolygon']).toContain(f.geometry.type);
+    expect(f.properties.seconds).toBe(120);
+  });
+
+  it('rejects bad input with clear 4xx problems, never a crash', async () => {
+    const bad = async (method: 'GET' | 'POST', url: string, who: string, payload?: unknown) => {
+      const res = await call(method, url, who, payload);
+      return [res.statusCode, res.json().code];
+    };
+    expect(await bad('GET', `/api/routing/route?from=abc&to=${CASINO}`, 'watcher')).toEqual([
+      400,
+      'PLATFORM_VALIDATION_FAILED',
+    ]);
+    expect(await bad('GET', `/api/routing/route?from=200,10&to=${CASINO}`, 'watcher')).toEqual([
+      400,
+      'ROUTING_INVALID_COORDINATE',
+    ]);
+    expect(await bad('GET', `/api/routing/route?from=0,0&to=${CASINO}`, 'watcher')).toEqual([
+      422,
+      'ROUTING_POINT_OUTSIDE_NETWORK',
+    ]);
+    expect(
+      await bad('POST', '/api/routing/closures', 'dispatcher', {
+        geometry: { type: 'Polygon', coordinates: [[1, 2]] },
+      }),
+    ).toEqual([400, 'ROUTING_INVALID_GEOMETRY']);
+    expect(
+      await bad('POST', '/api/routing/closures', 'dispatcher', { geometry: { type: 'Circle' } }),
+    ).toEqual([400, 'ROUTING_INVALID_GEOMETRY']);
+    expect(
+      await bad('POST', '/api/routing/closures', 'dispatcher', {
+        geometry: { type: 'Point', coordinates: [7.42, 43.73] },
+        extra: 1,
+      }),
+    ).toEqual([400, 'PLATFORM_VALIDATION_FAILED']);
+    expect(
+      await bad('POST', '/api/routing/closures', 'dispatcher', {
+        geometry: { type: 'Point', coordinates: [7.42, 43.73] },
+        expiresAt: '2001-01-01T00:00:00Z',
+      }),
+    ).toEqual([400, 'ROUTING_INVALID_ARGUMENT']);
+    expect(
+      await bad('POST', '/api/routing/closures', 'watcher', {
+        geometry: { type: 'Point', coordinates: [7.42, 43.73] },
+      }),
+    ).toEqual([403, 'AUTH_ROLE_REQUIRED']);
+    const many = Array.from({ length: 200 }, () => [7.42, 43.73]);
+    expect(await bad('POST', '/api/routing/table', 'watcher', { sources: many, targets: many })).toEqual([
+      400,
+      'ROUTING_INVALID_ARGUMENT',
+    ]);
+    const anonymous = await platform.server.inject({
+      method: 'GET',
+      url: `/api/routing/route?from=${CASINO}&to=${PORT_HERCULE}`,
+    });
+    expect(anonymous.statusCode).toBe(401);
+  });
+
+  it('keeps closures across a restart', async () => {
+    const route = (
+      await call('GET', `/api/routing/route?from=${FONTVIEILLE}&to=${CASINO}`, 'dispatcher')
+    ).json();
+    const coords = route.geometry.coordinates as [number, number][];
+    const c = await call('POST', '/api/routing/closures', 'dispatcher', {
+      geometry: { type: 'Point', coordinates: coords[Math.floor(coords.length / 3)] },
+      radius_m: 40,
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    });
+    expect(c.statusCode).toBe(201);
+    expect(c.json().segments).toBeGreaterThan(0);
+    await platform.shutdown();
+    platform = await createPlatform(config, { log: pino({ level: 'silent' }) });
+    await platform.routing.whenLoaded();
+    expect(platform.routing.status).toMatchObject({ state: 'ready', fromCache: true });
+    const list = (await call('GET', '/api/routing/closures', 'dispatcher')).json();
+    const kept = list.items.find((x: { id: string }) => x.id === c.json().id);
+    expect(kept.segments).toBeGreaterThan(0);
+  });
+});
+
+describe.skipIf(SERVER_SKIP)(
+  `routing on two instances (PostgreSQL + NATS)${SERVER_SKIP ? ` (skipped: ${SERVER_SKIP})` : ''}`,
+  () => {
+    let a: Platform;
+    let b: Platform;
+    let server: ServerTestEnv;
+    const dir = mkdtempSync(join(tmpdir(), 'safecity-routing-two-'));
+    const token: Record<string, string> = {};
+
+    beforeAll(async () => {
+      server = await serverTestEnv('routing');
+      const env = {
+        ...server.env,
+        SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        SAFECITY_ROADS: 'monaco',
+        SAFECITY_DATA_DIR: dir,
+      };
+      a = await createPlatform(loadConfig({ ...env, SAFECITY_INSTANCE_ID: 'a' }), {
+        log: pino({ level: 'silent' }),
+      });
+      b = await createPlatform(loadConfig({ ...env, SAFECITY_INSTANCE_ID: 'b' }), {
+        log: pino({ level: 'silent' }),
+      });
+      await a.routing.whenLoaded();
+      await b.routing.whenLoaded();
+      const res = await a.server.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { username: 'admin', password: ADMIN_PASSWORD },
+      });
+      token.admin = `Bearer ${res.json().token}`;
+    });
+    afterAll(async () => {
+      await a?.shutdown();
+      await b?.shutdown();
+      await server?.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('a closure accepted by instance A changes the routes of instance B', async () => {
+      const get = (p: Platform, url: string) =>
+        p.server.inject({ method: 'GET', url, headers: { authorization: token.admin as string } });
+      const url = `/api/routing/route?from=${FONTVIEILLE}&to=${CASINO}`;
+      const before = (await get(b, url)).json();
+      const coords = before.geometry.coordinates as [number, number][];
+      const closure = await a.server.inject({
+        method: 'POST',
+        url: '/api/routing/closures',
+        headers: { authorization: token.admin as string },
+        payload: {
+          geometry: { type: 'Point', coordinates: coords[Math.floor(coords.length / 2)] },
+          radius_m: 25,
+        },
+      });
+      expect(closure.statusCode).toBe(201);
+      let changed = false;
+      for (let i = 0; i < 50 && !changed; i++) {
+        const now = (await get(b, url)).json();
+        changed = !now.properties.reachable || now.properties.duration_s > before.properties.duration_s;
+        if (!changed) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(changed).toBe(true);
+      const lift = await a.server.inject({
+        method: 'DELETE',
+        url: `/api/routing/closures/${closure.json().id}`,
+        headers: { authorization: token.admin as string },
+      });
+      expect(lift.statusCode).toBe(204);
+      let restored = false;
+      for (let i = 0; i < 50 && !restored; i++) {
+        restored = (await get(b, url)).json().properties.duration_s === before.properties.duration_s;
+        if (!restored) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(restored).toBe(true);
+    });
+  },
+);

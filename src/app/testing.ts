@@ -1,0 +1,52 @@
+/**
+ * Test helpers for whole platforms in the server preset: a fresh PostgreSQL schema and a fresh NATS
+ * stream per test file, so parallel runs never collide, both removed afterwards.
+ */
+import pg from 'pg';
+
+export const SERVER_SKIP: string | undefined =
+  !process.env.DATABASE_URL || !process.env.NATS_URL
+    ? 'DATABASE_URL and NATS_URL are not both set'
+    : undefined;
+
+export interface ServerTestEnv {
+  /** Environment for loadConfig: DATABASE_URL (with its own search_path), NATS_URL, stream and prefix. */
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+export async function serverTestEnv(name: string): Promise<ServerTestEnv> {
+  const databaseUrl = process.env.DATABASE_URL as string;
+  const natsUrl = process.env.NATS_URL as string;
+  const tag = `${name}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`.toLowerCase();
+  const schema = `t_${tag}`;
+  const stream = `SAFECITY_TEST_${tag.toUpperCase()}`;
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  const url = new URL(databaseUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    env: {
+      DATABASE_URL: url.toString(),
+      NATS_URL: natsUrl,
+      NATS_STREAM: stream,
+      NATS_SUBJECT_PREFIX: tag,
+      SAFECITY_JWT_SECRET: 'x'.repeat(40),
+    },
+    async cleanup() {
+      const { connect } = await import('@nats-io/transport-node');
+      const { jetstreamManager } = await import('@nats-io/jetstream');
+      const nc = await connect({ servers: natsUrl });
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(stream).catch(() => {});
+      await jsm.streams.delete(`${stream}_DEAD`).catch(() => {});
+      await nc.close();
+      const c = new pg.Client({ connectionString: databaseUrl });
+      await c.connect();
+      await c.query(`drop schema if exists ${schema} cascade`);
+      await c.end();
+    },
+  };
+}
