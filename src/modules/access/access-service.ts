@@ -646,6 +646,15 @@ export class AccessService {
     return userFromRow(row);
   }
 
+  /** A session opened with a password: audited, so the log says who was active when. */
+  async recordLogin(user: User): Promise<void> {
+    await this.store.transaction((trx) =>
+      this.#audit(trx, { userId: user.id, orgId: user.orgId }, 'login', 'user', user.id, user.orgId, {
+        username: user.username,
+      }),
+    );
+  }
+
   /**
    * The local account of an external (OIDC) identity: found by issuer and subject, created on first sight
    * in the organisation the token names (which must exist), its roles and organisation kept in step with

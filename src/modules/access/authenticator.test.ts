@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
 import type { Store } from '../../ports/store.ts';
-import { auditMigrations, verifyAuditChain } from '../audit/index.ts';
+import { auditMigrations, listAudit, verifyAuditChain } from '../audit/index.ts';
 import { AccessService, accessMigrations, bootstrapAccess, createAuthenticator } from './index.ts';
 
 let store: Store;
@@ -67,6 +67,39 @@ describe('session tokens', () => {
     });
     const own = await configured.issueToken(user);
     expect((await configured.authenticate(`Bearer ${own}`)).userId).toBe(user.id);
+  });
+});
+
+describe('login', () => {
+  it('is audited, and refuses a username after too many failures, whatever the password', async () => {
+    await access.createUser(null, {
+      username: 'guessme',
+      orgId: 'city',
+      roles: ['viewer'],
+      password: 'the-right-passphrase',
+    });
+    const auth = createAuthenticator({
+      service: access,
+      loginThrottle: { maxFailures: 3, windowMs: 60_000 },
+    });
+    const ok = await auth.login('guessme', 'the-right-passphrase');
+    const logins = await listAudit(store.db, { actorId: ok.principal.userId, action: 'login' });
+    expect(logins).toHaveLength(1);
+    for (let i = 0; i < 3; i++) {
+      await expect(auth.login('guessme', `wrong-guess-${i}xx`)).rejects.toMatchObject({
+        code: 'AUTH_INVALID_CREDENTIALS',
+      });
+    }
+    await expect(auth.login('guessme', 'the-right-passphrase')).rejects.toMatchObject({
+      code: 'PLATFORM_RATE_LIMITED',
+    });
+    await expect(auth.login('GUESSME', 'wrong-guess-again')).rejects.toMatchObject({
+      code: 'PLATFORM_RATE_LIMITED',
+    });
+    // Other accounts are not affected.
+    await expect(auth.login('admin', 'wrong-guess-admin')).rejects.toMatchObject({
+      code: 'AUTH_INVALID_CREDENTIALS',
+    });
   });
 });
 

@@ -13,6 +13,7 @@ import {
 import { AppError } from '../../kernel/errors.ts';
 import type { AccessService } from './access-service.ts';
 import { type Principal, ROLES, type Role, type User } from './access-types.ts';
+import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.ts';
 
 export interface OidcOptions {
   issuer: string;
@@ -33,6 +34,8 @@ export interface AuthenticatorOptions {
   /** Session token lifetime in seconds (default 3600). */
   tokenTtlSeconds?: number | undefined;
   oidc?: OidcOptions | undefined;
+  /** Failed-login limits per username (default 10 per 15 minutes). */
+  loginThrottle?: LoginThrottleOptions | undefined;
 }
 
 export interface LoginResult {
@@ -61,6 +64,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     return key;
   };
   const oidc = opts.oidc;
+  const throttle = new LoginThrottle(opts.loginThrottle);
   const jwks = oidc ? createRemoteJWKSet(new URL(oidc.jwksUrl), { cooldownDuration: 30_000 }) : undefined;
 
   async function issueToken(
@@ -162,8 +166,18 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       return verifyLocal(token);
     },
     async login(username, password) {
-      const user = await service.verifyLogin(username, password);
+      const now = service.clock.now().getTime();
+      throttle.check(username, now);
+      let user: User;
+      try {
+        user = await service.verifyLogin(username, password);
+      } catch (e) {
+        if (e instanceof AppError && e.code === 'AUTH_INVALID_CREDENTIALS') throttle.failed(username, now);
+        throw e;
+      }
+      throttle.succeeded(username);
       const principal = await service.principalFor(user);
+      await service.recordLogin(user);
       const token = await issueToken(user);
       const expiresAt = new Date(service.clock.now().getTime() + ttl * 1000).toISOString();
       return { token, tokenType: 'Bearer', expiresAt, principal };

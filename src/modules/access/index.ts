@@ -25,9 +25,11 @@ export {
   PASSWORD_MIN_LENGTH,
 } from './credentials.ts';
 export { explainVisibility, type VisibilityRule, type VisibilityVerdict } from './explain-visibility.ts';
+export { LoginThrottle, type LoginThrottleOptions } from './login-throttle.ts';
 export * from './marking.ts';
 export { accessMigrations } from './migrations.ts';
 export {
+  canNotify,
   canReadObject,
   canWrite,
   hasRole,

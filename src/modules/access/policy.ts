@@ -47,3 +47,11 @@ export function canReadObject(p: Pick<Principal, 'readKeys'>, o: MarkedObject): 
 export function canWrite(p: Pick<Principal, 'orgId' | 'roles' | 'readKeys'>, o: MarkedObject): boolean {
   return p.orgId === o.ownerOrg && isWriter(p) && canReadObject(p, o);
 }
+
+/**
+ * Notifications and live streams: the read rule, evaluated at delivery time with the recipient's current
+ * facts, so a marking or membership change acts on the next delivery.
+ */
+export function canNotify(recipient: Pick<Principal, 'readKeys'>, o: MarkedObject): boolean {
+  return canReadObject(recipient, o);
+}
