@@ -243,6 +243,21 @@ describe.skipIf(NO_BROWSER)(
       );
     });
 
+    it('deletes its own organisation’s report after a confirmation, and offers no delete on others’', async () => {
+      const drone = page.locator('#report-list li.item', { hasText: 'Drone over Avenida dos Aliados' });
+      expect(
+        await page.locator('#report-list li.item', { hasText: 'Gate 3' }).locator('button.link').count(),
+      ).toBe(0);
+      page.once('dialog', (d) => void d.dismiss());
+      await drone.getByRole('button', { name: 'Delete report Drone over Avenida dos Aliados' }).click();
+      expect(await drone.count()).toBe(1);
+      page.once('dialog', (d) => void d.accept());
+      await drone.getByRole('button', { name: 'Delete report Drone over Avenida dos Aliados' }).click();
+      await expect.poll(() => drone.count()).toBe(0);
+      const listed = await api.call('GET', '/api/reports', await api.login('alice'));
+      expect((listed.items as Report[]).map((r) => r.title)).not.toContain('Drone over Avenida dos Aliados');
+    });
+
     it('sends the operator back to sign-in when the session is no longer valid', async () => {
       await page.evaluate(() => sessionStorage.setItem('safecity.token', 'not-a-token'));
       await page.reload();
