@@ -313,6 +313,53 @@ for (const f of testStoreFactories()) {
       expect(types.map((t) => [t.type, t.count])).toContainEqual([`${DEFAULT_CTX}Sensor`, 15]);
     });
 
+    it('keeps geo answers in step with writes, its own and those of another instance', async () => {
+      const ctx = await svc.resolveContext(null);
+      const other = new ContextService({ store, bus, resolver: new ContextResolver({ allowRemote: false }) });
+      const sqlOnly = new ContextService({
+        store,
+        bus,
+        resolver: new ContextResolver({ allowRemote: false }),
+        memoryGeoIndex: false,
+      });
+      const near = (s: ContextService, x: number) =>
+        s
+          .queryEntities(
+            alice,
+            {
+              type: 'Van',
+              geo: { georel: 'near;maxDistance==100', geometry: 'Point', coordinates: `[${x},40]` },
+            },
+            ctx,
+          )
+          .then((r) => r.items.map((i) => i.entity.id));
+      await svc.createEntity(
+        alice,
+        { id: 'urn:ngsi-ld:Van:1', type: 'Van', location: { type: 'Point', coordinates: [1, 40] } },
+        ctx,
+      );
+      expect(await near(svc, 1)).toEqual(['urn:ngsi-ld:Van:1']);
+      expect(await near(other, 1)).toEqual(['urn:ngsi-ld:Van:1']);
+      await svc.appendAttributes(
+        alice,
+        'urn:ngsi-ld:Van:1',
+        { location: { type: 'Point', coordinates: [2, 40] } },
+        ctx,
+      );
+      expect([await near(svc, 1), await near(svc, 2)]).toEqual([[], ['urn:ngsi-ld:Van:1']]);
+      // The other instance learns of the change from the event.
+      for (let i = 0; i < 100 && (await near(other, 2)).length === 0; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect([await near(other, 1), await near(other, 2)]).toEqual([[], ['urn:ngsi-ld:Van:1']]);
+      expect([await near(sqlOnly, 1), await near(sqlOnly, 2)]).toEqual([[], ['urn:ngsi-ld:Van:1']]);
+      await other.deleteEntity(alice, 'urn:ngsi-ld:Van:1');
+      for (let i = 0; i < 100 && (await near(svc, 2)).length > 0; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect([await near(svc, 2), await near(other, 2)]).toEqual([[], []]);
+      await other.close();
+      await sqlOnly.close();
+    });
+
     it('keeps tenants apart and reports unknown tenants', async () => {
       const ctx = await svc.resolveContext(null);
       const t1 = caller('alice', 'metro', amber, 'city-a');

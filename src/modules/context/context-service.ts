@@ -14,7 +14,7 @@
 import { type Clock, systemClock } from '../../kernel/clock.ts';
 import { AppError, isAppError } from '../../kernel/errors.ts';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
-import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
+import type { EventBus, PlatformEvent, Subscription } from '../../ports/event-bus.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
 import { emptyAudience, type Marking, objectReadKeys, parseMarking } from '../access/marking.ts';
 import {
@@ -46,18 +46,23 @@ import {
   ensureTenant,
   findEntities,
   getEntities,
+  getVisibleEntities,
+  loadGeoRows,
   tenantExists,
   typeCounts,
   writeEntities,
 } from './entity-repository.ts';
 import { type EntityFormat, renderEntity } from './entity-representation.ts';
+import { TenantGeoIndex } from './geo-index.ts';
 import {
   type GeoQuery,
   type GeoQueryInput,
   geoDistance,
+  geometryMatches,
   matchesGeoQuery,
   parseGeoQuery,
 } from './geo-query.ts';
+import { distanceToGeometry } from './geometry.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
 import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
 
@@ -136,6 +141,11 @@ export interface ContextServiceOptions {
   maxScan?: number;
   /** Marking for writes by principals without one (IoT ingestion) (default TLP:AMBER). */
   defaultMarking?: Marking;
+  /**
+   * Answer geo-queries from an in-memory spatial index kept in step with the store (default true); false
+   * answers them in SQL (GiST box prefilter) only.
+   */
+  memoryGeoIndex?: boolean;
   /** Called when an event cannot be published after a commit (default: console.error). */
   onPublishError?: (error: unknown, event: PlatformEvent) => void;
 }
@@ -163,6 +173,8 @@ export class ContextService {
   readonly #o: ContextServiceOptions;
   readonly #clock: Clock;
   readonly resolver: ContextResolver;
+  readonly #geo = new Map<string, Promise<TenantGeoIndex>>();
+  #geoSync: Promise<Subscription> | undefined;
 
   constructor(options: ContextServiceOptions) {
     this.#o = options;
@@ -231,6 +243,15 @@ export class ContextService {
       geo: geo ? { attr: geo.geoproperty, box: geo.searchBox } : undefined,
     };
     const db = this.#o.store.db;
+    if (geo && this.#o.memoryGeoIndex !== false) {
+      return this.#queryByGeoIndex(caller, filter, geo, {
+        ast,
+        scope,
+        limit,
+        offset,
+        count: query.count === true,
+      });
+    }
     if (!ast && !scope && !geo) {
       const items = limit === 0 ? [] : await findEntities(db, filter, { limit, offset });
       const result: QueryResult = { items: items.map(view) };
@@ -624,6 +645,102 @@ export class ContextService {
     });
   }
 
+  /** Geo-queries on the in-memory index: only the page's entities are read from the store. */
+  async #queryByGeoIndex(
+    caller: Caller,
+    filter: EntityFilter,
+    geo: GeoQuery,
+    o: {
+      ast: ReturnType<typeof parseQuery> | undefined;
+      scope: ReturnType<typeof parseScopeQuery> | undefined;
+      limit: number;
+      offset: number;
+      count: boolean;
+    },
+  ): Promise<QueryResult> {
+    const index = await this.#geoIndexFor(caller.tenant);
+    const keys = new Set(caller.readKeys);
+    const ids = filter.ids ? new Set(filter.ids) : undefined;
+    const pattern = filter.idPattern ? new RegExp(filter.idPattern) : undefined;
+    const groups = filter.typeGroups;
+    const near = geo.georel === 'near' ? (geo.geometry.coordinates as number[]) : undefined;
+    const matched = new Map<string, number>();
+    for (const e of index.search(geo.geoproperty, geo.searchBox)) {
+      if (ids && !ids.has(e.id)) continue;
+      if (pattern && !pattern.test(e.id)) continue;
+      if (groups && !groups.some((g) => g.every((t) => e.types.includes(t)))) continue;
+      if (!e.readKeys.some((k) => keys.has(k))) continue;
+      if (!geometryMatches(e.geometry, geo)) continue;
+      const d = near ? distanceToGeometry(near, e.geometry) : 0;
+      const prev = matched.get(e.id);
+      if (prev === undefined || d < prev) matched.set(e.id, d);
+    }
+    const order = (a: string, b: string) => matched.get(a)! - matched.get(b)! || (a < b ? -1 : a > b ? 1 : 0);
+    let candidates = [...matched.keys()].sort(near ? order : undefined);
+    const db = this.#o.store.db;
+    if (o.ast || o.scope || filter.attrsAny) {
+      // Filters on attribute values need the entities: read the geo matches, then filter.
+      const attrs = filter.attrsAny;
+      const rows = await getVisibleEntities(db, caller.tenant, candidates, caller.readKeys);
+      const kept = rows.filter(
+        (r) =>
+          (!o.ast || matchesQuery(r.entity, o.ast)) &&
+          (!o.scope || matchesScopeQuery(r.entity, o.scope)) &&
+          (!attrs || attrs.some((a) => a in r.entity)),
+      );
+      const result: QueryResult = { items: kept.slice(o.offset, o.offset + o.limit).map(view) };
+      if (o.count) result.count = kept.length;
+      return result;
+    }
+    const total = candidates.length;
+    candidates = candidates.slice(o.offset, o.offset + o.limit);
+    const rows = await getVisibleEntities(db, caller.tenant, candidates, caller.readKeys);
+    const result: QueryResult = { items: rows.map(view) };
+    if (o.count) result.count = total;
+    return result;
+  }
+
+  /** The tenant's in-memory geo index, loaded from the store on first use and then kept in step. */
+  #geoIndexFor(tenant: string): Promise<TenantGeoIndex> {
+    let p = this.#geo.get(tenant);
+    if (!p) {
+      p = (async () => {
+        this.#geoSync ??= this.#o.bus.subscribe({ types: ['context.entity.>'], mode: 'broadcast' }, (e) =>
+          this.#applyToGeoIndex(e),
+        );
+        await this.#geoSync;
+        const index = new TenantGeoIndex();
+        for (const r of await loadGeoRows(this.#o.store.db, tenant)) {
+          index.add(r.id, r.attr, r.geometry, r.types, r.readKeys, r.modifiedAt);
+        }
+        return index;
+      })();
+      this.#geo.set(tenant, p);
+      p.catch(() => this.#geo.delete(tenant));
+    }
+    return p;
+  }
+
+  /** Applies an entity change (ours after commit, or another instance's event) to a loaded geo index. */
+  async #applyToGeoIndex(event: PlatformEvent): Promise<void> {
+    if (event.type !== ENTITY_CREATED && event.type !== ENTITY_UPDATED && event.type !== ENTITY_DELETED)
+      return;
+    const data = event.data as EntityChangeEvent;
+    const p = this.#geo.get(data.tenant);
+    if (!p) return;
+    const index = await p;
+    if (data.entity) index.upsert(data.entity, data.readKeys, data.entity.modifiedAt ?? event.time);
+    else index.delete(data.entityId, event.time);
+  }
+
+  /** Stops following other instances' writes (the geo index then serves this instance's writes only). */
+  async close(): Promise<void> {
+    const sub = this.#geoSync;
+    this.#geoSync = undefined;
+    if (sub) await (await sub).unsubscribe();
+    this.#geo.clear();
+  }
+
   // ------------------------------------------------------------------ helpers for the live module
 
   /** Expands an entity type or attribute name with a client's @context. */
@@ -883,8 +1000,20 @@ export class ContextService {
       await deleteEntities(trx, caller.tenant, planned.deletes);
       return planned;
     });
+    await this.#indexChanges(caller.tenant, p.changes);
     await this.#publish(p.changes);
     return p.result;
+  }
+
+  async #indexChanges(tenant: string, changes: Change[]): Promise<void> {
+    const p = this.#geo.get(tenant);
+    if (!p || changes.length === 0) return;
+    const index = await p;
+    const now = this.#now();
+    for (const c of changes) {
+      if (c.kind === 'deleted') index.delete(c.record.id, now);
+      else index.upsert(c.record.entity, c.record.readKeys, c.record.entity.modifiedAt ?? now);
+    }
   }
 
   async #publish(changes: Change[]): Promise<void> {

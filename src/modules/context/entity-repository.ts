@@ -156,13 +156,13 @@ async function writeGeo(db: AnyDb, records: EntityRecord[]): Promise<void> {
           continue;
         }
         rows.push(
-          sql`(${r.tenant}, ${r.id}, ${attr}, ${inst.datasetId ?? ''}, box(point(${b.minX}, ${b.minY}), point(${b.maxX}, ${b.maxY})))`,
+          sql`(${r.tenant}, ${r.id}, ${attr}, ${inst.datasetId ?? ''}, box(point(${b.minX}, ${b.minY}), point(${b.maxX}, ${b.maxY})), ${JSON.stringify(inst.value)}::jsonb)`,
         );
       }
     }
   }
   for (let i = 0; i < rows.length; i += 1000) {
-    await sql`insert into context_entity_geo (tenant, entity_id, attr, dataset_id, bb) values ${sql.join(rows.slice(i, i + 1000))}
+    await sql`insert into context_entity_geo (tenant, entity_id, attr, dataset_id, bb, geometry) values ${sql.join(rows.slice(i, i + 1000))}
       on conflict do nothing`.execute(db);
   }
 }
@@ -214,4 +214,51 @@ export async function attributeStats(
       and a.key not in ('id', 'type', 'scope', 'createdAt', 'modifiedAt', 'deletedAt')
     group by t, a.key order by t, a.key`.execute(db);
   return r.rows.map((x) => ({ type: x.t, attr: x.a, n: Number(x.n), attrTypes: x.k }));
+}
+
+/** Visible entities by id, in the order of `ids` (absent or invisible ones are skipped). */
+export async function getVisibleEntities(
+  db: AnyDb,
+  tenant: string,
+  ids: string[],
+  readKeys: string[],
+): Promise<EntityRecord[]> {
+  if (ids.length === 0) return [];
+  const r = await sql<EntityRow>`select ${COLUMNS} from context_entity e
+    where e.tenant = ${tenant} and e.id = any(${textArray(ids)}) and e.read_keys && ${textArray(readKeys)}`.execute(
+    db,
+  );
+  const byId = new Map(r.rows.map((row) => [row.id, toRecord(row)]));
+  return ids.map((id) => byId.get(id)).filter((x): x is EntityRecord => x !== undefined);
+}
+
+export interface GeoRow {
+  id: string;
+  types: string[];
+  readKeys: string[];
+  modifiedAt: string;
+  attr: string;
+  geometry: unknown;
+}
+
+/** Every GeoProperty value of a tenant with its entity's types, read keys and modification time. */
+export async function loadGeoRows(db: AnyDb, tenant: string): Promise<GeoRow[]> {
+  const r = await sql<{
+    id: string;
+    types: string[];
+    read_keys: string[];
+    modified: string;
+    attr: string;
+    geometry: unknown;
+  }>`select g.entity_id as id, e.types, e.read_keys, e.entity->>'modifiedAt' as modified, g.attr, g.geometry
+    from context_entity_geo g join context_entity e on e.tenant = g.tenant and e.id = g.entity_id
+    where g.tenant = ${tenant} and g.geometry is not null`.execute(db);
+  return r.rows.map((x) => ({
+    id: x.id,
+    types: x.types,
+    readKeys: x.read_keys,
+    modifiedAt: x.modified,
+    attr: x.attr,
+    geometry: typeof x.geometry === 'string' ? JSON.parse(x.geometry) : x.geometry,
+  }));
 }

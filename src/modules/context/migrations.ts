@@ -50,4 +50,13 @@ export const contextMigrations: Record<string, Migration> = {
       await sql`drop table if exists context_tenant`.execute(db);
     },
   },
+  context_0002_geo_geometry: {
+    // The in-memory geo index loads geometries from here instead of from whole entities.
+    async up(db) {
+      await sql`alter table context_entity_geo add column geometry jsonb`.execute(db);
+    },
+    async down(db) {
+      await sql`alter table context_entity_geo drop column geometry`.execute(db);
+    },
+  },
 };

@@ -1,0 +1,162 @@
+/**
+ * Geo-query benchmark: 100,000 entities with Point locations spread over a 12 km × 12 km city (Porto),
+ * then `near;maxDistance==500` and `within` a ~1 km polygon at random places, through the context
+ * service (parse, SQL prefilter on the GiST box index, exact geometry test, visibility, ordering).
+ *
+ * Run: node bin/run-ts.js bench/context/geo.ts  (or npx tsx bench/context/geo.ts)
+ * Env: GEO_BENCH_N (entities, default 100000), GEO_BENCH_QUERIES (per kind, default 200), DATABASE_URL
+ * (PostgreSQL instead of PGlite).
+ */
+import { pathToFileURL } from 'node:url';
+import { createMemoryBus } from '../../src/adapters/bus/index.ts';
+import { openTestPgliteStore, openTestPostgresStore } from '../../src/adapters/storage/testing.ts';
+import { emptyAudience, principalReadKeys } from '../../src/modules/access/marking.ts';
+import { type Caller, ContextResolver, ContextService, contextMigrations } from '../../src/modules/context/index.ts';
+
+export interface GeoBenchResult {
+  store: 'pglite' | 'postgres';
+  entities: number;
+  loadSeconds: number;
+  loadPerSecond: number;
+  near500: Percentiles & { avgResults: number };
+  within1km: Percentiles & { avgResults: number };
+}
+
+interface Percentiles {
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
+function percentiles(ms: number[]): Percentiles {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => Number(s[Math.min(s.length - 1, Math.floor(q * s.length))]!.toFixed(2));
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
+}
+
+/** A deterministic pseudo-random sequence, so runs are comparable. */
+function rng(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    return x / 0x7fffffff;
+  };
+}
+
+const WEST = -8.69;
+const SOUTH = 41.1;
+const SPAN = 0.14; // about 12 km east-west and 15 km north-south
+
+export async function runGeoBench(
+  opts: { entities?: number; queries?: number; log?: (s: string) => void } = {},
+): Promise<GeoBenchResult> {
+  const n = opts.entities ?? Number(process.env.GEO_BENCH_N ?? 100_000);
+  const queries = opts.queries ?? Number(process.env.GEO_BENCH_QUERIES ?? 200);
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const store = process.env.DATABASE_URL
+    ? await openTestPostgresStore(contextMigrations)
+    : await openTestPgliteStore(contextMigrations);
+  const bus = createMemoryBus();
+  const svc = new ContextService({ store, bus, resolver: new ContextResolver({ allowRemote: false }) });
+  const ctx = await svc.resolveContext(null);
+  const orgs = ['metro', 'police', 'energy', 'city'];
+  const callerOf = (org: string): Caller => ({
+    tenant: '',
+    principal: { userId: `u-${org}`, orgId: org, roles: ['operator'] },
+    readKeys: principalReadKeys({ userId: `u-${org}`, orgId: org, communities: [], patronOrgs: [] }),
+    defaultMarking: { tlp: 'GREEN', audience: emptyAudience() },
+  });
+  try {
+    const rand = rng(42);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i += 1000) {
+      const org = orgs[(i / 1000) % orgs.length]!;
+      const bodies = [];
+      for (let j = i; j < Math.min(n, i + 1000); j++) {
+        bodies.push({
+          id: `urn:ngsi-ld:Sensor:${j}`,
+          type: 'Sensor',
+          level: { type: 'Property', value: Math.floor(rand() * 100) },
+          location: {
+            type: 'GeoProperty',
+            value: { type: 'Point', coordinates: [WEST + rand() * SPAN, SOUTH + rand() * SPAN] },
+          },
+          // A quarter of the entities are AMBER: visible to their organisation only.
+          ...(j % 4 === 0 ? { marking: { tlp: 'AMBER' } } : {}),
+        });
+      }
+      const r = await svc.batchCreate(
+        callerOf(org),
+        bodies.map((body) => ({ body, ctx })),
+      );
+      if (r.errors.length > 0) throw new Error(`load failed: ${r.errors[0]!.error.message}`);
+    }
+    const loadSeconds = (performance.now() - t0) / 1000;
+    log(`loaded ${n} entities in ${loadSeconds.toFixed(1)} s (${Math.round(n / loadSeconds)}/s) on ${store.kind}`);
+    const caller = callerOf('police');
+    const run = async (make: () => Parameters<ContextService['queryEntities']>[1]) => {
+      const times: number[] = [];
+      let results = 0;
+      for (let i = 0; i < queries + 10; i++) {
+        const q = make();
+        const s = performance.now();
+        const r = await svc.queryEntities(caller, q, ctx);
+        const ms = performance.now() - s;
+        if (i >= 10) {
+          times.push(ms);
+          results += r.count ?? r.items.length;
+        }
+      }
+      return { ...percentiles(times), avgResults: Math.round(results / queries) };
+    };
+    const qr = rng(7);
+    const near500 = await run(() => ({
+      type: 'Sensor',
+      geo: {
+        georel: 'near;maxDistance==500',
+        geometry: 'Point',
+        coordinates: `[${WEST + 0.01 + qr() * (SPAN - 0.02)},${SOUTH + 0.01 + qr() * (SPAN - 0.02)}]`,
+      },
+      count: true,
+      limit: 100,
+    }));
+    log(`near 500 m: p50 ${near500.p50} ms, p95 ${near500.p95} ms, ${near500.avgResults} results on average`);
+    const within1km = await run(() => {
+      const x = WEST + 0.01 + qr() * (SPAN - 0.03);
+      const y = SOUTH + 0.01 + qr() * (SPAN - 0.03);
+      const d = 0.012;
+      return {
+        type: 'Sensor',
+        geo: {
+          georel: 'within',
+          geometry: 'Polygon',
+          coordinates: JSON.stringify([[[x, y], [x + d, y], [x + d * 1.2, y + d], [x, y + d * 0.8], [x, y]]]),
+        },
+        count: true,
+        limit: 100,
+      };
+    });
+    log(`within ~1 km polygon: p50 ${within1km.p50} ms, p95 ${within1km.p95} ms, ${within1km.avgResults} results on average`);
+    return {
+      store: store.kind,
+      entities: n,
+      loadSeconds: Number(loadSeconds.toFixed(1)),
+      loadPerSecond: Math.round(n / loadSeconds),
+      near500,
+      within1km,
+    };
+  } finally {
+    await bus.close();
+    await store.close();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  runGeoBench().then(
+    (r) => console.log(JSON.stringify(r, null, 2)),
+    (e) => {
+      console.error(e);
+      process.exitCode = 1;
+    },
+  );
+}

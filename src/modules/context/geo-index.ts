@@ -1,0 +1,202 @@
+/**
+ * An in-memory spatial index of GeoProperty values, per tenant: a uniform grid (0.01°, about 1 km) of
+ * entries that carry what a geo-query needs without touching the database — the geometry, its box, the
+ * entity's types, read keys and modification time. Geometries spanning many cells sit in a short list
+ * scanned on every query.
+ *
+ * The database stays the source of truth: a tenant's index is loaded from it on first use; the service
+ * applies its own writes after each commit, and writes of other instances arrive as entity change events
+ * (applied only when newer than what the index holds, so late or duplicate events are harmless).
+ */
+import type { ExpandedEntity } from './entity-model.ts';
+import { instancesOf } from './entity-model.ts';
+import { type BBox, bbox, type Geometry, validateGeometry } from './geometry.ts';
+
+export interface GeoEntry {
+  id: string;
+  attr: string;
+  geometry: Geometry;
+  box: BBox;
+  types: string[];
+  readKeys: string[];
+}
+
+const CELL = 0.01;
+const MAX_CELLS_PER_ENTRY = 64;
+
+function cellOf(v: number, max: number): number {
+  return Math.max(-max, Math.min(max, Math.floor(v / CELL)));
+}
+
+function key(cx: number, cy: number): number {
+  return (cx + 20_000) * 40_000 + (cy + 20_000);
+}
+
+export class TenantGeoIndex {
+  readonly #cells = new Map<number, GeoEntry[]>();
+  readonly #large: GeoEntry[] = [];
+  /** Entries placed in more than one cell (found once per query). */
+  readonly #multiCell = new WeakSet<GeoEntry>();
+  readonly #byId = new Map<string, { entries: GeoEntry[]; modifiedAt: string }>();
+  /** Deleted ids and when, so that a late event does not bring an entity back. */
+  readonly #deleted = new Map<string, string>();
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** Sets the entity's entries if `modifiedAt` is not older than what the index holds. */
+  upsert(entity: ExpandedEntity, readKeys: string[], modifiedAt: string): void {
+    const current = this.#byId.get(entity.id);
+    if (current && current.modifiedAt > modifiedAt) return;
+    const deletedAt = this.#deleted.get(entity.id);
+    if (deletedAt !== undefined) {
+      if (deletedAt > modifiedAt) return;
+      this.#deleted.delete(entity.id);
+    }
+    this.#removeEntries(entity.id);
+    const entries: GeoEntry[] = [];
+    for (const [attr, v] of Object.entries(entity)) {
+      for (const inst of instancesOf(v)) {
+        if (inst === null || typeof inst !== 'object' || inst.type !== 'GeoProperty') continue;
+        let geometry: Geometry;
+        try {
+          geometry = validateGeometry(inst.value, 'value', { bounds: false });
+        } catch {
+          continue;
+        }
+        entries.push({ id: entity.id, attr, geometry, box: bbox(geometry), types: entity.type, readKeys });
+      }
+    }
+    for (const e of entries) this.#place(e);
+    this.#byId.set(entity.id, { entries, modifiedAt });
+  }
+
+  /** Bulk load: adds one value of an entity (the index must not hold newer data for it). */
+  add(
+    id: string,
+    attr: string,
+    value: unknown,
+    types: string[],
+    readKeys: string[],
+    modifiedAt: string,
+  ): void {
+    let geometry: Geometry;
+    try {
+      geometry = validateGeometry(value, 'value', { bounds: false });
+    } catch {
+      return;
+    }
+    const e: GeoEntry = { id, attr, geometry, box: bbox(geometry), types, readKeys };
+    let current = this.#byId.get(id);
+    if (!current) {
+      current = { entries: [], modifiedAt };
+      this.#byId.set(id, current);
+    }
+    current.entries.push(e);
+    this.#place(e);
+  }
+
+  delete(id: string, at: string): void {
+    const current = this.#byId.get(id);
+    if (current && current.modifiedAt > at) return;
+    this.#removeEntries(id);
+    this.#byId.delete(id);
+    this.#deleted.set(id, at);
+    if (this.#deleted.size > 100_000) {
+      const oldest = this.#deleted.keys().next().value;
+      if (oldest !== undefined) this.#deleted.delete(oldest);
+    }
+  }
+
+  /** Entries of `attr` whose box meets `box` (every entry of `attr` when box is null). */
+  search(attr: string, box: BBox | null): GeoEntry[] {
+    const out: GeoEntry[] = [];
+    if (box === null) {
+      for (const { entries } of this.#byId.values())
+        for (const e of entries) if (e.attr === attr) out.push(e);
+      return out;
+    }
+    const meets = (e: GeoEntry) =>
+      e.attr === attr &&
+      e.box.minX <= box.maxX &&
+      e.box.maxX >= box.minX &&
+      e.box.minY <= box.maxY &&
+      e.box.maxY >= box.minY;
+    const x0 = cellOf(box.minX, 19_000);
+    const x1 = cellOf(box.maxX, 19_000);
+    const y0 = cellOf(box.minY, 19_000);
+    const y1 = cellOf(box.maxY, 19_000);
+    if ((x1 - x0 + 1) * (y1 - y0 + 1) > 4 * this.#cells.size) {
+      // A query box larger than the populated area: scanning entries is cheaper than cells.
+      for (const { entries } of this.#byId.values()) for (const e of entries) if (meets(e)) out.push(e);
+      return out;
+    }
+    const seen = new Set<GeoEntry>();
+    for (let cx = x0; cx <= x1; cx++) {
+      for (let cy = y0; cy <= y1; cy++) {
+        const list = this.#cells.get(key(cx, cy));
+        if (!list) continue;
+        for (const e of list) {
+          if (!meets(e)) continue;
+          if (this.#multiCell.has(e)) {
+            if (seen.has(e)) continue;
+            seen.add(e);
+          }
+          out.push(e);
+        }
+      }
+    }
+    for (const e of this.#large) if (meets(e)) out.push(e);
+    return out;
+  }
+
+  #place(e: GeoEntry): void {
+    const x0 = cellOf(e.box.minX, 19_000);
+    const x1 = cellOf(e.box.maxX, 19_000);
+    const y0 = cellOf(e.box.minY, 19_000);
+    const y1 = cellOf(e.box.maxY, 19_000);
+    if ((x1 - x0 + 1) * (y1 - y0 + 1) > MAX_CELLS_PER_ENTRY) {
+      this.#large.push(e);
+      return;
+    }
+    if (x1 > x0 || y1 > y0) this.#multiCell.add(e);
+    for (let cx = x0; cx <= x1; cx++) {
+      for (let cy = y0; cy <= y1; cy++) {
+        const k = key(cx, cy);
+        let list = this.#cells.get(k);
+        if (!list) {
+          list = [];
+          this.#cells.set(k, list);
+        }
+        list.push(e);
+      }
+    }
+  }
+
+  #removeEntries(id: string): void {
+    const current = this.#byId.get(id);
+    if (!current) return;
+    for (const e of current.entries) {
+      const x0 = cellOf(e.box.minX, 19_000);
+      const x1 = cellOf(e.box.maxX, 19_000);
+      const y0 = cellOf(e.box.minY, 19_000);
+      const y1 = cellOf(e.box.maxY, 19_000);
+      if ((x1 - x0 + 1) * (y1 - y0 + 1) > MAX_CELLS_PER_ENTRY) {
+        const i = this.#large.indexOf(e);
+        if (i >= 0) this.#large.splice(i, 1);
+        continue;
+      }
+      for (let cx = x0; cx <= x1; cx++) {
+        for (let cy = y0; cy <= y1; cy++) {
+          const k = key(cx, cy);
+          const list = this.#cells.get(k);
+          if (!list) continue;
+          const i = list.indexOf(e);
+          if (i >= 0) list.splice(i, 1);
+          if (list.length === 0) this.#cells.delete(k);
+        }
+      }
+    }
+  }
+}
