@@ -35,7 +35,7 @@ import {
   renderEntity,
 } from '../modules/context/index.ts';
 import { loadOrBuildRoadNetwork, ROAD_DATA_ATTRIBUTION, type Unit } from '../modules/routing/index.ts';
-import { RoutingService, routingLiveMigrations } from '../modules/routing-live/index.ts';
+import { followContextInputs, RoutingService, routingLiveMigrations } from '../modules/routing-live/index.ts';
 import type { Store } from '../ports/store.ts';
 import type { Config } from './config.ts';
 import { createLogger } from './logger.ts';
@@ -289,6 +289,12 @@ export async function createPlatform(
   });
   try {
     await routing.start();
+    if (config.roads) {
+      // Closures and slow-downs from Alert, RoadAccident and TrafficFlowObserved entities.
+      await followContextInputs(bus, routing, (err, event) =>
+        log.warn({ err, eventId: event.id }, 'an entity could not be applied to the road network'),
+      );
+    }
     const boot = await bootstrapAccess(access, { adminPassword: config.adminPassword });
     // Another instance's change to organisations or communities drops this instance's cached facts at once.
     await access.listenForChanges(bus);

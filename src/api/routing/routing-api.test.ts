@@ -231,6 +231,83 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
     expect(theirs.ranked).toEqual([]);
   });
 
+  it('closes roads from a TLP:GREEN roadClosed Alert in the context broker, and reopens them when it is deleted', async () => {
+    const url = `/api/routing/route?from=${FONTVIEILLE}&to=${CASINO}`;
+    const before = (await call('GET', url, 'watcher')).json();
+    const coords = before.geometry.coordinates as [number, number][];
+    const at = coords[Math.floor(coords.length / 2)];
+    const alert = {
+      id: 'urn:ngsi-ld:Alert:closure-1',
+      type: 'Alert',
+      category: { type: 'Property', value: 'traffic' },
+      subCategory: { type: 'Property', value: 'roadClosed' },
+      location: { type: 'GeoProperty', value: { type: 'Point', coordinates: at } },
+      marking: { type: 'Property', value: { tlp: 'GREEN' } },
+    };
+    const created = await platform.server.inject({
+      method: 'POST',
+      url: '/ngsi-ld/v1/entities',
+      headers: { authorization: auth.dispatcher as string, 'content-type': 'application/json' },
+      payload: JSON.stringify(alert),
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    let closed = false;
+    for (let i = 0; i < 100 && !closed; i++) {
+      const now = (await call('GET', url, 'watcher')).json();
+      closed = !now.properties.reachable || now.properties.duration_s > before.properties.duration_s;
+      if (!closed) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(closed).toBe(true);
+    const closures = (await call('GET', '/api/routing/closures', 'watcher')).json().items;
+    expect(closures.map((c: { source: string }) => c.source)).toContain(
+      'entity::urn:ngsi-ld:Alert:closure-1',
+    );
+
+    const deleted = await platform.server.inject({
+      method: 'DELETE',
+      url: '/ngsi-ld/v1/entities/urn:ngsi-ld:Alert:closure-1',
+      headers: { authorization: auth.dispatcher as string },
+    });
+    expect(deleted.statusCode).toBe(204);
+    let reopened = false;
+    for (let i = 0; i < 100 && !reopened; i++) {
+      reopened =
+        (await call('GET', url, 'watcher')).json().properties.duration_s === before.properties.duration_s;
+      if (!reopened) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(reopened).toBe(true);
+  });
+
+  it('ignores restricted (AMBER) alerts: a closure would show them to everyone', async () => {
+    const url = `/api/routing/route?from=${FONTVIEILLE}&to=${CASINO}`;
+    const before = (await call('GET', url, 'watcher')).json();
+    const coords = before.geometry.coordinates as [number, number][];
+    const created = await platform.server.inject({
+      method: 'POST',
+      url: '/ngsi-ld/v1/entities',
+      headers: { authorization: auth.dispatcher as string, 'content-type': 'application/json' },
+      payload: JSON.stringify({
+        id: 'urn:ngsi-ld:Alert:secret-closure',
+        type: 'Alert',
+        subCategory: { type: 'Property', value: 'roadClosed' },
+        location: {
+          type: 'GeoProperty',
+          value: { type: 'Point', coordinates: coords[Math.floor(coords.length / 2)] },
+        },
+        marking: { type: 'Property', value: { tlp: 'AMBER' } },
+      }),
+    });
+    expect(created.statusCode).toBe(201);
+    await new Promise((r) => setTimeout(r, 300));
+    const closures = (await call('GET', '/api/routing/closures', 'guard')).json().items;
+    expect(closures.map((c: { source: string }) => c.source)).not.toContain(
+      'entity::urn:ngsi-ld:Alert:secret-closure',
+    );
+    expect((await call('GET', url, 'watcher')).json().properties.duration_s).toBe(
+      before.properties.duration_s,
+    );
+  });
+
   it('answers the area reachable within N minutes as a polygon', async () => {
     const res = await call('GET', `/api/routing/isochrone?from=${CASINO}&minutes=2`, 'watcher');
     expect(res.statusCode).toBe(200);

@@ -1,4 +1,6 @@
 /** Routing as a platform service: the loaded road network and its live changes, shared by all instances. */
+
+export { followContextInputs, liveChangeFor } from './context-inputs.ts';
 export { type RoutingLiveTables, routingLiveMigrations } from './migrations.ts';
 export {
   type LiveChangeInput,
