@@ -7,19 +7,37 @@
  * Env: GEO_BENCH_N (entities, default 100000), GEO_BENCH_QUERIES (per kind, default 200), DATABASE_URL
  * (PostgreSQL instead of PGlite).
  */
+import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { createMemoryBus } from '../../src/adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../src/adapters/storage/testing.ts';
 import { emptyAudience, principalReadKeys } from '../../src/modules/access/marking.ts';
-import { type Caller, ContextResolver, ContextService, contextMigrations } from '../../src/modules/context/index.ts';
+import {
+  type Caller,
+  ContextResolver,
+  ContextService,
+  contextMigrations,
+} from '../../src/modules/context/index.ts';
 
 export interface GeoBenchResult {
   store: 'pglite' | 'postgres';
   entities: number;
   loadSeconds: number;
   loadPerSecond: number;
-  near500: Percentiles & { avgResults: number };
-  within1km: Percentiles & { avgResults: number };
+  /** Default page (limit 20) with count=true. */
+  near500: QueryFigures;
+  within1km: QueryFigures;
+  /** limit=100 with count=true. */
+  near500Page100: QueryFigures;
+  /** The same near query answered in SQL only (GiST box prefilter, no in-memory index). */
+  near500Sql: QueryFigures;
+  loadAverage: number;
+}
+
+interface QueryFigures extends Percentiles {
+  /** CPU time of this process per query (p50, ms): the engine's own work, less sensitive to other load. */
+  cpuP50: number;
+  avgResults: number;
 }
 
 interface Percentiles {
@@ -92,25 +110,38 @@ export async function runGeoBench(
       if (r.errors.length > 0) throw new Error(`load failed: ${r.errors[0]!.error.message}`);
     }
     const loadSeconds = (performance.now() - t0) / 1000;
-    log(`loaded ${n} entities in ${loadSeconds.toFixed(1)} s (${Math.round(n / loadSeconds)}/s) on ${store.kind}`);
+    log(
+      `loaded ${n} entities in ${loadSeconds.toFixed(1)} s (${Math.round(n / loadSeconds)}/s) on ${store.kind}`,
+    );
     const caller = callerOf('police');
-    const run = async (make: () => Parameters<ContextService['queryEntities']>[1]) => {
+    const qr = rng(7);
+    const run = async (
+      make: () => Parameters<ContextService['queryEntities']>[1],
+      service: ContextService = svc,
+    ): Promise<QueryFigures> => {
       const times: number[] = [];
+      const cpu: number[] = [];
       let results = 0;
       for (let i = 0; i < queries + 10; i++) {
         const q = make();
+        const c0 = process.cpuUsage();
         const s = performance.now();
-        const r = await svc.queryEntities(caller, q, ctx);
+        const r = await service.queryEntities(caller, q, ctx);
         const ms = performance.now() - s;
+        const c = process.cpuUsage(c0);
         if (i >= 10) {
           times.push(ms);
+          cpu.push((c.user + c.system) / 1000);
           results += r.count ?? r.items.length;
         }
       }
-      return { ...percentiles(times), avgResults: Math.round(results / queries) };
+      return {
+        ...percentiles(times),
+        cpuP50: percentiles(cpu).p50,
+        avgResults: Math.round(results / queries),
+      };
     };
-    const qr = rng(7);
-    const near500 = await run(() => ({
+    const nearQuery = (limit: number) => () => ({
       type: 'Sensor',
       geo: {
         georel: 'near;maxDistance==500',
@@ -118,9 +149,14 @@ export async function runGeoBench(
         coordinates: `[${WEST + 0.01 + qr() * (SPAN - 0.02)},${SOUTH + 0.01 + qr() * (SPAN - 0.02)}]`,
       },
       count: true,
-      limit: 100,
-    }));
-    log(`near 500 m: p50 ${near500.p50} ms, p95 ${near500.p95} ms, ${near500.avgResults} results on average`);
+      limit,
+    });
+    const near500 = await run(nearQuery(20));
+    const show = (name: string, f: QueryFigures) =>
+      log(
+        `${name}: p50 ${f.p50} ms (cpu ${f.cpuP50} ms), p95 ${f.p95} ms, ${f.avgResults} matches on average`,
+      );
+    show('near 500 m, limit 20', near500);
     const within1km = await run(() => {
       const x = WEST + 0.01 + qr() * (SPAN - 0.03);
       const y = SOUTH + 0.01 + qr() * (SPAN - 0.03);
@@ -130,13 +166,32 @@ export async function runGeoBench(
         geo: {
           georel: 'within',
           geometry: 'Polygon',
-          coordinates: JSON.stringify([[[x, y], [x + d, y], [x + d * 1.2, y + d], [x, y + d * 0.8], [x, y]]]),
+          coordinates: JSON.stringify([
+            [
+              [x, y],
+              [x + d, y],
+              [x + d * 1.2, y + d],
+              [x, y + d * 0.8],
+              [x, y],
+            ],
+          ]),
         },
         count: true,
-        limit: 100,
+        limit: 20,
       };
     });
-    log(`within ~1 km polygon: p50 ${within1km.p50} ms, p95 ${within1km.p95} ms, ${within1km.avgResults} results on average`);
+    show('within ~1 km polygon, limit 20', within1km);
+    const near500Page100 = await run(nearQuery(100));
+    show('near 500 m, limit 100', near500Page100);
+    const sqlOnly = new ContextService({
+      store,
+      bus,
+      resolver: new ContextResolver({ allowRemote: false }),
+      memoryGeoIndex: false,
+    });
+    const near500Sql = await run(nearQuery(20), sqlOnly);
+    show('near 500 m, limit 20, SQL only', near500Sql);
+    await svc.close();
     return {
       store: store.kind,
       entities: n,
@@ -144,6 +199,9 @@ export async function runGeoBench(
       loadPerSecond: Math.round(n / loadSeconds),
       near500,
       within1km,
+      near500Page100,
+      near500Sql,
+      loadAverage: Number(loadavg()[0]!.toFixed(1)),
     };
   } finally {
     await bus.close();
