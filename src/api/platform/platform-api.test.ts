@@ -459,6 +459,15 @@ for (const factory of testStoreFactories()) {
           expect(await listed(as.bob, id)).toBe(false);
           expect(await sees(as.vic, id)).toBe(false);
           expect(await sees(as.mia, id)).toBe(false);
+          // Named users may be given by username; the marking keeps their ids.
+          const byName = await req('POST', '/api/reports', as.alice, {
+            title: 'r',
+            category: 'other',
+            marking: { tlp: 'RED', audience: { users: ['fred', ids.fred] } },
+          });
+          expect(byName.json().marking.audience.users).toEqual([ids.fred]);
+          expect(await sees(as.fred, byName.json().id)).toBe(true);
+          expect(await sees(as.bob, byName.json().id)).toBe(false);
           // bob writes for police but cannot see it: for him it does not exist.
           expect(problem(await req('PATCH', `/api/reports/${id}`, as.bob, { title: 'x' }))).toEqual({
             status: 404,

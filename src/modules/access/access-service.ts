@@ -142,11 +142,12 @@ export class AccessService {
     checkSlug(input.id, 'organisation id');
     checkName(input.name);
     checkOrgKind(input.kind);
-    const marking = input.defaultMarking ? parseMarking(input.defaultMarking) : DEFAULT_ORG_MARKING;
+    const parsed = input.defaultMarking ? parseMarking(input.defaultMarking) : DEFAULT_ORG_MARKING;
     const clients = unique(input.clients ?? []);
     const now = this.clock.now();
     await this.store.transaction(async (trx) => {
       const t = trx.withTables<AccessTables>();
+      const marking = await this.#checkMarkingRefs(trx, parsed, input.id);
       const inserted = await t
         .insertInto('access_org')
         .values({
@@ -161,7 +162,6 @@ export class AccessService {
         .returning('id')
         .executeTakeFirst();
       if (!inserted) throw new AppError('ACCESS_ORG_EXISTS', `organisation ${input.id} already exists`);
-      await this.#checkMarkingRefs(trx, marking, input.id);
       await this.#setClients(trx, input.id, clients);
       await this.#audit(trx, actor, 'create', 'org', input.id, input.id, {
         name: input.name,
@@ -190,15 +190,13 @@ export class AccessService {
       const set: Partial<AccessTables['access_org']> = { updated_at: this.clock.now() };
       if (patch.name !== undefined) set.name = patch.name;
       if (patch.kind !== undefined) set.kind = patch.kind;
-      if (marking) {
-        await this.#checkMarkingRefs(trx, marking, id);
-        set.default_marking = JSON.stringify(marking);
-      }
+      const resolved = marking ? await this.#checkMarkingRefs(trx, marking, id) : undefined;
+      if (resolved) set.default_marking = JSON.stringify(resolved);
       await t.updateTable('access_org').set(set).where('id', '=', id).execute();
       const details: Record<string, unknown> = {};
       if (patch.name !== undefined) details.name = { from: before.name, to: patch.name };
       if (patch.kind !== undefined) details.kind = { from: before.kind, to: patch.kind };
-      if (marking) details.defaultMarking = { from: before.default_marking, to: marking };
+      if (resolved) details.defaultMarking = { from: before.default_marking, to: resolved };
       if (patch.clients !== undefined) {
         const old = await this.#clientsOf(trx, id);
         const next = unique(patch.clients);
@@ -281,13 +279,13 @@ export class AccessService {
   /**
    * Checks that a marking names only organisations, communities and users that exist (audience ids are
    * what the read keys are made of: a typo would silently share with nobody, or with a future namesake).
+   * Named users may be given by id or username; the marking returned names them by id.
    */
-  async validateMarking(marking: Marking, db: AnyDb = this.store.db): Promise<Marking> {
-    await this.#checkMarkingRefs(db, marking);
-    return marking;
+  validateMarking(marking: Marking, db: AnyDb = this.store.db): Promise<Marking> {
+    return this.#checkMarkingRefs(db, marking);
   }
 
-  async #checkMarkingRefs(db: AnyDb, marking: Marking, selfOrg?: string): Promise<void> {
+  async #checkMarkingRefs(db: AnyDb, marking: Marking, selfOrg?: string): Promise<Marking> {
     const t = db.withTables<AccessTables>();
     await this.#requireOrgs(
       db,
@@ -312,24 +310,28 @@ export class AccessService {
         );
       }
     }
-    if (marking.audience.users.length > 0) {
-      const found = await t
-        .selectFrom('access_user')
-        .select('id')
-        .where('id', 'in', marking.audience.users)
-        .execute();
-      const known = new Set(found.map((r) => r.id));
-      const missing = marking.audience.users.filter((u) => !known.has(u));
-      if (missing.length > 0) {
-        throw new AppError(
-          'ACCESS_USER_NOT_FOUND',
-          `unknown user${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`,
-          {
-            missing,
-          },
-        );
-      }
+    const refs = marking.audience.users;
+    if (refs.length === 0) return marking;
+    const found = await t
+      .selectFrom('access_user')
+      .select(['id', 'username'])
+      .where((eb) => eb.or([eb('id', 'in', refs), eb('username', 'in', refs)]))
+      .execute();
+    const ids = new Map<string, string>();
+    for (const r of found) ids.set(r.username, r.id);
+    for (const r of found) ids.set(r.id, r.id);
+    const missing = refs.filter((u) => !ids.has(u));
+    if (missing.length > 0) {
+      throw new AppError(
+        'ACCESS_USER_NOT_FOUND',
+        `unknown user${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`,
+        {
+          missing,
+        },
+      );
     }
+    const users = [...new Set(refs.map((u) => ids.get(u) as string))];
+    return { ...marking, audience: { ...marking.audience, users } };
   }
 
   // ---------------------------------------------------------------- communities

@@ -107,8 +107,9 @@ export class ReportService {
   async create(principal: Principal, input: ReportInput): Promise<Report> {
     requireWriter(principal);
     checkLocation(input.location);
-    const marking = input.marking === undefined ? principal.defaultMarking : parseMarking(input.marking);
-    await this.#access.validateMarking(marking);
+    const marking = await this.#access.validateMarking(
+      input.marking === undefined ? principal.defaultMarking : parseMarking(input.marking),
+    );
     const id = newTimeOrderedId(this.#access.clock.now().getTime());
     const now = this.#access.clock.now();
     await this.#access.store.transaction(async (trx) => {
@@ -165,8 +166,10 @@ export class ReportService {
 
   async update(principal: Principal, id: string, patch: ReportPatch): Promise<Report> {
     checkLocation(patch.location);
-    const marking = patch.marking === undefined ? undefined : parseMarking(patch.marking);
-    if (marking) await this.#access.validateMarking(marking);
+    const marking =
+      patch.marking === undefined
+        ? undefined
+        : await this.#access.validateMarking(parseMarking(patch.marking));
     await this.#access.store.transaction(async (trx) => {
       const current = await this.#writable(trx, principal, id);
       const set: Partial<AccessTables['report']> = { updated_at: this.#access.clock.now() };
