@@ -4,36 +4,19 @@
  * 1. On the real platform: createPlatform (embedded PGlite in a temp data folder) serving the built
  *    web/dist, as `npm start` does: sign-in, reports and their markings, reports from map clicks, layers,
  *    live refresh, "routing not configured", session expiry.
- * 2. Alerts and routing: the platform's HTTP layer with the real platform API and the real NGSI-LD plugin
- *    (entities with markings), and a small stand-in for the routing API (FakeRouting, below) until the
- *    platform serves routing: straight-line routes that detour around closures.
+ * 2. The same with Monaco's roads (SAFECITY_ROADS=monaco, the shared extract): NGSI-LD alerts and crowds
+ *    with markings across organisations; routes from map clicks, a closure clicked on the route and the
+ *    longer route that avoids it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMemoryBus } from '../src/adapters/bus/index.ts';
-import { openTestPgliteStore } from '../src/adapters/storage/testing.ts';
-import { buildServer } from '../src/api/http/server.ts';
-import { ngsiLdPlugin } from '../src/api/ngsi-ld/index.ts';
-import { platformApi } from '../src/api/platform/index.ts';
 import { loadConfig } from '../src/app/config.ts';
 import { createPlatform, type Platform } from '../src/app/platform.ts';
-import { AppError } from '../src/kernel/errors.ts';
-import {
-  AccessService,
-  accessMigrations,
-  bootstrapAccess,
-  createAuthenticator,
-  type Report,
-  ReportService,
-} from '../src/modules/access/index.ts';
-import { auditMigrations } from '../src/modules/audit/index.ts';
-import { ContextResolver, ContextService, contextMigrations } from '../src/modules/context/index.ts';
-import type { Store } from '../src/ports/store.ts';
+import type { Report } from '../src/modules/access/index.ts';
 import {
   apiOf,
   clickMap,
@@ -267,268 +250,216 @@ describe.skipIf(NO_BROWSER)(
   },
 );
 
-/** The network's extent in the stand-in: central Porto. */
-const BBOX: [number, number, number, number] = [-8.64, 41.135, -8.58, 41.165];
+// Monaco (the shared road extract): Fontvieille and the casino square, as in the routing API's tests.
+const FONTVIEILLE: Pos = [7.417, 43.731];
+const CASINO: Pos = [7.4283, 43.7394];
 
-/**
- * Stand-in for the routing API (same shapes as src/api/routing): straight-line routes at 10 m/s that
- * detour around closures given as a point and a radius.
- */
-class FakeRouting {
-  closures = new Map<
-    string,
-    { id: string; geometry: { type: string; coordinates: Pos }; radiusMeters: number }
-  >();
+describe.skipIf(NO_BROWSER)(
+  `web app: alerts and routing on the real platform with Monaco's roads${skipName}`,
+  () => {
+    const temp = mkdtempSync(join(tmpdir(), 'safecity-web-'));
+    let platform: Platform;
+    let context: BrowserContext;
+    let page: Page;
+    let api: ReturnType<typeof apiOf>;
 
-  plugin = async (app: FastifyInstance) => {
-    app.get('/api/routing/network', async () => ({
-      status: { state: 'ready' },
-      stats: { roadSegments: 1234 },
-      bbox: BBOX,
-      attribution: '© OpenStreetMap contributors, ODbL',
-    }));
-    app.get<{ Querystring: { from: string; to: string } }>('/api/routing/route', async (req) => {
-      const from = req.query.from.split(',').map(Number) as Pos;
-      const to = req.query.to.split(',').map(Number) as Pos;
-      const coords: Pos[] = [from];
-      for (const c of this.closures.values()) {
-        const center = c.geometry.coordinates;
-        const r = c.radiusMeters;
-        if (distanceToSegment(center, from, to) < r)
-          coords.push([center[0], center[1] + (2.5 * r) / 111_320]);
-      }
-      coords.push(to);
-      let d = 0;
-      for (let i = 1; i < coords.length; i++) d += metres(coords[i - 1]!, coords[i]!);
+    beforeAll(async () => {
+      await buildWebApp();
+      const config = loadConfig({
+        SAFECITY_DATA_DIR: join(temp, 'data'),
+        PORT: '0',
+        HOST: '127.0.0.1',
+        SAFECITY_ADMIN_PASSWORD: ADMIN_PW,
+        SAFECITY_ROADS: 'monaco',
+      });
+      platform = await createPlatform(config, { log: pino({ level: 'silent' }) });
+      await platform.routing.whenLoaded();
+      const base = await platform.listen();
+      api = apiOf(platform.server);
+      await seedPeople(platform.server, ADMIN_PW);
+      const alice = await api.login('alice');
+      const mia = await api.login('mia');
+      const entity = (id: string, type: string, at: Pos, attrs: Record<string, unknown>, tlp: string) => ({
+        id,
+        type,
+        location: { type: 'GeoProperty', value: { type: 'Point', coordinates: at } },
+        ...Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, { type: 'Property', value: v }])),
+        marking: { type: 'Property', value: { tlp } },
+      });
+      await api.call(
+        'POST',
+        '/ngsi-ld/v1/entities',
+        mia,
+        entity(
+          'urn:ngsi-ld:Alert:bag',
+          'Alert',
+          [7.4265, 43.7385],
+          {
+            category: 'security',
+            subCategory: 'suspiciousObject',
+            severity: 'high',
+            description: 'Unattended bag at the casino square',
+            dateIssued: new Date().toISOString(),
+          },
+          'GREEN',
+        ),
+      );
+      await api.call(
+        'POST',
+        '/ngsi-ld/v1/entities',
+        mia,
+        entity(
+          'urn:ngsi-ld:Alert:staff',
+          'Alert',
+          [7.42, 43.735],
+          { description: 'Metro staff only' },
+          'AMBER+STRICT',
+        ),
+      );
+      await api.call(
+        'POST',
+        '/ngsi-ld/v1/entities',
+        alice,
+        entity(
+          'urn:ngsi-ld:CrowdFlowObserved:port',
+          'CrowdFlowObserved',
+          [7.4245, 43.7349],
+          { peopleCount: 1800, occupancy: 0.92, congested: true },
+          'AMBER',
+        ),
+      );
+      ({ context, page } = await launchBrowser(temp));
+      await signIn(page, base, 'alice');
+    });
+
+    afterAll(async () => {
+      await context?.close();
+      await platform?.shutdown();
+      rmSync(temp, { recursive: true, force: true });
+    });
+
+    /** Where a position is on the map's canvas, from the visible extent the app writes on the map element. */
+    async function pixelOf(p: Pos): Promise<{ x: number; y: number }> {
+      const box = (await page.locator('#map canvas').boundingBox())!;
+      const [w, south, e, n] = (await page.getAttribute('#map', 'data-bounds'))!.split(',').map(Number) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      const mercY = (lat: number) => Math.log(Math.tan(Math.PI / 4 + (lat * Math.PI) / 360));
       return {
-        type: 'Feature',
-        geometry: { type: 'LineString', coordinates: coords },
-        properties: {
-          reachable: true,
-          duration_s: d / 10,
-          distance_m: d,
-          steps: [
-            { name: 'Rua de Teste', distanceM: d, durationS: d / 10, maneuver: { type: 'depart' } },
-            { name: 'Rua de Teste', distanceM: 0, durationS: 0, maneuver: { type: 'arrive' } },
-          ],
-        },
+        x: box.x + ((p[0] - w) / (e - w)) * box.width,
+        y: box.y + ((mercY(n) - mercY(p[1])) / (mercY(n) - mercY(south))) * box.height,
       };
+    }
+    async function clickAt(p: Pos) {
+      const { x, y } = await pixelOf(p);
+      await page.mouse.click(x, y);
+    }
+
+    it('fits the map to the road network and credits OpenStreetMap', async () => {
+      expect(await page.locator('#network-info').textContent()).toMatch(
+        /^Road network: [\d,]+ road segments\. © OpenStreetMap contributors, ODbL$/,
+      );
+      expect(await page.locator('.maplibregl-ctrl-attrib').textContent()).toContain(
+        '© OpenStreetMap contributors, ODbL',
+      );
     });
-    app.get('/api/routing/closures', async () => ({ items: [...this.closures.values()] }));
-    app.post<{ Body: { geometry: { type: string; coordinates: Pos }; radius_m: number } }>(
-      '/api/routing/closures',
-      async (req, reply) => {
-        const id = `cl-${this.closures.size + 1}`;
-        this.closures.set(id, { id, geometry: req.body.geometry, radiusMeters: req.body.radius_m });
-        reply.status(201);
-        return { id };
-      },
-    );
-    app.delete<{ Params: { id: string } }>('/api/routing/closures/:id', async (req, reply) => {
-      if (!this.closures.delete(req.params.id))
-        throw new AppError('ROUTING_CLOSURE_NOT_FOUND', 'no such closure');
-      reply.status(204);
+
+    it('routes between two map clicks, then a closure clicked on the way makes the next route go around it', async () => {
+      await page.click('button[data-mode="route"]');
+      expect(await page.locator('#mode-hint').textContent()).toBe('Click the start of the route');
+      await clickAt(FONTVIEILLE);
+      expect(await page.locator('#mode-hint').textContent()).toBe('Click the destination');
+      const picked = (await page.inputValue('#route-from')).split(',').map(Number);
+      expect(picked[0]).toBeCloseTo(FONTVIEILLE[0], 3);
+      expect(picked[1]).toBeCloseTo(FONTVIEILLE[1], 3);
+      await clickAt(CASINO);
+      const summary = page.locator('#route-summary');
+      await expect.poll(() => summary.textContent()).toMatch(/^\d+ min \d+ s · [\d.]+ k?m$/);
+      const first = (await summary.textContent())!;
+      const steps = await page.locator('.steps li').allTextContents();
+      expect(steps[0]).toMatch(/^Start on .+ — [\d.]+ k?m$/);
+      expect(steps.at(-1)).toMatch(/^Arrive at /);
+      const routeBlue = async () =>
+        countColour(await page.locator('#map canvas').screenshot(), [0x00, 0xb3, 0xff]);
+      await expect.poll(routeBlue).toBeGreaterThan(200);
+
+      // Close the road half-way along this route, by clicking there with the Closure tool.
+      const route = await api.call(
+        'GET',
+        `/api/routing/route?from=${await page.inputValue('#route-from')}&to=${await page.inputValue('#route-to')}`,
+        await api.login('alice'),
+      );
+      const line = route.geometry.coordinates as Pos[];
+      const mid = line[Math.floor(line.length / 2)]!;
+      await page.fill('#closure-radius', '40');
+      await page.click('button[data-mode="closure"]');
+      await clickAt(mid);
+      await expect.poll(() => page.locator('#closure-list li.item').count()).toBe(1);
+      expect(await page.locator('#closure-list .meta').textContent()).toMatch(
+        /^Point \+ 40 m · \d+ road segments · until removed$/,
+      );
+      await expect.poll(() => summary.textContent()).toContain('(was ');
+      expect(minutes((await summary.textContent())!)).toBeGreaterThan(minutes(first));
+      const closures = await api.call('GET', '/api/routing/closures', await api.login('alice'));
+      expect(closures.items).toHaveLength(1);
+      expect(closures.items[0]).toMatchObject({ radiusMeters: 40, geometry: { type: 'Point' } });
+      await shot(page, '04-route-closure');
+
+      await page.click('#closure-list button:has-text("Remove")');
+      await expect.poll(() => page.locator('#closure-list li.item').count()).toBe(0);
+      await expect
+        .poll(async () => minutes((await summary.textContent()) ?? ''))
+        .toBeCloseTo(minutes(first), 2);
+      expect((await api.call('GET', '/api/routing/closures', await api.login('alice'))).items).toEqual([]);
     });
-  };
-}
 
-describe.skipIf(NO_BROWSER)(`web app: NGSI-LD alerts and routing${skipName}`, () => {
-  const temp = mkdtempSync(join(tmpdir(), 'safecity-web-'));
-  const routing = new FakeRouting();
-  let store: Store;
-  let server: FastifyInstance;
-  let context: BrowserContext;
-  let page: Page;
-
-  beforeAll(async () => {
-    const built = await buildWebApp(join(temp, 'dist'));
-    store = await openTestPgliteStore({ ...accessMigrations, ...auditMigrations, ...contextMigrations });
-    const bus = createMemoryBus();
-    const access = new AccessService({ store });
-    const reports = new ReportService(access);
-    const authenticator = createAuthenticator({ service: access });
-    const contextService = new ContextService({
-      store,
-      bus,
-      resolver: new ContextResolver({ allowRemote: false }),
+    it('routes from typed coordinates and says why when a point cannot be read or reached', async () => {
+      await page.click('#route-clear');
+      await page.fill('#route-from', CASINO.join(','));
+      await page.fill('#route-to', 'somewhere');
+      await page.press('#route-to', 'Enter');
+      expect(await page.locator('#route-result .error').textContent()).toBe(
+        'Give both ends as lon,lat, or pick them on the map.',
+      );
+      await page.fill('#route-to', FONTVIEILLE.join(','));
+      await page.press('#route-to', 'Enter');
+      await expect.poll(() => page.locator('#route-summary').textContent()).toMatch(/^\d+ min \d+ s · /);
+      await page.fill('#route-to', '2.35,48.85');
+      await page.press('#route-to', 'Enter');
+      await expect.poll(() => page.locator('#route-result .error').textContent()).toMatch(/^No route: .+/);
     });
-    await bootstrapAccess(access, { adminPassword: ADMIN_PW });
-    server = await buildServer({
-      logger: pino({ level: 'silent' }),
-      bodyLimit: 1_048_576,
-      instanceId: 'web-test',
-      version: 'test',
-      authenticate: (h) => authenticator.authenticate(h),
-      healthChecks: [],
-      isReady: () => true,
-      surfaces: [
-        { name: 'platform', plugin: platformApi, options: { access, reports, authenticator } },
-        {
-          name: 'ngsi-ld',
-          plugin: ngsiLdPlugin,
-          options: { service: contextService },
-          prefix: '/ngsi-ld/v1',
-        },
-        { name: 'routing (stand-in)', plugin: routing.plugin },
-      ],
-      webRoot: built.outDir,
+
+    it('lists the NGSI-LD alerts alice may see with their TLP, and draws alerts and crowds', async () => {
+      const alerts = page.locator('#alert-list li.item');
+      await expect.poll(() => alerts.count()).toBe(1);
+      expect(await alerts.locator('.title').textContent()).toBe('Unattended bag at the casino square');
+      expect(await alerts.locator('.badge.tlp').textContent()).toBe('TLP:GREEN');
+      expect(await alerts.locator('.meta').textContent()).toMatch(
+        /^security · suspiciousObject · \d+ (s|min) ago$/,
+      );
+      const canvas = page.locator('#map canvas');
+      await expect
+        .poll(async () => countColour(await canvas.screenshot(), [0xff, 0x7b, 0x00]))
+        .toBeGreaterThan(50);
+      expect(countColour(await canvas.screenshot(), [0xff, 0x5c, 0x5c])).toBeGreaterThan(50);
+      await shot(page, '05-alerts');
     });
-    await seedPeople(server, ADMIN_PW);
-    const { call, login } = apiOf(server);
-    const alice = await login('alice');
-    const mia = await login('mia');
-    const entity = (id: string, type: string, at: Pos, attrs: Record<string, unknown>, tlp: string) => ({
-      id,
-      type,
-      location: { type: 'GeoProperty', value: { type: 'Point', coordinates: at } },
-      ...Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, { type: 'Property', value: v }])),
-      marking: { type: 'Property', value: { tlp } },
+
+    it('shows an alert’s details when its title is clicked', async () => {
+      await page.click('#alert-list .title');
+      await expect
+        .poll(() => page.locator('.maplibregl-popup h4').textContent())
+        .toBe('Alert: Unattended bag at the casino square');
+      expect(await page.locator('.maplibregl-popup dl').textContent()).toContain('severityhigh');
+      expect(await page.locator('.maplibregl-popup .badge.tlp').textContent()).toBe('TLP:GREEN');
     });
-    await call(
-      'POST',
-      '/ngsi-ld/v1/entities',
-      mia,
-      entity(
-        'urn:ngsi-ld:Alert:bag',
-        'Alert',
-        [-8.611, 41.146],
-        {
-          category: 'security',
-          subCategory: 'suspiciousObject',
-          severity: 'high',
-          description: 'Unattended bag at São Bento station',
-          dateIssued: new Date().toISOString(),
-        },
-        'GREEN',
-      ),
-    );
-    await call(
-      'POST',
-      '/ngsi-ld/v1/entities',
-      mia,
-      entity(
-        'urn:ngsi-ld:Alert:staff',
-        'Alert',
-        [-8.6, 41.15],
-        { description: 'Metro staff only' },
-        'AMBER+STRICT',
-      ),
-    );
-    await call(
-      'POST',
-      '/ngsi-ld/v1/entities',
-      alice,
-      entity(
-        'urn:ngsi-ld:CrowdFlowObserved:aliados',
-        'CrowdFlowObserved',
-        [-8.6115, 41.1485],
-        { peopleCount: 1800, occupancy: 0.92, congested: true },
-        'AMBER',
-      ),
-    );
-    const base = await server.listen({ port: 0, host: '127.0.0.1' });
-    ({ context, page } = await launchBrowser(temp));
-    await signIn(page, base, 'alice');
-  });
-
-  afterAll(async () => {
-    await context?.close();
-    await server?.close();
-    await store?.close();
-    rmSync(temp, { recursive: true, force: true });
-  });
-
-  it('lists the NGSI-LD alerts alice may see with their TLP, and shows road data attribution', async () => {
-    const alerts = page.locator('#alert-list li.item');
-    await expect.poll(() => alerts.count()).toBe(1);
-    expect(await alerts.locator('.title').textContent()).toBe('Unattended bag at São Bento station');
-    expect(await alerts.locator('.badge.tlp').textContent()).toBe('TLP:GREEN');
-    expect(await alerts.locator('.meta').textContent()).toMatch(/^security · suspiciousObject · \d+ s ago$/);
-    expect(await page.locator('.maplibregl-ctrl-attrib').textContent()).toContain(
-      '© OpenStreetMap contributors, ODbL',
-    );
-  });
-
-  it('draws the entities: the congested crowd in red, the alert in orange; a click shows the details', async () => {
-    const canvas = page.locator('#map canvas');
-    await expect
-      .poll(async () => countColour(await canvas.screenshot(), [0xff, 0x7b, 0x00]))
-      .toBeGreaterThan(50);
-    expect(countColour(await canvas.screenshot(), [0xff, 0x5c, 0x5c])).toBeGreaterThan(50);
-    await page.click('#alert-list .title');
-    await expect
-      .poll(() => page.locator('.maplibregl-popup h4').textContent())
-      .toBe('Alert: Unattended bag at São Bento station');
-    expect(await page.locator('.maplibregl-popup dl').textContent()).toContain('severityhigh');
-  });
-
-  it('routes between two map clicks, then a closure on the way makes the next route go around it', async () => {
-    await page.keyboard.press('Escape');
-    await page.click('button[data-mode="route"]');
-    expect(await page.locator('#mode-hint').textContent()).toBe('Click the start of the route');
-    await clickMap(page, 0.25, 0.6);
-    expect(await page.locator('#mode-hint').textContent()).toBe('Click the destination');
-    await clickMap(page, 0.75, 0.6);
-    const summary = page.locator('#route-summary');
-    await expect.poll(() => summary.textContent()).toMatch(/^\d+ min \d+ s · [\d.]+ k?m$/);
-    const first = (await summary.textContent())!;
-    expect(await page.locator('.steps li').allTextContents()).toEqual([
-      expect.stringMatching(/^Start on Rua de Teste — [\d.]+ k?m$/),
-      'Arrive at Rua de Teste',
-    ]);
-
-    await page.fill('#closure-radius', '200');
-    await page.click('button[data-mode="closure"]');
-    await clickMap(page, 0.5, 0.6);
-    await expect.poll(() => page.locator('#closure-list li.item').count()).toBe(1);
-    await expect.poll(() => summary.textContent()).toContain('(was ');
-    expect(minutes((await summary.textContent())!)).toBeGreaterThan(minutes(first));
-    const closure = [...routing.closures.values()][0]!;
-    expect(closure.geometry.type).toBe('Point');
-    expect(closure.radiusMeters).toBe(200);
-    expect(await page.locator('#closure-list .meta').textContent()).toMatch(
-      /^Point \+ 200 m · until removed$/,
-    );
-    await shot(page, '04-route-closure');
-
-    await page.click('#closure-list button:has-text("Remove")');
-    await expect.poll(() => routing.closures.size).toBe(0);
-    await expect
-      .poll(async () => minutes((await summary.textContent()) ?? ''))
-      .toBeCloseTo(minutes(first), 1);
-  });
-
-  it('routes from typed coordinates and says why when a point cannot be read', async () => {
-    await page.click('#route-clear');
-    await page.fill('#route-from', '-8.62,41.15');
-    await page.fill('#route-to', 'somewhere');
-    await page.press('#route-to', 'Enter');
-    expect(await page.locator('#route-result .error').textContent()).toBe(
-      'Give both ends as lon,lat, or pick them on the map.',
-    );
-    await page.fill('#route-to', '-8.59,41.15');
-    await page.press('#route-to', 'Enter');
-    await expect.poll(() => page.locator('#route-summary').textContent()).toMatch(/ · 2\.5 km$/);
-  });
-});
+  },
+);
 
 function minutes(summary: string): number {
   const m = /^(\d+) min (\d+) s/.exec(summary);
   return m ? Number(m[1]) + Number(m[2]) / 60 : Number.NaN;
-}
-
-function metres(a: Pos, b: Pos): number {
-  const k = Math.PI / 180;
-  const x = (b[0] - a[0]) * k * Math.cos(((a[1] + b[1]) / 2) * k);
-  const y = (b[1] - a[1]) * k;
-  return Math.sqrt(x * x + y * y) * 6_371_008.8;
-}
-
-function distanceToSegment(p: Pos, a: Pos, b: Pos): number {
-  let best = Number.POSITIVE_INFINITY;
-  for (let i = 0; i <= 100; i++) {
-    const t = i / 100;
-    best = Math.min(best, metres(p, [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t]));
-  }
-  return best;
 }

@@ -41,7 +41,8 @@ export interface MapView {
   setGroupVisible(groupId: string, visible: boolean): void;
   onClick(handler: (click: MapClick) => void): void;
   flyTo(p: LonLat): void;
-  fitBbox(bbox: [number, number, number, number]): void;
+  /** Shows the box; `padding` in pixels (default 24); never closer than zoom 17. */
+  fitBbox(bbox: [number, number, number, number], padding?: number): void;
   setAttribution(text: string): void;
   showPopup(p: LonLat, content: HTMLElement): void;
   setCrosshair(on: boolean): void;
@@ -104,6 +105,29 @@ export async function createMapView(
   map.addControl(new maplibre.ScaleControl({ unit: 'metric' }), 'bottom-left');
   map.touchZoomRotate.disableRotation();
   await new Promise<void>((resolve) => (map.loaded() ? resolve() : map.once('load', () => resolve())));
+
+  // The visible extent (west,south,east,north) on the element, for scripts and tests, and the position
+  // under the pointer for the operator to read out.
+  const showBounds = () => {
+    container.dataset.bounds = map
+      .getBounds()
+      .toArray()
+      .flat()
+      .map((v) => v.toFixed(6))
+      .join(',');
+  };
+  showBounds();
+  map.on('moveend', showBounds);
+  const readout = document.createElement('div');
+  readout.className = 'coords';
+  readout.setAttribute('aria-hidden', 'true');
+  container.append(readout);
+  map.on('mousemove', (e) => {
+    readout.textContent = `${e.lngLat.lng.toFixed(5)}, ${e.lngLat.lat.toFixed(5)}`;
+  });
+  map.on('mouseout', () => {
+    readout.textContent = '';
+  });
 
   for (const s of ['area', 'entities', 'reports', 'closures', 'route', 'picks'] as SourceId[]) {
     map.addSource(s, { type: 'geojson', data: EMPTY as never });
@@ -250,13 +274,13 @@ export async function createMapView(
     flyTo(p) {
       map.flyTo({ center: p, zoom: Math.max(map.getZoom(), 15), speed: 1.6 });
     },
-    fitBbox(bbox) {
+    fitBbox(bbox, padding = 24) {
       map.fitBounds(
         [
           [bbox[0], bbox[1]],
           [bbox[2], bbox[3]],
         ],
-        { padding: 24, duration: 0 },
+        { padding, duration: 0, maxZoom: 17 },
       );
     },
     setAttribution(text) {

@@ -48,6 +48,7 @@ export class RoutingPanel {
         this.showResult(h('p', { class: 'error' }, 'Give both ends as lon,lat, or pick them on the map.'));
         return;
       }
+      if (String(from) !== String(this.from) || String(to) !== String(this.to)) this.lastDuration = null;
       this.from = from;
       this.to = to;
       void this.route();
@@ -140,6 +141,7 @@ export class RoutingPanel {
     if (this.picking === 'from') {
       this.from = at;
       this.to = null;
+      this.lastDuration = null;
       $input('route-from').value = formatLonLat(at);
       $input('route-to').value = '';
       this.picking = 'to';
@@ -177,6 +179,7 @@ export class RoutingPanel {
       const f = await this.api.get<Feature<Feature['geometry'], RouteProperties>>(`/api/routing/route?${q}`);
       const ms = Math.round(performance.now() - started);
       const p = f.properties;
+      const before = this.lastDuration;
       if (p.reachable === false || !f.geometry) {
         this.map.setData('route', { type: 'FeatureCollection', features: [] });
         this.lastDuration = null;
@@ -190,7 +193,8 @@ export class RoutingPanel {
         return;
       }
       this.map.setData('route', { type: 'FeatureCollection', features: [f as unknown as Feature] });
-      const before = this.lastDuration;
+      // A new journey is brought into view; a recomputation (after a closure) leaves the view alone.
+      if (before === null) this.map.fitBbox(lineBbox(f.geometry.coordinates as LonLat[]), 80);
       this.lastDuration = p.duration_s;
       const change =
         before !== null && Math.round(before) !== Math.round(p.duration_s)
@@ -330,6 +334,17 @@ export class RoutingPanel {
     $('network-info').textContent = 'Routing is not configured on this platform (no road network loaded).';
     this.showResult(h('p', { class: 'muted' }, 'Routing is not configured on this platform.'));
   }
+}
+
+function lineBbox(coords: LonLat[]): [number, number, number, number] {
+  const b: [number, number, number, number] = [180, 90, -180, -90];
+  for (const [x, y] of coords) {
+    b[0] = Math.min(b[0], x);
+    b[1] = Math.min(b[1], y);
+    b[2] = Math.max(b[2], x);
+    b[3] = Math.max(b[3], y);
+  }
+  return b;
 }
 
 /** What the map draws for a closure: a point with a radius becomes the circle it closes. */
