@@ -6,7 +6,11 @@
  *
  *   up[a]   = cost from arcTail[a] (lower rank) to upHead[a] (higher rank)
  *   down[a] = cost from upHead[a] to arcTail[a]
+ *   midUp[a], midDown[a] = the lower node v of the triangle that gives that cost (NO_MID when the
+ *   road arc itself is best): path unpacking then needs two binary searches per shortcut.
  */
+export const NO_MID = 0xffffffff;
+
 import { type CchTopology, findArc } from './cch-topology.ts';
 import { INF_WEIGHT } from './osm-import.ts';
 import type { RoadNetwork } from './road-network.ts';
@@ -17,6 +21,8 @@ export interface CchMetric {
   inDown: Uint32Array;
   up: Uint32Array;
   down: Uint32Array;
+  midUp: Uint32Array;
+  midDown: Uint32Array;
 }
 
 export function createMetric(net: RoadNetwork): CchMetric {
@@ -27,6 +33,8 @@ export function createMetric(net: RoadNetwork): CchMetric {
     inDown: new Uint32Array(m),
     up: new Uint32Array(m),
     down: new Uint32Array(m),
+    midUp: new Uint32Array(m),
+    midDown: new Uint32Array(m),
   };
 }
 
@@ -36,10 +44,12 @@ export function copyMetric(from: CchMetric, to: CchMetric): void {
   to.inDown.set(from.inDown);
   to.up.set(from.up);
   to.down.set(from.down);
+  to.midUp.set(from.midUp);
+  to.midDown.set(from.midDown);
 }
 
 export function customizeFull(net: RoadNetwork, metric: CchMetric): void {
-  const { roadW, inUp, inDown, up, down } = metric;
+  const { roadW, inUp, inDown, up, down, midUp, midDown } = metric;
   const { xRoad, xCch, xUp } = net;
   inUp.fill(INF_WEIGHT);
   inDown.fill(INF_WEIGHT);
@@ -52,6 +62,8 @@ export function customizeFull(net: RoadNetwork, metric: CchMetric): void {
   }
   up.set(inUp);
   down.set(inDown);
+  midUp.fill(NO_MID);
+  midDown.fill(NO_MID);
   const { upFirst, triangles } = net.topo;
   const n = net.topo.n;
   let t = 0;
@@ -68,9 +80,15 @@ export function customizeFull(net: RoadNetwork, metric: CchMetric): void {
       for (let j = i + 1; j < e; j++) {
         const a = triangles[t++]!;
         const viaUp = downI + up[j]!;
-        if (viaUp < up[a]!) up[a] = viaUp;
+        if (viaUp < up[a]!) {
+          up[a] = viaUp;
+          midUp[a] = v;
+        }
         const viaDown = down[j]! + upI;
-        if (viaDown < down[a]!) down[a] = viaDown;
+        if (viaDown < down[a]!) {
+          down[a] = viaDown;
+          midDown[a] = v;
+        }
       }
     }
   }
@@ -172,7 +190,7 @@ export class PartialCustomizer {
   run(metric: CchMetric, changedRoadArcs: Iterable<number>): number[] {
     const net = this.net;
     const { roadXFirst, roadX, xCch, xUp, xRoad, cchXFirst, cchX } = net;
-    const { roadW, inUp, inDown, up, down } = metric;
+    const { roadW, inUp, inDown, up, down, midUp, midDown } = metric;
     const { upFirst, upHead, arcTail } = net.topo;
     const heap = this.heap;
     const touched: number[] = [];
@@ -202,19 +220,31 @@ export class PartialCustomizer {
       const b = upHead[c]!;
       let nu = inUp[c]!;
       let nd = inDown[c]!;
+      let mu = NO_MID;
+      let md = NO_MID;
       const { first: lFirst, pairs } = this.lower;
       for (let p = lFirst[c]!; p < lFirst[c + 1]!; p++) {
         const xa = pairs[2 * p]!;
         const xb = pairs[2 * p + 1]!;
         const viaUp = down[xa]! + up[xb]!;
-        if (viaUp < nu) nu = viaUp;
+        if (viaUp < nu) {
+          nu = viaUp;
+          mu = arcTail[xa]!;
+        }
         const viaDown = down[xb]! + up[xa]!;
-        if (viaDown < nd) nd = viaDown;
+        if (viaDown < nd) {
+          nd = viaDown;
+          md = arcTail[xa]!;
+        }
       }
-      if (nu === up[c] && nd === down[c]) continue;
+      const weightsChanged = nu !== up[c] || nd !== down[c];
+      if (!weightsChanged && mu === midUp[c] && md === midDown[c]) continue;
       up[c] = nu;
       down[c] = nd;
+      midUp[c] = mu;
+      midDown[c] = md;
       touched.push(c);
+      if (!weightsChanged) continue;
       for (let p = upFirst[a]!; p < upFirst[a + 1]!; p++) {
         const z = upHead[p]!;
         if (z === b) continue;

@@ -5,7 +5,8 @@
  * queue is needed; the work is bounded by the tree depth. Scratch arrays are reused between queries
  * (reset along the visited chains only).
  */
-import type { CchMetric, LowerTriangles } from './cch-metric.ts';
+import { type CchMetric, NO_MID } from './cch-metric.ts';
+import { findArc } from './cch-topology.ts';
 import { INF_WEIGHT } from './osm-import.ts';
 import type { RoadNetwork } from './road-network.ts';
 
@@ -37,10 +38,7 @@ export class CchQuery {
   /** meeting node of the last pruned forward search */
   meetNode = -1;
 
-  constructor(
-    private readonly net: RoadNetwork,
-    private readonly lower: LowerTriangles,
-  ) {
+  constructor(private readonly net: RoadNetwork) {
     const n = net.topo.n;
     this.dF = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
     this.dB = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
@@ -173,7 +171,6 @@ export class CchQuery {
   /** Expands CCH arc a (up: tail→head, else head→tail) into routing arcs. */
   unpack(metric: CchMetric, a: number, dirUp: boolean, out: number[]): void {
     const net = this.net;
-    void net;
     const w = dirUp ? metric.up[a]! : metric.down[a]!;
     if (w === (dirUp ? metric.inUp[a]! : metric.inDown[a]!)) {
       for (let q = net.cchXFirst[a]!; q < net.cchXFirst[a + 1]!; q++) {
@@ -184,21 +181,18 @@ export class CchQuery {
         }
       }
     }
-    const { first, pairs } = this.lower;
-    for (let p = first[a]!; p < first[a + 1]!; p++) {
-      const xa = pairs[2 * p]!;
-      const xb = pairs[2 * p + 1]!;
+    const v = dirUp ? metric.midUp[a]! : metric.midDown[a]!;
+    if (v !== NO_MID) {
+      const xa = findArc(net.topo, v, net.topo.arcTail[a]!);
+      const xb = findArc(net.topo, v, net.topo.upHead[a]!);
       if (dirUp) {
-        if (metric.down[xa]! + metric.up[xb]! === w) {
-          this.unpack(metric, xa, false, out);
-          this.unpack(metric, xb, true, out);
-          return;
-        }
-      } else if (metric.down[xb]! + metric.up[xa]! === w) {
+        this.unpack(metric, xa, false, out);
+        this.unpack(metric, xb, true, out);
+      } else {
         this.unpack(metric, xb, false, out);
         this.unpack(metric, xa, true, out);
-        return;
       }
+      return;
     }
     throw new Error(`CCH arc ${a} could not be unpacked`);
   }

@@ -32,12 +32,12 @@ describe('Porto', () => {
   it('equals Dijkstra under random closures and slow-downs, and after they are lifted', () => {
     const rnd = seededRandom(101);
     const { closures, slowdowns } = applyRandomChanges(engine, rnd, 40);
-    expect(checkRandomPairs(engine, oracle, rnd, 60).mismatches).toEqual([]);
+    expect(checkRandomPairs(engine, oracle, rnd, 40).mismatches).toEqual([]);
     for (const id of closures) engine.liftClosure(id);
-    expect(checkRandomPairs(engine, oracle, rnd, 30).mismatches).toEqual([]);
+    expect(checkRandomPairs(engine, oracle, rnd, 20).mismatches).toEqual([]);
     for (const id of slowdowns) engine.liftSlowdown(id);
     expect(Array.from(engine.metric.roadW)).toEqual(Array.from(engine.network.arcWeight));
-    expect(checkRandomPairs(engine, oracle, rnd, 30).mismatches).toEqual([]);
+    expect(checkRandomPairs(engine, oracle, rnd, 20).mismatches).toEqual([]);
   });
 
   it('a partially customized metric equals a fully customized one', () => {

@@ -213,7 +213,7 @@ export class RoutingEngine {
     };
     this.lower = buildLowerTriangles(network.topo);
     this.partial = new PartialCustomizer(network, this.lower);
-    this.query = new CchQuery(network, this.lower);
+    this.query = new CchQuery(network);
     this.closedCount = new Uint16Array(network.edgeU.length);
     this.scratchDist = new Float64Array(network.topo.n);
     const depth = new Uint32Array(network.topo.n);
@@ -758,6 +758,8 @@ export class RoutingEngine {
         to.inDown[c] = from.inDown[c]!;
         to.up[c] = from.up[c]!;
         to.down[c] = from.down[c]!;
+        to.midUp[c] = from.midUp[c]!;
+        to.midDown[c] = from.midDown[c]!;
       }
     }
     this.pendingSync = { roadArcs: [], cchArcs: [] };
