@@ -266,6 +266,84 @@ describe('routes (Monaco)', () => {
     expect(again.reachable && again.durationMs).toBe(before.reachable && before.durationMs);
   });
 
+  it('accepts multi-geometries, collections and features with a radius property', () => {
+    const net = engine.network;
+    const rnd = seededRandom(9);
+    const p = () => randomRoadPoint(net, rnd);
+    const box = (c: LonLat, r: number) => [
+      [
+        [c[0] - r, c[1] - r],
+        [c[0] + r, c[1] - r],
+        [c[0] + r, c[1] + r],
+        [c[0] - r, c[1] + r],
+        [c[0] - r, c[1] - r],
+      ],
+    ];
+    const geometries: unknown[] = [
+      { type: 'MultiPoint', coordinates: [p(), p()] },
+      {
+        type: 'MultiLineString',
+        coordinates: [
+          [p(), p()],
+          [p(), p()],
+        ],
+      },
+      { type: 'MultiPolygon', coordinates: [box(p(), 0.001), box(p(), 0.001)] },
+      {
+        type: 'GeometryCollection',
+        geometries: [
+          { type: 'Point', coordinates: p() },
+          { type: 'Polygon', coordinates: box(p(), 0.001) },
+        ],
+      },
+      {
+        type: 'FeatureCollection',
+        features: [
+          { type: 'Feature', properties: { radius: 150 }, geometry: { type: 'Point', coordinates: p() } },
+        ],
+      },
+    ];
+    for (const g of geometries) {
+      const id = engine.addClosure(g);
+      const change = engine.liveChanges().find((c) => c.id === id)!;
+      expect(change.edges).toBeGreaterThan(0);
+      expect(checkRandomPairs(engine, oracle, rnd, 5).mismatches).toEqual([]);
+      engine.liftClosure(id);
+    }
+    // a Feature's radius wins over the default
+    const c = p();
+    const small = engine.addClosure({
+      type: 'Feature',
+      properties: { radius: 5 },
+      geometry: { type: 'Point', coordinates: c },
+    });
+    const large = engine.addClosure({
+      type: 'Feature',
+      properties: { radius: 300 },
+      geometry: { type: 'Point', coordinates: c },
+    });
+    const edges = Object.fromEntries(engine.liveChanges().map((x) => [x.id, x.edges]));
+    expect(edges[large]!).toBeGreaterThan(edges[small]!);
+    engine.liftClosure(small);
+    engine.liftClosure(large);
+  });
+
+  it('builds an emergency-vehicle profile that may use roads closed to cars', async () => {
+    const { engine: blue } = await loadOrBuildRoadNetwork({ source: MONACO, dataDir, profile: 'emergency' });
+    expect(blue.network.meta.profile).toBe('emergency');
+    expect(blue.stats().roadSegments).toBeGreaterThanOrEqual(engine.stats().roadSegments);
+    const rnd = seededRandom(10);
+    let faster = 0;
+    for (let i = 0; i < 20; i++) {
+      const a = randomRoadPoint(engine.network, rnd);
+      const b = randomRoadPoint(engine.network, rnd);
+      const car = engine.route(a, b);
+      const em = blue.route(a, b);
+      if (car.reachable && em.reachable && em.durationMs < car.durationMs) faster++;
+    }
+    expect(faster).toBeGreaterThan(15);
+  });
+
   it('lets closures and slow-downs expire at their expiry time', async () => {
     const clock = fixedClock(new Date('2026-01-01T10:00:00Z'));
     const { engine: timed } = await loadOrBuildRoadNetwork({ source: MONACO, dataDir, clock });
