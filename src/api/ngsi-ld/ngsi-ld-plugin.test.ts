@@ -184,6 +184,20 @@ describe('NGSI-LD entities over HTTP', () => {
       payload: { value: 30 },
     });
     expect(partial.statusCode).toBe(204);
+    const onlyObservedAt = await inject({
+      method: 'PATCH',
+      url: `${E}/${id}/attrs/fps`,
+      headers: { ...bob, ...json },
+      payload: { observedAt: '2024-06-01T00:00:00Z' },
+    });
+    expect(onlyObservedAt.statusCode).toBe(204);
+    const fps = await inject({ method: 'GET', url: `${E}/${id}?attrs=fps`, headers: bob });
+    expect(fps.json().fps).toEqual({
+      type: 'Property',
+      value: 30,
+      unitCode: 'HZ',
+      observedAt: '2024-06-01T00:00:00Z',
+    });
     const del = await inject({ method: 'DELETE', url: `${E}/${id}/attrs/zoom`, headers: bob });
     expect(del.statusCode).toBe(204);
     const again = await inject({ method: 'DELETE', url: `${E}/${id}/attrs/zoom`, headers: bob });
@@ -194,6 +208,12 @@ describe('NGSI-LD entities over HTTP', () => {
       headers: bob,
     });
     expect(get.json()).toEqual({ id, type: 'Camera', fps: 30, online: true });
+    const omit = await inject({
+      method: 'GET',
+      url: `${E}/${id}?options=keyValues&omit=location,label,watches`,
+      headers: bob,
+    });
+    expect(omit.json()).toEqual({ id, type: 'Camera', fps: 30, online: true });
   });
 
   it('enforces markings: RED, AMBER and GREEN entities across organisations', async () => {

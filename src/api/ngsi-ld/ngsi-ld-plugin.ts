@@ -111,6 +111,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       format: out.format,
       sysAttrs: out.sysAttrs,
       attrs: attrs ? new Set(attrs.map((a) => (a === 'marking' ? a : ctx.expandTerm(a)))) : undefined,
+      omit: omitSet(query, ctx),
       lang: query.lang,
       marking: view.marking,
     };
@@ -493,6 +494,11 @@ function attributeBody(
 function attrSet(query: Query, ctx: ActiveContext): Set<string> | undefined {
   const attrs = list(query.attrs) ?? list(query.pick);
   return attrs ? new Set(attrs.map((a) => ctx.expandTerm(a))) : undefined;
+}
+
+function omitSet(query: Query, ctx: ActiveContext): Set<string> | undefined {
+  const omit = list(query.omit);
+  return omit ? new Set(omit.map((a) => ctx.expandTerm(a))) : undefined;
 }
 
 function entityQuery(query: Query): EntityQuery {

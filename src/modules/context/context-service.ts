@@ -62,7 +62,7 @@ import {
   matchesGeoQuery,
   parseGeoQuery,
 } from './geo-query.ts';
-import { distanceToGeometry } from './geometry.ts';
+import { distanceToGeometry, validateGeometry } from './geometry.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
 import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
 
@@ -439,33 +439,34 @@ export class ContextService {
       await this.appendAttributes(caller, id, { [MARKING_TERM]: body }, ctx);
       return;
     }
-    const parsed = parseAttribute(attrTerm, body, ctx.expandTerm, 0);
-    if (Array.isArray(parsed))
-      throw new AppError('CONTEXT_INVALID_ENTITY', 'one attribute instance at a time');
-    const givenType = 'type' in (body as Record<string, unknown>);
+    const raw = body as Record<string, unknown>;
+    const datasetId = typeof raw.datasetId === 'string' ? raw.datasetId : undefined;
     await this.#write(caller, [id], (existing) => {
       const rec = clone(this.#modifiable(caller, existing.get(id), id));
       const instances = instancesOf(rec.entity[name]);
-      const idx = instances.findIndex((i) => (i.datasetId ?? '') === (parsed.datasetId ?? ''));
+      const idx = instances.findIndex((i) => (i.datasetId ?? '') === (datasetId ?? ''));
       if (idx < 0) {
         throw new AppError(
           'CONTEXT_ATTRIBUTE_NOT_FOUND',
-          `entity ${id} has no attribute ${attrTerm}${parsed.datasetId ? ` with datasetId ${parsed.datasetId}` : ''}`,
+          `entity ${id} has no attribute ${attrTerm}${datasetId ? ` with datasetId ${datasetId}` : ''}`,
         );
       }
       const now = this.#now();
       const old = instances[idx]!;
-      const { type, ...members } = parsed;
+      // The fragment is merged over the attribute: members it does not give (the value, the type) stay.
+      const shell: Record<string, unknown> = { type: raw.type ?? old.type };
+      for (const k of ['value', 'object', 'languageMap', 'json', 'vocab', 'valueList', 'objectList']) {
+        if (k in old && !(k in raw) && raw.type === undefined) shell[k] = old[k];
+      }
+      const parsed = parseAttribute(attrTerm, { ...shell, ...raw }, ctx.expandTerm, 0);
+      if (Array.isArray(parsed))
+        throw new AppError('CONTEXT_INVALID_ENTITY', 'one attribute instance at a time');
       const merged: ExpandedAttribute = {
         ...old,
-        ...stampMembers(members, now),
-        type: givenType ? type : old.type,
+        ...stampMembers(parsed, now),
+        createdAt: old.createdAt ?? now,
         modifiedAt: now,
       };
-      if (!givenType && old.type !== type && !(old.type === 'GeoProperty' && type === 'Property')) {
-        if (!('value' in members && (old.type === 'Property' || old.type === 'GeoProperty')))
-          merged.type = old.type;
-      }
       instances[idx] = merged;
       rec.entity[name] = instances.length === 1 ? instances[0] : instances;
       rec.entity.modifiedAt = now;

@@ -17,6 +17,8 @@ export interface RenderOptions {
   sysAttrs?: boolean;
   /** Only these attributes (expanded IRIs); all when undefined. */
   attrs?: Set<string> | undefined;
+  /** Not these attributes (expanded IRIs; NGSI-LD `omit`). */
+  omit?: Set<string> | undefined;
   /** Language for LanguageProperties (lang=...): the matching string becomes a Property value. */
   lang?: string | undefined;
   /** The marking to show as the reserved `marking` Property (with sysAttrs, or when asked in attrs). */
@@ -35,6 +37,7 @@ export function renderEntity(
   for (const [key, raw] of Object.entries(e)) {
     if (ENTITY_MEMBERS.has(key)) continue;
     if (opts.attrs && !opts.attrs.has(key)) continue;
+    if (opts.omit?.has(key)) continue;
     out[ctx.compactIri(key)] = renderAttributeValue(raw, ctx, opts);
   }
   if (opts.marking !== undefined && (opts.sysAttrs || opts.attrs?.has('marking'))) {
