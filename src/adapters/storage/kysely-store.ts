@@ -33,8 +33,12 @@ export class KyselyStore implements Store {
   }
 
   async migrate(): Promise<MigrationResult[]> {
+    // Kysely looks its bookkeeping tables up by name in any schema; name ours, or a database with another
+    // SafeCity schema (or a stray table in public) would make it skip creating them here.
+    const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(this.db);
     const migrator = new Migrator({
       db: this.db as Kysely<unknown>,
+      migrationTableSchema: rows[0]?.schema ?? 'public',
       provider: { getMigrations: async () => this.#migrations },
       // Modules own their migrations; names are prefixed by module, so the global order is by name and a
       // module added later may bring names that sort earlier than ones already applied.
