@@ -11,7 +11,7 @@
  * `runRoutingBench()` returns the results and the markdown section for docs/benchmarks.md.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { copyMetric, createMetric, customizeFull } from '../../src/modules/routing/cch-metric.ts';
@@ -27,6 +27,7 @@ import { INF_WEIGHT } from '../../src/modules/routing/osm-import.ts';
 import { DijkstraOracle } from '../../src/modules/routing/testing/dijkstra-oracle.ts';
 import { randomRoadPoint, seededRandom } from '../../src/modules/routing/testing/random-points.ts';
 import { type PgRoutingTiming, pgRoutingUnavailable, timePgRouting } from './pgrouting-baseline.ts';
+import { benchDataDir } from './verify.ts';
 
 const EXTRACTS = ['monaco', 'oslo-east', 'heidelberg', 'porto'];
 
@@ -44,7 +45,13 @@ export interface ExtractResult {
   metricMB: number;
   heapMB: number;
   fullCustomizationMs: number;
-  closure: { segmentsP50: number; applyP50Ms: number; visibleP50Ms: number; visibleP99Ms: number };
+  closure: {
+    segmentsP50: number;
+    customizeP50Ms: number;
+    applyP50Ms: number;
+    visibleP50Ms: number;
+    visibleP99Ms: number;
+  };
   speedChanges1000Ms: number;
   p2pQueryP50Ms: number;
   p2pQueryP99Ms: number;
@@ -93,7 +100,7 @@ async function benchExtract(extract: string, pairs: number, pgPairs: number, log
     total,
   };
   void built;
-  const dataDir = process.env.ROUTING_BENCH_DATA ?? join(tmpdir(), 'safecity-routing-bench');
+  const dataDir = benchDataDir();
   await loadOrBuildRoadNetwork({ source: path, dataDir, rebuild: true });
   global.gc?.();
   const heapBefore = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
@@ -140,6 +147,7 @@ async function benchExtract(extract: string, pairs: number, pgPairs: number, log
   const closureApply: number[] = [];
   const closureVisible: number[] = [];
   const closureSegments: number[] = [];
+  const closureCustomize: number[] = [];
   for (let i = 0; i < 40; i++) {
     const c = randomRoadPoint(net, rnd);
     const [a, b] = snapped[i]!;
@@ -147,11 +155,13 @@ async function benchExtract(extract: string, pairs: number, pgPairs: number, log
     const tApply = time(() => {
       id = engine.addClosure({ type: 'Point', coordinates: c }, { radiusMeters: 40 + rnd() * 200 });
     });
+    const customizeMs = engine.stats().lastCustomization?.ms ?? Number.NaN;
     const tQuery = time(() => engine.routeSnapped(a, b));
     const segs = engine.liveChanges().find((x) => x.id === id)?.edges ?? 0;
     engine.liftClosure(id);
     if (segs > 100) continue;
     closureSegments.push(segs);
+    closureCustomize.push(customizeMs);
     closureApply.push(tApply);
     closureVisible.push(tApply + tQuery);
   }
@@ -231,6 +241,7 @@ async function benchExtract(extract: string, pairs: number, pgPairs: number, log
     fullCustomizationMs: median(full),
     closure: {
       segmentsP50: median(closureSegments),
+      customizeP50Ms: median(closureCustomize),
       applyP50Ms: median(closureApply),
       visibleP50Ms: median(closureVisible),
       visibleP99Ms: pct(closureVisible, 0.99),
@@ -356,7 +367,33 @@ export function markdownSection(results: ExtractResult[], pairs: number): string
       '',
     );
   }
+  const verify = readVerifyResults();
+  if (verify) {
+    const rows = verify.results
+      .map(
+        (r) =>
+          `${r.extract}: ${r.pairs.toLocaleString('en')} pairs + ${r.pairsUnderChanges.toLocaleString('en')} under changes, ${r.mismatches.length} mismatches`,
+      )
+      .join('; ');
+    lines.push(
+      `Correctness (\`node bin/run-ts.js bench/routing/verify.ts\`, ${verify.at.slice(0, 16).replace('T', ' ')} UTC): ` +
+        `${verify.pairs.toLocaleString('en')} random pairs per extract against the plain Dijkstra oracle (durations equal to the millisecond, ` +
+        `paths consecutive, turns allowed, no closed segment), then ${verify.rounds} rounds of 25 random closures and slow-downs applied, ` +
+        `half lifted, all lifted — ${rows}.`,
+      '',
+    );
+  }
   return lines.join('\n');
+}
+
+function readVerifyResults():
+  | { at: string; pairs: number; rounds: number; results: import('./verify.ts').VerifyResult[] }
+  | undefined {
+  try {
+    return JSON.parse(readFileSync(join(benchDataDir(), 'verify-results.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 export async function runRoutingBench(

@@ -6,6 +6,7 @@
  *   node bin/run-ts.js bench/routing/verify.ts [extract ...]
  *   env ROUTING_VERIFY_PAIRS (10000), ROUTING_VERIFY_ROUNDS (5), SAFECITY_ROADS_DIR, ROUTING_BENCH_DATA
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -13,6 +14,10 @@ import { loadOrBuildRoadNetwork } from '../../src/modules/routing/index.ts';
 import { DijkstraOracle } from '../../src/modules/routing/testing/dijkstra-oracle.ts';
 import { applyRandomChanges, checkRandomPairs } from '../../src/modules/routing/testing/oracle-check.ts';
 import { seededRandom } from '../../src/modules/routing/testing/random-points.ts';
+
+export function benchDataDir(): string {
+  return process.env.ROUTING_BENCH_DATA ?? join(tmpdir(), 'safecity-routing-bench');
+}
 
 export const EXTRACTS = ['monaco', 'oslo-east', 'heidelberg', 'porto'];
 
@@ -30,7 +35,7 @@ export interface VerifyResult {
 
 export async function verifyExtract(extract: string, pairs: number, rounds: number): Promise<VerifyResult> {
   const t0 = performance.now();
-  const dataDir = process.env.ROUTING_BENCH_DATA ?? join(tmpdir(), 'safecity-routing-bench');
+  const dataDir = benchDataDir();
   const { engine } = await loadOrBuildRoadNetwork({ source: extract, dataDir });
   const oracle = new DijkstraOracle(engine.network);
   const rnd = seededRandom(20_261_127);
@@ -74,14 +79,22 @@ async function main(): Promise<void> {
   const pairs = Number(process.env.ROUTING_VERIFY_PAIRS ?? 10_000);
   const rounds = Number(process.env.ROUTING_VERIFY_ROUNDS ?? 5);
   let failed = false;
+  const all: VerifyResult[] = [];
   for (const x of extracts) {
     const r = await verifyExtract(x, pairs, rounds);
+    all.push(r);
     failed ||= r.mismatches.length > 0;
     console.log(
       `${r.extract}: ${r.nodes} nodes, ${r.pairs} pairs (${r.unreachable} unreachable) + ${r.pairsUnderChanges} pairs under ${r.changeRounds} rounds of closures/slow-downs (${r.snapFailuresUnderChanges} points without an open road within 1 km skipped): ${r.mismatches.length} mismatches (${r.seconds} s)`,
     );
     for (const m of r.mismatches.slice(0, 10)) console.log(`  ${m}`);
   }
+  const out = join(benchDataDir(), 'verify-results.json');
+  mkdirSync(benchDataDir(), { recursive: true });
+  writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), pairs, rounds, results: all }, null, 2));
+  console.log(
+    `results written to ${out} (bench/routing/run.ts --write-docs puts them into docs/benchmarks.md)`,
+  );
   process.exitCode = failed ? 1 : 0;
 }
 
