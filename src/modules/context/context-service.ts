@@ -38,6 +38,7 @@ import {
   stampAttribute,
 } from './entity-model.ts';
 import {
+  analyzeTables,
   attributeStats,
   countEntities,
   deleteEntities,
@@ -175,6 +176,9 @@ export class ContextService {
   readonly resolver: ContextResolver;
   readonly #geo = new Map<string, Promise<TenantGeoIndex>>();
   #geoSync: Promise<Subscription> | undefined;
+  /** Rows written since the planner statistics were last refreshed. */
+  #unanalyzed = 0;
+  #analyzedAt = 0;
 
   constructor(options: ContextServiceOptions) {
     this.#o = options;
@@ -1003,7 +1007,26 @@ export class ContextService {
     });
     await this.#indexChanges(caller.tenant, p.changes);
     await this.#publish(p.changes);
+    await this.#keepStatistics(p.writes.length + p.deletes.length);
     return p.result;
+  }
+
+  /**
+   * Bulk writes change the tables faster than PostgreSQL's autovacuum (and PGlite has none) refreshes
+   * the planner's statistics; stale statistics make it pick the wrong index. Refreshed after every
+   * 20,000 rows written, at most once a minute.
+   */
+  async #keepStatistics(rows: number): Promise<void> {
+    this.#unanalyzed += rows;
+    const now = Date.now();
+    if (this.#unanalyzed < 20_000 || now - this.#analyzedAt < 60_000) return;
+    this.#unanalyzed = 0;
+    this.#analyzedAt = now;
+    try {
+      await analyzeTables(this.#o.store.db);
+    } catch {
+      // Statistics are an optimisation; a failure here must not fail the write that was committed.
+    }
   }
 
   async #indexChanges(tenant: string, changes: Change[]): Promise<void> {

@@ -216,7 +216,11 @@ export async function attributeStats(
   return r.rows.map((x) => ({ type: x.t, attr: x.a, n: Number(x.n), attrTypes: x.k }));
 }
 
-/** Visible entities by id, in the order of `ids` (absent or invisible ones are skipped). */
+/**
+ * Visible entities by id, in the order of `ids` (absent or invisible ones are skipped). Visibility is
+ * checked here rather than in SQL so that the lookup always goes by primary key, whatever the planner's
+ * statistics say (PGlite has no autovacuum).
+ */
 export async function getVisibleEntities(
   db: AnyDb,
   tenant: string,
@@ -224,12 +228,18 @@ export async function getVisibleEntities(
   readKeys: string[],
 ): Promise<EntityRecord[]> {
   if (ids.length === 0) return [];
+  const keys = new Set(readKeys);
   const r = await sql<EntityRow>`select ${COLUMNS} from context_entity e
-    where e.tenant = ${tenant} and e.id = any(${textArray(ids)}) and e.read_keys && ${textArray(readKeys)}`.execute(
-    db,
-  );
-  const byId = new Map(r.rows.map((row) => [row.id, toRecord(row)]));
+    where e.tenant = ${tenant} and e.id = any(${textArray(ids)})`.execute(db);
+  const byId = new Map<string, EntityRecord>();
+  for (const row of r.rows) if (row.read_keys.some((k) => keys.has(k))) byId.set(row.id, toRecord(row));
   return ids.map((id) => byId.get(id)).filter((x): x is EntityRecord => x !== undefined);
+}
+
+/** Refreshes the planner's statistics of the module's tables. */
+export async function analyzeTables(db: AnyDb): Promise<void> {
+  await sql`analyze context_entity`.execute(db);
+  await sql`analyze context_entity_geo`.execute(db);
 }
 
 export interface GeoRow {
