@@ -111,4 +111,32 @@ export const contextLiveMigrations: Record<string, Migration> = {
       );
     },
   },
+  context_live_0004_rollups: {
+    async up(db) {
+      // Per-minute partial aggregates of numeric instances: aggregations over long ranges read these
+      // instead of every instance (a day of 1-second observations is 1,440 rows instead of 86,400).
+      await db.schema
+        .createTable('context_live_attr_rollup')
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('entity_id', 'text', (c) => c.notNull())
+        .addColumn('attr', 'text', (c) => c.notNull())
+        .addColumn('dataset_id', 'text', (c) => c.notNull())
+        .addColumn('bucket', 'timestamptz', (c) => c.notNull())
+        .addColumn('attr_type', 'text', (c) => c.notNull())
+        .addColumn('n', 'bigint', (c) => c.notNull())
+        .addColumn('n_num', 'bigint', (c) => c.notNull())
+        .addColumn('sum', 'double precision')
+        .addColumn('sumsq', 'double precision')
+        .addColumn('min', 'double precision')
+        .addColumn('max', 'double precision')
+        .addPrimaryKeyConstraint('context_live_attr_rollup_pk', [
+          'tenant',
+          'entity_id',
+          'attr',
+          'dataset_id',
+          'bucket',
+        ])
+        .execute();
+    },
+  },
 };

@@ -62,6 +62,21 @@ export type AttrInstanceRow = {
   instance: unknown;
 };
 
+export type RollupRow = {
+  tenant: string;
+  entity_id: string;
+  attr: string;
+  dataset_id: string;
+  bucket: Date;
+  attr_type: string;
+  n: number;
+  n_num: number;
+  sum: number | null;
+  sumsq: number | null;
+  min: number | null;
+  max: number | null;
+};
+
 export type RetentionRow = {
   tenant: string;
   entity_type: string;
@@ -85,6 +100,7 @@ export type ContextLiveTables = {
   context_live_outbox: OutboxRow;
   context_live_temporal_entity: TemporalEntityRow;
   context_live_attr_instance: AttrInstanceRow;
+  context_live_attr_rollup: RollupRow;
   context_live_retention: RetentionRow;
   context_live_dead_letter: DeadLetterRow;
 };

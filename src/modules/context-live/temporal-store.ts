@@ -5,7 +5,7 @@
  * Every read is limited to entities whose *current* read keys meet the reader's: a marking change applies
  * to the whole history at once.
  */
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { newId } from '../../kernel/ids.ts';
 import type { Store } from '../../ports/store.ts';
 import { attributeNames, type ChangeKind, type LiveEntityChange } from './entity-change-event.ts';
@@ -118,6 +118,66 @@ export function instanceRows(r: RecordedChange): InstanceInsert[] {
   return rows;
 }
 
+const MINUTE = 60_000;
+type RollupInsert = ContextLiveTables['context_live_attr_rollup'];
+
+/** Per-minute partial aggregates of instance rows (grouped in memory: one upsert row per minute). */
+export function rollupRows(rows: InstanceInsert[]): RollupInsert[] {
+  const out = new Map<string, RollupInsert>();
+  for (const r of rows) {
+    const minute = Math.floor(r.observed_at.getTime() / MINUTE) * MINUTE;
+    const key = `${r.tenant}\u0000${r.entity_id}\u0000${r.attr}\u0000${r.dataset_id}\u0000${minute}`;
+    let b = out.get(key);
+    if (!b) {
+      b = {
+        tenant: r.tenant,
+        entity_id: r.entity_id,
+        attr: r.attr,
+        dataset_id: r.dataset_id,
+        bucket: new Date(minute),
+        attr_type: r.attr_type,
+        n: 0,
+        n_num: 0,
+        sum: null,
+        sumsq: null,
+        min: null,
+        max: null,
+      };
+      out.set(key, b);
+    }
+    b.n++;
+    const v = r.value_num;
+    if (v !== null && Number.isFinite(v)) {
+      b.n_num++;
+      b.sum = (b.sum ?? 0) + v;
+      b.sumsq = (b.sumsq ?? 0) + v * v;
+      b.min = b.min === null ? v : Math.min(b.min, v);
+      b.max = b.max === null ? v : Math.max(b.max, v);
+    }
+  }
+  return [...out.values()];
+}
+
+interface PeriodRow {
+  entity_id: string;
+  attr: string;
+  dataset_id: string;
+  attr_type: string;
+  bucket: number;
+  totalCount: number;
+  distinctCount: number | null;
+  sum: number | null;
+  avg: number | null;
+  min: number | null;
+  max: number | null;
+  stddev: number | null;
+  sumsq: number | null;
+}
+
+function num(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
 export class TemporalStore {
   readonly #store: Store;
 
@@ -150,11 +210,36 @@ export class TemporalStore {
     }));
     await this.#store.transaction(async (trx) => {
       const db = trx.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
-      for (let i = 0; i < rows.length; i += 1000) {
-        await db
-          .insertInto('context_live_attr_instance')
-          .values(rows.slice(i, i + 1000))
-          .execute();
+      // One statement with array parameters (unnest): the statement stays small however many rows.
+      for (let i = 0; i < rows.length; i += 10_000) {
+        const part = rows.slice(i, i + 10_000);
+        const col = <T>(f: (r: InstanceInsert) => T) => part.map(f);
+        await sql`insert into context_live_attr_instance (tenant, entity_id, attr, dataset_id, instance_id, attr_type,
+            observed_at, modified_at, value_num, value_text, instance)
+          select * from unnest(${col((r) => r.tenant)}::text[], ${col((r) => r.entity_id)}::text[],
+            ${col((r) => r.attr)}::text[], ${col((r) => r.dataset_id)}::text[], ${col((r) => r.instance_id)}::text[],
+            ${col((r) => r.attr_type)}::text[], ${col((r) => r.observed_at.toISOString())}::timestamptz[],
+            ${col((r) => r.modified_at.toISOString())}::timestamptz[], ${col((r) => r.value_num)}::float8[],
+            ${col((r) => r.value_text)}::text[], ${col((r) => r.instance as string)}::jsonb[])`.execute(trx);
+      }
+      const rollups = rollupRows(rows);
+      for (let i = 0; i < rollups.length; i += 10_000) {
+        const part = rollups.slice(i, i + 10_000);
+        const col = <T>(f: (r: RollupInsert) => T) => part.map(f);
+        await sql`insert into context_live_attr_rollup as r (tenant, entity_id, attr, dataset_id, bucket, attr_type,
+            n, n_num, sum, sumsq, min, max)
+          select * from unnest(${col((r) => r.tenant)}::text[], ${col((r) => r.entity_id)}::text[],
+            ${col((r) => r.attr)}::text[], ${col((r) => r.dataset_id)}::text[],
+            ${col((r) => r.bucket.toISOString())}::timestamptz[], ${col((r) => r.attr_type)}::text[],
+            ${col((r) => r.n)}::bigint[], ${col((r) => r.n_num)}::bigint[], ${col((r) => r.sum)}::float8[],
+            ${col((r) => r.sumsq)}::float8[], ${col((r) => r.min)}::float8[], ${col((r) => r.max)}::float8[])
+          on conflict (tenant, entity_id, attr, dataset_id, bucket) do update set
+            n = r.n + excluded.n,
+            n_num = r.n_num + excluded.n_num,
+            sum = coalesce(r.sum, 0) + coalesce(excluded.sum, 0),
+            sumsq = coalesce(r.sumsq, 0) + coalesce(excluded.sumsq, 0),
+            min = least(r.min, excluded.min),
+            max = greatest(r.max, excluded.max)`.execute(trx);
       }
       await db
         .insertInto('context_live_temporal_entity')
@@ -265,7 +350,11 @@ export class TemporalStore {
 
   /**
    * Aggregates the selected attributes per period of `aggrPeriodSeconds` (0: the whole range), starting at
-   * timeAt, or at the oldest instance when there is none (clause 4.5.19).
+   * timeAt, or at the minute of the oldest instance when there is none (clause 4.5.19).
+   *
+   * Ranges and periods in whole minutes over observedAt are answered from the per-minute rollups (1,440
+   * rows for a day of 1-second observations); distinctCount, modifiedAt and unaligned ranges read the
+   * instances.
    */
   async aggregate(
     tenant: string,
@@ -274,66 +363,57 @@ export class TemporalStore {
     tq: TemporalQuery,
   ): Promise<Map<string, AggregateValue[]>> {
     const out = new Map<string, AggregateValue[]>();
-    if (entityIds.length === 0 || !tq.aggrMethods) return out;
+    const methods = tq.aggrMethods;
+    if (entityIds.length === 0 || !methods) return out;
     const { col, from, to } = this.#timeFilter(tq);
+    const observed = col === 'observed_at';
     const c = sql.ref(col);
     const attrFilter = attrs && attrs.length > 0 ? sql`and attr = any(${sql.val(attrs)}::text[])` : sql``;
-    const fromFilter = from ? sql`and ${c} >= ${from}` : sql``;
-    const toFilter = to ? sql`and ${c} < ${to}` : sql``;
-    const where = sql`tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[]) ${attrFilter} ${fromFilter} ${toFilter}`;
+    const series = sql`tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[]) ${attrFilter}`;
     let origin = from;
     let end = to;
     if (!origin || !end) {
-      const b = await sql<{ lo: Date | null; hi: Date | null }>`select min(${c}) as lo, max(${c}) as hi
-        from context_live_attr_instance where ${where}`.execute(this.#store.db);
+      const fromMinute = from ? new Date(Math.floor(from.getTime() / MINUTE) * MINUTE) : undefined;
+      const b = observed
+        ? await sql<{ lo: Date | null; hi: Date | null }>`select min(bucket) as lo, max(bucket) as hi
+            from context_live_attr_rollup where ${series}
+            ${fromMinute ? sql`and bucket >= ${fromMinute}` : sql``} ${to ? sql`and bucket < ${to}` : sql``}`.execute(
+            this.#store.db,
+          )
+        : await sql<{ lo: Date | null; hi: Date | null }>`select min(${c}) as lo, max(${c}) as hi
+            from context_live_attr_instance where ${series}
+            ${from ? sql`and ${c} >= ${from}` : sql``} ${to ? sql`and ${c} < ${to}` : sql``}`.execute(
+            this.#store.db,
+          );
       const lo = b.rows[0]?.lo;
       const hi = b.rows[0]?.hi;
       if (!lo || !hi) return out;
       origin ??= new Date(lo);
-      end ??= new Date(new Date(hi).getTime() + 1);
+      end ??= new Date(new Date(hi).getTime() + (observed ? MINUTE : 1));
     }
     const whole = !tq.aggrPeriodSeconds;
     const period = whole ? Math.max(1, (end.getTime() - origin.getTime()) / 1000) : tq.aggrPeriodSeconds!;
-    const res = await sql<{
-      entity_id: string;
-      attr: string;
-      dataset_id: string;
-      attr_type: string;
-      bucket: string;
-      total_count: string;
-      distinct_count: string;
-      sum: number | null;
-      avg: number | null;
-      min: number | null;
-      max: number | null;
-      stddev: number | null;
-      sumsq: number | null;
-    }>`select entity_id, attr, dataset_id, min(attr_type) as attr_type,
-        floor(extract(epoch from (${c} - ${origin}::timestamptz)) / ${period})::bigint as bucket,
-        count(*) as total_count,
-        count(distinct coalesce(value_text, value_num::text)) as distinct_count,
-        sum(value_num) as sum, avg(value_num) as avg, min(value_num) as min, max(value_num) as max,
-        coalesce(stddev_samp(value_num), case when count(value_num) = 1 then 0 end) as stddev,
-        sum(value_num * value_num) as sumsq
-      from context_live_attr_instance where ${where}
-      group by entity_id, attr, dataset_id, bucket
-      order by entity_id, attr, dataset_id, bucket`.execute(this.#store.db);
-    const series = new Map<string, AggregateValue[]>();
-    for (const r of res.rows) {
-      const b = Number(r.bucket);
-      const start = new Date(origin.getTime() + b * period * 1000);
-      const stop = whole ? end : new Date(origin.getTime() + (b + 1) * period * 1000);
+    const aligned = (d: Date) => d.getTime() % MINUTE === 0;
+    const useRollups =
+      observed && !methods.includes('distinctCount') && aligned(origin) && aligned(end) && period % 60 === 0;
+    const rows = useRollups
+      ? await this.#aggregateRollups(series, origin, end, period)
+      : await this.#aggregateInstances(series, c, origin, end, period);
+    const byKey = new Map<string, AggregateValue[]>();
+    for (const r of rows) {
+      const start = new Date(origin.getTime() + r.bucket * period * 1000);
+      const stop = whole ? end : new Date(origin.getTime() + (r.bucket + 1) * period * 1000);
       const key = `${r.entity_id}\u0000${r.attr}\u0000${r.dataset_id}`;
-      let list = series.get(key);
+      let list = byKey.get(key);
       if (!list) {
-        list = tq.aggrMethods.map((m) => ({
+        list = methods.map((m) => ({
           attr: r.attr,
           datasetId: r.dataset_id,
           type: r.attr_type,
           method: m,
           values: [],
         }));
-        series.set(key, list);
+        byKey.set(key, list);
         let perEntity = out.get(r.entity_id);
         if (!perEntity) {
           perEntity = [];
@@ -342,12 +422,7 @@ export class TemporalStore {
         perEntity.push(...list);
       }
       for (const a of list) {
-        const v =
-          a.method === 'totalCount'
-            ? Number(r.total_count)
-            : a.method === 'distinctCount'
-              ? Number(r.distinct_count)
-              : r[a.method];
+        const v = r[a.method];
         a.values.push([
           v === null || v === undefined ? null : Number(v),
           start.toISOString(),
@@ -358,10 +433,89 @@ export class TemporalStore {
     return out;
   }
 
+  async #aggregateInstances(
+    series: RawBuilder<unknown>,
+    c: RawBuilder<unknown>,
+    origin: Date,
+    end: Date,
+    period: number,
+  ): Promise<PeriodRow[]> {
+    const res = await sql<Record<string, string | number | null>>`select entity_id, attr, dataset_id,
+        min(attr_type) as attr_type,
+        floor(extract(epoch from (${c} - ${origin}::timestamptz)) / ${period})::bigint as bucket,
+        count(*) as total_count,
+        count(distinct coalesce(value_text, value_num::text)) as distinct_count,
+        sum(value_num) as sum, avg(value_num) as avg, min(value_num) as min, max(value_num) as max,
+        coalesce(stddev_samp(value_num), case when count(value_num) = 1 then 0 end) as stddev,
+        sum(value_num * value_num) as sumsq
+      from context_live_attr_instance where ${series} and ${c} >= ${origin} and ${c} < ${end}
+      group by entity_id, attr, dataset_id, bucket
+      order by entity_id, attr, dataset_id, bucket`.execute(this.#store.db);
+    return res.rows.map((r) => ({
+      entity_id: String(r.entity_id),
+      attr: String(r.attr),
+      dataset_id: String(r.dataset_id),
+      attr_type: String(r.attr_type),
+      bucket: Number(r.bucket),
+      totalCount: Number(r.total_count),
+      distinctCount: Number(r.distinct_count),
+      sum: num(r.sum),
+      avg: num(r.avg),
+      min: num(r.min),
+      max: num(r.max),
+      stddev: num(r.stddev),
+      sumsq: num(r.sumsq),
+    }));
+  }
+
+  async #aggregateRollups(
+    series: RawBuilder<unknown>,
+    origin: Date,
+    end: Date,
+    period: number,
+  ): Promise<PeriodRow[]> {
+    const res = await sql<Record<string, string | number | null>>`select entity_id, attr, dataset_id,
+        min(attr_type) as attr_type,
+        floor(extract(epoch from (bucket - ${origin}::timestamptz)) / ${period})::bigint as bucket_no,
+        sum(n) as n, sum(n_num) as n_num, sum(sum) as sum, sum(sumsq) as sumsq, min(min) as min, max(max) as max
+      from context_live_attr_rollup where ${series} and bucket >= ${origin} and bucket < ${end}
+      group by entity_id, attr, dataset_id, bucket_no
+      order by entity_id, attr, dataset_id, bucket_no`.execute(this.#store.db);
+    return res.rows.map((r) => {
+      const n = Number(r.n_num);
+      const sum = num(r.sum);
+      const sumsq = num(r.sumsq);
+      let stddev: number | null = null;
+      if (n === 1) stddev = 0;
+      else if (n > 1 && sum !== null && sumsq !== null)
+        stddev = Math.sqrt(Math.max(0, (sumsq - (sum * sum) / n) / (n - 1)));
+      return {
+        entity_id: String(r.entity_id),
+        attr: String(r.attr),
+        dataset_id: String(r.dataset_id),
+        attr_type: String(r.attr_type),
+        bucket: Number(r.bucket_no),
+        totalCount: Number(r.n),
+        distinctCount: null,
+        sum: n > 0 ? sum : null,
+        avg: n > 0 && sum !== null ? sum / n : null,
+        min: num(r.min),
+        max: num(r.max),
+        stddev,
+        sumsq: n > 0 ? sumsq : null,
+      };
+    });
+  }
+
   /** Deletes one entity's history (DELETE /temporal/entities/{id}). */
   async deleteEntity(tenant: string, entityId: string): Promise<boolean> {
     await this.#db
       .deleteFrom('context_live_attr_instance')
+      .where('tenant', '=', tenant)
+      .where('entity_id', '=', entityId)
+      .execute();
+    await this.#db
+      .deleteFrom('context_live_attr_rollup')
       .where('tenant', '=', tenant)
       .where('entity_id', '=', entityId)
       .execute();
@@ -406,20 +560,29 @@ export class TemporalStore {
    * `defaultSeconds` (undefined: forever). An entity of several configured types keeps the longest.
    */
   async prune(now: Date, defaultSeconds?: number): Promise<number> {
+    // Rollup minutes go when the whole minute is past the cutoff (`bucket + 1 min <= cutoff`).
+    const typeCutoff = (alias: string) => sql`${now}::timestamptz - make_interval(secs => (
+          select max(r.retention_seconds) from context_live_retention r
+          where r.tenant = e.tenant and r.entity_type = any(e.entity_types)))${sql.raw(alias)}`;
     const byType = await sql`delete from context_live_attr_instance i
       using context_live_temporal_entity e
       where e.tenant = i.tenant and e.entity_id = i.entity_id
-        and i.observed_at < ${now}::timestamptz - make_interval(secs => (
-          select max(r.retention_seconds) from context_live_retention r
-          where r.tenant = e.tenant and r.entity_type = any(e.entity_types)))`.execute(this.#store.db);
+        and i.observed_at < ${typeCutoff('')}`.execute(this.#store.db);
+    await sql`delete from context_live_attr_rollup i
+      using context_live_temporal_entity e
+      where e.tenant = i.tenant and e.entity_id = i.entity_id
+        and i.bucket + interval '1 minute' <= ${typeCutoff('')}`.execute(this.#store.db);
     let n = Number(byType.numAffectedRows ?? 0n);
     if (defaultSeconds !== undefined) {
       const cutoff = new Date(now.getTime() - defaultSeconds * 1000);
-      const rest = await sql`delete from context_live_attr_instance i
-        where i.observed_at < ${cutoff} and not exists (
+      const untyped = sql`not exists (
           select 1 from context_live_temporal_entity e join context_live_retention r
             on r.tenant = e.tenant and r.entity_type = any(e.entity_types)
-          where e.tenant = i.tenant and e.entity_id = i.entity_id)`.execute(this.#store.db);
+          where e.tenant = i.tenant and e.entity_id = i.entity_id)`;
+      const rest = await sql`delete from context_live_attr_instance i
+        where i.observed_at < ${cutoff} and ${untyped}`.execute(this.#store.db);
+      await sql`delete from context_live_attr_rollup i
+        where i.bucket + interval '1 minute' <= ${cutoff} and ${untyped}`.execute(this.#store.db);
       n += Number(rest.numAffectedRows ?? 0n);
     }
     return n;

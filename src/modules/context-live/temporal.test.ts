@@ -182,6 +182,40 @@ for (const factory of testStoreFactories()) {
         expect(t.sumsq![0]![0]).toBe(100 + 121 + 144 + 169 + 196);
       });
 
+      it('answers aligned ranges from the per-minute rollups with the same values as from the instances', async () => {
+        const query = (methods: string) =>
+          temporal.getEntity(
+            '',
+            keysOf('org-a'),
+            'urn:ngsi-ld:WeatherObserved:a',
+            {
+              params: {
+                timerel: 'between',
+                timeAt: iso(0),
+                endTimeAt: iso(600),
+                aggrMethods: methods,
+                aggrPeriodDuration: 'PT5M',
+              },
+            },
+            undefined,
+          );
+        const common = 'totalCount,sum,avg,min,max,stddev,sumsq';
+        const fromRollups = (await query(common)).temperature as Record<
+          string,
+          Array<[number, string, string]>
+        >;
+        const fromInstances = (await query(`${common},distinctCount`)).temperature as Record<
+          string,
+          Array<[number, string, string]>
+        >;
+        for (const m of common.split(',')) {
+          expect(fromRollups[m]!.map((x) => x[1])).toEqual(fromInstances[m]!.map((x) => x[1]));
+          fromRollups[m]!.forEach((x, i) => {
+            expect(x[0]).toBeCloseTo(fromInstances[m]![i]![0], 9);
+          });
+        }
+      });
+
       it('aggregates the whole range with PT0S', async () => {
         const e = await temporal.getEntity(
           '',

@@ -1,0 +1,118 @@
+/**
+ * Temporal aggregation benchmark: one attribute observed every second for a day (86,400 instances),
+ * then the aggregated temporal representation with every method per hour (24 periods) and over the
+ * whole day (PT0S), through the temporal service (SQL aggregation). Target: under 100 ms.
+ *
+ * Run: node bin/run-ts.js bench/context-live/temporal-aggregation.ts   Env: DATABASE_URL for PostgreSQL.
+ */
+import { pathToFileURL } from 'node:url';
+import { principalReadKeys } from '../../src/modules/access/marking.ts';
+import { createContextLive } from '../../src/modules/context-live/index.ts';
+import { entityChange, testLdContext } from '../../src/modules/context-live/testing.ts';
+import { machine, openBenchStore, type Percentiles, percentiles } from './bench-util.ts';
+
+export interface TemporalAggregationResult {
+  store: 'pglite' | 'postgres';
+  machine: string;
+  instances: number;
+  loadSeconds: number;
+  /** totalCount, sum, avg, min, max, stddev, sumsq per hour (from the per-minute rollups). */
+  hourly: Percentiles;
+  /** The same over the whole day (PT0S). */
+  wholeDay: Percentiles;
+  /** Every method including distinctCount per hour (reads all instances). */
+  hourlyWithDistinct: Percentiles;
+}
+
+const V = 'https://uri.etsi.org/ngsi-ld/default-context/';
+
+export async function runTemporalAggregationBench(
+  opts: { seconds?: number; repeats?: number; log?: (s: string) => void } = {},
+): Promise<TemporalAggregationResult> {
+  const n = opts.seconds ?? 86_400;
+  const repeats = opts.repeats ?? 30;
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const store = await openBenchStore();
+  const live = createContextLive({ store, ld: testLdContext() });
+  try {
+    const t0 = Date.parse('2026-11-26T00:00:00Z');
+    const start = performance.now();
+    const id = 'urn:ngsi-ld:WeatherObserved:bench';
+    // A second entity with the same attribute, so the query has to pick its series out of others.
+    for (const entityId of [id, 'urn:ngsi-ld:WeatherObserved:other']) {
+      const batch = [];
+      for (let s = 0; s < n; s++) {
+        const at = new Date(t0 + s * 1000).toISOString();
+        const e = {
+          id: entityId,
+          type: [`${V}WeatherObserved`],
+          [`${V}temperature`]: { type: 'Property', value: 15 + 5 * Math.sin(s / 3600), observedAt: at },
+        };
+        batch.push({
+          kind: 'updated' as const,
+          change: entityChange(e, { changed: [`${V}temperature`] }),
+          at,
+        });
+        if (batch.length === 5000) await live.recordChanges(batch.splice(0));
+      }
+      await live.recordChanges(batch);
+    }
+    const loadSeconds = (performance.now() - start) / 1000;
+    log(`temporal: loaded ${2 * n} instances in ${loadSeconds.toFixed(1)} s`);
+    const keys = principalReadKeys({ userId: 'u', orgId: 'org-a', communities: [], patronOrgs: [] });
+    const params = {
+      timerel: 'between',
+      timeAt: new Date(t0).toISOString(),
+      endTimeAt: new Date(t0 + n * 1000).toISOString(),
+    };
+    const fast = 'totalCount,sum,avg,min,max,stddev,sumsq';
+    const time = async (period: string, aggrMethods = fast, times = repeats) => {
+      const ms: number[] = [];
+      for (let i = 0; i < times + 3; i++) {
+        const s = performance.now();
+        const e = await live.temporal.getEntity(
+          '',
+          keys,
+          id,
+          { params: { ...params, aggrMethods, aggrPeriodDuration: period } },
+          undefined,
+        );
+        const took = performance.now() - s;
+        const count = (e.temperature as { totalCount: Array<[number]> }).totalCount.reduce(
+          (a, x) => a + x[0],
+          0,
+        );
+        if (count !== n) throw new Error(`aggregation counted ${count} of ${n}`);
+        if (i >= 3) ms.push(took);
+      }
+      return percentiles(ms);
+    };
+    const hourly = await time('PT1H');
+    const wholeDay = await time('PT0S');
+    const hourlyWithDistinct = await time(
+      'PT1H',
+      `${fast},distinctCount`,
+      Math.max(3, Math.floor(repeats / 5)),
+    );
+    log(
+      `temporal: per hour p50 ${hourly.p50} ms p99 ${hourly.p99} ms; whole day p50 ${wholeDay.p50} ms; ` +
+        `with distinctCount p50 ${hourlyWithDistinct.p50} ms`,
+    );
+    return {
+      store: store.kind,
+      machine: machine(),
+      instances: n,
+      loadSeconds,
+      hourly,
+      wholeDay,
+      hourlyWithDistinct,
+    };
+  } finally {
+    await live.stop();
+    await store.close();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  console.log(JSON.stringify(await runTemporalAggregationBench(), null, 2));
+}
