@@ -515,19 +515,28 @@ export class RoutingEngine {
       const j = Math.floor((this.proj.y(lat) - y0) / cell);
       if (i >= 0 && j >= 0 && i < width && j < height) hit[j * width + i] = 1;
     };
+    const markLine = (plo: number, pla: number, lo: number, la: number) => {
+      mark(lo, la);
+      // planar step count in the local projection (cheaper than haversine, same within a city)
+      const d = Math.hypot(this.proj.x(lo - plo), this.proj.y(la - pla));
+      const steps = Math.floor(d / (cell / 2));
+      for (let k = 1; k <= steps; k++)
+        mark(plo + ((lo - plo) * k) / (steps + 1), pla + ((la - pla) * k) / (steps + 1));
+    };
     const markPiece = (arc: number, from: number, to: number) => {
-      const pts = this.arcPoints(arc, from, to);
-      for (let i = 0; i < pts.length; i++) {
-        const [lo, la] = pts[i]!;
-        mark(lo, la);
-        if (i > 0) {
-          const [plo, pla] = pts[i - 1]!;
-          const d = haversineMeters(plo, pla, lo, la);
-          const steps = Math.floor(d / (cell / 2));
-          for (let k = 1; k <= steps; k++)
-            mark(plo + ((lo - plo) * k) / (steps + 1), pla + ((la - pla) * k) / (steps + 1));
-        }
+      if (from <= 0 && to >= 1) {
+        // whole edge: walk its geometry in place
+        const e = arc >>> 1;
+        const first = net.edgeGeomFirst[e]!;
+        const last = net.edgeGeomFirst[e + 1]! - 1;
+        mark(net.geomLon[first]!, net.geomLat[first]!);
+        for (let p = first + 1; p <= last; p++)
+          markLine(net.geomLon[p - 1]!, net.geomLat[p - 1]!, net.geomLon[p]!, net.geomLat[p]!);
+        return;
       }
+      const pts = this.arcPoints(arc, from, to);
+      mark(pts[0]![0], pts[0]![1]);
+      for (let i = 1; i < pts.length; i++) markLine(pts[i - 1]![0], pts[i - 1]![1], pts[i]![0], pts[i]![1]);
     };
     mark(s.location[0], s.location[1]);
     let reachableNodes = 0;
