@@ -33,7 +33,8 @@ async function run(
 
 describe('safecity CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'safecity-cli-'));
-  const env = { SAFECITY_DATA_DIR: dir, LOG_LEVEL: 'silent' };
+  // The embedded preset, whatever the environment says (CI sets DATABASE_URL and NATS_URL).
+  const env = { SAFECITY_DATA_DIR: dir, LOG_LEVEL: 'silent', DATABASE_URL: '', NATS_URL: '' };
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs as `npx safecity` and explains every command with --help', () => {
