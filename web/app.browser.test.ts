@@ -328,6 +328,20 @@ describe.skipIf(NO_BROWSER)(
           'AMBER',
         ),
       );
+      const vehicle = (id: string, at: Pos, attrs: Record<string, unknown>) =>
+        api.call('POST', '/ngsi-ld/v1/entities', alice, entity(id, 'Vehicle', at, attrs, 'AMBER'));
+      await vehicle('urn:ngsi-ld:Vehicle:p7', [7.4175, 43.7315], {
+        name: 'Patrol 7',
+        serviceStatus: 'parked',
+      });
+      await vehicle('urn:ngsi-ld:Vehicle:p12', [7.4275, 43.739], {
+        name: 'Patrol 12',
+        serviceStatus: 'available',
+      });
+      await vehicle('urn:ngsi-ld:Vehicle:p3', [7.4245, 43.735], {
+        name: 'Patrol 3',
+        serviceStatus: 'outOfService',
+      });
       ({ context, page } = await launchBrowser(temp));
       await signIn(page, base, 'alice');
     });
@@ -430,6 +444,38 @@ describe.skipIf(NO_BROWSER)(
       await page.fill('#route-to', '2.35,48.85');
       await page.press('#route-to', 'Enter');
       await expect.poll(() => page.locator('#route-result .error').textContent()).toMatch(/^No route: .+/);
+    });
+
+    it('ranks the available units by arrival time at an incident clicked on the map', async () => {
+      await page.focus('#map canvas');
+      await page.keyboard.press('d');
+      expect(await page.getAttribute('button[data-mode="dispatch"]', 'aria-pressed')).toBe('true');
+      await clickAt([7.4265, 43.7372]);
+      const ranking = page.locator('#dispatch-ranking li');
+      await expect.poll(() => ranking.count()).toBe(2);
+      const rows = await ranking.allTextContents();
+      // The same order as the platform's answer for that incident, fastest first, by unit name.
+      const at = (await page.inputValue('#dispatch-at')).split(',').map(Number);
+      const answer = await api.call('POST', '/api/routing/dispatch', await api.login('alice'), {
+        incident: at,
+      });
+      const names: Record<string, string> = {
+        'urn:ngsi-ld:Vehicle:p7': 'Patrol 7',
+        'urn:ngsi-ld:Vehicle:p12': 'Patrol 12',
+      };
+      expect(rows).toEqual(
+        answer.ranked.map((r: { id: string }) =>
+          expect.stringMatching(new RegExp(`^\\d+ (min \\d+ )?s ${names[r.id]} · [\\d.]+ k?m$`)),
+        ),
+      );
+      expect(minutes(rows[0]!.replace(/^(\d+) s/, '0 min $1 s'))).toBeLessThanOrEqual(
+        minutes(rows[1]!.replace(/^(\d+) s/, '0 min $1 s')),
+      );
+      expect(await page.locator('#dispatch-result .small').textContent()).toBe('1 not available');
+      const yellow = async () =>
+        countColour(await page.locator('#map canvas').screenshot(), [0xff, 0xd3, 0x3d]);
+      await expect.poll(yellow).toBeGreaterThan(100);
+      await shot(page, '06-dispatch');
     });
 
     it('lists the NGSI-LD alerts alice may see with their TLP, and draws alerts and crowds', async () => {

@@ -3,6 +3,7 @@
  * the map tools (select, new report, route, closure) and live refresh.
  */
 import { type ApiClient, ApiError, isNotConfigured } from './api-client.ts';
+import { DispatchPanel } from './dispatch-panel.ts';
 import { $, h, propertyList, timeAgo } from './dom.ts';
 import { toFeatures } from './entity-features.ts';
 import type { LonLat } from './geo.ts';
@@ -25,13 +26,14 @@ export const ENTITY_TYPES = [
 /** Where the map opens before the platform says where its city is (Porto, the sample road network). */
 const DEFAULT_CENTER: LonLat = [-8.611, 41.149];
 
-type Mode = 'select' | 'report' | 'route' | 'closure';
+type Mode = 'select' | 'report' | 'route' | 'closure' | 'dispatch';
 
 const HINTS: Record<Mode, string> = {
   select: '',
   report: 'Click the map where the report is located (Esc to cancel)',
   route: 'Click the start of the route',
   closure: 'Click the centre of the road closure (radius from the panel)',
+  dispatch: 'Click the incident: the units are ranked by arrival time',
 };
 
 export interface CopOptions {
@@ -101,6 +103,7 @@ export async function startCop(opts: CopOptions): Promise<void> {
       routing.startPicking();
       setMode('route', routing.hint());
     } else if (key === 'c') setMode('closure');
+    else if (key === 'd') setMode('dispatch');
   });
 
   // Lists are rebuilt only when their content changed, so that a poll never steals the keyboard focus.
@@ -143,6 +146,11 @@ export async function startCop(opts: CopOptions): Promise<void> {
     done: () => setMode('select'),
   });
   await routing.init();
+  const dispatch = new DispatchPanel(api, map, (id) => {
+    const p = entities.find((f) => f.properties.id === id)?.properties;
+    const name = p?.name ?? p?.vehiclePlateIdentifier ?? p?.license_plate;
+    return typeof name === 'string' ? name : undefined;
+  });
 
   map.onClick((click) => {
     switch (mode) {
@@ -156,6 +164,10 @@ export async function startCop(opts: CopOptions): Promise<void> {
       case 'closure':
         setMode('select');
         void routing.closeAt(click.lonLat);
+        break;
+      case 'dispatch':
+        setMode('select');
+        void dispatch.rank(click.lonLat);
         break;
       default:
         if (click.feature) showFeature(click.lonLat, click.feature.layer, click.feature.properties);

@@ -7,7 +7,7 @@ import type { GeoJSONSource, MapGeoJSONFeature, Map as MapLibreMap, StyleSpecifi
 import type { LonLat } from './geo.ts';
 import type { FeatureCollection } from './platform-types.ts';
 
-export type SourceId = 'area' | 'entities' | 'reports' | 'closures' | 'route' | 'picks';
+export type SourceId = 'area' | 'entities' | 'reports' | 'closures' | 'route' | 'dispatch' | 'picks';
 
 export interface LayerGroup {
   id: string;
@@ -25,7 +25,12 @@ export const LAYER_GROUPS: LayerGroup[] = [
   { id: 'vehicles', label: 'Units', colour: '#61afef', layers: ['vehicles-point'] },
   { id: 'devices', label: 'Devices', colour: '#7d8590', layers: ['devices-point'] },
   { id: 'closures', label: 'Closures', colour: '#ff2b2b', layers: ['closures-fill', 'closures-line'] },
-  { id: 'route', label: 'Route', colour: '#00b3ff', layers: ['route-casing', 'route-line', 'picks-point'] },
+  {
+    id: 'route',
+    label: 'Routes',
+    colour: '#00b3ff',
+    layers: ['route-casing', 'route-line', 'dispatch-line', 'dispatch-incident', 'picks-point'],
+  },
   { id: 'area', label: 'Road network area', colour: '#8b949e', layers: ['area-line'] },
 ];
 
@@ -129,7 +134,7 @@ export async function createMapView(
     readout.textContent = '';
   });
 
-  for (const s of ['area', 'entities', 'reports', 'closures', 'route', 'picks'] as SourceId[]) {
+  for (const s of ['area', 'entities', 'reports', 'closures', 'route', 'dispatch', 'picks'] as SourceId[]) {
     map.addSource(s, { type: 'geojson', data: EMPTY as never });
   }
   map.addLayer({
@@ -181,6 +186,19 @@ export async function createMapView(
     layout: { 'line-cap': 'round', 'line-join': 'round' },
     paint: { 'line-color': '#00b3ff', 'line-width': 5 },
   });
+  map.addLayer({
+    id: 'dispatch-line',
+    type: 'line',
+    source: 'dispatch',
+    filter: ['==', ['geometry-type'], 'LineString'],
+    layout: { 'line-cap': 'round', 'line-join': 'round' },
+    paint: {
+      'line-color': '#ffd33d',
+      'line-width': ['match', ['get', 'rank'], 1, 5, 3],
+      'line-opacity': ['match', ['get', 'rank'], 1, 1, 0.6],
+      'line-dasharray': [2, 1.5],
+    },
+  });
   const circle = (id: string, type: string, colour: unknown, radius: number, stroke = '#000000') =>
     map.addLayer({
       id,
@@ -217,6 +235,18 @@ export async function createMapView(
       'circle-color': '#000000',
       'circle-radius': 8,
       'circle-stroke-color': ['coalesce', ['get', 'colour'], '#9aa4b2'],
+      'circle-stroke-width': 3,
+    },
+  });
+  map.addLayer({
+    id: 'dispatch-incident',
+    type: 'circle',
+    source: 'dispatch',
+    filter: ['==', ['geometry-type'], 'Point'],
+    paint: {
+      'circle-color': '#ffd33d',
+      'circle-radius': 9,
+      'circle-stroke-color': '#000000',
       'circle-stroke-width': 3,
     },
   });
