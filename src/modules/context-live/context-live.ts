@@ -46,6 +46,8 @@ export interface ContextLiveDeps {
   pruneEveryMs?: number;
   /** Concurrent bus handlers per consumer group (the bus runs one event per member at a time). */
   busMembers?: number;
+  /** After a restart, rebuild the rollups of the last minutes from the instances (single instance only). */
+  rebuildRollupsMinutes?: number;
   /** Record history from entity events (default true). */
   recordHistory?: boolean;
   onError?: (message: string, error: unknown) => void;
@@ -117,6 +119,7 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
   }, 2000);
   const busSubs: Subscription[] = [];
   let pruneTimer: NodeJS.Timeout | undefined;
+  let rollupTimer: NodeJS.Timeout | undefined;
 
   return {
     subscriptions,
@@ -127,6 +130,15 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     recordChanges: (changes) => history.addMany(changes),
     async start(eventBus?: EventBus) {
       await engine.start(await subStore.listLive(clock.now()));
+      if (deps.rebuildRollupsMinutes) {
+        await temporalStore.rebuildRollups(
+          new Date(clock.now().getTime() - deps.rebuildRollupsMinutes * 60_000),
+        );
+      }
+      rollupTimer = setInterval(() => {
+        temporalStore.flushRollups().catch((e) => deps.onError?.('context-live rollups', e));
+      }, 2000);
+      rollupTimer.unref();
       pruneTimer = setInterval(() => {
         temporal.prune().catch((e) => deps.onError?.('context-live history pruning', e));
       }, deps.pruneEveryMs ?? 3600_000);
@@ -165,9 +177,11 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     },
     async stop() {
       clearInterval(pruneTimer);
+      clearInterval(rollupTimer);
       for (const s of busSubs.splice(0)) await s.unsubscribe();
       await history.drain();
       await ingestion?.drain();
+      await temporalStore.flushRollups();
       await engine.stop();
       for (const s of senders) await s.close();
     },

@@ -139,4 +139,12 @@ export const contextLiveMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  context_live_0005_lean_instances: {
+    async up(db) {
+      // Nothing reads instances by modification time: the index only slowed recording down.
+      await sql`drop index if exists context_live_attr_instance_modified`.execute(db);
+      // Plain numeric observations keep no JSON copy (rebuilt from the columns when read).
+      await sql`alter table context_live_attr_instance alter column instance drop not null`.execute(db);
+    },
+  },
 };

@@ -59,6 +59,7 @@ export type AttrInstanceRow = {
   modified_at: Date;
   value_num: number | null;
   value_text: string | null;
+  /** Null for plain numeric Properties (rebuilt from the columns). */
   instance: unknown;
 };
 

@@ -83,6 +83,18 @@ function mainValue(inst: Record<string, unknown>): unknown {
 
 type InstanceInsert = ContextLiveTables['context_live_attr_instance'];
 
+const PLAIN_MEMBERS = new Set(['type', 'value', 'observedAt', 'createdAt', 'modifiedAt']);
+
+/**
+ * A numeric Property with nothing but its value and times (most IoT observations) is stored in its
+ * columns only, without a JSON copy: the instance is rebuilt from them when read.
+ */
+function isPlainNumber(inst: Record<string, unknown>): boolean {
+  if (inst.type !== 'Property' || typeof inst.value !== 'number') return false;
+  for (const k of Object.keys(inst)) if (!PLAIN_MEMBERS.has(k)) return false;
+  return true;
+}
+
 /** The instance rows one change brings (created: all attributes; updated: those it changed). */
 export function instanceRows(r: RecordedChange): InstanceInsert[] {
   const { change } = r;
@@ -111,7 +123,7 @@ export function instanceRows(r: RecordedChange): InstanceInsert[] {
         modified_at: modifiedAt,
         value_num: typeof value === 'number' ? value : typeof value === 'boolean' ? (value ? 1 : 0) : null,
         value_text: typeof value === 'string' ? value : value === undefined ? null : JSON.stringify(value),
-        instance: JSON.stringify(inst),
+        instance: isPlainNumber(inst) ? null : JSON.stringify(inst),
       });
     }
   }
@@ -121,12 +133,40 @@ export function instanceRows(r: RecordedChange): InstanceInsert[] {
 const MINUTE = 60_000;
 type RollupInsert = ContextLiveTables['context_live_attr_rollup'];
 
+function rollupKey(r: {
+  tenant: string;
+  entity_id: string;
+  attr: string;
+  dataset_id: string;
+  bucket: Date;
+}): string {
+  return `${r.tenant}\u0000${r.entity_id}\u0000${r.attr}\u0000${r.dataset_id}\u0000${r.bucket.getTime()}`;
+}
+
+/** Adds rollup deltas into `into` (same minute: counts and sums add, min and max combine). */
+export function mergeRollups(into: Map<string, RollupInsert>, rows: RollupInsert[]): void {
+  for (const r of rows) {
+    const key = rollupKey(r);
+    const b = into.get(key);
+    if (!b) {
+      into.set(key, { ...r });
+      continue;
+    }
+    b.n += r.n;
+    b.n_num += r.n_num;
+    if (r.sum !== null) b.sum = (b.sum ?? 0) + r.sum;
+    if (r.sumsq !== null) b.sumsq = (b.sumsq ?? 0) + r.sumsq;
+    if (r.min !== null) b.min = b.min === null ? r.min : Math.min(b.min, r.min);
+    if (r.max !== null) b.max = b.max === null ? r.max : Math.max(b.max, r.max);
+  }
+}
+
 /** Per-minute partial aggregates of instance rows (grouped in memory: one upsert row per minute). */
 export function rollupRows(rows: InstanceInsert[]): RollupInsert[] {
   const out = new Map<string, RollupInsert>();
   for (const r of rows) {
     const minute = Math.floor(r.observed_at.getTime() / MINUTE) * MINUTE;
-    const key = `${r.tenant}\u0000${r.entity_id}\u0000${r.attr}\u0000${r.dataset_id}\u0000${minute}`;
+    const key = rollupKey({ ...r, bucket: new Date(minute) });
     let b = out.get(key);
     if (!b) {
       b = {
@@ -189,7 +229,15 @@ export class TemporalStore {
     return this.#store.db.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
   }
 
-  /** Records a batch of changes: their attribute instances and the entities' current types and keys. */
+  /** Per-minute rollup deltas not yet written (see flushRollups). */
+  #pending = new Map<string, RollupInsert>();
+
+  /**
+   * Records a batch of changes: their attribute instances and the entities' current types and keys, in one
+   * transaction. The per-minute rollups are gathered in memory and written by `flushRollups` (every few
+   * seconds, and before every aggregation), so that each minute is written once per flush instead of once
+   * per batch.
+   */
   async record(changes: RecordedChange[]): Promise<number> {
     if (changes.length === 0) return 0;
     const latest = new Map<string, RecordedChange>();
@@ -198,16 +246,20 @@ export class TemporalStore {
       latest.set(`${c.change.tenant}\u0000${c.change.entityId}`, c);
       for (const r of instanceRows(c)) rows.push(r);
     }
-    const entities = [...latest.values()].map((c) => ({
-      tenant: c.change.tenant,
-      entity_id: c.change.entityId,
-      entity_types: c.change.entityType,
-      owner_org: c.change.ownerOrg,
-      read_keys: c.change.readKeys,
-      created_at: new Date(c.at),
-      modified_at: new Date(c.at),
-      deleted_at: c.kind === 'deleted' ? new Date(c.at) : null,
-    }));
+    const entities: ContextLiveTables['context_live_temporal_entity'][] = [];
+    for (const c of latest.values()) {
+      const deleted = c.kind === 'deleted';
+      entities.push({
+        tenant: c.change.tenant,
+        entity_id: c.change.entityId,
+        entity_types: c.change.entityType,
+        owner_org: c.change.ownerOrg,
+        read_keys: c.change.readKeys,
+        created_at: new Date(c.at),
+        modified_at: new Date(c.at),
+        deleted_at: deleted ? new Date(c.at) : null,
+      });
+    }
     await this.#store.transaction(async (trx) => {
       const db = trx.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
       // One statement with array parameters (unnest): the statement stays small however many rows.
@@ -220,11 +272,48 @@ export class TemporalStore {
             ${col((r) => r.attr)}::text[], ${col((r) => r.dataset_id)}::text[], ${col((r) => r.instance_id)}::text[],
             ${col((r) => r.attr_type)}::text[], ${col((r) => r.observed_at.toISOString())}::timestamptz[],
             ${col((r) => r.modified_at.toISOString())}::timestamptz[], ${col((r) => r.value_num)}::float8[],
-            ${col((r) => r.value_text)}::text[], ${col((r) => r.instance as string)}::jsonb[])`.execute(trx);
+            ${col((r) => r.value_text)}::text[], ${col((r) => r.instance as string | null)}::jsonb[])`.execute(
+          trx,
+        );
       }
-      const rollups = rollupRows(rows);
-      for (let i = 0; i < rollups.length; i += 10_000) {
-        const part = rollups.slice(i, i + 10_000);
+      if (entities.length > 0) {
+        await db
+          .insertInto('context_live_temporal_entity')
+          .values(entities)
+          // Rewrite only what changed: most changes leave types, keys and owner as they were.
+          .onConflict((oc) =>
+            oc
+              .columns(['tenant', 'entity_id'])
+              .doUpdateSet((eb) => ({
+                entity_types: eb.ref('excluded.entity_types'),
+                owner_org: eb.ref('excluded.owner_org'),
+                read_keys: eb.ref('excluded.read_keys'),
+                modified_at: eb.ref('excluded.modified_at'),
+                deleted_at: eb.ref('excluded.deleted_at'),
+              }))
+              .where(
+                sql<boolean>`(context_live_temporal_entity.entity_types, context_live_temporal_entity.read_keys,
+                  context_live_temporal_entity.owner_org, context_live_temporal_entity.deleted_at is null)
+                  is distinct from (excluded.entity_types, excluded.read_keys, excluded.owner_org,
+                  excluded.deleted_at is null)`,
+              ),
+          )
+          .execute();
+      }
+    });
+    mergeRollups(this.#pending, rollupRows(rows));
+    return rows.length;
+  }
+
+  /** Writes the gathered per-minute rollup deltas (additive upserts: several instances may write). */
+  async flushRollups(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const batch = this.#pending;
+    this.#pending = new Map();
+    const all = [...batch.values()];
+    try {
+      for (let i = 0; i < all.length; i += 10_000) {
+        const part = all.slice(i, i + 10_000);
         const col = <T>(f: (r: RollupInsert) => T) => part.map(f);
         await sql`insert into context_live_attr_rollup as r (tenant, entity_id, attr, dataset_id, bucket, attr_type,
             n, n_num, sum, sumsq, min, max)
@@ -239,23 +328,33 @@ export class TemporalStore {
             sum = coalesce(r.sum, 0) + coalesce(excluded.sum, 0),
             sumsq = coalesce(r.sumsq, 0) + coalesce(excluded.sumsq, 0),
             min = least(r.min, excluded.min),
-            max = greatest(r.max, excluded.max)`.execute(trx);
+            max = greatest(r.max, excluded.max)`.execute(this.#store.db);
+        for (const r of part) batch.delete(rollupKey(r));
       }
-      await db
-        .insertInto('context_live_temporal_entity')
-        .values(entities)
-        .onConflict((oc) =>
-          oc.columns(['tenant', 'entity_id']).doUpdateSet((eb) => ({
-            entity_types: eb.ref('excluded.entity_types'),
-            owner_org: eb.ref('excluded.owner_org'),
-            read_keys: eb.ref('excluded.read_keys'),
-            modified_at: eb.ref('excluded.modified_at'),
-            deleted_at: eb.ref('excluded.deleted_at'),
-          })),
-        )
-        .execute();
+    } catch (e) {
+      // Keep what was not written for the next flush.
+      mergeRollups(this.#pending, [...batch.values()]);
+      throw e;
+    }
+  }
+
+  /**
+   * Recomputes the rollups of the minutes from `since` on from the instances (after a restart: deltas
+   * that were gathered but not flushed are lost with the process). Only for a single instance: other
+   * running instances' unflushed deltas would be counted twice.
+   */
+  async rebuildRollups(since: Date): Promise<void> {
+    await this.flushRollups();
+    const from = new Date(Math.floor(since.getTime() / MINUTE) * MINUTE);
+    await this.#store.transaction(async (trx) => {
+      await sql`delete from context_live_attr_rollup where bucket >= ${from}`.execute(trx);
+      await sql`insert into context_live_attr_rollup (tenant, entity_id, attr, dataset_id, bucket, attr_type,
+          n, n_num, sum, sumsq, min, max)
+        select tenant, entity_id, attr, dataset_id, date_trunc('minute', observed_at) as bucket, min(attr_type),
+          count(*), count(value_num), sum(value_num), sum(value_num * value_num), min(value_num), max(value_num)
+        from context_live_attr_instance where observed_at >= ${from}
+        group by tenant, entity_id, attr, dataset_id, bucket`.execute(trx);
     });
-    return rows.length;
   }
 
   /** The current read keys of entities (for delivery-time checks of retried notifications). */
@@ -309,7 +408,7 @@ export class TemporalStore {
     const attrFilter = attrs && attrs.length > 0 ? sql`and attr = any(${sql.val(attrs)}::text[])` : sql``;
     const fromFilter = from ? sql`and ${c} >= ${from}` : sql``;
     const toFilter = to ? sql`and ${c} < ${to}` : sql``;
-    const base = sql`select entity_id, attr, dataset_id, instance_id, attr_type, observed_at, modified_at, instance,
+    const base = sql`select entity_id, attr, dataset_id, instance_id, attr_type, observed_at, modified_at, instance, value_num,
         row_number() over (partition by entity_id, attr, dataset_id order by ${c} desc, instance_id desc) as rn
       from context_live_attr_instance
       where tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[]) ${attrFilter} ${fromFilter} ${toFilter}`;
@@ -323,6 +422,7 @@ export class TemporalStore {
       observed_at: Date;
       modified_at: Date;
       instance: unknown;
+      value_num: number | null;
     }>`select * from (${base}) x ${lastN} order by entity_id, attr, dataset_id, ${c}, instance_id`.execute(
       this.#store.db,
     );
@@ -339,10 +439,11 @@ export class TemporalStore {
         type: r.attr_type,
         observedAt: new Date(r.observed_at).toISOString(),
         modifiedAt: new Date(r.modified_at).toISOString(),
-        instance: (typeof r.instance === 'string' ? JSON.parse(r.instance) : r.instance) as Record<
-          string,
-          unknown
-        >,
+        instance: (r.instance === null
+          ? { type: r.attr_type, value: r.value_num, observedAt: new Date(r.observed_at).toISOString() }
+          : typeof r.instance === 'string'
+            ? JSON.parse(r.instance)
+            : r.instance) as Record<string, unknown>,
       });
     }
     return out;
@@ -365,6 +466,7 @@ export class TemporalStore {
     const out = new Map<string, AggregateValue[]>();
     const methods = tq.aggrMethods;
     if (entityIds.length === 0 || !methods) return out;
+    await this.flushRollups();
     const { col, from, to } = this.#timeFilter(tq);
     const observed = col === 'observed_at';
     const c = sql.ref(col);
@@ -509,6 +611,7 @@ export class TemporalStore {
 
   /** Deletes one entity's history (DELETE /temporal/entities/{id}). */
   async deleteEntity(tenant: string, entityId: string): Promise<boolean> {
+    await this.flushRollups();
     await this.#db
       .deleteFrom('context_live_attr_instance')
       .where('tenant', '=', tenant)
@@ -560,6 +663,7 @@ export class TemporalStore {
    * `defaultSeconds` (undefined: forever). An entity of several configured types keeps the longest.
    */
   async prune(now: Date, defaultSeconds?: number): Promise<number> {
+    await this.flushRollups();
     // Rollup minutes go when the whole minute is past the cutoff (`bucket + 1 min <= cutoff`).
     const typeCutoff = (alias: string) => sql`${now}::timestamptz - make_interval(secs => (
           select max(r.retention_seconds) from context_live_retention r
