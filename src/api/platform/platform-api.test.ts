@@ -612,6 +612,23 @@ for (const factory of testStoreFactories()) {
           });
         });
 
+        it("records a user's repeated reads of one object once, and again after its label changes", async () => {
+          const id = await create(as.alice, { tlp: 'AMBER', audience: { orgs: ['fire'] } });
+          for (let i = 0; i < 3; i++) {
+            await sees(as.fred, id);
+            await listed(as.fred, id);
+          }
+          const count = async () =>
+            (await req('GET', `/api/audit?object=${id}&action=disclose`, t.admin)).json().items.length;
+          expect(await count()).toBe(1);
+          const patched = await req('PATCH', `/api/reports/${id}`, as.alice, {
+            marking: { tlp: 'AMBER+STRICT', audience: { orgs: ['fire'] } },
+          });
+          expect(patched.statusCode).toBe(200);
+          await sees(as.fred, id);
+          expect(await count()).toBe(2);
+        });
+
         it('pages the list newest first', async () => {
           const a = await create(as.eve, { tlp: 'AMBER' }, 'p1');
           const b = await create(as.eve, { tlp: 'AMBER' }, 'p2');

@@ -70,8 +70,17 @@ const DISCLOSED: readonly Tlp[] = ['AMBER', 'AMBER+STRICT', 'RED'];
 
 type Row = AccessTables['report'] & Omit<AccessTables['shared_object'], 'id' | 'created_at' | 'updated_at'>;
 
+/**
+ * A user's repeated reads of the same object under the same label are one disclosure: recorded at the
+ * first read, then again only after this window. Keeps the audit log (and its locked chain head) from
+ * growing with every page refresh of a control-room screen.
+ */
+const DISCLOSURE_WINDOW_MS = 15 * 60_000;
+const DISCLOSURE_MEMORY = 100_000;
+
 export class ReportService {
   readonly #access: AccessService;
+  readonly #recentDisclosures = new Map<string, number>();
 
   constructor(access: AccessService) {
     this.#access = access;
@@ -279,9 +288,24 @@ export class ReportService {
   }
 
   async #recordDisclosures(principal: Principal, reports: Report[]): Promise<void> {
-    const disclosed = reports.filter(
-      (r) => r.ownerOrg !== principal.orgId && DISCLOSED.includes(r.marking.tlp),
-    );
+    const now = this.#access.clock.now().getTime();
+    const disclosed = reports.filter((r) => {
+      if (r.ownerOrg === principal.orgId || !DISCLOSED.includes(r.marking.tlp)) return false;
+      const key = `${principal.userId}|${r.id}|${r.marking.tlp}`;
+      const last = this.#recentDisclosures.get(key);
+      if (last !== undefined && now - last < DISCLOSURE_WINDOW_MS) return false;
+      this.#recentDisclosures.delete(key);
+      this.#recentDisclosures.set(key, now);
+      return true;
+    });
+    if (this.#recentDisclosures.size > DISCLOSURE_MEMORY) {
+      // Oldest first (insertion order): forget the older half.
+      let drop = this.#recentDisclosures.size / 2;
+      for (const key of this.#recentDisclosures.keys()) {
+        if (drop-- <= 0) break;
+        this.#recentDisclosures.delete(key);
+      }
+    }
     if (disclosed.length === 0) return;
     await this.#access.store.transaction((trx) =>
       this.#access.audit(
