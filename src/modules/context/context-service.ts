@@ -675,8 +675,16 @@ export class ContextService {
       if (pattern && !pattern.test(e.id)) continue;
       if (groups && !groups.some((g) => g.every((t) => e.types.includes(t)))) continue;
       if (!e.readKeys.some((k) => keys.has(k))) continue;
-      if (!geometryMatches(e.geometry, geo)) continue;
-      const d = near ? distanceToGeometry(near, e.geometry) : 0;
+      let d = 0;
+      if (near) {
+        d = distanceToGeometry(near, e.geometry);
+        if (
+          (geo.maxDistance !== undefined && d > geo.maxDistance) ||
+          (geo.minDistance !== undefined && d < geo.minDistance)
+        ) {
+          continue;
+        }
+      } else if (!geometryMatches(e.geometry, geo)) continue;
       const prev = matched.get(e.id);
       if (prev === undefined || d < prev) matched.set(e.id, d);
     }

@@ -1,5 +1,5 @@
 /**
- * An in-memory spatial index of GeoProperty values, per tenant: a uniform grid (0.01°, about 1 km) of
+ * An in-memory spatial index of GeoProperty values, per tenant: a uniform grid (0.005°, about 550 m) of
  * entries that carry what a geo-query needs without touching the database — the geometry, its box, the
  * entity's types, read keys and modification time. Geometries spanning many cells sit in a short list
  * scanned on every query.
@@ -21,7 +21,9 @@ export interface GeoEntry {
   readKeys: string[];
 }
 
-const CELL = 0.01;
+/** Grid cell size in degrees (about 550 m north-south). */
+const CELL = 0.005;
+const MAX_CELL = Math.ceil(180 / CELL) + 1;
 const MAX_CELLS_PER_ENTRY = 64;
 
 function cellOf(v: number, max: number): number {
@@ -29,7 +31,7 @@ function cellOf(v: number, max: number): number {
 }
 
 function key(cx: number, cy: number): number {
-  return (cx + 20_000) * 40_000 + (cy + 20_000);
+  return (cx + MAX_CELL) * (2 * MAX_CELL + 1) + (cy + MAX_CELL);
 }
 
 export class TenantGeoIndex {
@@ -123,10 +125,10 @@ export class TenantGeoIndex {
       e.box.maxX >= box.minX &&
       e.box.minY <= box.maxY &&
       e.box.maxY >= box.minY;
-    const x0 = cellOf(box.minX, 19_000);
-    const x1 = cellOf(box.maxX, 19_000);
-    const y0 = cellOf(box.minY, 19_000);
-    const y1 = cellOf(box.maxY, 19_000);
+    const x0 = cellOf(box.minX, MAX_CELL);
+    const x1 = cellOf(box.maxX, MAX_CELL);
+    const y0 = cellOf(box.minY, MAX_CELL);
+    const y1 = cellOf(box.maxY, MAX_CELL);
     if ((x1 - x0 + 1) * (y1 - y0 + 1) > 4 * this.#cells.size) {
       // A query box larger than the populated area: scanning entries is cheaper than cells.
       for (const { entries } of this.#byId.values()) for (const e of entries) if (meets(e)) out.push(e);
@@ -152,10 +154,10 @@ export class TenantGeoIndex {
   }
 
   #place(e: GeoEntry): void {
-    const x0 = cellOf(e.box.minX, 19_000);
-    const x1 = cellOf(e.box.maxX, 19_000);
-    const y0 = cellOf(e.box.minY, 19_000);
-    const y1 = cellOf(e.box.maxY, 19_000);
+    const x0 = cellOf(e.box.minX, MAX_CELL);
+    const x1 = cellOf(e.box.maxX, MAX_CELL);
+    const y0 = cellOf(e.box.minY, MAX_CELL);
+    const y1 = cellOf(e.box.maxY, MAX_CELL);
     if ((x1 - x0 + 1) * (y1 - y0 + 1) > MAX_CELLS_PER_ENTRY) {
       this.#large.push(e);
       return;
@@ -178,10 +180,10 @@ export class TenantGeoIndex {
     const current = this.#byId.get(id);
     if (!current) return;
     for (const e of current.entries) {
-      const x0 = cellOf(e.box.minX, 19_000);
-      const x1 = cellOf(e.box.maxX, 19_000);
-      const y0 = cellOf(e.box.minY, 19_000);
-      const y1 = cellOf(e.box.maxY, 19_000);
+      const x0 = cellOf(e.box.minX, MAX_CELL);
+      const x1 = cellOf(e.box.maxX, MAX_CELL);
+      const y0 = cellOf(e.box.minY, MAX_CELL);
+      const y1 = cellOf(e.box.maxY, MAX_CELL);
       if ((x1 - x0 + 1) * (y1 - y0 + 1) > MAX_CELLS_PER_ENTRY) {
         const i = this.#large.indexOf(e);
         if (i >= 0) this.#large.splice(i, 1);
