@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createEventBus, type EventBusAdapter } from '../adapters/bus/index.ts';
@@ -391,6 +391,13 @@ async function vehiclesVisibleTo(
 
 /** `safecity serve`: start, print the first admin's password once, stop gracefully on SIGTERM/SIGINT. */
 export async function servePlatform(config: Config): Promise<void> {
+  if (!existsSync(join(ROOT, 'web/dist/index.html'))) {
+    // `npm start` builds the web app first; `npx safecity serve` on a fresh clone builds it here (about a second).
+    const { buildWebApp } = (await import(pathToFileURL(join(ROOT, 'web/build.ts')).href)) as {
+      buildWebApp: () => Promise<unknown>;
+    };
+    await buildWebApp();
+  }
   const platform = await createPlatform(config);
   const { log } = platform;
   if (platform.generatedAdminPassword) {
