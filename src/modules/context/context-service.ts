@@ -66,6 +66,7 @@ import {
 import { distanceToGeometry, validateGeometry } from './geometry.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
 import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
+import { qPrefilter } from './query-prefilter.ts';
 
 /** Who asks, in which tenant, with which read keys and default marking. */
 export interface Caller {
@@ -245,6 +246,7 @@ export class ContextService {
       typeGroups: query.type ? parseTypeExpression(query.type, ctx) : undefined,
       attrsAny: query.attrs?.map((a) => ctx.expandTerm(a)),
       geo: geo ? { attr: geo.geoproperty, box: geo.searchBox } : undefined,
+      where: ast ? qPrefilter(ast) : undefined,
     };
     const db = this.#o.store.db;
     if (geo && this.#o.memoryGeoIndex !== false) {

@@ -30,6 +30,8 @@ export interface EntityFilter {
   attrsAny?: string[] | undefined;
   /** The entity has this GeoProperty, with a value whose bounding box meets `box` (when given). */
   geo?: { attr: string; box: BBox | null } | undefined;
+  /** A further condition on `e` (the q prefilter). */
+  where?: RawBuilder<unknown> | undefined;
 }
 
 interface EntityRow {
@@ -79,6 +81,7 @@ function whereClause(f: EntityFilter): RawBuilder<unknown> {
       sql`e.id in (select g.entity_id from context_entity_geo g where g.tenant = ${f.tenant} and g.attr = ${f.geo.attr}${boxCond})`,
     );
   }
+  if (f.where) parts.push(f.where);
   return sql.join(parts, sql` and `);
 }
 
