@@ -115,6 +115,26 @@ describe('memory bus', () => {
     await bus.close();
   });
 
+  it('handles the events already published before close resolves (graceful shutdown)', async () => {
+    const bus = createMemoryBus({ ...testOptions });
+    const ns = uniqueNamespace();
+    const handled: string[] = [];
+    const live: string[] = [];
+    await bus.subscribe({ types: [`${ns}.>`], group: 'slow' }, async (e) => {
+      await new Promise((r) => setTimeout(r, 20));
+      handled.push(e.id);
+    });
+    await bus.subscribe({ types: [`${ns}.>`], mode: 'broadcast' }, async (e) => {
+      await new Promise((r) => setTimeout(r, 5));
+      live.push(e.id);
+    });
+    for (let i = 0; i < 10; i++) await bus.publish(makeEvent(`${ns}.a`, { i }));
+    expect(handled.length).toBeLessThan(10);
+    await bus.close();
+    expect(handled).toHaveLength(10);
+    expect(live).toHaveLength(10);
+  });
+
   it('logs a dead letter as an error and drops retries waiting at close', async () => {
     const { lines, logger } = capturingLogger();
     const bus = createMemoryBus({ ...testOptions, logger, retry: { initialDelayMs: 10_000 } });

@@ -26,6 +26,8 @@ import { resolveSubscription, serializeEvent } from './resolve-subscription.ts';
 import { type RetryBackoff, retryDelayMs } from './retry-backoff.ts';
 
 export interface MemoryBusOptions {
+  /** On close, how long events already published may take to be handled before the rest is dropped. Default 5000. */
+  drainMs?: number;
   /** This instance's name, recorded in log lines. */
   source?: string;
   /** Events a group may keep waiting (queued or in backoff) before publish fails. Default 10 000. */
@@ -85,6 +87,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
   const maxBroadcastPending = options.maxBroadcastPending ?? 10_000;
   const defaultMaxDeliver = options.defaultMaxDeliver ?? 5;
   const logger = options.logger ?? consoleBusLogger;
+  const drainMs = options.drainMs ?? 5000;
   const duplicates = new DuplicateWindow(options.duplicateWindowMs ?? 120_000);
   const deadLetters = new DeadLetterLog(options.maxDeadLetters);
   const groups = new Map<string, Group>();
@@ -316,6 +319,19 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
 
     async close() {
       if (closed) return;
+      // Graceful: the events already published are handled first (handlers may still publish the events
+      // their work leads to), for at most drainMs; whatever still waits after that is dropped and logged.
+      const deadline = Date.now() + drainMs;
+      const waiting = () =>
+        inFlight.size > 0 ||
+        // Events in backoff after a failure are not waited for: their retry may be far off.
+        [...groups.values()].some(
+          (g) => g.members.some((m) => m.active) && g.queue.length + g.due.length > 0,
+        ) ||
+        [...listeners].some((l) => l.active && l.queue.length > 0);
+      while (waiting() && Date.now() < deadline) {
+        await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 10))]);
+      }
       closed = true;
       let dropped = 0;
       for (const g of groups.values()) {
