@@ -31,6 +31,8 @@ export interface GeoBenchResult {
   near500Page100: QueryFigures;
   /** The same near query answered in SQL only (GiST box prefilter, no in-memory index). */
   near500Sql: QueryFigures;
+  /** Not geo: `type=Sensor&q=level>=99` (about 1 % of the entities) with count=true, limit 20. */
+  qOnePercent: QueryFigures;
   loadAverage: number;
 }
 
@@ -191,6 +193,8 @@ export async function runGeoBench(
     });
     const near500Sql = await run(nearQuery(20), sqlOnly);
     show('near 500 m, limit 20, SQL only', near500Sql);
+    const qOnePercent = await run(() => ({ type: 'Sensor', q: 'level>=99', count: true, limit: 20 }));
+    show('q level>=99 (1 %), limit 20', qOnePercent);
     await svc.close();
     return {
       store: store.kind,
@@ -201,6 +205,7 @@ export async function runGeoBench(
       within1km,
       near500Page100,
       near500Sql,
+      qOnePercent,
       loadAverage: Number(loadavg()[0]!.toFixed(1)),
     };
   } finally {
