@@ -446,7 +446,7 @@ describe.skipIf(NO_BROWSER)(
       await expect.poll(() => page.locator('#route-result .error').textContent()).toMatch(/^No route: .+/);
     });
 
-    it('ranks the available units by arrival time at an incident clicked on the map', async () => {
+    it('ranks the available units by arrival time at an incident clicked on the map, and shows what is reachable from it', async () => {
       await page.focus('#map canvas');
       await page.keyboard.press('d');
       expect(await page.getAttribute('button[data-mode="dispatch"]', 'aria-pressed')).toBe('true');
@@ -476,6 +476,20 @@ describe.skipIf(NO_BROWSER)(
         countColour(await page.locator('#map canvas').screenshot(), [0xff, 0xd3, 0x3d]);
       await expect.poll(yellow).toBeGreaterThan(100);
       await shot(page, '06-dispatch');
+
+      await page.fill('#reach-minutes', '2');
+      await page.click('#reach-show');
+      await expect
+        .poll(() => page.locator('#reach-result').textContent())
+        .toMatch(/^Reachable within 2 min of [\d.]+,[\d.]+: [\d,]+ road junctions\.$/);
+      const cyan = async () =>
+        countColour(await page.locator('#map canvas').screenshot(), [0x2e, 0xe6, 0xd6]);
+      await expect.poll(cyan).toBeGreaterThan(100);
+      await page.fill('#reach-minutes', '500');
+      await page.click('#reach-show');
+      expect(await page.locator('#reach-result').textContent()).toBe(
+        'Give the position as lon,lat (or click an incident) and 1–120 minutes.',
+      );
     });
 
     it('lists the NGSI-LD alerts alice may see with their TLP, and draws alerts and crowds', async () => {

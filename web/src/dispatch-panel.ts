@@ -38,6 +38,32 @@ export class DispatchPanel {
       }
       void this.rank(at);
     });
+    $('reach-show').addEventListener('click', () => void this.reach());
+  }
+
+  /** The area reachable from the incident position within the minutes given (coverage). */
+  async reach(): Promise<void> {
+    const out = $('reach-result');
+    const at = parseLonLat($input('dispatch-at').value);
+    const minutes = Number($input('reach-minutes').value);
+    if (!at || !(minutes > 0 && minutes <= 120)) {
+      out.textContent = 'Give the position as lon,lat (or click an incident) and 1–120 minutes.';
+      return;
+    }
+    out.textContent = 'Computing the reachable area…';
+    try {
+      const f = await this.api.get<Feature<Feature['geometry'], { reachableNodes?: number }>>(
+        `/api/routing/isochrone?from=${formatLonLat(at)}&minutes=${minutes}`,
+      );
+      this.map.setData('reach', { type: 'FeatureCollection', features: [f as unknown as Feature] });
+      const n = f.properties.reachableNodes;
+      out.textContent = `Reachable within ${minutes} min of ${formatLonLat(at)}${
+        typeof n === 'number' ? `: ${n.toLocaleString('en')} road junctions` : ''
+      }.`;
+    } catch (err) {
+      this.map.setData('reach', { type: 'FeatureCollection', features: [] });
+      out.textContent = `No reachable area: ${(err as Error).message}`;
+    }
   }
 
   async rank(at: LonLat): Promise<void> {

@@ -7,7 +7,15 @@ import type { GeoJSONSource, MapGeoJSONFeature, Map as MapLibreMap, StyleSpecifi
 import type { LonLat } from './geo.ts';
 import type { FeatureCollection } from './platform-types.ts';
 
-export type SourceId = 'area' | 'entities' | 'reports' | 'closures' | 'route' | 'dispatch' | 'picks';
+export type SourceId =
+  | 'area'
+  | 'entities'
+  | 'reports'
+  | 'closures'
+  | 'route'
+  | 'dispatch'
+  | 'reach'
+  | 'picks';
 
 export interface LayerGroup {
   id: string;
@@ -31,6 +39,7 @@ export const LAYER_GROUPS: LayerGroup[] = [
     colour: '#00b3ff',
     layers: ['route-casing', 'route-line', 'dispatch-line', 'dispatch-incident', 'picks-point'],
   },
+  { id: 'reach', label: 'Reachable area', colour: '#2ee6d6', layers: ['reach-fill', 'reach-line'] },
   { id: 'area', label: 'Road network area', colour: '#8b949e', layers: ['area-line'] },
 ];
 
@@ -134,7 +143,16 @@ export async function createMapView(
     readout.textContent = '';
   });
 
-  for (const s of ['area', 'entities', 'reports', 'closures', 'route', 'dispatch', 'picks'] as SourceId[]) {
+  for (const s of [
+    'area',
+    'reach',
+    'entities',
+    'reports',
+    'closures',
+    'route',
+    'dispatch',
+    'picks',
+  ] as SourceId[]) {
     map.addSource(s, { type: 'geojson', data: EMPTY as never });
   }
   map.addLayer({
@@ -142,6 +160,18 @@ export async function createMapView(
     type: 'line',
     source: 'area',
     paint: { 'line-color': '#8b949e', 'line-width': 1, 'line-dasharray': [4, 3] },
+  });
+  map.addLayer({
+    id: 'reach-fill',
+    type: 'fill',
+    source: 'reach',
+    paint: { 'fill-color': '#2ee6d6', 'fill-opacity': 0.12 },
+  });
+  map.addLayer({
+    id: 'reach-line',
+    type: 'line',
+    source: 'reach',
+    paint: { 'line-color': '#2ee6d6', 'line-width': 1.5 },
   });
   map.addLayer({
     id: 'crowds-fill',
