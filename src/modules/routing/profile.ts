@@ -1,7 +1,7 @@
 /**
  * Vehicle profiles: which OSM ways a vehicle may use, in which direction, and how fast.
  * `car` follows the rules of ordinary traffic; `emergency` is a blue-light vehicle: it may use roads
- * closed to general traffic by access=private/destination/delivery or tagged emergency=yes, and drives
+ * closed to general traffic by access=private/delivery/customers/psv or tagged emergency=yes, and drives
  * 15 % faster than the posted speed, but it still honours one-ways and turn restrictions (a fire engine
  * driving against traffic is a tactical decision for the crew, not a routing default).
  */
@@ -57,7 +57,7 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
     name: 'emergency',
     speeds: SPEEDS,
     speedFactor: 1.15,
-    deniedAccess: new Set(['no', 'agricultural', 'forestry']),
+    deniedAccess: new Set(['no', 'agricultural', 'forestry', 'restricted']),
     honoursEmergencyAccess: true,
   },
 };
@@ -93,9 +93,13 @@ export function wayRouting(tags: Readonly<Record<string, string>>, profile: Prof
   const emergencyOk =
     profile.honoursEmergencyAccess && (tags.emergency === 'yes' || tags.emergency === 'designated');
   if (!emergencyOk) {
-    for (const key of ['access', 'vehicle', 'motor_vehicle', 'motorcar']) {
-      const v = tags[key];
-      if (v !== undefined && profile.deniedAccess.has(v)) return undefined;
+    // the most specific access tag present decides (motorcar=yes overrides access=no)
+    let decisive: string | undefined;
+    for (const key of ['access', 'vehicle', 'motor_vehicle', 'motorcar'])
+      if (tags[key] !== undefined) decisive = tags[key];
+    if (decisive !== undefined) {
+      const values = decisive.split(';').map((x) => x.trim());
+      if (values.every((x) => profile.deniedAccess.has(x))) return undefined;
     }
     if (profile.honoursEmergencyAccess && tags.emergency === 'no') return undefined;
   }

@@ -7,7 +7,8 @@ import Flatbush from 'flatbush';
 import type { CchTopology } from './cch-topology.ts';
 import type { ProfileName } from './profile.ts';
 
-export const NETWORK_FORMAT_VERSION = 1;
+/** Bumped whenever the import or the file layout changes, so cached graphs are rebuilt. */
+export const NETWORK_FORMAT_VERSION = 2;
 
 export interface NetworkMeta {
   formatVersion: number;
