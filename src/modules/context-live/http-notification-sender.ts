@@ -5,8 +5,8 @@ import type { NotificationSender, OutgoingNotification } from './notification.ts
 
 export function createHttpNotificationSender(): NotificationSender {
   const agents = {
-    http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+    http: new http.Agent({ keepAlive: true, maxSockets: 256 }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 256 }),
   };
   return {
     schemes: ['http', 'https'],
