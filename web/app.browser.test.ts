@@ -201,6 +201,26 @@ describe.skipIf(NO_BROWSER)(
       await expect.poll(greenPixels).toBeGreaterThan(20);
     });
 
+    it('changes the marking of its own report: tightened to AMBER+STRICT, the metro no longer sees it', async () => {
+      const drone = page.locator('#report-list li.item', { hasText: 'Drone over Avenida dos Aliados' });
+      await drone.getByRole('button', { name: 'Change report Drone over Avenida dos Aliados' }).click();
+      await expect.poll(() => page.locator('#report-dialog').isVisible()).toBe(true);
+      expect(await page.locator('#report-dialog-title').textContent()).toBe('Change report');
+      expect(await page.inputValue('#report-title')).toBe('Drone over Avenida dos Aliados');
+      await expect.poll(() => page.inputValue('#report-tlp')).toBe('GREEN');
+      expect(await page.inputValue('#report-pap')).toBe('AMBER');
+      expect(await page.isChecked('#report-communities input[value="all"]')).toBe(true);
+      await page.selectOption('#report-tlp', 'AMBER+STRICT');
+      await page.uncheck('#report-communities input[value="all"]');
+      await page.click('#report-form button[type=submit]');
+      await expect.poll(() => drone.locator('.badge.tlp').textContent()).toBe('TLP:AMBER+STRICT');
+      expect(await page.locator('#toast').textContent()).toBe(
+        'Report “Drone over Avenida dos Aliados” saved: TLP:AMBER+STRICT applies at once',
+      );
+      const forMia = await api.call('GET', '/api/reports', await api.login('mia'));
+      expect((forMia.items as Report[]).map((r) => r.title)).not.toContain('Drone over Avenida dos Aliados');
+    });
+
     it('refreshes live: a report shared by another organisation appears without a reload', async () => {
       await api.call('POST', '/api/reports', await api.login('mia'), {
         title: 'Crowd surge at Trindade',

@@ -134,8 +134,12 @@ export async function startCop(opts: CopOptions): Promise<void> {
   });
   $('logout').addEventListener('click', () => live.stop());
 
-  const dialog = new ReportDialog(api, me, async (created) => {
-    toast(`Report “${created.title}” shared as TLP:${created.marking.tlp}`);
+  const dialog = new ReportDialog(api, me, async (saved, created) => {
+    toast(
+      created
+        ? `Report “${saved.title}” shared as TLP:${saved.marking.tlp}`
+        : `Report “${saved.title}” saved: TLP:${saved.marking.tlp} applies at once`,
+    );
     await live.now();
   });
   $('new-report-here').addEventListener('click', () => dialog.open());
@@ -257,7 +261,10 @@ export async function startCop(opts: CopOptions): Promise<void> {
               toast((err as Error).message, true);
             }
           });
-          item.querySelector('.meta')?.append(' · ', del);
+          const edit = h('button', { type: 'button', class: 'link' }, 'Change');
+          edit.setAttribute('aria-label', `Change report ${r.title}`);
+          edit.addEventListener('click', () => void dialog.edit(r));
+          item.querySelector('.meta')?.append(' · ', edit, del);
         }
         return item;
       }),
