@@ -1,10 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
 import type { Store } from '../../ports/store.ts';
-import { principalReadKeys } from '../access/marking.ts';
+import { principalReadKeys } from '../access/index.ts';
 import { type ContextLive, createContextLive } from './context-live.ts';
 import { createCoreQueryPort } from './core-query-port.ts';
 import { contextLiveMigrations } from './migrations.ts';
+import { subscriberKeysFromFacts } from './subscriber-keys.ts';
 import type { LivePrincipal } from './subscription-service.ts';
 import { DEFAULT_VOCAB, entityChange, type Receiver, startReceiver, testLdContext } from './testing.ts';
 
@@ -37,13 +38,14 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
     await store?.close();
   });
 
-  async function setup() {
+  async function setup(extra: Partial<Parameters<typeof createContextLive>[0]> = {}) {
     rx = await startReceiver();
     live = createContextLive({
       store,
       ld,
       query: createCoreQueryPort(ld),
       retry: { firstDelayMs: 50, maxDelayMs: 200 },
+      ...extra,
     });
     await live.start();
   }
@@ -214,5 +216,33 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
       undefined,
     );
     expect(view.status).toBe('paused');
+  });
+
+  it("uses the subscriber organisation's keys at delivery time: a community membership acts at once", async () => {
+    const communities = new Map<string, string[]>([['org-b', []]]);
+    await setup({
+      subscriberKeys: subscriberKeysFromFacts(async ({ userId, orgId }) => ({
+        userId,
+        orgId,
+        communities: communities.get(orgId) ?? [],
+        patronOrgs: [],
+      })),
+    });
+    await subscribe({});
+    const transport = {
+      tlp: 'GREEN' as const,
+      audience: { orgs: [], communities: ['transport'], users: [] },
+    };
+    const e = vehicle('urn:ngsi-ld:Vehicle:9', 1);
+    await live.engine.handleChange('updated', entityChange(e, { marking: transport }));
+    communities.set('org-b', ['transport']);
+    await live.engine.handleChange(
+      'updated',
+      entityChange(vehicle('urn:ngsi-ld:Vehicle:9', 2), { marking: transport }),
+    );
+    const got = await rx.waitFor(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got).toHaveLength(1);
+    expect(got[0]!.body.data).toMatchObject([{ speed: { value: 2 } }]);
   });
 });

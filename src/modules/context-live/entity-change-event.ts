@@ -2,7 +2,7 @@
  * The entity change events this module consumes from the bus. The NGSI-LD core (src/modules/context)
  * publishes them after every change; this is the narrow shape we rely on.
  */
-import type { Marking } from '../access/marking.ts';
+import type { Marking } from '../access/index.ts';
 import type { ExpandedEntity } from './ports.ts';
 
 export const ENTITY_CREATED = 'context.entity.created';

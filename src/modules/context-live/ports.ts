@@ -1,4 +1,4 @@
-import type { Marking } from '../access/marking.ts';
+import type { Marking } from '../access/index.ts';
 import type { ActiveContext } from '../context/index.ts';
 
 /**
