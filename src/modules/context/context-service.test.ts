@@ -360,6 +360,25 @@ for (const f of testStoreFactories()) {
       await sqlOnly.close();
     });
 
+    it('lets exactly one of two concurrent creations of an id succeed', async () => {
+      const ctx = await svc.resolveContext(null);
+      const other = new ContextService({ store, bus, resolver: new ContextResolver({ allowRemote: false }) });
+      const results = await Promise.allSettled([
+        svc.createEntity(alice, { id: 'urn:ngsi-ld:Race:1', type: 'Race', by: 'a' }, ctx),
+        other.createEntity(bob, { id: 'urn:ngsi-ld:Race:1', type: 'Race', by: 'b' }, ctx),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect((failed.reason as AppError).code).toBe('CONTEXT_ENTITY_EXISTS');
+      const batch = await Promise.all([
+        svc.batchCreate(alice, [{ body: { id: 'urn:ngsi-ld:Race:2', type: 'Race' }, ctx }]),
+        other.batchCreate(bob, [{ body: { id: 'urn:ngsi-ld:Race:2', type: 'Race' }, ctx }]),
+      ]);
+      expect(batch.map((b) => b.success.length).sort()).toEqual([0, 1]);
+      expect(batch.flatMap((b) => b.errors.map((e) => e.error.code))).toEqual(['CONTEXT_ENTITY_EXISTS']);
+      await other.close();
+    });
+
     it('keeps tenants apart and reports unknown tenants', async () => {
       const ctx = await svc.resolveContext(null);
       const t1 = caller('alice', 'metro', amber, 'city-a');

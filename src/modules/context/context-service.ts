@@ -539,18 +539,19 @@ export class ContextService {
   async batchCreate(caller: Caller, items: BatchItem[]): Promise<BatchResult> {
     this.#checkBatchSize(items.length);
     const { parsed, errors } = parseBatch(items);
-    const seen = new Set<string>();
     return this.#write(
       caller,
       parsed.map((p) => p.entity.id),
       (existing) => {
+        const errs = [...errors];
+        const seen = new Set<string>();
         const writes: EntityRecord[] = [];
         const changes: Change[] = [];
         const success: string[] = [];
         for (const p of parsed) {
           const id = p.entity.id;
           if (existing.has(id) || seen.has(id)) {
-            errors.push({
+            errs.push({
               entityId: id,
               error: new AppError('CONTEXT_ENTITY_EXISTS', `entity ${id} already exists`),
             });
@@ -562,7 +563,7 @@ export class ContextService {
           changes.push(created(rec, caller));
           success.push(id);
         }
-        return { writes, deletes: [], changes, result: { success, errors } };
+        return { writes, deletes: [], changes, result: { success, errors: errs } };
       },
     );
   }
@@ -576,7 +577,7 @@ export class ContextService {
     this.#checkBatchSize(items.length);
     const { parsed, errors } = parseBatch(items);
     return this.#write(caller, [...new Set(parsed.map((p) => p.entity.id))], (existing) =>
-      this.#planUpsert(caller, parsed, errors, existing, mode),
+      this.#planUpsert(caller, parsed, [...errors], existing, mode),
     );
   }
 
@@ -589,6 +590,7 @@ export class ContextService {
     this.#checkBatchSize(items.length);
     const { parsed, errors } = parseBatch(items, false);
     return this.#write(caller, [...new Set(parsed.map((p) => p.entity.id))], (existing) => {
+      const errs = [...errors];
       const latest = new Map<string, EntityRecord>();
       const changes = new Map<string, Change>();
       const success: string[] = [];
@@ -603,14 +605,14 @@ export class ContextService {
           changes.set(id, change);
           if (!success.includes(id)) success.push(id);
         } catch (e) {
-          errors.push({ entityId: id, error: asAppError(e) });
+          errs.push({ entityId: id, error: asAppError(e) });
         }
       }
       return {
         writes: [...latest.values()],
         deletes: [],
         changes: [...changes.values()],
-        result: { success, errors },
+        result: { success, errors: errs },
       };
     });
   }
@@ -627,6 +629,7 @@ export class ContextService {
       }
     }
     return this.#write(caller, [...new Set(valid)], (existing) => {
+      const errs = [...errors];
       const changes: Change[] = [];
       const success: string[] = [];
       const deletes: string[] = [];
@@ -645,10 +648,10 @@ export class ContextService {
           deletes.push(id);
           success.push(id);
         } catch (e) {
-          errors.push({ entityId: id, error: asAppError(e) });
+          errs.push({ entityId: id, error: asAppError(e) });
         }
       }
-      return { writes: [], deletes, changes, result: { success, errors } };
+      return { writes: [], deletes, changes, result: { success, errors: errs } };
     });
   }
 
@@ -1006,15 +1009,27 @@ export class ContextService {
     ids: string[],
     plan: (existing: Map<string, EntityRecord>) => WritePlan<T>,
   ): Promise<T> {
-    const p = await this.#o.store.transaction(async (trx: AnyDb) => {
-      await ensureTenant(trx, caller.tenant);
-      const rows = await getEntities(trx, caller.tenant, ids, true);
-      const existing = new Map(rows.map((r) => [r.id, r]));
-      const planned = plan(existing);
-      await writeEntities(trx, planned.writes);
-      await deleteEntities(trx, caller.tenant, planned.deletes);
-      return planned;
-    });
+    const attempt = () =>
+      this.#o.store.transaction(async (trx: AnyDb) => {
+        await ensureTenant(trx, caller.tenant);
+        const rows = await getEntities(trx, caller.tenant, ids, true);
+        const existing = new Map(rows.map((r) => [r.id, r]));
+        const planned = plan(existing);
+        const created = new Set(planned.writes.filter((w) => !existing.has(w.id)).map((w) => w.id));
+        await writeEntities(trx, planned.writes, created);
+        await deleteEntities(trx, caller.tenant, planned.deletes);
+        return planned;
+      });
+    let p: WritePlan<T>;
+    for (let tries = 1; ; tries++) {
+      try {
+        p = await attempt();
+        break;
+      } catch (e) {
+        // Another writer created one of these ids between our read and our insert: plan again with it.
+        if (tries >= 3 || (e as { code?: unknown })?.code !== '23505') throw e;
+      }
+    }
     await this.#indexChanges(caller.tenant, p.changes);
     await this.#publish(p.changes);
     await this.#keepStatistics(p.writes.length + p.deletes.length);
@@ -1050,41 +1065,46 @@ export class ContextService {
     }
   }
 
+  /** Publishes the changes' events: different entities in parallel (32 at a time), each entity's in order. */
   async #publish(changes: Change[]): Promise<void> {
-    for (const c of changes) {
-      const type =
-        c.kind === 'created' ? ENTITY_CREATED : c.kind === 'updated' ? ENTITY_UPDATED : ENTITY_DELETED;
-      const r = c.record;
-      const data: EntityChangeEvent = {
+    for (let i = 0; i < changes.length; i += 32) {
+      await Promise.all(changes.slice(i, i + 32).map((c) => this.#publishChange(c)));
+    }
+  }
+
+  async #publishChange(c: Change): Promise<void> {
+    const type =
+      c.kind === 'created' ? ENTITY_CREATED : c.kind === 'updated' ? ENTITY_UPDATED : ENTITY_DELETED;
+    const r = c.record;
+    const data: EntityChangeEvent = {
+      tenant: r.tenant,
+      entityId: r.id,
+      entityType: r.entity.type,
+      entity: c.kind === 'deleted' ? null : r.entity,
+      changedAttributes: c.changed,
+      createdAttributes: c.created,
+      deletedAttributes: c.deleted,
+      ownerOrg: r.ownerOrg,
+      createdBy: r.createdBy,
+      marking: r.marking,
+      readKeys: r.readKeys,
+    };
+    const observed = latestObservedAt(r.entity, c.changed);
+    if (observed && c.kind !== 'deleted') data.observedAt = observed;
+    await this.#emit(type, data);
+    if (c.previousMarking) {
+      const m: EntityMarkingChangedEvent = {
         tenant: r.tenant,
         entityId: r.id,
         entityType: r.entity.type,
-        entity: c.kind === 'deleted' ? null : r.entity,
-        changedAttributes: c.changed,
-        createdAttributes: c.created,
-        deletedAttributes: c.deleted,
         ownerOrg: r.ownerOrg,
-        createdBy: r.createdBy,
+        changedBy: c.by,
+        previous: c.previousMarking.marking,
         marking: r.marking,
+        previousReadKeys: c.previousMarking.readKeys,
         readKeys: r.readKeys,
       };
-      const observed = latestObservedAt(r.entity, c.changed);
-      if (observed && c.kind !== 'deleted') data.observedAt = observed;
-      await this.#emit(type, data);
-      if (c.previousMarking) {
-        const m: EntityMarkingChangedEvent = {
-          tenant: r.tenant,
-          entityId: r.id,
-          entityType: r.entity.type,
-          ownerOrg: r.ownerOrg,
-          changedBy: c.by,
-          previous: c.previousMarking.marking,
-          marking: r.marking,
-          previousReadKeys: c.previousMarking.readKeys,
-          readKeys: r.readKeys,
-        };
-        await this.#emit(ENTITY_MARKING_CHANGED, m);
-      }
+      await this.#emit(ENTITY_MARKING_CHANGED, m);
     }
   }
 

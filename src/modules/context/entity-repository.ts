@@ -123,21 +123,31 @@ export async function getEntities(
   return r.rows.map(toRecord);
 }
 
-/** Inserts or replaces whole entities (one statement), and refreshes their geo index rows. */
-export async function writeEntities(db: AnyDb, records: EntityRecord[]): Promise<void> {
+/**
+ * Writes whole entities and refreshes their geo rows. `created` ones are inserted (a concurrent creation
+ * of the same id fails with a unique violation, which the service retries); the others replace rows the
+ * transaction has locked.
+ */
+export async function writeEntities(db: AnyDb, records: EntityRecord[], created: Set<string>): Promise<void> {
   if (records.length === 0) return;
   for (let i = 0; i < records.length; i += 500) {
     const chunk = records.slice(i, i + 500);
-    const values = chunk.map(
-      (r) =>
-        sql`(${r.tenant}, ${r.id}, ${textArray(r.entity.type)}, ${r.entity.scope ? textArray(r.entity.scope) : null}, ${JSON.stringify(r.entity)}::jsonb, ${r.entity.createdAt ?? new Date().toISOString()}::timestamptz, ${r.entity.modifiedAt ?? new Date().toISOString()}::timestamptz, ${r.ownerOrg}, ${r.createdBy}, ${JSON.stringify(r.marking)}::jsonb, ${textArray(r.readKeys)})`,
-    );
-    await sql`insert into context_entity (tenant, id, types, scopes, entity, created_at, modified_at, owner_org, created_by, marking, read_keys)
-      values ${sql.join(values)}
-      on conflict (tenant, id) do update set types = excluded.types, scopes = excluded.scopes, entity = excluded.entity,
-        modified_at = excluded.modified_at, marking = excluded.marking, read_keys = excluded.read_keys`.execute(
-      db,
-    );
+    const row = (r: EntityRecord) =>
+      sql`(${r.tenant}, ${r.id}, ${textArray(r.entity.type)}, ${r.entity.scope ? textArray(r.entity.scope) : null}, ${JSON.stringify(r.entity)}::jsonb, ${r.entity.createdAt ?? new Date().toISOString()}::timestamptz, ${r.entity.modifiedAt ?? new Date().toISOString()}::timestamptz, ${r.ownerOrg}, ${r.createdBy}, ${JSON.stringify(r.marking)}::jsonb, ${textArray(r.readKeys)})`;
+    const inserts = chunk.filter((r) => created.has(r.id));
+    const updates = chunk.filter((r) => !created.has(r.id));
+    if (inserts.length > 0) {
+      await sql`insert into context_entity (tenant, id, types, scopes, entity, created_at, modified_at, owner_org, created_by, marking, read_keys)
+        values ${sql.join(inserts.map(row))}`.execute(db);
+    }
+    if (updates.length > 0) {
+      await sql`insert into context_entity (tenant, id, types, scopes, entity, created_at, modified_at, owner_org, created_by, marking, read_keys)
+        values ${sql.join(updates.map(row))}
+        on conflict (tenant, id) do update set types = excluded.types, scopes = excluded.scopes, entity = excluded.entity,
+          modified_at = excluded.modified_at, marking = excluded.marking, read_keys = excluded.read_keys`.execute(
+        db,
+      );
+    }
     await writeGeo(db, chunk);
   }
 }
