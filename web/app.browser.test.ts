@@ -41,7 +41,7 @@ async function shot(page: Page, name: string) {
 describe.skipIf(NO_BROWSER)(
   `web app on the real platform (createPlatform, embedded PGlite)${skipName}`,
   () => {
-    const temp = mkdtempSync(join(tmpdir(), 'safecity-web-'));
+    let temp = '';
     let platform: Platform;
     let base: string;
     let context: BrowserContext;
@@ -49,6 +49,7 @@ describe.skipIf(NO_BROWSER)(
     let api: ReturnType<typeof apiOf>;
 
     beforeAll(async () => {
+      temp = mkdtempSync(join(tmpdir(), 'safecity-web-'));
       // The platform serves web/dist, as after `npm start`'s build step.
       await buildWebApp();
       const config = loadConfig({
@@ -85,7 +86,7 @@ describe.skipIf(NO_BROWSER)(
     afterAll(async () => {
       await context?.close();
       await platform?.shutdown();
-      rmSync(temp, { recursive: true, force: true });
+      if (temp) rmSync(temp, { recursive: true, force: true });
     });
 
     it('serves the app at / with MapLibre and its worker from the platform itself', async () => {
@@ -277,13 +278,14 @@ const CASINO: Pos = [7.4283, 43.7394];
 describe.skipIf(NO_BROWSER)(
   `web app: alerts and routing on the real platform with Monaco's roads${skipName}`,
   () => {
-    const temp = mkdtempSync(join(tmpdir(), 'safecity-web-'));
+    let temp = '';
     let platform: Platform;
     let context: BrowserContext;
     let page: Page;
     let api: ReturnType<typeof apiOf>;
 
     beforeAll(async () => {
+      temp = mkdtempSync(join(tmpdir(), 'safecity-web-'));
       await buildWebApp();
       const config = loadConfig({
         SAFECITY_DATA_DIR: join(temp, 'data'),
@@ -369,7 +371,7 @@ describe.skipIf(NO_BROWSER)(
     afterAll(async () => {
       await context?.close();
       await platform?.shutdown();
-      rmSync(temp, { recursive: true, force: true });
+      if (temp) rmSync(temp, { recursive: true, force: true });
     });
 
     /** Where a position is on the map's canvas, from the visible extent the app writes on the map element. */
