@@ -264,6 +264,34 @@ describe('NGSI-LD entities over HTTP', () => {
     expect(anonymous.json()).toEqual([]);
     const types = await inject({ method: 'GET', url: '/ngsi-ld/v1/types', headers: carol });
     expect(types.json().typeList).toEqual(['Alarm']);
+    const alarm = await inject({ method: 'GET', url: '/ngsi-ld/v1/types/Alarm', headers: carol });
+    expect(alarm.json()).toEqual({
+      id: 'https://uri.etsi.org/ngsi-ld/default-context/Alarm',
+      type: 'EntityTypeInfo',
+      typeName: 'Alarm',
+      entityCount: 1,
+      attributeDetails: [
+        {
+          id: 'https://uri.etsi.org/ngsi-ld/default-context/level',
+          type: 'Attribute',
+          attributeName: 'level',
+          attributeTypes: ['Property'],
+        },
+      ],
+    });
+    const attrs = await inject({ method: 'GET', url: '/ngsi-ld/v1/attributes?details=true', headers: carol });
+    expect(attrs.json()).toEqual([
+      {
+        id: 'https://uri.etsi.org/ngsi-ld/default-context/level',
+        type: 'Attribute',
+        attributeName: 'level',
+        attributeCount: 1,
+        attributeTypes: ['Property'],
+        typeNames: ['Alarm'],
+      },
+    ]);
+    const hidden = await inject({ method: 'GET', url: '/ngsi-ld/v1/types/Camera', headers: carol });
+    expect([hidden.statusCode, hidden.json().type]).toEqual([404, err('ResourceNotFound')]);
   });
 
   it('queries with q, geo-queries, paging and NGSILD-Results-Count', async () => {

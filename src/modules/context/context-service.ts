@@ -63,7 +63,7 @@ import {
   matchesGeoQuery,
   parseGeoQuery,
 } from './geo-query.ts';
-import { distanceToGeometry, validateGeometry } from './geometry.ts';
+import { distanceToGeometry } from './geometry.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
 import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
 import { qPrefilter } from './query-prefilter.ts';
