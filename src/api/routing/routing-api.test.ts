@@ -85,6 +85,30 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
     expect(maxLat).toBeGreaterThan(43.74);
   });
 
+  it('draws the roads of a bounding box for the offline base map, with a limit', async () => {
+    const res = await call('GET', '/api/routing/roads?bbox=7.42,43.73,7.43,43.74', 'watcher');
+    expect(res.statusCode).toBe(200);
+    const fc = res.json();
+    expect(fc.type).toBe('FeatureCollection');
+    expect(fc.features.length).toBeGreaterThan(50);
+    expect(fc.truncated).toBe(false);
+    expect(fc.attribution).toBe('© OpenStreetMap contributors, ODbL');
+    const named = fc.features.filter((f: { properties: { name: string | null } }) => f.properties.name);
+    expect(named.length).toBeGreaterThan(0);
+    for (const f of fc.features.slice(0, 20)) {
+      expect(f.geometry.type).toBe('LineString');
+      expect(f.geometry.coordinates.length).toBeGreaterThanOrEqual(2);
+    }
+    const few = (
+      await call('GET', '/api/routing/roads?bbox=7.42,43.73,7.43,43.74&limit=5', 'watcher')
+    ).json();
+    expect([few.features.length, few.truncated]).toEqual([5, true]);
+    expect((await call('GET', '/api/routing/roads?bbox=7.43,43.73,7.42,43.74', 'watcher')).statusCode).toBe(
+      400,
+    );
+    expect((await call('GET', '/api/routing/roads?bbox=1,2,3', 'watcher')).statusCode).toBe(400);
+  });
+
   it('answers a route as a GeoJSON LineString Feature with duration_s, distance_m and steps', async () => {
     const res = await call('GET', `/api/routing/route?from=${PORT_HERCULE}&to=${CASINO}`, 'watcher');
     expect(res.statusCode).toBe(200);

@@ -92,6 +92,78 @@ export const routingApi: FastifyPluginAsync<RoutingApiOptions> = async (app, opt
     },
   );
 
+  app.get<{ Querystring: { bbox: string; limit?: number } }>(
+    '/api/routing/roads',
+    {
+      schema: {
+        tags,
+        summary:
+          'The roads of the network inside a bounding box, as a GeoJSON FeatureCollection (the offline base map of the web app)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['bbox'],
+          properties: {
+            bbox: {
+              type: 'string',
+              pattern: '^\\s*-?\\d+(\\.\\d+)?(\\s*,\\s*-?\\d+(\\.\\d+)?){3}\\s*$',
+              description: 'minLon,minLat,maxLon,maxLat',
+            },
+            limit: { type: 'integer', minimum: 1, maximum: 50_000, default: 20_000 },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const [minLon, minLat, maxLon, maxLat] = request.query.bbox.split(',').map((x) => Number(x.trim())) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      if (!(minLon < maxLon && minLat < maxLat)) {
+        throw new AppError(
+          'ROUTING_INVALID_ARGUMENT',
+          'bbox must be minLon,minLat,maxLon,maxLat with min < max',
+        );
+      }
+      const net = routing.engine().network;
+      const limit = request.query.limit ?? 20_000;
+      const features: unknown[] = [];
+      const edges = net.edgeU.length;
+      let truncated = false;
+      for (let e = 0; e < edges; e++) {
+        const first = net.edgeGeomFirst[e] as number;
+        const last = (net.edgeGeomFirst[e + 1] as number) - 1;
+        let inside = false;
+        for (let p = first; p <= last && !inside; p++) {
+          const lon = net.geomLon[p] as number;
+          const lat = net.geomLat[p] as number;
+          inside = lon >= minLon && lon <= maxLon && lat >= minLat && lat <= maxLat;
+        }
+        if (!inside) continue;
+        if (features.length >= limit) {
+          truncated = true;
+          break;
+        }
+        const coordinates: [number, number][] = [];
+        for (let p = first; p <= last; p++) {
+          coordinates.push([
+            Math.round((net.geomLon[p] as number) * 1e6) / 1e6,
+            Math.round((net.geomLat[p] as number) * 1e6) / 1e6,
+          ]);
+        }
+        const nameIndex = net.edgeName[e] as number;
+        features.push({
+          type: 'Feature',
+          geometry: { type: 'LineString', coordinates },
+          properties: { name: nameIndex >= 0 ? (net.meta.names[nameIndex] ?? null) : null },
+        });
+      }
+      return { type: 'FeatureCollection', features, truncated, attribution: routing.attribution };
+    },
+  );
+
   app.get<{ Querystring: { from: string; to: string } }>(
     '/api/routing/route',
     {
