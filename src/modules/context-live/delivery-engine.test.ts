@@ -245,4 +245,32 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
     expect(got).toHaveLength(1);
     expect(got[0]!.body.data).toMatchObject([{ speed: { value: 2 } }]);
   });
+
+  it('sends application/ld+json notifications with the subscription @context in the body', async () => {
+    await setup();
+    const ctx = { Car: `${V}Vehicle`, velocity: `${V}speed` };
+    await live.subscriptions.create(
+      '',
+      orgB,
+      {
+        type: 'Subscription',
+        entities: [{ type: 'Car' }],
+        notification: { endpoint: { uri: rx.url, accept: 'application/ld+json' }, format: 'concise' },
+        '@context': ctx,
+      },
+      undefined,
+    );
+    await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:10', 33)), undefined);
+    const [got] = await rx.waitFor(1);
+    expect(got!.headers['content-type']).toBe('application/ld+json');
+    expect(got!.headers.link).toBeUndefined();
+    expect(got!.body['@context']).toEqual(ctx);
+    expect(got!.body.data).toEqual([
+      {
+        id: 'urn:ngsi-ld:Vehicle:10',
+        type: 'Car',
+        velocity: { value: 33, observedAt: '2026-11-27T10:00:00.000Z' },
+      },
+    ]);
+  });
 });
