@@ -7,7 +7,7 @@
  * Env: GEO_BENCH_N (entities, default 100000), GEO_BENCH_QUERIES (per kind, default 200), DATABASE_URL
  * (PostgreSQL instead of PGlite).
  */
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { createMemoryBus } from '../../src/adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../src/adapters/storage/testing.ts';
@@ -18,6 +18,7 @@ import {
   ContextService,
   contextMigrations,
 } from '../../src/modules/context/index.ts';
+import { writeBenchSection } from '../write-section.ts';
 
 export interface GeoBenchResult {
   store: 'pglite' | 'postgres';
@@ -68,14 +69,20 @@ const SOUTH = 41.1;
 const SPAN = 0.14; // about 12 km east-west and 15 km north-south
 
 export async function runGeoBench(
-  opts: { entities?: number; queries?: number; log?: (s: string) => void } = {},
+  opts: {
+    entities?: number;
+    queries?: number;
+    store?: 'pglite' | 'postgres';
+    log?: (s: string) => void;
+  } = {},
 ): Promise<GeoBenchResult> {
   const n = opts.entities ?? Number(process.env.GEO_BENCH_N ?? 100_000);
   const queries = opts.queries ?? Number(process.env.GEO_BENCH_QUERIES ?? 200);
   const log = opts.log ?? ((s: string) => console.log(s));
-  const store = process.env.DATABASE_URL
-    ? await openTestPostgresStore(contextMigrations)
-    : await openTestPgliteStore(contextMigrations);
+  const store =
+    opts.store === 'postgres'
+      ? await openTestPostgresStore(contextMigrations)
+      : await openTestPgliteStore(contextMigrations);
   const bus = createMemoryBus();
   const svc = new ContextService({ store, bus, resolver: new ContextResolver({ allowRemote: false }) });
   const ctx = await svc.resolveContext(null);
@@ -214,12 +221,44 @@ export async function runGeoBench(
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  runGeoBench().then(
-    (r) => console.log(JSON.stringify(r, null, 2)),
-    (e) => {
-      console.error(e);
-      process.exitCode = 1;
-    },
+function section(results: GeoBenchResult[]): string {
+  const row = (r: GeoBenchResult, name: string, f: QueryFigures) =>
+    `| ${r.store} | ${name} | ${f.avgResults} | ${f.p50} | ${f.cpuP50} | ${f.p95} | ${f.p99} |`;
+  const lines = [
+    '## NGSI-LD queries',
+    '',
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; the machine is shared (load average ${results.map((r) => r.loadAverage).join(' / ')} during the runs), so wall times are inflated — the CPU column (this process's CPU time per query, the store included for PGlite) is the steadier figure.`,
+    `${results[0]?.entities.toLocaleString('en')} entities (Points spread over 12 km × 15 km of Porto, a quarter TLP:AMBER of four organisations, the rest GREEN) created through the context service in batches of 1,000; then ${process.env.GEO_BENCH_QUERIES ?? 200} queries of each kind at random places, as a user of one organisation (so visibility filters apply), with count=true.`,
+    'Geo-queries run on the in-memory spatial index and read only the page from the store; "SQL only" is the same query with the index off (GiST box prefilter in SQL).',
+    'Reproduce: `npm run bench -- geo` (add DATABASE_URL for PostgreSQL); `GEO_BENCH_N`, `GEO_BENCH_QUERIES` change the sizes.',
+    '',
+    '| store | query | matches (avg) | p50 ms | CPU p50 ms | p95 ms | p99 ms |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of results) {
+    lines.push(
+      row(r, 'near;maxDistance==500, limit 20', r.near500),
+      row(r, 'within ~1 km² polygon, limit 20', r.within1km),
+      row(r, 'near;maxDistance==500, limit 100', r.near500Page100),
+      row(r, 'near;maxDistance==500, limit 20, SQL only', r.near500Sql),
+      row(r, 'q=level>=99 (1 %, no geo), limit 20', r.qOnePercent),
+    );
+  }
+  lines.push(
+    '',
+    `Loading: ${results.map((r) => `${r.store} ${r.loadPerSecond.toLocaleString('en')} entities/s`).join(', ')} (batch create through the service: validation, markings, JSON, geo rows, events).`,
   );
+  return lines.join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  (async () => {
+    const results = [await runGeoBench({ store: 'pglite' })];
+    if (process.env.DATABASE_URL) results.push(await runGeoBench({ store: 'postgres' }));
+    console.log(JSON.stringify(results, null, 2));
+    writeBenchSection('NGSI-LD queries', section(results));
+  })().catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
 }

@@ -309,6 +309,21 @@ for (const f of testStoreFactories()) {
       expect((await rejects(svc.queryEntities(alice, { type: 'Sensor', q: 'level>' }, ctx))).code).toBe(
         'CONTEXT_INVALID_QUERY',
       );
+      const narrow = new ContextService({
+        store,
+        bus,
+        resolver: new ContextResolver({ allowRemote: false }),
+        maxScan: 5,
+      });
+      const tooBroad = await rejects(narrow.queryEntities(alice, { type: 'Sensor', q: 'level>=0' }, ctx));
+      expect([tooBroad.code, tooBroad.message]).toEqual([
+        'CONTEXT_TOO_MANY_RESULTS',
+        'the query would evaluate more than 5 entities; narrow it by type, id, attrs or geo-query',
+      ]);
+      // The q prefilter narrows in SQL first: level>=27 leaves three candidates.
+      expect(
+        (await narrow.queryEntities(alice, { type: 'Sensor', q: 'level>=27', count: true }, ctx)).count,
+      ).toBe(3);
       const types = await svc.listTypes(carol);
       expect(types.map((t) => [t.type, t.count])).toContainEqual([`${DEFAULT_CTX}Sensor`, 15]);
     });

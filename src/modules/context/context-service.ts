@@ -265,14 +265,13 @@ export class ContextService {
       return result;
     }
     const maxScan = this.#o.maxScan ?? 200_000;
-    const candidates = await countEntities(db, filter);
-    if (candidates > maxScan) {
+    let rows = await findEntities(db, filter, { limit: maxScan + 1, offset: 0 });
+    if (rows.length > maxScan) {
       throw new AppError(
         'CONTEXT_TOO_MANY_RESULTS',
-        `the query would evaluate ${candidates} entities (more than ${maxScan}); narrow it by type, id or geo-query`,
+        `the query would evaluate more than ${maxScan} entities; narrow it by type, id, attrs or geo-query`,
       );
     }
-    let rows = await findEntities(db, filter);
     rows = rows.filter(
       (r) =>
         (!ast || matchesQuery(r.entity, ast)) &&
