@@ -8,6 +8,7 @@ import type { LonLat } from './geo.ts';
 import type { FeatureCollection } from './platform-types.ts';
 
 export type SourceId =
+  | 'roads'
   | 'area'
   | 'entities'
   | 'reports'
@@ -41,6 +42,7 @@ export const LAYER_GROUPS: LayerGroup[] = [
   },
   { id: 'reach', label: 'Reachable area', colour: '#2ee6d6', layers: ['reach-fill', 'reach-line'] },
   { id: 'area', label: 'Road network area', colour: '#8b949e', layers: ['area-line'] },
+  { id: 'roads', label: 'Streets', colour: '#4b5563', layers: ['roads-line'] },
 ];
 
 export interface MapClick {
@@ -58,6 +60,8 @@ export interface MapView {
   /** Shows the box; `padding` in pixels (default 24); never closer than zoom 17. */
   fitBbox(bbox: [number, number, number, number], padding?: number): void;
   setAttribution(text: string): void;
+  /** Calls `handler` with the visible [west, south, east, north] after every pan or zoom. */
+  onViewChange(handler: (bbox: [number, number, number, number]) => void): void;
   showPopup(p: LonLat, content: HTMLElement): void;
   setCrosshair(on: boolean): void;
 }
@@ -144,6 +148,7 @@ export async function createMapView(
   });
 
   for (const s of [
+    'roads',
     'area',
     'reach',
     'entities',
@@ -155,6 +160,16 @@ export async function createMapView(
   ] as SourceId[]) {
     map.addSource(s, { type: 'geojson', data: EMPTY as never });
   }
+  map.addLayer({
+    id: 'roads-line',
+    type: 'line',
+    source: 'roads',
+    layout: { 'line-cap': 'round', 'line-join': 'round' },
+    paint: {
+      'line-color': '#3d4450',
+      'line-width': ['interpolate', ['linear'], ['zoom'], 12, 0.6, 15, 2, 18, 6],
+    },
+  });
   map.addLayer({
     id: 'area-line',
     type: 'line',
@@ -343,6 +358,12 @@ export async function createMapView(
         { padding, duration: 0, maxZoom: 17 },
       );
     },
+    onViewChange(handler) {
+      map.on('moveend', () => {
+        const b = map.getBounds();
+        handler([b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]);
+      });
+    },
     setAttribution(text) {
       if (attribution) map.removeControl(attribution);
       attribution = new maplibre.AttributionControl({ compact: false, customAttribution: text });
@@ -372,6 +393,7 @@ function unavailable(notice: HTMLElement, why: string): MapView {
     flyTo() {},
     fitBbox() {},
     setAttribution() {},
+    onViewChange() {},
     showPopup() {},
     setCrosshair() {},
   };

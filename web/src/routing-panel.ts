@@ -14,7 +14,7 @@ import {
   parseLonLat,
 } from './geo.ts';
 import type { MapView } from './map-view.ts';
-import type { Closure, Feature, NetworkInfo, RouteProperties } from './platform-types.ts';
+import type { Closure, Feature, FeatureCollection, NetworkInfo, RouteProperties } from './platform-types.ts';
 import { listOf } from './platform-types.ts';
 
 export const OSM_ATTRIBUTION = '© OpenStreetMap contributors, ODbL';
@@ -95,9 +95,12 @@ export class RoutingPanel {
     }
     this.configured = true;
     this.map.setAttribution(attribution);
+    // The streets are the base map (no internet tiles): drawn from the platform's own road network.
+    this.map.onViewChange((view) => void this.loadRoads(view));
     const bbox = info.bbox;
     if (Array.isArray(bbox) && bbox.length === 4) {
       this.map.fitBbox(bbox);
+      void this.loadRoads(bbox);
       const [w, s, e, n] = bbox;
       this.map.setData('area', {
         type: 'FeatureCollection',
@@ -127,6 +130,20 @@ export class RoutingPanel {
 
   stop(): void {
     clearTimeout(this.retry);
+  }
+
+  #roadsRequest = 0;
+
+  /** Draws the streets in view (at most 20,000 segments; a whole large city is drawn when zoomed in). */
+  async loadRoads(view: readonly number[]): Promise<void> {
+    const request = ++this.#roadsRequest;
+    const bbox = view.map((v) => v.toFixed(5)).join(',');
+    try {
+      const roads = await this.api.get<FeatureCollection>(`/api/routing/roads?bbox=${bbox}&limit=20000`);
+      if (request === this.#roadsRequest) this.map.setData('roads', roads);
+    } catch {
+      // The base map is a convenience: routing works without it.
+    }
   }
 
   hint(): string {
