@@ -3,3 +3,5 @@ export { INGEST_TOPIC_PREFIX, startEmbeddedMqttBroker } from './embedded-mqtt-br
 export type { ExternalMqttIngest, ExternalMqttIngestOptions } from './external-mqtt-ingest.ts';
 export { startExternalMqttIngest } from './external-mqtt-ingest.ts';
 export { createMqttNotificationSender } from './mqtt-notification-sender.ts';
+export type { MqttRuntime, MqttRuntimeOptions } from './mqtt-runtime.ts';
+export { DEFAULT_MQTT_PORT, startMqttRuntime } from './mqtt-runtime.ts';

@@ -19,9 +19,9 @@ import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import { createMemoryBus } from '../bus/index.ts';
 import { openTestPgliteStore } from '../storage/testing.ts';
-import { type EmbeddedMqttBroker, startEmbeddedMqttBroker } from './embedded-mqtt-broker.ts';
+import type { EmbeddedMqttBroker } from './embedded-mqtt-broker.ts';
 import { startExternalMqttIngest } from './external-mqtt-ingest.ts';
-import { createMqttNotificationSender } from './mqtt-notification-sender.ts';
+import { type MqttRuntime, startMqttRuntime } from './mqtt-runtime.ts';
 
 const V = 'https://uri.etsi.org/ngsi-ld/default-context/';
 const sensor: IngestPrincipal = { userId: 'svc-sensors', orgId: 'org-a', roles: ['device'] };
@@ -53,6 +53,7 @@ describe('IoT ingestion and MQTT notifications', () => {
   let bus: EventBus;
   let core: ContextService;
   let live: ContextLive;
+  let runtime: MqttRuntime;
   let broker: EmbeddedMqttBroker;
   let url: string;
 
@@ -61,13 +62,12 @@ describe('IoT ingestion and MQTT notifications', () => {
     bus = createMemoryBus();
     const ld = testLdContext();
     core = new ContextService({ store, bus, resolver: ld });
-    let ingest: ContextLive['ingestion'];
-    broker = await startEmbeddedMqttBroker({
+    runtime = await startMqttRuntime({
       port: 0,
       host: '127.0.0.1',
       authenticate: async (_u, password) => (password ? (tokens[password] ?? null) : null),
-      ingest: (m) => ingest!.ingest({ source: 'mqtt', ...m }),
     });
+    broker = runtime.broker!;
     url = `mqtt://127.0.0.1:${broker.port}`;
     live = createContextLive({
       store,
@@ -75,15 +75,15 @@ describe('IoT ingestion and MQTT notifications', () => {
       query: createCoreQueryPort(ld),
       writer: core,
       entityReader: core,
-      senders: [createMqttNotificationSender({ local: broker })],
+      senders: [runtime.sender],
       busMembers: 8,
     });
-    ingest = live.ingestion;
     await live.start(bus);
+    await runtime.start((m) => live.ingestion!.ingest({ source: 'mqtt', ...m }));
   });
   afterAll(async () => {
     await live?.stop();
-    await broker?.close();
+    await runtime?.close();
     await bus?.close();
     await store?.close();
   });
