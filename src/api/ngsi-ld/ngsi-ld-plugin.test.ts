@@ -208,12 +208,35 @@ describe('NGSI-LD entities over HTTP', () => {
       headers: bob,
     });
     expect(get.json()).toEqual({ id, type: 'Camera', fps: 30, online: true });
+    const merge = await inject({
+      method: 'PATCH',
+      url: `${E}/${id}`,
+      headers: { ...bob, ...json },
+      payload: {
+        type: 'Sensor',
+        fps: { observedAt: '2024-07-01T00:00:00Z' },
+        online: 'urn:ngsi-ld:null',
+        zoomLevel: 4,
+      },
+    });
+    expect(merge.statusCode).toBe(204);
+    const merged = await inject({
+      method: 'GET',
+      url: `${E}/${id}?attrs=fps,online,zoomLevel`,
+      headers: bob,
+    });
+    expect(merged.json()).toEqual({
+      id,
+      type: ['Camera', 'Sensor'],
+      fps: { type: 'Property', value: 30, unitCode: 'HZ', observedAt: '2024-07-01T00:00:00Z' },
+      zoomLevel: { type: 'Property', value: 4 },
+    });
     const omit = await inject({
       method: 'GET',
       url: `${E}/${id}?options=keyValues&omit=location,label,watches`,
       headers: bob,
     });
-    expect(omit.json()).toEqual({ id, type: 'Camera', fps: 30, online: true });
+    expect(omit.json()).toEqual({ id, type: ['Camera', 'Sensor'], fps: 30, zoomLevel: 4 });
   });
 
   it('enforces markings: RED, AMBER and GREEN entities across organisations', async () => {

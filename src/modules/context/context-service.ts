@@ -378,12 +378,21 @@ export class ContextService {
   /** PATCH /entities/{id}: merges attributes (members of existing attributes are merged; urn:ngsi-ld:null deletes). */
   async mergeEntity(caller: Caller, id: string, body: unknown, ctx: ActiveContext): Promise<UpdateResult> {
     const nulls = extractNulls(body, ctx);
+    // Validated once up front, so that a bad payload fails before any lock is taken.
     const fragment = parseFragment(nulls.body, ctx, id);
     return this.#updateOne(
       caller,
       id,
       (rec) => {
-        const r = applyAttributes(rec, fragment.entity, this.#now(), 'merge', {});
+        // Members an attribute fragment leaves out (its value, its type) keep their current values.
+        const raw = { ...(nulls.body as Record<string, unknown>) };
+        for (const [k, v] of Object.entries(raw)) {
+          const current = rec.entity[ctx.expandTerm(k)];
+          if (!current || Array.isArray(current) || !isPlainObject(v)) continue;
+          raw[k] = { ...shellOf(current as ExpandedAttribute, v), ...v };
+        }
+        const merged = parseFragment(raw, ctx, id);
+        const r = applyAttributes(rec, merged.entity, this.#now(), 'merge', {});
         for (const name of nulls.deleted) {
           if (name in rec.entity) {
             delete rec.entity[name];
@@ -391,9 +400,13 @@ export class ContextService {
             r.deletedNames.push(name);
           }
         }
-        if (fragment.entity.type.length > 0)
-          rec.entity.type = [...new Set([...rec.entity.type, ...fragment.entity.type])];
-        if (fragment.entity.scope) rec.entity.scope = fragment.entity.scope;
+        const types = [...new Set([...rec.entity.type, ...fragment.entity.type])];
+        if (types.length !== rec.entity.type.length || fragment.entity.scope) {
+          rec.entity.type = types;
+          if (fragment.entity.scope) rec.entity.scope = fragment.entity.scope;
+          rec.entity.modifiedAt = this.#now();
+          r.entityChanged = true;
+        }
         return r;
       },
       fragment,
@@ -459,10 +472,7 @@ export class ContextService {
       const now = this.#now();
       const old = instances[idx]!;
       // The fragment is merged over the attribute: members it does not give (the value, the type) stay.
-      const shell: Record<string, unknown> = { type: raw.type ?? old.type };
-      for (const k of ['value', 'object', 'languageMap', 'json', 'vocab', 'valueList', 'objectList']) {
-        if (k in old && !(k in raw) && raw.type === undefined) shell[k] = old[k];
-      }
+      const shell = shellOf(old, raw);
       const parsed = parseAttribute(attrTerm, { ...shell, ...raw }, ctx.expandTerm, 0);
       if (Array.isArray(parsed))
         throw new AppError('CONTEXT_INVALID_ENTITY', 'one attribute instance at a time');
@@ -995,8 +1005,9 @@ export class ContextService {
       change.deleted = r.deletedNames;
       this.#applyMarking(rec, old, fragment.marking, change);
       const result: UpdateResult = { updated: r.updated, notUpdated: r.notUpdated };
-      if (r.updated.length === 0 && !change.previousMarking)
+      if (r.updated.length === 0 && !r.entityChanged && !change.previousMarking) {
         return { writes: [], deletes: [], changes: [], result };
+      }
       if (fragment.marking !== undefined && change.previousMarking) result.updated.push(MARKING_TERM);
       return { writes: [rec], deletes: [], changes: [change], result };
     });
@@ -1160,6 +1171,26 @@ function parseBatch(items: BatchItem[], requireType = true): { parsed: ParsedIte
 interface AppliedAttributes extends UpdateResult {
   createdNames: string[];
   deletedNames: string[];
+  /** The entity's types or scope changed. */
+  entityChanged?: boolean;
+}
+
+const VALUE_MEMBERS = ['value', 'object', 'languageMap', 'json', 'vocab', 'valueList', 'objectList'];
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * What a fragment merged over an attribute leaves as it is: the type, and the value when the fragment
+ * gives neither (a fragment with only `observedAt` keeps the value).
+ */
+function shellOf(old: ExpandedAttribute, fragment: Record<string, unknown>): Record<string, unknown> {
+  const gives = fragment.type !== undefined || VALUE_MEMBERS.some((k) => k in fragment);
+  if (gives) return fragment.type === undefined && old.type !== 'Property' ? { type: old.type } : {};
+  const shell: Record<string, unknown> = { type: old.type };
+  for (const k of VALUE_MEMBERS) if (k in old) shell[k] = old[k];
+  return shell;
 }
 
 /** Applies a fragment's attributes to a record (in place). */
