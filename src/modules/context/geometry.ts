@@ -141,7 +141,21 @@ interface Parts {
   polygons: Position[][][];
 }
 
+/** Parts and boxes of non-Point geometries, computed once per geometry object (query geometries are reused). */
+const partsCache = new WeakMap<Geometry, Parts>();
+const boxCache = new WeakMap<Geometry, BBox>();
+
 function parts(g: Geometry): Parts {
+  if (g.type === 'Point') return { points: [g.coordinates], lines: [], polygons: [] };
+  let p = partsCache.get(g);
+  if (!p) {
+    p = computeParts(g);
+    partsCache.set(g, p);
+  }
+  return p;
+}
+
+function computeParts(g: Geometry): Parts {
   switch (g.type) {
     case 'Point':
       return { points: [g.coordinates], lines: [], polygons: [] };
@@ -159,6 +173,19 @@ function parts(g: Geometry): Parts {
 }
 
 export function bbox(g: Geometry): BBox {
+  if (g.type === 'Point') {
+    const [x, y] = g.coordinates as [number, number];
+    return { minX: x, minY: y, maxX: x, maxY: y };
+  }
+  let b = boxCache.get(g);
+  if (!b) {
+    b = computeBox(g);
+    boxCache.set(g, b);
+  }
+  return b;
+}
+
+function computeBox(g: Geometry): BBox {
   const b = { minX: Infinity, minY: Infinity, maxX: -Infinity, maxY: -Infinity };
   const add = (p: Position) => {
     const x = p[0]!;
@@ -314,6 +341,7 @@ function boxesOverlap(a: BBox, b: BBox): boolean {
 
 export function intersects(a: Geometry, b: Geometry): boolean {
   if (!boxesOverlap(bbox(a), bbox(b))) return false;
+  if (a.type === 'Point') return locate(a.coordinates, parts(b)) >= 0;
   const pa = parts(a);
   const pb = parts(b);
   for (const p of vertices(pa)) if (locate(p, pb) >= 0) return true;
@@ -328,6 +356,7 @@ export function within(a: Geometry, b: Geometry): boolean {
   const ba = bbox(a);
   const bb = bbox(b);
   if (ba.minX < bb.minX || ba.minY < bb.minY || ba.maxX > bb.maxX || ba.maxY > bb.maxY) return false;
+  if (a.type === 'Point') return locate(a.coordinates, parts(b)) >= 0;
   const pa = parts(a);
   const pb = parts(b);
   for (const p of vertices(pa)) if (locate(p, pb) < 0) return false;
