@@ -562,6 +562,22 @@ export class DeliveryEngine {
     await this.flushStatus();
   }
 
+  /** Changes waiting in memory, notifications in flight, and notifications pending in the outbox. */
+  async backlog(): Promise<{ queued: number; inFlight: number; outbox: number }> {
+    let queued = 0;
+    let inFlight = 0;
+    for (const s of this.#subs.values()) {
+      queued += s.queue.length;
+      if (s.inFlight) inFlight++;
+    }
+    const r = await this.#db
+      .selectFrom('context_live_outbox')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('state', '=', 'pending')
+      .executeTakeFirst();
+    return { queued, inFlight, outbox: Number(r?.n ?? 0) };
+  }
+
   /** Undelivered notifications in the outbox (pending and given up), for a delivery status view. */
   async outbox(tenant: string, subscriptionId: string): Promise<Array<{ state: string; attempts: number }>> {
     return this.#db
