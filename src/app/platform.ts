@@ -14,6 +14,7 @@ import { buildServer } from '../api/http/server.ts';
 import { ngsiLdPlugin } from '../api/ngsi-ld/index.ts';
 import { platformApi } from '../api/platform/index.ts';
 import { routingApi } from '../api/routing/index.ts';
+import { streamApi } from '../api/stream/index.ts';
 import { AppError } from '../kernel/errors.ts';
 import {
   AccessService,
@@ -316,6 +317,11 @@ export async function createPlatform(
           plugin: ngsiLdPlugin,
           options: { service: context, bodyLimit: config.bodyLimit },
           prefix: '/ngsi-ld/v1',
+        },
+        {
+          name: 'stream',
+          plugin: streamApi,
+          options: { bus, authenticate: (h: string) => authenticator.authenticate(h) },
         },
         {
           name: 'routing',

@@ -953,6 +953,18 @@ export class AccessService {
     return this.#bus;
   }
 
+  /** Announces a fact on the bus after its transaction committed (no-op without a bus). */
+  async publish(type: string, data: unknown): Promise<void> {
+    if (!this.#bus) return;
+    await this.#bus.publish({
+      id: newTimeOrderedId(),
+      type,
+      time: this.clock.now().toISOString(),
+      source: this.#source,
+      data,
+    });
+  }
+
   async #changed(kind: 'org' | 'community', id: string): Promise<void> {
     // Client and membership changes touch other organisations' facts too: drop them all.
     this.invalidateFacts();

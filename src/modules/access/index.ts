@@ -41,7 +41,11 @@ export {
 } from './policy.ts';
 export {
   type GeoPoint,
+  type ObjectChangeEvent,
+  REPORT_CREATED,
+  REPORT_DELETED,
   REPORT_KIND,
+  REPORT_UPDATED,
   type Report,
   type ReportInput,
   type ReportPatch,

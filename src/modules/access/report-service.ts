@@ -11,7 +11,7 @@ import type { AuditEntry } from '../audit/index.ts';
 import type { AccessService } from './access-service.ts';
 import type { AccessTables } from './access-tables.ts';
 import { actorOf, type Principal } from './access-types.ts';
-import { type Marking, parseMarking, type Tlp } from './marking.ts';
+import { type Marking, objectReadKeys, parseMarking, type Tlp } from './marking.ts';
 import { canWrite, requireWriter } from './policy.ts';
 import {
   registerSharedObject,
@@ -63,6 +63,24 @@ export interface ReportQuery {
   before?: string | undefined;
   category?: string | undefined;
   ownerOrg?: string | undefined;
+}
+
+export const REPORT_CREATED = 'report.created';
+export const REPORT_UPDATED = 'report.updated';
+export const REPORT_DELETED = 'report.deleted';
+
+/**
+ * The data of an event about a marked object (`report.created|updated|deleted`): enough for a live stream
+ * to decide, with the one policy, who is told — nothing of the object's content.
+ */
+export interface ObjectChangeEvent {
+  kind: string;
+  id: string;
+  ownerOrg: string;
+  /** Who may see the object now ([] once deleted). */
+  readKeys: string[];
+  /** Who could see it before the change ([] when created). */
+  previousReadKeys: string[];
 }
 
 /** Labels whose reads from outside the owner organisation are recorded as disclosures. */
@@ -149,7 +167,9 @@ export class ReportService {
         details: { title: input.title, category: input.category, marking },
       });
     });
-    return this.#mustGet(this.#access.store.db, id);
+    const report = await this.#mustGet(this.#access.store.db, id);
+    await this.#announce(REPORT_CREATED, report, undefined);
+    return report;
   }
 
   /** One report, or ACCESS_OBJECT_NOT_FOUND when it does not exist or the principal may not see it. */
@@ -179,8 +199,10 @@ export class ReportService {
       patch.marking === undefined
         ? undefined
         : await this.#access.validateMarking(parseMarking(patch.marking));
+    let previous: Report | undefined;
     await this.#access.store.transaction(async (trx) => {
       const current = await this.#writable(trx, principal, id);
+      previous = current;
       const set: Partial<AccessTables['report']> = { updated_at: this.#access.clock.now() };
       const changed: Record<string, unknown> = {};
       for (const k of ['title', 'body', 'category'] as const) {
@@ -219,12 +241,16 @@ export class ReportService {
       }
       await this.#access.audit(trx, entries);
     });
-    return this.#mustGet(this.#access.store.db, id);
+    const report = await this.#mustGet(this.#access.store.db, id);
+    await this.#announce(REPORT_UPDATED, report, previous);
+    return report;
   }
 
   async remove(principal: Principal, id: string): Promise<void> {
+    let removed: Report | undefined;
     await this.#access.store.transaction(async (trx) => {
       const current = await this.#writable(trx, principal, id);
+      removed = current;
       await trx.withTables<AccessTables>().deleteFrom('report').where('id', '=', id).execute();
       await removeSharedObject(trx, id);
       await this.#access.audit(trx, {
@@ -236,6 +262,25 @@ export class ReportService {
         details: { title: current.title, marking: current.marking },
       });
     });
+    if (removed) await this.#announce(REPORT_DELETED, undefined, removed);
+  }
+
+  /**
+   * Tells live streams that a report changed: its id and who may see it now and before (read keys), never
+   * its content — a stream client reads the report through the API, under the policy.
+   */
+  async #announce(type: string, now: Report | undefined, before: Report | undefined): Promise<void> {
+    const keys = (r: Report) =>
+      objectReadKeys({ ownerOrg: r.ownerOrg, createdBy: r.createdBy, marking: r.marking });
+    const r = (now ?? before) as Report;
+    const data: ObjectChangeEvent = {
+      kind: REPORT_KIND,
+      id: r.id,
+      ownerOrg: r.ownerOrg,
+      readKeys: now ? keys(now) : [],
+      previousReadKeys: before ? keys(before) : [],
+    };
+    await this.#access.publish(type, data);
   }
 
   /** The registry entry of a report the principal can see (for explain and the web app). */

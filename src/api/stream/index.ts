@@ -1,0 +1,1 @@
+export { changeOf, type StreamApiOptions, streamApi } from './stream-plugin.ts';
