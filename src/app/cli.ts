@@ -3,22 +3,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isAppError } from '../kernel/errors.ts';
+import { ORG_KINDS, ROLES, TLP_LABELS } from '../modules/access/index.ts';
 import { configHelp, loadConfig } from './config.ts';
-
-const ORG_KINDS = [
-  'police',
-  'fire',
-  'ems',
-  'transport',
-  'energy',
-  'water',
-  'traffic',
-  'venue',
-  'city',
-  'cert',
-  'other',
-];
-const ROLES = ['admin', 'operator', 'analyst', 'responder', 'viewer'];
 
 function slug(value: string): string {
   if (!/^[a-z0-9][a-z0-9-]{1,62}$/.test(value)) {
@@ -29,7 +15,8 @@ function slug(value: string): string {
 
 function collectRoles(value: string, previous: string[] = []): string[] {
   for (const r of value.split(',')) {
-    if (!ROLES.includes(r)) throw new InvalidArgumentError(`"${r}" is not a role (${ROLES.join(', ')})`);
+    if (!(ROLES as readonly string[]).includes(r))
+      throw new InvalidArgumentError(`"${r}" is not a role (${ROLES.join(', ')})`);
     previous.push(r);
   }
   return previous;
@@ -76,7 +63,7 @@ export function buildCli(out: (s: string) => void = (s) => process.stdout.write(
     .addOption(new Option('--kind <kind>', 'kind of organisation').choices(ORG_KINDS).makeOptionMandatory())
     .addOption(
       new Option('--tlp <label>', 'default TLP of objects its accounts create')
-        .choices(['CLEAR', 'GREEN', 'AMBER', 'AMBER+STRICT', 'RED'])
+        .choices(TLP_LABELS)
         .default('AMBER'),
     )
     .action(async (id: string, opts: { name: string; kind: string; tlp: string }) => {
