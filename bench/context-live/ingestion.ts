@@ -42,7 +42,7 @@ function measurement(i: number, t0: number): Record<string, unknown> {
 }
 
 export async function runIngestionBench(
-  opts: { messages?: number; log?: (s: string) => void } = {},
+  opts: { messages?: number; publishers?: number; log?: (s: string) => void } = {},
 ): Promise<IngestionBenchResult> {
   const n = opts.messages ?? Number(process.env.INGEST_BENCH_N ?? 5000);
   const log = opts.log ?? ((s: string) => console.log(s));
@@ -73,7 +73,7 @@ export async function runIngestionBench(
     const base = await countInstances();
 
     // A. MQTT
-    const publishers = 8;
+    const publishers = opts.publishers ?? Number(process.env.INGEST_BENCH_PUBLISHERS ?? 8);
     const clients = await Promise.all(
       Array.from({ length: publishers }, () =>
         mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, {
@@ -109,6 +109,10 @@ export async function runIngestionBench(
       ackedPerSecond: Math.round((n * ATTRS) / ackedSeconds),
       historyPerSecond: Math.round(recorded / historySeconds),
     };
+    const c = live.ingestion!.counters;
+    log(
+      `ingestion A: ${c.writes} writer calls, ${(c.fragments / Math.max(1, c.writes)).toFixed(0)} fragments each`,
+    );
     const letters = await live.deadLetters.list({ limit: 5 });
     if (letters.length > 0) log(`ingestion: ${letters.length}+ dead letters, first: ${letters[0]?.reason}`);
     if (recorded !== n * ATTRS) log(`ingestion: history has ${recorded} of ${n * ATTRS} instances`);

@@ -296,6 +296,41 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
     });
   });
 
+  describe('periodic notifications', () => {
+    it('notifies the matching entities every timeInterval, whether they changed or not', async () => {
+      const periodic = await startReceiver();
+      const ctx = await core.resolveContext(null);
+      await core.createEntity(
+        {
+          tenant: '',
+          principal: { userId: 'alice', orgId: 'org-a', roles: ['operator'] },
+          readKeys: principalReadKeys({ userId: 'alice', orgId: 'org-a', communities: [], patronOrgs: [] }),
+          defaultMarking: { tlp: 'GREEN', audience: emptyAudience() },
+        },
+        { id: 'urn:ngsi-ld:Shelter:s1', type: 'Shelter', capacity: { type: 'Property', value: 300 } },
+        ctx,
+      );
+      const res = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/subscriptions',
+        headers: asB,
+        payload: {
+          type: 'Subscription',
+          entities: [{ type: 'Shelter' }],
+          timeInterval: 0.2,
+          notification: { endpoint: { uri: periodic.url }, format: 'keyValues' },
+        },
+      });
+      expect(res.statusCode).toBe(201);
+      const got = await periodic.waitFor(2, 5000);
+      expect(got[0]!.body.data).toEqual([{ id: 'urn:ngsi-ld:Shelter:s1', type: 'Shelter', capacity: 300 }]);
+      expect(got[1]!.body.data).toEqual(got[0]!.body.data);
+      const id = decodeURIComponent(String(res.headers.location).split('/').pop() ?? '');
+      await app.inject({ method: 'DELETE', url: `/ngsi-ld/v1/subscriptions/${id}`, headers: asB });
+      await periodic.close();
+    });
+  });
+
   describe('HTTP ingestion and the temporal API', () => {
     const asSensor = {
       'x-test-user': 'svc-noise@org-a',

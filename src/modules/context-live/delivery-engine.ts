@@ -118,7 +118,14 @@ export class DeliveryEngine {
 
   /** Loads live subscriptions and starts the retry and status timers. */
   async start(records: SubscriptionRecord[]): Promise<void> {
-    for (const r of records) await this.put(r);
+    for (const r of records) {
+      try {
+        await this.put(r);
+      } catch (e) {
+        // One subscription that no longer compiles (its @context unreachable...) must not stop the rest.
+        this.#o.onError?.(`context-live: subscription ${r.spec.id} not loaded`, e);
+      }
+    }
     const blocked = await this.#db
       .selectFrom('context_live_outbox')
       .select(['tenant', 'subscription_id'])

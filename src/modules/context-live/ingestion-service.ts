@@ -58,13 +58,21 @@ export class IngestionService {
   readonly #batchers = new Map<string, MicroBatcher<Job>>();
   #accepted = 0;
   #rejected = 0;
+  #writes = 0;
+  #written = 0;
 
   constructor(deps: IngestionServiceDeps) {
     this.#d = deps;
   }
 
-  get counters(): { accepted: number; rejected: number } {
-    return { accepted: this.#accepted, rejected: this.#rejected };
+  /** Messages accepted and rejected, and the writer calls and fragments they took (for metrics). */
+  get counters(): { accepted: number; rejected: number; writes: number; fragments: number } {
+    return {
+      accepted: this.#accepted,
+      rejected: this.#rejected,
+      writes: this.#writes,
+      fragments: this.#written,
+    };
   }
 
   #batcher(
@@ -121,6 +129,8 @@ export class IngestionService {
     const attempts = this.#d.writeAttempts ?? 3;
     for (let a = 1; ; a++) {
       try {
+        this.#writes++;
+        this.#written += jobs.length;
         const results = await this.#d.writer.upsertFragments(
           tenant,
           principal,
