@@ -190,6 +190,50 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
     },
   );
 
+  // Retention of history per entity type (platform extension): administrators set it per tenant.
+  const requireAdmin = (request: FastifyRequest) => {
+    principalOf(request);
+    if (!request.principal?.roles.includes('admin')) {
+      throw new AppError('AUTH_ROLE_REQUIRED', 'setting history retention needs the admin role');
+    }
+  };
+
+  app.get(
+    '/ngsi-ld/v1/temporal/retention',
+    { schema: { tags, summary: 'History retention per entity type' } },
+    async (request) => {
+      requireAdmin(request);
+      return live.temporal.listRetention(tenantOf(request));
+    },
+  );
+
+  app.put(
+    '/ngsi-ld/v1/temporal/retention/:entityType',
+    { schema: { tags, summary: 'Set the history retention of an entity type' } },
+    async (request, reply) => {
+      requireAdmin(request);
+      const { entityType } = request.params as { entityType: string };
+      const { body, context } = splitPayload(request, request.body);
+      const seconds = (body as { seconds?: unknown } | null)?.seconds;
+      if (typeof seconds !== 'number') {
+        throw new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', 'the body must be {"seconds": <number>}');
+      }
+      await live.temporal.setRetention(tenantOf(request), entityType, seconds, context);
+      reply.status(204).send();
+    },
+  );
+
+  app.delete(
+    '/ngsi-ld/v1/temporal/retention/:entityType',
+    { schema: { tags, summary: 'Clear the history retention of an entity type' } },
+    async (request, reply) => {
+      requireAdmin(request);
+      const { entityType } = request.params as { entityType: string };
+      await live.temporal.setRetention(tenantOf(request), entityType, null, linkContext(request));
+      reply.status(204).send();
+    },
+  );
+
   // --------------------------------------------------------------------------------------- ingestion
   const ingest = async (request: FastifyRequest, topic: string) => {
     if (!live.ingestion) throw new AppError('CONTEXT_LIVE_UNSUPPORTED', 'IoT ingestion is not configured');

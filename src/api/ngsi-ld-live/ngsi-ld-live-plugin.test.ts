@@ -51,7 +51,7 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
         userId,
         username: userId,
         orgId,
-        roles: ['operator'],
+        roles: userId === 'root' ? ['admin'] : ['operator'],
         kind: 'user',
         readKeys: principalReadKeys({ userId, orgId, communities: [], patronOrgs: [] }),
         defaultMarking: {
@@ -328,6 +328,49 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
       const id = decodeURIComponent(String(res.headers.location).split('/').pop() ?? '');
       await app.inject({ method: 'DELETE', url: `/ngsi-ld/v1/subscriptions/${id}`, headers: asB });
       await periodic.close();
+    });
+  });
+
+  describe('history retention', () => {
+    it('lets administrators set, list and clear the retention of an entity type', async () => {
+      const asAdmin = { 'x-test-user': 'root@org-city', 'content-type': 'application/json' };
+      const set = await app.inject({
+        method: 'PUT',
+        url: '/ngsi-ld/v1/temporal/retention/WeatherObserved',
+        headers: asAdmin,
+        payload: { seconds: 7 * 86400 },
+      });
+      expect(set.statusCode).toBe(204);
+      const list = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/temporal/retention',
+        headers: asAdmin,
+      });
+      expect(list.json()).toEqual([
+        { entityType: 'https://uri.etsi.org/ngsi-ld/default-context/WeatherObserved', seconds: 604800 },
+      ]);
+      const bad = await app.inject({
+        method: 'PUT',
+        url: '/ngsi-ld/v1/temporal/retention/WeatherObserved',
+        headers: asAdmin,
+        payload: { seconds: 'a week' },
+      });
+      expect(bad.statusCode).toBe(400);
+      const notAdmin = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/temporal/retention',
+        headers: asB,
+      });
+      expect(notAdmin.statusCode).toBe(403);
+      const cleared = await app.inject({
+        method: 'DELETE',
+        url: '/ngsi-ld/v1/temporal/retention/WeatherObserved',
+        headers: { 'x-test-user': 'root@org-city' },
+      });
+      expect(cleared.statusCode).toBe(204);
+      expect(
+        (await app.inject({ method: 'GET', url: '/ngsi-ld/v1/temporal/retention', headers: asAdmin })).json(),
+      ).toEqual([]);
     });
   });
 
