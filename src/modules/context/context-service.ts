@@ -11,6 +11,8 @@
  * Every committed write publishes `context.entity.created|updated|deleted` (and
  * `context.entity.marking_changed` when a marking changes) after the commit.
  */
+
+import { type RawBuilder, sql } from 'kysely';
 import { type Clock, systemClock } from '../../kernel/clock.ts';
 import { AppError, isAppError } from '../../kernel/errors.ts';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
@@ -65,7 +67,14 @@ import {
 } from './geo-query.ts';
 import { distanceToGeometry } from './geometry.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
-import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
+import type { QueryNode } from './query-language.ts';
+import {
+  matchesQuery,
+  matchesScopeQuery,
+  parseQuery,
+  parseScopeQuery,
+  unsafeRegexReason,
+} from './query-language.ts';
 import { qPrefilter } from './query-prefilter.ts';
 
 /** Who asks, in which tenant, with which read keys and default marking. */
@@ -246,7 +255,7 @@ export class ContextService {
       typeGroups: query.type ? parseTypeExpression(query.type, ctx) : undefined,
       attrsAny: query.attrs?.map((a) => ctx.expandTerm(a)),
       geo: geo ? { attr: geo.geoproperty, box: geo.searchBox } : undefined,
-      where: ast ? qPrefilter(ast) : undefined,
+      where: prefilter(ast, scope !== undefined),
     };
     const db = this.#o.store.db;
     if (geo && this.#o.memoryGeoIndex !== false) {
@@ -1381,6 +1390,14 @@ function asExpanded(e: { id: string; type: string | string[]; [k: string]: unkno
   return Array.isArray(e.type) ? (e as ExpandedEntity) : ({ ...e, type: [e.type] } as ExpandedEntity);
 }
 
+/** The SQL prefilter of q, and of scopeQ (only entities with scopes can match one). */
+function prefilter(ast: QueryNode | undefined, hasScopeQuery: boolean): RawBuilder<unknown> | undefined {
+  const q = ast ? qPrefilter(ast) : undefined;
+  const scope = hasScopeQuery ? sql`e.scopes is not null` : undefined;
+  if (q && scope) return sql`(${q} and ${scope})`;
+  return q ?? scope;
+}
+
 /** Rejects id patterns that are not valid regular expressions (PostgreSQL evaluates them). */
 function checkPattern(p: string): void {
   try {
@@ -1388,7 +1405,8 @@ function checkPattern(p: string): void {
   } catch {
     throw badRequest(`idPattern "${p}" is not a valid regular expression`);
   }
-  if (p.length > 1000) throw badRequest('idPattern is too long');
+  const unsafe = unsafeRegexReason(p);
+  if (unsafe) throw badRequest(`idPattern "${p}" ${unsafe}`);
 }
 
 /** `A,B` and `A|B`: either; `A;B`: both; parentheses are accepted around groups. */

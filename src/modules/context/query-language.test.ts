@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../kernel/errors.ts';
 import type { ExpandedEntity } from './entity-model.ts';
-import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
+import {
+  matchesQuery,
+  matchesScopeQuery,
+  parseQuery,
+  parseScopeQuery,
+  unsafeRegexReason,
+} from './query-language.ts';
 
 const V = 'https://v/';
 const expand = (t: string) => (t.includes(':') ? t : `${V}${t}`);
@@ -138,6 +144,26 @@ describe('q language', () => {
       expect(err, q).toBeInstanceOf(AppError);
       expect((err as AppError).code).toBe('CONTEXT_INVALID_QUERY');
     }
+  });
+});
+
+describe('pattern safety', () => {
+  it('refuses patterns that can backtrack exponentially, accepts ordinary ones', () => {
+    for (const bad of ['(a+)+$', '(a|aa)*', '((ab)*)+', '(\\w+\\s?)*$', '(a)\\1', 'x'.repeat(300)]) {
+      expect(unsafeRegexReason(bad), bad).toBeDefined();
+    }
+    for (const ok of [
+      '^urn:ngsi-ld:Sensor:0[0-4]$',
+      '^Gate',
+      '(ab)+',
+      '(a|b)c',
+      '[(a+)+]',
+      '\\(a+\\)+',
+      'a{2,3}',
+    ]) {
+      expect(unsafeRegexReason(ok), ok).toBeUndefined();
+    }
+    expect(() => parseQuery('name~=(a+)+$')).toThrow(/nests quantifiers/);
   });
 });
 

@@ -200,6 +200,8 @@ class QueryParser {
         flags = 'i';
         body = body.slice(4);
       }
+      const unsafe = unsafeRegexReason(body);
+      if (unsafe) invalid(this.q, `pattern "${source}" ${unsafe}`);
       try {
         return { kind: 'regex', source, regex: new RegExp(body, flags) };
       } catch {
@@ -285,6 +287,44 @@ class QueryParser {
     // Unquoted: a date-time, or a URI (relationship targets); anything else is taken as a string.
     return stringOrDate(raw);
   }
+}
+
+/**
+ * Patterns run on the event loop against every candidate, so the ones that can backtrack for
+ * exponential time are refused: a quantified group holding a quantifier or an alternation, like
+ * `(a+)+`, `(a|aa)*`, and back-references. Returns why, or undefined when the pattern is acceptable.
+ */
+export function unsafeRegexReason(source: string): string | undefined {
+  if (source.length > 256) return 'is longer than 256 characters';
+  if (/\\[1-9]|\\k</.test(source)) return 'uses back-references';
+  // A group (possibly nested) that contains a quantifier or `|`, followed by a quantifier.
+  const stack: { quantified: boolean }[] = [];
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') {
+      i++;
+      continue;
+    }
+    if (c === '[') {
+      const end = source.indexOf(']', i + 2);
+      if (end < 0) return undefined;
+      i = end;
+      continue;
+    }
+    if (c === '(') stack.push({ quantified: false });
+    else if (c === ')') {
+      const g = stack.pop();
+      const next = source[i + 1];
+      const quantifiedAfter = next === '*' || next === '+' || next === '{' || next === '?';
+      if (g?.quantified && quantifiedAfter && next !== '?')
+        return 'nests quantifiers, which can take exponential time';
+      if (g?.quantified && stack.length > 0) stack[stack.length - 1]!.quantified = true;
+      if (quantifiedAfter && stack.length > 0) stack[stack.length - 1]!.quantified = true;
+    } else if ((c === '*' || c === '+' || c === '{' || c === '|') && stack.length > 0) {
+      stack[stack.length - 1]!.quantified = true;
+    }
+  }
+  return undefined;
 }
 
 function stringOrDate(raw: string): QueryValue {
