@@ -34,6 +34,11 @@ describe('JSON-LD contexts', () => {
         res.end(JSON.stringify({ '@context': { speed: 'https://example.org/vocab/speed' } }));
         return;
       }
+      if (req.url === '/huge') {
+        res.setHeader('content-type', 'application/ld+json');
+        res.write(`{"@context": {"a": "${'x'.repeat(4096)}`);
+        return; // keeps the connection open: the reader must stop at the limit, not wait for the end
+      }
       if (req.url === '/not-a-context') {
         res.end('{"hello": 1}');
         return;
@@ -111,6 +116,14 @@ describe('JSON-LD contexts', () => {
     expect(slow.message).toMatch(/no answer within 200 ms/);
     expect((await rejects(r.resolve(`${base}/missing`))).code).toBe('CONTEXT_LDCONTEXT_NOT_AVAILABLE');
     expect((await rejects(r.resolve(`${base}/not-a-context`))).code).toBe('CONTEXT_LDCONTEXT_NOT_AVAILABLE');
+    const small = new ContextResolver({ timeoutMs: 2000, maxContextBytes: 1024 });
+    const started2 = Date.now();
+    const huge = await rejects(small.resolve(`${base}/huge`));
+    expect([huge.code, huge.message, Date.now() - started2 < 1500]).toEqual([
+      'CONTEXT_LDCONTEXT_NOT_AVAILABLE',
+      `@context ${base}/huge cannot be retrieved: larger than 1024 bytes`,
+      true,
+    ]);
     const offline = new ContextResolver({ allowRemote: false });
     expect((await rejects(offline.resolve('https://example.org/ctx.jsonld'))).message).toMatch(
       /not preloaded/,

@@ -217,7 +217,7 @@ export class ContextResolver {
         redirect: 'follow',
       });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      text = await res.text();
+      text = await readLimited(res, this.#maxBytes);
     } catch (e) {
       const why =
         e instanceof Error && e.name === 'TimeoutError'
@@ -254,6 +254,27 @@ export class ContextResolver {
     }
     return { contextUrl: null, documentUrl: url, document };
   }
+}
+
+/** Reads a response body as text, giving up once it passes `max` bytes (a context is small). */
+async function readLimited(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > max) throw new Error(`larger than ${max} bytes`);
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw new Error(`larger than ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function validateContextShape(ctx: LdContext | null): void {
