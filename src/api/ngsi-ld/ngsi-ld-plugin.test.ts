@@ -113,6 +113,54 @@ describe('NGSI-LD entities over HTTP', () => {
     expect([bad.statusCode, bad.json().type]).toEqual([406, err('InvalidRequest')]);
   });
 
+  it('reads its concise representation back as the same entity', async () => {
+    const id = 'urn:ngsi-ld:Counter:concise';
+    const normalized = {
+      id,
+      type: 'Counter',
+      count: [
+        { type: 'Property', value: 10, datasetId: 'urn:ds:a', observedAt: '2024-05-01T10:00:00Z' },
+        { type: 'Property', value: 12 },
+      ],
+      area: [
+        { type: 'GeoProperty', value: { type: 'Point', coordinates: [1, 2] }, datasetId: 'urn:ds:a' },
+        { type: 'GeoProperty', value: { type: 'Point', coordinates: [3, 4] } },
+      ],
+      tags: { type: 'Property', value: ['a', 'b'] },
+      address: { type: 'Property', value: { city: 'Porto' } },
+      near: { type: 'Relationship', object: 'urn:ngsi-ld:Gate:1' },
+      name: { type: 'LanguageProperty', languageMap: { en: 'Counter' } },
+      level: { type: 'Property', value: 3, unitCode: 'C62', reliability: { type: 'Property', value: 0.9 } },
+    };
+    expect(
+      (await inject({ method: 'POST', url: E, headers: { ...alice, ...json }, payload: normalized }))
+        .statusCode,
+    ).toBe(201);
+    const concise = (
+      await inject({ method: 'GET', url: `${E}/${id}?format=concise`, headers: alice })
+    ).json();
+    expect(concise).toEqual({
+      id,
+      type: 'Counter',
+      count: [{ value: 10, datasetId: 'urn:ds:a', observedAt: '2024-05-01T10:00:00Z' }, { value: 12 }],
+      area: [
+        { value: { type: 'Point', coordinates: [1, 2] }, datasetId: 'urn:ds:a' },
+        { value: { type: 'Point', coordinates: [3, 4] } },
+      ],
+      tags: ['a', 'b'],
+      address: { value: { city: 'Porto' } },
+      near: { object: 'urn:ngsi-ld:Gate:1' },
+      name: { languageMap: { en: 'Counter' } },
+      level: { value: 3, unitCode: 'C62', reliability: 0.9 },
+    });
+    const copy = { ...concise, id: `${id}:copy` };
+    expect(
+      (await inject({ method: 'POST', url: E, headers: { ...alice, ...json }, payload: copy })).statusCode,
+    ).toBe(201);
+    const back = (await inject({ method: 'GET', url: `${E}/${id}:copy`, headers: alice })).json();
+    expect(back).toEqual({ ...normalized, id: `${id}:copy` });
+  });
+
   it('uses the Link context to expand and compact terms', async () => {
     const r = await inject({
       method: 'POST',

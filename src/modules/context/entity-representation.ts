@@ -58,8 +58,14 @@ export function compactTypes(types: string[], ctx: ActiveContext): string | stri
 /** One attribute member (a single instance or a multi-attribute array). */
 export function renderAttributeValue(raw: unknown, ctx: ActiveContext, opts: RenderOptions): unknown {
   if (Array.isArray(raw)) {
-    const list = raw.map((a) => renderAttribute(a as ExpandedAttribute, ctx, opts));
-    return list.length === 1 ? list[0] : list;
+    if (raw.length === 1) return renderAttribute(raw[0] as ExpandedAttribute, ctx, opts);
+    return raw.map((a) => {
+      const r = renderAttribute(a as ExpandedAttribute, ctx, opts);
+      // In a concise multi-attribute every instance stays an object, so that the list reads back as
+      // instances rather than as one array value.
+      const bare = r === null || typeof r !== 'object' || Array.isArray(r) || isGeometryLike(r);
+      return opts.format === 'concise' && bare ? { value: r } : r;
+    });
   }
   return renderAttribute(raw as ExpandedAttribute, ctx, opts);
 }
