@@ -1056,11 +1056,12 @@ export class ContextService {
   }
 
   /**
-   * Bulk writes change the tables faster than PostgreSQL's autovacuum (and PGlite has none) refreshes
-   * the planner's statistics; stale statistics make it pick the wrong index. Refreshed after every
-   * 20,000 rows written, at most once a minute.
+   * PGlite has no autovacuum, so bulk writes leave the planner's statistics stale and it picks the
+   * wrong index. Refreshed after every 20,000 rows written, at most once a minute.
    */
   async #keepStatistics(rows: number): Promise<void> {
+    // PostgreSQL's autovacuum does this on a server; PGlite has none.
+    if (this.#o.store.kind !== 'pglite') return;
     this.#unanalyzed += rows;
     const now = Date.now();
     if (this.#unanalyzed < 20_000 || now - this.#analyzedAt < 60_000) return;
