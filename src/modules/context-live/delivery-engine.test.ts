@@ -273,4 +273,29 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
       },
     ]);
   });
+
+  it('does not hold the bus for a slow receiver: changes are made durable and still arrive, in order', async () => {
+    await setup();
+    const sub = await subscribe({});
+    rx.delayMs = 600;
+    const started = performance.now();
+    for (let i = 0; i < 6; i++) {
+      await live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:11', i)));
+    }
+    // Six changes handed back well before six (or even one) 600 ms answers.
+    expect(performance.now() - started).toBeLessThan(1500);
+    rx.delayMs = 0;
+    const speeds = () =>
+      rx.received.flatMap((n) =>
+        (n.body.data as Array<{ speed: { value: number } }>).map((d) => d.speed.value),
+      );
+    const deadline = Date.now() + 8000;
+    while (speeds().length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(speeds()).toEqual([0, 1, 2, 3, 4, 5]);
+    const end = Date.now() + 3000;
+    while ((await live.engine.outbox('', sub.spec.id)).length > 0 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await live.engine.outbox('', sub.spec.id)).toEqual([]);
+  });
 });

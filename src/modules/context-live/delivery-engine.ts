@@ -16,7 +16,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Clock } from '../../kernel/clock.ts';
 import { systemClock } from '../../kernel/clock.ts';
-import { newId, newTimeOrderedId } from '../../kernel/ids.ts';
+import { newId } from '../../kernel/ids.ts';
 import type { Store } from '../../ports/store.ts';
 import { type ChangeKind, type LiveEntityChange, typesOf } from './entity-change-event.ts';
 import { buildNotification, type NotificationSender, type NotifiedEntity } from './notification.ts';
@@ -53,6 +53,8 @@ export interface DeliveryEngineOptions {
   retryPollMs?: number;
   statusFlushMs?: number;
   maxBatch?: number;
+  /** How long a bus handler waits for a notification before it is made durable in the outbox (250 ms). */
+  spillMs?: number;
   onError?: (message: string, error: unknown) => void;
 }
 
@@ -70,6 +72,8 @@ interface SubState {
   /** The outbox holds undelivered notifications for it: new ones go behind them. */
   blocked: boolean;
   lastSentAt: number;
+  /** Outbox writes of this subscription, in order. */
+  outboxChain: Promise<void>;
   throttleTimer?: NodeJS.Timeout | undefined;
   intervalTimer?: NodeJS.Timeout | undefined;
 }
@@ -170,6 +174,7 @@ export class DeliveryEngine {
       inFlight: false,
       blocked: false,
       lastSentAt: 0,
+      outboxChain: Promise.resolve(),
     };
     state.rec = rec;
     state.cs = cs;
@@ -249,25 +254,25 @@ export class DeliveryEngine {
   }
 
   #pump(s: SubState): void {
-    if (s.inFlight || s.queue.length === 0 || this.#stopped) return;
+    if (s.queue.length === 0 || this.#stopped) return;
     if (s.blocked) {
-      // Behind undelivered notifications: keep the order by going to the outbox too.
+      // Behind undelivered notifications (or a slow one in flight): keep the order by going to the outbox.
       const batch = s.queue.splice(0, s.queue.length);
-      s.inFlight = true;
       this.#track(
-        this.#toOutbox(
-          s,
-          batch.map((w) => w.item),
-          0,
-          undefined,
+        this.#chain(s, () =>
+          this.#toOutbox(
+            s,
+            batch.map((w) => w.item),
+            0,
+            undefined,
+          ),
         ).finally(() => {
           for (const w of batch) w.done();
-          s.inFlight = false;
-          this.#pump(s);
         }),
       );
       return;
     }
+    if (s.inFlight) return;
     const throttleMs = (s.rec.spec.throttling ?? 0) * 1000;
     if (throttleMs > 0) {
       const wait = s.lastSentAt + throttleMs - this.#clock.now().getTime();
@@ -284,18 +289,71 @@ export class DeliveryEngine {
     s.inFlight = true;
     s.lastSentAt = this.#clock.now().getTime();
     const items = batch.map((w) => w.item);
+    // A slow receiver must not hold the bus: past `spillMs` the notification is made durable in the outbox
+    // (leased, so no retry races the request in flight) and the changes are handed back; the answer then
+    // deletes the row (delivered) or schedules its retry.
+    let settled = false;
+    let released = false;
+    let spill: Promise<string> | undefined;
+    const release = () => {
+      if (released) return;
+      released = true;
+      for (const w of batch) w.done();
+    };
+    const timer = setTimeout(() => {
+      if (settled) return;
+      s.blocked = true;
+      spill = this.#chain(s, () => this.#toOutbox(s, items, 0, undefined, 60_000));
+      spill.then(release, () => {});
+    }, this.#o.spillMs ?? 250);
     this.#track(
       this.#deliver(s, items, false)
-        .catch(async (e) => {
-          s.blocked = true;
-          await this.#toOutbox(s, items, 1, errorText(e));
-        })
+        .then(
+          async () => {
+            settled = true;
+            clearTimeout(timer);
+            if (spill)
+              await this.#db
+                .deleteFrom('context_live_outbox')
+                .where('id', '=', await spill)
+                .execute();
+          },
+          async (e) => {
+            settled = true;
+            clearTimeout(timer);
+            s.blocked = true;
+            if (spill) {
+              const now = this.#clock.now();
+              await this.#db
+                .updateTable('context_live_outbox')
+                .set({
+                  attempts: 1,
+                  next_attempt_at: new Date(now.getTime() + this.#backoff(1)),
+                  last_error: errorText(e),
+                })
+                .where('id', '=', await spill)
+                .execute();
+            } else {
+              await this.#chain(s, () => this.#toOutbox(s, items, 1, errorText(e)));
+            }
+          },
+        )
         .finally(() => {
-          for (const w of batch) w.done();
+          release();
           s.inFlight = false;
           this.#pump(s);
         }),
     );
+  }
+
+  /** Runs outbox writes of one subscription one after the other, so their ids keep the changes' order. */
+  #chain<T>(s: SubState, f: () => Promise<T>): Promise<T> {
+    const next = s.outboxChain.then(f, f);
+    s.outboxChain = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
   }
 
   /** Under throttling only the latest state of each entity is sent (the waiters of older ones resolve). */
@@ -399,27 +457,45 @@ export class DeliveryEngine {
     return Math.min(this.#retry.maxDelayMs, this.#retry.firstDelayMs * 2 ** Math.max(0, attempts - 1));
   }
 
+  #lastMs = 0;
+  #seq = 0;
+
+  /** Outbox ids sort in the order this instance wrote them, even within one millisecond. */
+  #outboxId(ms: number): string {
+    if (ms <= this.#lastMs) this.#seq++;
+    else {
+      this.#lastMs = ms;
+      this.#seq = 0;
+    }
+    return `${String(this.#lastMs).padStart(15, '0')}-${String(this.#seq).padStart(6, '0')}-${newId().slice(0, 8)}`;
+  }
+
+  /** Writes pending items to the outbox; `leaseMs` keeps the retry worker off it (a request in flight). */
   async #toOutbox(
     s: SubState,
     items: PendingItem[],
     attempts: number,
     error: string | undefined,
-  ): Promise<void> {
+    leaseMs?: number,
+  ): Promise<string> {
     const now = this.#clock.now();
+    const id = this.#outboxId(now.getTime());
+    const delay = leaseMs ?? (attempts > 0 ? this.#backoff(attempts) : 0);
     await this.#db
       .insertInto('context_live_outbox')
       .values({
-        id: newTimeOrderedId(now.getTime()),
+        id,
         tenant: s.rec.tenant,
         subscription_id: s.rec.spec.id,
         created_at: now,
         attempts,
-        next_attempt_at: new Date(now.getTime() + (attempts > 0 ? this.#backoff(attempts) : 0)),
+        next_attempt_at: new Date(now.getTime() + delay),
         last_error: error ?? null,
         state: 'pending',
         payload: JSON.stringify(items),
       })
       .execute();
+    return id;
   }
 
   /** One pass of the retry worker: the oldest due notification of each blocked subscription. */

@@ -24,6 +24,8 @@ export interface Receiver {
   received: ReceivedRequest[];
   /** The HTTP status the receiver answers with (200 by default; 503 plays a receiver that is down). */
   status: number;
+  /** How long the receiver takes to answer, in ms (0 by default; plays a slow receiver). */
+  delayMs: number;
   waitFor(n: number, timeoutMs?: number): Promise<ReceivedRequest[]>;
   close(): Promise<void>;
 }
@@ -35,6 +37,7 @@ export async function startReceiver(): Promise<Receiver> {
     url: '',
     received,
     status: 200,
+    delayMs: 0,
     async waitFor(n, timeoutMs = 10_000) {
       const end = Date.now() + timeoutMs;
       while (received.length < n) {
@@ -48,7 +51,8 @@ export async function startReceiver(): Promise<Receiver> {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', async () => {
+      if (r.delayMs > 0) await new Promise((res) => setTimeout(res, r.delayMs));
       if (r.status >= 200 && r.status < 300) {
         received.push({
           at: Date.now(),
