@@ -492,6 +492,31 @@ describe('NGSI-LD entities over HTTP', () => {
       payload: [{ id: 'urn:ngsi-ld:Bin:00', fill: 7 }],
     });
     expect([update.statusCode, update.json().errors[0].error.type]).toEqual([207, err('ResourceNotFound')]);
+    const merge = await inject({
+      method: 'POST',
+      url: '/ngsi-ld/v1/entityOperations/merge',
+      headers: { ...alice, ...json },
+      payload: [
+        { id: 'urn:ngsi-ld:Bin:00', fill: { observedAt: '2024-05-01T10:00:00Z' }, lid: 'closed' },
+        { id: 'urn:ngsi-ld:Bin:77', fill: 1 },
+      ],
+    });
+    expect([
+      merge.statusCode,
+      merge.json().success,
+      merge.json().errors.map((e: { entityId: string }) => e.entityId),
+    ]).toEqual([207, ['urn:ngsi-ld:Bin:00'], ['urn:ngsi-ld:Bin:77']]);
+    const bin = await inject({
+      method: 'GET',
+      url: `${E}/urn:ngsi-ld:Bin:00?attrs=fill,lid`,
+      headers: alice,
+    });
+    expect(bin.json()).toEqual({
+      id: 'urn:ngsi-ld:Bin:00',
+      type: 'Bin',
+      fill: { type: 'Property', value: 6, observedAt: '2024-05-01T10:00:00Z' },
+      lid: { type: 'Property', value: 'closed' },
+    });
     const del = await inject({
       method: 'POST',
       url: '/ngsi-ld/v1/entityOperations/delete',

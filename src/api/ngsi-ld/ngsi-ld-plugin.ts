@@ -350,6 +350,15 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     return batchAnswer(reply, r, 204);
   });
 
+  app.post('/entityOperations/merge', batch, async (request, reply) => {
+    requireWriter(request);
+    const { items, earlier } = await batchItems(request);
+    const r = await svc.batchMerge(callerOf(request), items);
+    r.errors.unshift(...earlier);
+    tenantEcho(request, reply);
+    return batchAnswer(reply, r, 204);
+  });
+
   app.post('/entityOperations/delete', batch, async (request, reply) => {
     requireWriter(request);
     const body = request.body;

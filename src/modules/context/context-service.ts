@@ -386,40 +386,53 @@ export class ContextService {
 
   /** PATCH /entities/{id}: merges attributes (members of existing attributes are merged; urn:ngsi-ld:null deletes). */
   async mergeEntity(caller: Caller, id: string, body: unknown, ctx: ActiveContext): Promise<UpdateResult> {
-    const nulls = extractNulls(body, ctx);
-    // Validated once up front, so that a bad payload fails before any lock is taken.
-    const fragment = parseFragment(nulls.body, ctx, id);
-    return this.#updateOne(
-      caller,
-      id,
-      (rec) => {
-        // Members an attribute fragment leaves out (its value, its type) keep their current values.
-        const raw = { ...(nulls.body as Record<string, unknown>) };
-        for (const [k, v] of Object.entries(raw)) {
-          const current = rec.entity[ctx.expandTerm(k)];
-          if (!current || Array.isArray(current) || !isPlainObject(v)) continue;
-          raw[k] = { ...shellOf(current as ExpandedAttribute, v), ...v };
-        }
-        const merged = parseFragment(raw, ctx, id);
-        const r = applyAttributes(rec, merged.entity, this.#now(), 'merge', {});
-        for (const name of nulls.deleted) {
-          if (name in rec.entity) {
-            delete rec.entity[name];
-            r.updated.push(name);
-            r.deletedNames.push(name);
+    const merge = prepareMerge(body, ctx, id);
+    return this.#updateOne(caller, id, (rec) => merge(rec, this.#now()), merge.fragment);
+  }
+
+  /** POST /entityOperations/merge: merges each entity like PATCH /entities/{id}; per-entity results. */
+  async batchMerge(caller: Caller, items: BatchItem[]): Promise<BatchResult> {
+    this.#checkBatchSize(items.length);
+    const errors: BatchError[] = [];
+    const merges: { id: string; merge: ReturnType<typeof prepareMerge> }[] = [];
+    for (const item of items) {
+      const raw = isPlainObject(item.body) ? item.body : {};
+      const id = typeof raw.id === 'string' ? raw.id : '';
+      try {
+        if (!id) throw new AppError('CONTEXT_INVALID_ENTITY', 'the entity id is missing');
+        merges.push({ id, merge: prepareMerge(item.body, item.ctx, id) });
+      } catch (e) {
+        errors.push({ entityId: id, error: asAppError(e) });
+      }
+    }
+    return this.#write(caller, [...new Set(merges.map((m) => m.id))], (existing) => {
+      const errs = [...errors];
+      const latest = new Map<string, EntityRecord>();
+      const changes = new Map<string, Change>();
+      const success: string[] = [];
+      for (const { id, merge } of merges) {
+        try {
+          const base = latest.get(id) ?? clone(this.#modifiable(caller, existing.get(id), id));
+          const r = merge(base, this.#now());
+          const change = mergeChange(changes.get(id), updated(base, caller, r.updated), r);
+          change.deleted = [...new Set([...change.deleted, ...r.deletedNames])];
+          if (merge.fragment.marking !== undefined) {
+            this.#applyMarking(base, existing.get(id)!, merge.fragment.marking, change);
           }
+          latest.set(id, base);
+          changes.set(id, change);
+          if (!success.includes(id)) success.push(id);
+        } catch (e) {
+          errs.push({ entityId: id, error: asAppError(e) });
         }
-        const types = [...new Set([...rec.entity.type, ...fragment.entity.type])];
-        if (types.length !== rec.entity.type.length || fragment.entity.scope) {
-          rec.entity.type = types;
-          if (fragment.entity.scope) rec.entity.scope = fragment.entity.scope;
-          rec.entity.modifiedAt = this.#now();
-          r.entityChanged = true;
-        }
-        return r;
-      },
-      fragment,
-    );
+      }
+      return {
+        writes: [...latest.values()],
+        deletes: [],
+        changes: [...changes.values()],
+        result: { success, errors: errs },
+      };
+    });
   }
 
   /** PUT /entities/{id}: replaces the whole entity (keeps its id, createdAt, owner and, unless given, marking). */
@@ -1288,6 +1301,42 @@ function parseFragment(
   }
   const p = parseEntity(raw, ctx.expandTerm, { requireIdAndType: false });
   return p.marking === undefined ? { entity: p.entity } : { entity: p.entity, marking: p.marking };
+}
+
+/**
+ * Validates a merge payload once and returns the function that merges it into a record (in place):
+ * attributes merged member by member (members a fragment leaves out keep their values),
+ * `urn:ngsi-ld:null` deletes an attribute, types are added, scope replaced.
+ */
+function prepareMerge(body: unknown, ctx: ActiveContext, id: string) {
+  const nulls = extractNulls(body, ctx);
+  const fragment = parseFragment(nulls.body, ctx, id);
+  const apply = (rec: EntityRecord, now: string): AppliedAttributes => {
+    const raw = { ...(nulls.body as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(raw)) {
+      const current = rec.entity[ctx.expandTerm(k)];
+      if (!current || Array.isArray(current) || !isPlainObject(v)) continue;
+      raw[k] = { ...shellOf(current as ExpandedAttribute, v), ...v };
+    }
+    const merged = parseFragment(raw, ctx, id);
+    const r = applyAttributes(rec, merged.entity, now, 'merge', {});
+    for (const name of nulls.deleted) {
+      if (name in rec.entity) {
+        delete rec.entity[name];
+        r.updated.push(name);
+        r.deletedNames.push(name);
+      }
+    }
+    const types = [...new Set([...rec.entity.type, ...fragment.entity.type])];
+    if (types.length !== rec.entity.type.length || fragment.entity.scope) {
+      rec.entity.type = types;
+      if (fragment.entity.scope) rec.entity.scope = fragment.entity.scope;
+      rec.entity.modifiedAt = now;
+      r.entityChanged = true;
+    }
+    return r;
+  };
+  return Object.assign(apply, { fragment });
 }
 
 /** Members equal to urn:ngsi-ld:null in a merge mean "delete this attribute". */
