@@ -1,13 +1,12 @@
 /**
  * The entity change events this module consumes from the bus. The NGSI-LD core (src/modules/context)
- * publishes them after every change; this is the narrow shape we rely on.
+ * publishes them after every change (its EntityChangeEvent); this is the narrow shape we rely on.
  */
 import type { Marking } from '../access/index.ts';
+import { ENTITY_CREATED, ENTITY_DELETED, ENTITY_UPDATED } from '../context/index.ts';
 import type { ExpandedEntity } from './ports.ts';
 
-export const ENTITY_CREATED = 'context.entity.created';
-export const ENTITY_UPDATED = 'context.entity.updated';
-export const ENTITY_DELETED = 'context.entity.deleted';
+export { ENTITY_CREATED, ENTITY_DELETED, ENTITY_UPDATED };
 export const ENTITY_EVENT_TYPES = [ENTITY_CREATED, ENTITY_UPDATED, ENTITY_DELETED];
 
 export type ChangeKind = 'created' | 'updated' | 'deleted';

@@ -665,17 +665,17 @@ export class TemporalStore {
   async prune(now: Date, defaultSeconds?: number): Promise<number> {
     await this.flushRollups();
     // Rollup minutes go when the whole minute is past the cutoff (`bucket + 1 min <= cutoff`).
-    const typeCutoff = (alias: string) => sql`${now}::timestamptz - make_interval(secs => (
+    const typeCutoff = sql`${now}::timestamptz - make_interval(secs => (
           select max(r.retention_seconds) from context_live_retention r
-          where r.tenant = e.tenant and r.entity_type = any(e.entity_types)))${sql.raw(alias)}`;
+          where r.tenant = e.tenant and r.entity_type = any(e.entity_types)))`;
     const byType = await sql`delete from context_live_attr_instance i
       using context_live_temporal_entity e
       where e.tenant = i.tenant and e.entity_id = i.entity_id
-        and i.observed_at < ${typeCutoff('')}`.execute(this.#store.db);
+        and i.observed_at < ${typeCutoff}`.execute(this.#store.db);
     await sql`delete from context_live_attr_rollup i
       using context_live_temporal_entity e
       where e.tenant = i.tenant and e.entity_id = i.entity_id
-        and i.bucket + interval '1 minute' <= ${typeCutoff('')}`.execute(this.#store.db);
+        and i.bucket + interval '1 minute' <= ${typeCutoff}`.execute(this.#store.db);
     let n = Number(byType.numAffectedRows ?? 0n);
     if (defaultSeconds !== undefined) {
       const cutoff = new Date(now.getTime() - defaultSeconds * 1000);
