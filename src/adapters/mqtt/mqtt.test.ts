@@ -152,6 +152,14 @@ describe('IoT ingestion and MQTT notifications', () => {
     await c.endAsync();
   });
 
+  it('closes the connection of a client that publishes outside the ingestion topics', async () => {
+    const c = await connect(url, { username: 'gw-1', password: 'token-a' });
+    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    c.publish('city/other', 'x', { qos: 1 });
+    await closed;
+    c.end(true);
+  });
+
   it('sends MQTT notifications as { metadata, body } to the embedded broker', async () => {
     const c = await connect(url, { username: 'ops', password: 'token-a' });
     await c.subscribeAsync('notifications/org-a/air', { qos: 1 });
