@@ -48,6 +48,7 @@ import {
   type EntityRecord,
   ensureTenant,
   findEntities,
+  geoFingerprint,
   getEntities,
   getVisibleEntities,
   loadGeoRows,
@@ -483,7 +484,7 @@ export class ContextService {
     const datasetId = typeof raw.datasetId === 'string' ? raw.datasetId : undefined;
     await this.#write(caller, [id], (existing) => {
       const rec = clone(this.#modifiable(caller, existing.get(id), id));
-      const instances = instancesOf(rec.entity[name]);
+      const instances = [...instancesOf(rec.entity[name])];
       const idx = instances.findIndex((i) => (i.datasetId ?? '') === (datasetId ?? ''));
       if (idx < 0) {
         throw new AppError(
@@ -523,7 +524,7 @@ export class ContextService {
     const name = ctx.expandTerm(attrTerm);
     await this.#write(caller, [id], (existing) => {
       const rec = clone(this.#modifiable(caller, existing.get(id), id));
-      const instances = instancesOf(rec.entity[name]);
+      const instances = [...instancesOf(rec.entity[name])];
       const keep = opts.deleteAll
         ? []
         : instances.filter((i) => (i.datasetId ?? '') !== (opts.datasetId ?? ''));
@@ -1048,7 +1049,15 @@ export class ContextService {
         const existing = new Map(rows.map((r) => [r.id, r]));
         const planned = plan(existing);
         const created = new Set(planned.writes.filter((w) => !existing.has(w.id)).map((w) => w.id));
-        await writeEntities(trx, planned.writes, created);
+        const geoChanged = new Set(
+          planned.writes
+            .filter((w) => {
+              const before = existing.get(w.id);
+              return !before || geoChangedBetween(before.entity, w.entity);
+            })
+            .map((w) => w.id),
+        );
+        await writeEntities(trx, planned.writes, created, geoChanged);
         await deleteEntities(trx, caller.tenant, planned.deletes);
         return planned;
       });
@@ -1377,8 +1386,13 @@ function view(rec: EntityRecord): EntityView {
   return { entity: rec.entity, marking: rec.marking, ownerOrg: rec.ownerOrg, createdBy: rec.createdBy };
 }
 
+/**
+ * A copy to plan changes on. Shallow: changes replace attribute members (never mutate attribute objects
+ * or instance arrays in place), so untouched attributes stay shared — which also tells cheaply whether
+ * GeoProperties changed.
+ */
 function clone(rec: EntityRecord): EntityRecord {
-  return { ...rec, entity: structuredClone(rec.entity) };
+  return { ...rec, entity: { ...rec.entity, type: [...rec.entity.type] } };
 }
 
 function created(rec: EntityRecord, caller: Caller): Change {
@@ -1438,6 +1452,19 @@ function asAppError(e: unknown): AppError {
 
 function asExpanded(e: { id: string; type: string | string[]; [k: string]: unknown }): ExpandedEntity {
   return Array.isArray(e.type) ? (e as ExpandedEntity) : ({ ...e, type: [e.type] } as ExpandedEntity);
+}
+
+/** Whether GeoProperty values differ (shared attribute objects are unchanged by construction). */
+function geoChangedBetween(before: ExpandedEntity, after: ExpandedEntity): boolean {
+  for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    const a = before[k];
+    const b = after[k];
+    if (a === b) continue;
+    const isGeo = (v: unknown) =>
+      instancesOf(v).some((i) => i !== null && typeof i === 'object' && i.type === 'GeoProperty');
+    if (isGeo(a) || isGeo(b)) return geoFingerprint(before) !== geoFingerprint(after);
+  }
+  return false;
 }
 
 /** The SQL prefilter of q, and of scopeQ (only entities with scopes can match one). */

@@ -128,7 +128,13 @@ export async function getEntities(
  * of the same id fails with a unique violation, which the service retries); the others replace rows the
  * transaction has locked.
  */
-export async function writeEntities(db: AnyDb, records: EntityRecord[], created: Set<string>): Promise<void> {
+export async function writeEntities(
+  db: AnyDb,
+  records: EntityRecord[],
+  created: Set<string>,
+  /** Ids whose GeoProperty values changed (and new ids); only their geo rows are rewritten. */
+  geoChanged: Set<string> = new Set(records.map((r) => r.id)),
+): Promise<void> {
   if (records.length === 0) return;
   for (let i = 0; i < records.length; i += 500) {
     const chunk = records.slice(i, i + 500);
@@ -148,8 +154,22 @@ export async function writeEntities(db: AnyDb, records: EntityRecord[], created:
         db,
       );
     }
-    await writeGeo(db, chunk);
+    const geo = chunk.filter((r) => geoChanged.has(r.id));
+    if (geo.length > 0) await writeGeo(db, geo);
   }
+}
+
+/** A fingerprint of an entity's GeoProperty values (to skip rewriting unchanged geo rows). */
+export function geoFingerprint(e: ExpandedEntity): string {
+  const parts: string[] = [];
+  for (const [attr, v] of Object.entries(e)) {
+    for (const inst of instancesOf(v)) {
+      if (inst !== null && typeof inst === 'object' && inst.type === 'GeoProperty') {
+        parts.push(`${attr}\u0000${inst.datasetId ?? ''}\u0000${JSON.stringify(inst.value)}`);
+      }
+    }
+  }
+  return parts.sort().join('\u0001');
 }
 
 async function writeGeo(db: AnyDb, records: EntityRecord[]): Promise<void> {
