@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { principalReadKeys } from '../../src/modules/access/marking.ts';
 import { createContextLive, type IngestPrincipal } from '../../src/modules/context-live/index.ts';
 import { startReceiver } from '../../src/modules/context-live/testing.ts';
+import { writeBenchSection } from '../write-section.ts';
 import { machine, openBenchStore, openCore, type Percentiles, percentiles, sleep } from './bench-util.ts';
 
 export interface NotificationLatencyResult {
@@ -183,6 +184,27 @@ export async function runNotificationLatencyBench(
   }
 }
 
+/** The docs/benchmarks.md section of one run. */
+export function notificationSection(r: NotificationLatencyResult): string {
+  const ms = (p: Percentiles) => `${p.p50} / ${p.p99} ms`;
+  return `## Context live: notification latency
+
+Measured ${new Date().toISOString().slice(0, 10)} on ${r.machine}; load average ${r.loadAverage} at the end of the run (a shared
+machine: tails follow the load). Reproduce: \`npm run bench -- notifications\` (PostgreSQL with \`DATABASE_URL\`).
+${r.subscriptions} subscriptions (each on its own sensor, watchedAttributes, keyValues), ${r.targetRate} updates/s for ${r.updates / r.targetRate} s
+(${r.updates.toLocaleString('en-US')} updates, written in one core batch call per ${r.tickMs} ms), each notification POSTed to a node:http receiver
+on 127.0.0.1. "From the write" includes the entity store's write; "from commit" starts when the write (and the event
+publication) returned. Every update is counted at the receiver by its sequence number; the run waits until the
+delivery engine holds nothing, so what is missing is lost. Target: p99 < 50 ms, zero lost.
+
+| store | updates/s reached | delivered | lost | duplicates | notifications | from the write p50 / p99 | from commit p50 / p99 |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| ${r.store} | ${r.achievedRate} | ${r.delivered} | ${r.lost} | ${r.duplicates} | ${r.notifications} | ${ms(r.latencyMs)} | ${ms(r.deliveryMs)} |
+`;
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  console.log(JSON.stringify(await runNotificationLatencyBench(), null, 2));
+  const r = await runNotificationLatencyBench();
+  console.log(JSON.stringify(r, null, 2));
+  writeBenchSection('Context live: notification latency', notificationSection(r));
 }

@@ -5,10 +5,12 @@
  *
  * Run: node bin/run-ts.js bench/context-live/temporal-aggregation.ts   Env: DATABASE_URL for PostgreSQL.
  */
+import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { principalReadKeys } from '../../src/modules/access/marking.ts';
 import { createContextLive } from '../../src/modules/context-live/index.ts';
 import { entityChange, testLdContext } from '../../src/modules/context-live/testing.ts';
+import { writeBenchSection } from '../write-section.ts';
 import { machine, openBenchStore, type Percentiles, percentiles } from './bench-util.ts';
 
 export interface TemporalAggregationResult {
@@ -113,6 +115,25 @@ export async function runTemporalAggregationBench(
   }
 }
 
+/** The docs/benchmarks.md section of one run. */
+export function temporalSection(r: TemporalAggregationResult, loadAverage: number): string {
+  const ms = (p: Percentiles) => `${p.p50} / ${p.p99} ms`;
+  return `## Context live: temporal aggregation
+
+Measured ${new Date().toISOString().slice(0, 10)} on ${r.machine}; load average ${loadAverage.toFixed(1)} during the run.
+Reproduce: \`npm run bench -- temporal\` (PostgreSQL with \`DATABASE_URL\`). ${r.instances.toLocaleString('en-US')} instances of one
+attribute observed every second for a day (and as many of a second entity), then the aggregated temporal representation
+over the day. Target: under 100 ms. Ranges and periods in whole minutes are answered from per-minute rollups (1,440 rows
+per day); \`distinctCount\` (and \`timeproperty=modifiedAt\`, unaligned ranges) reads the instances.
+
+| store | totalCount, sum, avg, min, max, stddev, sumsq per hour: p50 / p99 | the same over the whole day (PT0S) | every method with distinctCount per hour | loading ${(2 * r.instances).toLocaleString('en-US')} instances |
+| --- | ---: | ---: | ---: | ---: |
+| ${r.store} | ${ms(r.hourly)} | ${ms(r.wholeDay)} | ${ms(r.hourlyWithDistinct)} | ${r.loadSeconds.toFixed(1)} s |
+`;
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  console.log(JSON.stringify(await runTemporalAggregationBench(), null, 2));
+  const r = await runTemporalAggregationBench();
+  console.log(JSON.stringify(r, null, 2));
+  writeBenchSection('Context live: temporal aggregation', temporalSection(r, loadavg()[0] ?? 0));
 }
