@@ -437,6 +437,26 @@ describe('NGSI-LD entities over HTTP', () => {
         },
       ],
     });
+    await inject({
+      method: 'POST',
+      url: E,
+      headers: { ...alice, ...json },
+      payload: {
+        id: 'urn:ngsi-ld:Bin:scoped',
+        type: 'Bin',
+        scope: '/Porto/Ribeira',
+        fill: { type: 'Property', value: 1, observedAt: '2024-05-01T10:00:00Z' },
+      },
+    });
+    // A literal `+` stays a `+` (scopeQ wildcards, time zone offsets), as RFC 3986 decoding says.
+    const plus = await inject({
+      method: 'GET',
+      url: `${E}?type=Bin&scopeQ=/Porto/+&q=fill.observedAt>2024-05-01T10:00:00+01:00&options=keyValues`,
+      headers: alice,
+    });
+    expect(plus.json()).toEqual([
+      { id: 'urn:ngsi-ld:Bin:scoped', type: 'Bin', scope: '/Porto/Ribeira', fill: 1 },
+    ]);
     const post = await inject({
       method: 'POST',
       url: '/ngsi-ld/v1/entityOperations/query?count=true&options=keyValues',

@@ -150,7 +150,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
   });
 
   app.get('/entities', one, async (request, reply) => {
-    const query = request.query as Query;
+    const query = queryOf(request);
     const type = negotiate(request);
     const out = outputOptions(query);
     const ctx = await readContext(svc, request);
@@ -177,7 +177,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
 
   app.get('/entities/:entityId', one, async (request, reply) => {
     const { entityId } = request.params as Params;
-    const query = request.query as Query;
+    const query = queryOf(request);
     const type = negotiate(request);
     const out = outputOptions(query);
     const ctx = await readContext(svc, request);
@@ -215,7 +215,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
   app.post('/entities/:entityId/attrs', one, async (request, reply) => {
     requireWriter(request);
     const { entityId } = request.params as Params;
-    const out = outputOptions(request.query as Query);
+    const out = outputOptions(queryOf(request));
     const { body, ctx } = await payload(request);
     const r = await svc.appendAttributes(callerOf(request), entityId, body, ctx, {
       noOverwrite: out.noOverwrite,
@@ -257,7 +257,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
   app.delete('/entities/:entityId/attrs/:attrId', one, async (request, reply) => {
     requireWriter(request);
     const { entityId, attrId } = request.params as Params;
-    const query = request.query as Query;
+    const query = queryOf(request);
     const ctx = await readContext(svc, request);
     await svc.deleteAttribute(callerOf(request), entityId, attrId, ctx, {
       datasetId: query.datasetId,
@@ -330,7 +330,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
 
   app.post('/entityOperations/upsert', batch, async (request, reply) => {
     requireWriter(request);
-    const out = outputOptions(request.query as Query);
+    const out = outputOptions(queryOf(request));
     const { items, earlier } = await batchItems(request);
     const r = await svc.batchUpsert(callerOf(request), items, out.upsertMode);
     r.errors.unshift(...earlier);
@@ -342,7 +342,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
 
   app.post('/entityOperations/update', batch, async (request, reply) => {
     requireWriter(request);
-    const out = outputOptions(request.query as Query);
+    const out = outputOptions(queryOf(request));
     const { items, earlier } = await batchItems(request);
     const r = await svc.batchUpdate(callerOf(request), items, { noOverwrite: out.noOverwrite });
     r.errors.unshift(...earlier);
@@ -372,7 +372,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
   /** POST /entityOperations/query: a Query object in the body (clause 5.7.2 by POST). */
   app.post('/entityOperations/query', one, async (request, reply) => {
     const type = negotiate(request, false);
-    const query = request.query as Query;
+    const query = queryOf(request);
     const out = outputOptions(query);
     const { body, ctx } = await payload(request);
     const b = (body ?? {}) as Record<string, unknown>;
@@ -411,7 +411,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     answerHeaders(reply, request, type, ctx);
     const withCtx = (o: Record<string, unknown>) =>
       type === 'application/ld+json' ? { ...o, '@context': ctx.echo } : o;
-    if ((request.query as Query).details === 'true') {
+    if (queryOf(request).details === 'true') {
       return types.map((t) =>
         withCtx({
           id: t.type,
@@ -459,7 +459,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     answerHeaders(reply, request, type, ctx);
     const withCtx = (o: Record<string, unknown>) =>
       type === 'application/ld+json' ? { ...o, '@context': ctx.echo } : o;
-    if ((request.query as Query).details === 'true') {
+    if (queryOf(request).details === 'true') {
       return attrs.map((a) => withCtx(attributeBody(a, ctx)));
     }
     return withCtx({
@@ -539,6 +539,35 @@ function entityQuery(query: Query): EntityQuery {
     count: query.count === 'true',
     local: query.local === 'true',
   };
+}
+
+/**
+ * The query parameters, decoded as RFC 3986 says (a `+` stays a `+`): NGSI-LD queries carry `+` in
+ * scopeQ (`/Madrid/+`) and in time zone offsets, which form decoding would turn into spaces.
+ */
+function queryOf(request: FastifyRequest): Query {
+  const cached = (request as FastifyRequest & { ngsiQuery?: Query }).ngsiQuery;
+  if (cached) return cached;
+  const out: Query = {};
+  const i = request.url.indexOf('?');
+  if (i >= 0) {
+    for (const part of request.url.slice(i + 1).split('&')) {
+      if (part === '') continue;
+      const eq = part.indexOf('=');
+      const rawKey = eq < 0 ? part : part.slice(0, eq);
+      const rawValue = eq < 0 ? '' : part.slice(eq + 1);
+      try {
+        out[decodeURIComponent(rawKey)] = decodeURIComponent(rawValue);
+      } catch {
+        throw new AppError(
+          'CONTEXT_INVALID_REQUEST',
+          `malformed percent-encoding in query parameter "${rawKey}"`,
+        );
+      }
+    }
+  }
+  (request as FastifyRequest & { ngsiQuery?: Query }).ngsiQuery = out;
+  return out;
 }
 
 function tenantEcho(request: FastifyRequest, reply: FastifyReply): void {
