@@ -254,7 +254,7 @@ export class ContextService {
       ids: query.ids,
       idPattern: query.idPattern,
       typeGroups: query.type ? parseTypeExpression(query.type, ctx) : undefined,
-      attrsAny: query.attrs?.map((a) => ctx.expandTerm(a)),
+      attrsAny: attrFilter(query.attrs, ctx),
       geo: geo ? { attr: geo.geoproperty, box: geo.searchBox } : undefined,
       where: prefilter(ast, scope !== undefined),
     };
@@ -730,6 +730,13 @@ export class ContextService {
     const db = this.#o.store.db;
     if (o.ast || o.scope || filter.attrsAny) {
       // Filters on attribute values need the entities: read the geo matches, then filter.
+      const maxScan = this.#o.maxScan ?? 200_000;
+      if (candidates.length > maxScan) {
+        throw new AppError(
+          'CONTEXT_TOO_MANY_RESULTS',
+          `the query would evaluate more than ${maxScan} entities; narrow it by type, id, attrs or geo-query`,
+        );
+      }
       const attrs = filter.attrsAny;
       const rows = await getVisibleEntities(db, caller.tenant, candidates, caller.readKeys);
       const kept = rows.filter(
@@ -1452,6 +1459,12 @@ function asAppError(e: unknown): AppError {
 
 function asExpanded(e: { id: string; type: string | string[]; [k: string]: unknown }): ExpandedEntity {
   return Array.isArray(e.type) ? (e as ExpandedEntity) : ({ ...e, type: [e.type] } as ExpandedEntity);
+}
+
+/** The attributes an entity must have one of (`attrs`); the reserved `marking` is not an attribute. */
+function attrFilter(attrs: string[] | undefined, ctx: ActiveContext): string[] | undefined {
+  const names = attrs?.filter((a) => a !== MARKING_TERM).map((a) => ctx.expandTerm(a));
+  return names && names.length > 0 ? names : undefined;
 }
 
 /** Whether GeoProperty values differ (shared attribute objects are unchanged by construction). */
