@@ -40,6 +40,8 @@ export interface ContextLiveDeps {
   senders?: NotificationSender[];
   clock?: Clock;
   retry?: Partial<RetryPolicy>;
+  /** How long a bus handler waits for a notification before it is made durable instead (default 1 s). */
+  spillMs?: number;
   /** History kept for entity types without their own retention; undefined keeps it forever. */
   defaultRetentionSeconds?: number;
   /** How often history past its retention is deleted (default hourly). */
@@ -83,6 +85,7 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     currentEntityKeys: (tenant, ids) => temporalStore.currentReadKeys(tenant, ids),
     clock,
     ...(deps.retry ? { retry: deps.retry } : {}),
+    ...(deps.spillMs !== undefined ? { spillMs: deps.spillMs } : {}),
     ...(deps.onError ? { onError: deps.onError } : {}),
   });
   let bus: EventBus | undefined;

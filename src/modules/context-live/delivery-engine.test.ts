@@ -275,7 +275,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
   });
 
   it('does not hold the bus for a slow receiver: changes are made durable and still arrive, in order', async () => {
-    await setup();
+    await setup({ spillMs: 200 });
     const sub = await subscribe({});
     rx.delayMs = 600;
     const started = performance.now();

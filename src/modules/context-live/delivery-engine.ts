@@ -53,7 +53,7 @@ export interface DeliveryEngineOptions {
   retryPollMs?: number;
   statusFlushMs?: number;
   maxBatch?: number;
-  /** How long a bus handler waits for a notification before it is made durable in the outbox (250 ms). */
+  /** How long a bus handler waits for a notification before it is made durable in the outbox (1 s). */
   spillMs?: number;
   onError?: (message: string, error: unknown) => void;
 }
@@ -107,6 +107,7 @@ export class DeliveryEngine {
   #retryTimer?: NodeJS.Timeout | undefined;
   #statusTimer?: NodeJS.Timeout | undefined;
   #retrying = false;
+  #retryAgain = false;
   #stopped = false;
   readonly #inflight = new Set<Promise<unknown>>();
 
@@ -268,6 +269,7 @@ export class DeliveryEngine {
           ),
         ).finally(() => {
           for (const w of batch) w.done();
+          if (!s.inFlight) this.#track(this.runRetries());
         }),
       );
       return;
@@ -305,7 +307,7 @@ export class DeliveryEngine {
       s.blocked = true;
       spill = this.#chain(s, () => this.#toOutbox(s, items, 0, undefined, 60_000));
       spill.then(release, () => {});
-    }, this.#o.spillMs ?? 250);
+    }, this.#o.spillMs ?? 1000);
     this.#track(
       this.#deliver(s, items, false)
         .then(
@@ -500,20 +502,36 @@ export class DeliveryEngine {
 
   /** One pass of the retry worker: the oldest due notification of each blocked subscription. */
   async runRetries(): Promise<void> {
-    if (this.#retrying || this.#stopped) return;
+    if (this.#stopped) return;
+    if (this.#retrying) {
+      // A pass is running: it makes one more when it ends, so what was just written is not left waiting.
+      this.#retryAgain = true;
+      return;
+    }
     this.#retrying = true;
     try {
-      for (let round = 0; round < 50; round++) {
-        const now = this.#clock.now();
-        const lease = new Date(now.getTime() + 30_000);
-        const claimed = await sql<{
-          id: string;
-          tenant: string;
-          subscription_id: string;
-          attempts: number;
-          created_at: Date;
-          payload: unknown;
-        }>`update context_live_outbox o set next_attempt_at = ${lease}
+      await this.#retryPass();
+      while (this.#retryAgain && !this.#stopped) {
+        this.#retryAgain = false;
+        await this.#retryPass();
+      }
+    } finally {
+      this.#retrying = false;
+    }
+  }
+
+  async #retryPass(): Promise<void> {
+    for (let round = 0; round < 50; round++) {
+      const now = this.#clock.now();
+      const lease = new Date(now.getTime() + 30_000);
+      const claimed = await sql<{
+        id: string;
+        tenant: string;
+        subscription_id: string;
+        attempts: number;
+        created_at: Date;
+        payload: unknown;
+      }>`update context_live_outbox o set next_attempt_at = ${lease}
           where o.id in (
             select id from context_live_outbox
             where state = 'pending' and next_attempt_at <= ${now}
@@ -521,32 +539,29 @@ export class DeliveryEngine {
                          group by tenant, subscription_id)
             for update skip locked)
           returning o.id, o.tenant, o.subscription_id, o.attempts, o.created_at, o.payload`.execute(
-          this.#o.store.db,
-        );
-        if (claimed.rows.length === 0) break;
-        await Promise.all(claimed.rows.map((row) => this.#retryOne(row)));
-      }
-      // Unblock subscriptions whose outbox is empty now.
-      const still = new Set(
-        (
-          await this.#db
-            .selectFrom('context_live_outbox')
-            .select(['tenant', 'subscription_id'])
-            .where('state', '=', 'pending')
-            .distinct()
-            .execute()
-        ).map((r) => keyOf(r.tenant, r.subscription_id)),
+        this.#o.store.db,
       );
-      for (const s of this.#subs.values()) {
-        if (s.blocked && !still.has(s.key) && !s.inFlight) {
-          s.blocked = false;
-          this.#pump(s);
-        } else if (!s.blocked && still.has(s.key)) {
-          s.blocked = true;
-        }
+      if (claimed.rows.length === 0) break;
+      await Promise.all(claimed.rows.map((row) => this.#retryOne(row)));
+    }
+    // Unblock subscriptions whose outbox is empty now.
+    const still = new Set(
+      (
+        await this.#db
+          .selectFrom('context_live_outbox')
+          .select(['tenant', 'subscription_id'])
+          .where('state', '=', 'pending')
+          .distinct()
+          .execute()
+      ).map((r) => keyOf(r.tenant, r.subscription_id)),
+    );
+    for (const s of this.#subs.values()) {
+      if (s.blocked && !still.has(s.key) && !s.inFlight) {
+        s.blocked = false;
+        this.#pump(s);
+      } else if (!s.blocked && still.has(s.key)) {
+        s.blocked = true;
       }
-    } finally {
-      this.#retrying = false;
     }
   }
 
