@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createMemoryBus } from '../../adapters/bus/index.ts';
-import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
+import { openTestPgliteStore, openTestPostgresStore } from '../../adapters/storage/testing.ts';
 import { emptyAudience, normaliseTlp, principalReadKeys } from '../../modules/access/marking.ts';
 import { ContextResolver, ContextService, contextMigrations } from '../../modules/context/index.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
@@ -30,8 +30,13 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function openTestApp(opts: { bodyLimit?: number } = {}): Promise<TestApp> {
-  const store = await openTestPgliteStore(contextMigrations);
+export async function openTestApp(
+  opts: { bodyLimit?: number; store?: 'pglite' | 'postgres' } = {},
+): Promise<TestApp> {
+  const store =
+    opts.store === 'postgres'
+      ? await openTestPostgresStore(contextMigrations)
+      : await openTestPgliteStore(contextMigrations);
   const bus = createMemoryBus();
   const events: PlatformEvent[] = [];
   await bus.subscribe({ types: ['context.>'], mode: 'broadcast' }, async (e) => {

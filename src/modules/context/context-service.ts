@@ -234,10 +234,11 @@ export class ContextService {
       query.idPattern ||
       query.attrs?.length ||
       query.q ||
+      query.scopeQ ||
       query.geo;
     if (!hasFilter && !query.local) {
       throw badRequest(
-        'a query needs at least one of type, id, idPattern, attrs, q or a geo-query (or local=true)',
+        'a query needs at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query (or local=true)',
       );
     }
     const ast = query.q ? parseQuery(query.q, ctx.expandTerm) : undefined;
