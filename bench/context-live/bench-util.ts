@@ -1,5 +1,7 @@
 /** Shared helpers of the context-live benchmarks. */
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { resolve } from 'node:path';
 import { createMemoryBus } from '../../src/adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../src/adapters/storage/testing.ts';
 import { ContextService, contextMigrations } from '../../src/modules/context/index.ts';
@@ -39,3 +41,21 @@ export function openCore(store: Store, maxPending = 1_000_000) {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Rows of the table in the `## title` section of docs/benchmarks.md measured on another store than
+ * `store`, so that a PostgreSQL run and a PGlite run both stay in the section.
+ */
+export function rowsOfOtherStores(title: string, store: string): string[] {
+  const file = resolve(import.meta.dirname, '../../docs/benchmarks.md');
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, 'utf8');
+  const start = text.indexOf(`## ${title}\n`);
+  if (start < 0) return [];
+  const next = text.indexOf('\n## ', start + 4);
+  const section = text.slice(start, next < 0 ? text.length : next);
+  return section
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| store') && !l.startsWith('| ---'))
+    .filter((l) => !(l.split('|')[1] ?? '').trim().startsWith(store));
+}

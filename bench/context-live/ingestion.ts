@@ -16,7 +16,7 @@ import mqtt from 'mqtt';
 import { startEmbeddedMqttBroker } from '../../src/adapters/mqtt/index.ts';
 import { createContextLive, type IngestPrincipal } from '../../src/modules/context-live/index.ts';
 import { writeBenchSection } from '../write-section.ts';
-import { machine, openBenchStore, openCore, sleep } from './bench-util.ts';
+import { machine, openBenchStore, openCore, rowsOfOtherStores, sleep } from './bench-util.ts';
 
 export interface IngestionBenchResult {
   store: 'pglite' | 'postgres';
@@ -202,7 +202,8 @@ same rows (id, type, attributes as jsonb; 1,000 per statement). Target: 20,000 a
 
 | store | A: MQTT, acknowledged | A: into history | B: batch upsert | C: raw INSERT | A / C | B / C |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
-| ${r.store} | ${n0(r.mqtt.ackedPerSecond)} /s | ${n0(r.mqtt.historyPerSecond)} /s | ${n0(r.batchUpsert.perSecond)} /s | ${n0(r.rawInsert.perSecond)} /s | ${r.ratios.mqttToRaw} | ${r.ratios.batchUpsertToRaw} |
+| ${r.store} (load ${loadAverage.toFixed(1)}) | ${n0(r.mqtt.ackedPerSecond)} /s | ${n0(r.mqtt.historyPerSecond)} /s | ${n0(r.batchUpsert.perSecond)} /s | ${n0(r.rawInsert.perSecond)} /s | ${r.ratios.mqttToRaw} | ${r.ratios.batchUpsertToRaw} |
+${rowsOfOtherStores('Context live: ingestion', r.store).join('\n')}
 `;
 }
 

@@ -15,7 +15,15 @@ import { principalReadKeys } from '../../src/modules/access/marking.ts';
 import { createContextLive, type IngestPrincipal } from '../../src/modules/context-live/index.ts';
 import { startReceiver } from '../../src/modules/context-live/testing.ts';
 import { writeBenchSection } from '../write-section.ts';
-import { machine, openBenchStore, openCore, type Percentiles, percentiles, sleep } from './bench-util.ts';
+import {
+  machine,
+  openBenchStore,
+  openCore,
+  type Percentiles,
+  percentiles,
+  rowsOfOtherStores,
+  sleep,
+} from './bench-util.ts';
 
 export interface NotificationLatencyResult {
   store: 'pglite' | 'postgres';
@@ -199,7 +207,8 @@ delivery engine holds nothing, so what is missing is lost. Target: p99 < 50 ms, 
 
 | store | updates/s reached | delivered | lost | duplicates | notifications | from the write p50 / p99 | from commit p50 / p99 |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
-| ${r.store} | ${r.achievedRate} | ${r.delivered} | ${r.lost} | ${r.duplicates} | ${r.notifications} | ${ms(r.latencyMs)} | ${ms(r.deliveryMs)} |
+| ${r.store} (load ${r.loadAverage}) | ${r.achievedRate} | ${r.delivered} | ${r.lost} | ${r.duplicates} | ${r.notifications} | ${ms(r.latencyMs)} | ${ms(r.deliveryMs)} |
+${rowsOfOtherStores('Context live: notification latency', r.store).join('\n')}
 `;
 }
 

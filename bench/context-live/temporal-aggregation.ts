@@ -11,7 +11,7 @@ import { principalReadKeys } from '../../src/modules/access/marking.ts';
 import { createContextLive } from '../../src/modules/context-live/index.ts';
 import { entityChange, testLdContext } from '../../src/modules/context-live/testing.ts';
 import { writeBenchSection } from '../write-section.ts';
-import { machine, openBenchStore, type Percentiles, percentiles } from './bench-util.ts';
+import { machine, openBenchStore, type Percentiles, percentiles, rowsOfOtherStores } from './bench-util.ts';
 
 export interface TemporalAggregationResult {
   store: 'pglite' | 'postgres';
@@ -128,7 +128,8 @@ per day); \`distinctCount\` (and \`timeproperty=modifiedAt\`, unaligned ranges) 
 
 | store | totalCount, sum, avg, min, max, stddev, sumsq per hour: p50 / p99 | the same over the whole day (PT0S) | every method with distinctCount per hour | loading ${(2 * r.instances).toLocaleString('en-US')} instances |
 | --- | ---: | ---: | ---: | ---: |
-| ${r.store} | ${ms(r.hourly)} | ${ms(r.wholeDay)} | ${ms(r.hourlyWithDistinct)} | ${r.loadSeconds.toFixed(1)} s |
+| ${r.store} (load ${loadAverage.toFixed(1)}) | ${ms(r.hourly)} | ${ms(r.wholeDay)} | ${ms(r.hourlyWithDistinct)} | ${r.loadSeconds.toFixed(1)} s |
+${rowsOfOtherStores('Context live: temporal aggregation', r.store).join('\n')}
 `;
 }
 
