@@ -57,7 +57,7 @@ import {
   writeEntities,
 } from './entity-repository.ts';
 import { type EntityFormat, renderEntity } from './entity-representation.ts';
-import { TenantGeoIndex } from './geo-index.ts';
+import { GeoIndexHolder, type TenantGeoIndex } from './geo-index.ts';
 import {
   type GeoQuery,
   type GeoQueryInput,
@@ -158,6 +158,8 @@ export interface ContextServiceOptions {
    * answers them in SQL (GiST box prefilter) only.
    */
   memoryGeoIndex?: boolean;
+  /** Rebuild a tenant's geo index from the store when older than this (default 10 min; 0: never). */
+  geoIndexRefreshMs?: number;
   /** Called when an event cannot be published after a commit (default: console.error). */
   onPublishError?: (error: unknown, event: PlatformEvent) => void;
 }
@@ -185,7 +187,7 @@ export class ContextService {
   readonly #o: ContextServiceOptions;
   readonly #clock: Clock;
   readonly resolver: ContextResolver;
-  readonly #geo = new Map<string, Promise<TenantGeoIndex>>();
+  readonly #geo = new Map<string, Promise<GeoIndexHolder>>();
   #geoSync: Promise<Subscription> | undefined;
   /** Rows written since the planner statistics were last refreshed. */
   #unanalyzed = 0;
@@ -758,8 +760,11 @@ export class ContextService {
     return result;
   }
 
-  /** The tenant's in-memory geo index, loaded from the store on first use and then kept in step. */
-  #geoIndexFor(tenant: string): Promise<TenantGeoIndex> {
+  /**
+   * The tenant's in-memory geo index: loaded from the store on first use, kept in step with writes and
+   * events, and rebuilt in the background once it is older than `geoIndexRefreshMs`.
+   */
+  async #geoIndexFor(tenant: string): Promise<TenantGeoIndex> {
     let p = this.#geo.get(tenant);
     if (!p) {
       p = (async () => {
@@ -767,16 +772,19 @@ export class ContextService {
           this.#applyToGeoIndex(e),
         );
         await this.#geoSync;
-        const index = new TenantGeoIndex();
-        for (const r of await loadGeoRows(this.#o.store.db, tenant)) {
-          index.add(r.id, r.attr, r.geometry, r.types, r.readKeys, r.modifiedAt);
-        }
-        return index;
+        const holder = new GeoIndexHolder();
+        await holder.rebuild(() => loadGeoRows(this.#o.store.db, tenant));
+        return holder;
       })();
       this.#geo.set(tenant, p);
       p.catch(() => this.#geo.delete(tenant));
     }
-    return p;
+    const holder = await p;
+    const refresh = this.#o.geoIndexRefreshMs ?? 600_000;
+    if (refresh > 0 && Date.now() - holder.loadedAt > refresh && !holder.rebuilding) {
+      holder.rebuild(() => loadGeoRows(this.#o.store.db, tenant)).catch(() => undefined);
+    }
+    return holder.current;
   }
 
   /** Applies an entity change (ours after commit, or another instance's event) to a loaded geo index. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ExpandedEntity } from './entity-model.ts';
-import { TenantGeoIndex } from './geo-index.ts';
+import { GeoIndexHolder, type GeoIndexRow, TenantGeoIndex } from './geo-index.ts';
 import { LOCATION_IRI } from './geo-query.ts';
 
 const at = (id: string, geometry: unknown): ExpandedEntity => ({
@@ -85,5 +85,37 @@ describe('TenantGeoIndex', () => {
     expect(index.search(LOCATION_IRI, box(0, 0, 2, 2)).map((e) => [e.id, e.readKeys])).toEqual([
       ['urn:a', ['k2']],
     ]);
+  });
+});
+
+describe('GeoIndexHolder', () => {
+  it('rebuilds from the store without losing changes made while it loads', async () => {
+    const holder = new GeoIndexHolder();
+    const row = (id: string, x: number, modifiedAt: string): GeoIndexRow => ({
+      id,
+      types: ['https://v/T'],
+      readKeys: ['k'],
+      modifiedAt,
+      attr: LOCATION_IRI,
+      geometry: { type: 'Point', coordinates: [x, 0] },
+    });
+    await holder.rebuild(async () => [
+      row('urn:a', 1, '2024-01-01T00:00:00Z'),
+      row('urn:b', 2, '2024-01-01T00:00:00Z'),
+    ]);
+    expect(ids(holder.current.search(LOCATION_IRI, box(0, -1, 3, 1)))).toEqual(['urn:a', 'urn:b']);
+    let release: (rows: GeoIndexRow[]) => void = () => {};
+    const rebuilding = holder.rebuild(() => new Promise<GeoIndexRow[]>((r) => (release = r)));
+    expect(holder.rebuilding).toBe(true);
+    // While the store is read: urn:a moves, urn:b is deleted, urn:c appears.
+    holder.upsert(at('urn:a', { type: 'Point', coordinates: [10, 0] }), ['k'], '2024-01-02T00:00:00Z');
+    holder.delete('urn:b', '2024-01-02T00:00:00Z');
+    holder.upsert(at('urn:c', { type: 'Point', coordinates: [11, 0] }), ['k'], '2024-01-02T00:00:00Z');
+    // The snapshot the store returns predates those changes.
+    release([row('urn:a', 1, '2024-01-01T00:00:00Z'), row('urn:b', 2, '2024-01-01T00:00:00Z')]);
+    await rebuilding;
+    expect(holder.rebuilding).toBe(false);
+    expect(ids(holder.current.search(LOCATION_IRI, box(0, -1, 20, 1)))).toEqual(['urn:a', 'urn:c']);
+    expect(ids(holder.current.search(LOCATION_IRI, box(9, -1, 10.5, 1)))).toEqual(['urn:a']);
   });
 });

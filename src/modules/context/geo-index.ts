@@ -74,31 +74,6 @@ export class TenantGeoIndex {
     this.#byId.set(entity.id, { entries, modifiedAt });
   }
 
-  /** Bulk load: adds one value of an entity (the index must not hold newer data for it). */
-  add(
-    id: string,
-    attr: string,
-    value: unknown,
-    types: string[],
-    readKeys: string[],
-    modifiedAt: string,
-  ): void {
-    let geometry: Geometry;
-    try {
-      geometry = validateGeometry(value, 'value', { bounds: false });
-    } catch {
-      return;
-    }
-    const e: GeoEntry = { id, attr, geometry, box: bbox(geometry), types, readKeys };
-    let current = this.#byId.get(id);
-    if (!current) {
-      current = { entries: [], modifiedAt };
-      this.#byId.set(id, current);
-    }
-    current.entries.push(e);
-    this.#place(e);
-  }
-
   delete(id: string, at: string): void {
     const current = this.#byId.get(id);
     if (current && current.modifiedAt > at) return;
@@ -199,6 +174,69 @@ export class TenantGeoIndex {
           if (list.length === 0) this.#cells.delete(k);
         }
       }
+    }
+  }
+}
+
+/** One row of a tenant's geo table, as the store loads it. */
+export interface GeoIndexRow {
+  id: string;
+  types: string[];
+  readKeys: string[];
+  modifiedAt: string;
+  attr: string;
+  geometry: unknown;
+}
+
+/**
+ * A tenant's index and its rebuilding: the index is rebuilt from the store from time to time, so that a
+ * change event lost in transit (another instance's write) cannot leave it stale for long. While a
+ * rebuild loads, changes go to both indexes; the load never overwrites newer data (time-guarded).
+ */
+export class GeoIndexHolder {
+  current = new TenantGeoIndex();
+  loadedAt = 0;
+  #next: TenantGeoIndex | undefined;
+
+  get rebuilding(): boolean {
+    return this.#next !== undefined;
+  }
+
+  upsert(entity: ExpandedEntity, readKeys: string[], modifiedAt: string): void {
+    this.current.upsert(entity, readKeys, modifiedAt);
+    this.#next?.upsert(entity, readKeys, modifiedAt);
+  }
+
+  delete(id: string, at: string): void {
+    this.current.delete(id, at);
+    this.#next?.delete(id, at);
+  }
+
+  async rebuild(load: () => Promise<GeoIndexRow[]>, now: () => number = Date.now): Promise<void> {
+    if (this.#next) return;
+    const next = new TenantGeoIndex();
+    this.#next = next;
+    try {
+      const byId = new Map<string, GeoIndexRow[]>();
+      for (const r of await load()) {
+        const list = byId.get(r.id);
+        if (list) list.push(r);
+        else byId.set(r.id, [r]);
+      }
+      for (const [id, rows] of byId) {
+        const first = rows[0]!;
+        const entity: ExpandedEntity = { id, type: first.types };
+        for (const r of rows) {
+          const v = { type: 'GeoProperty' as const, value: r.geometry };
+          const prev = entity[r.attr];
+          entity[r.attr] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+        }
+        next.upsert(entity, first.readKeys, first.modifiedAt);
+      }
+      this.current = next;
+      this.loadedAt = now();
+    } finally {
+      this.#next = undefined;
     }
   }
 }
