@@ -75,7 +75,8 @@ export async function timePgRouting(
     }
     const m2o: number[] = [];
     for (const { units, incident } of manyToOne) {
-      const ids = await Promise.all(units.map(nearest));
+      const ids: string[] = [];
+      for (const u of units) ids.push(await nearest(u));
       const target = await nearest(incident);
       const t0 = performance.now();
       await client.query(

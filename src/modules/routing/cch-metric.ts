@@ -6,8 +6,8 @@
  *
  *   up[a]   = cost from arcTail[a] (lower rank) to upHead[a] (higher rank)
  *   down[a] = cost from upHead[a] to arcTail[a]
- *   midUp[a], midDown[a] = the lower node v of the triangle that gives that cost (NO_MID when the
- *   road arc itself is best): path unpacking then needs two binary searches per shortcut.
+ *   midUp[a], midDown[a] = the lower triangle that gives that cost, as its position in the lower-triangle
+ *   index (NO_MID when the road arc itself is best): path unpacking reads the two lower arcs directly.
  */
 export const NO_MID = 0xffffffff;
 
@@ -48,7 +48,8 @@ export function copyMetric(from: CchMetric, to: CchMetric): void {
   to.midDown.set(from.midDown);
 }
 
-export function customizeFull(net: RoadNetwork, metric: CchMetric): void {
+export function customizeFull(net: RoadNetwork, metric: CchMetric, lower: LowerTriangles): void {
+  const position = lower.position;
   const { roadW, inUp, inDown, up, down, midUp, midDown } = metric;
   const { xRoad, xCch, xUp } = net;
   inUp.fill(INF_WEIGHT);
@@ -78,17 +79,18 @@ export function customizeFull(net: RoadNetwork, metric: CchMetric): void {
         continue;
       }
       for (let j = i + 1; j < e; j++) {
-        const a = triangles[t++]!;
+        const a = triangles[t]!;
         const viaUp = downI + up[j]!;
         if (viaUp < up[a]!) {
           up[a] = viaUp;
-          midUp[a] = v;
+          midUp[a] = position[t]!;
         }
         const viaDown = down[j]! + upI;
         if (viaDown < down[a]!) {
           down[a] = viaDown;
-          midDown[a] = v;
+          midDown[a] = position[t]!;
         }
+        t++;
       }
     }
   }
@@ -103,6 +105,8 @@ export interface LowerTriangles {
   first: Uint32Array;
   /** flat pairs: [arc v→lo, arc v→hi] */
   pairs: Uint32Array;
+  /** triangle number in topo.triangles order → its position in pairs */
+  position: Uint32Array;
 }
 
 export function buildLowerTriangles(topo: CchTopology): LowerTriangles {
@@ -113,20 +117,22 @@ export function buildLowerTriangles(topo: CchTopology): LowerTriangles {
   for (let a = 0; a < m; a++) first[a + 1]! += first[a]!;
   const fill = first.slice(0, m);
   const pairs = new Uint32Array(2 * triangles.length);
+  const position = new Uint32Array(triangles.length);
   let t = 0;
   for (let v = 0; v < n; v++) {
     const b = upFirst[v]!;
     const e = upFirst[v + 1]!;
     for (let i = b; i < e; i++) {
       for (let j = i + 1; j < e; j++) {
-        const a = triangles[t++]!;
+        const a = triangles[t]!;
         const at = fill[a]!++;
         pairs[2 * at] = i;
         pairs[2 * at + 1] = j;
+        position[t++] = at;
       }
     }
   }
-  return { first, pairs };
+  return { first, pairs, position };
 }
 
 /** A binary min-heap of arc ids with membership marks (each arc at most once). */
@@ -229,12 +235,12 @@ export class PartialCustomizer {
         const viaUp = down[xa]! + up[xb]!;
         if (viaUp < nu) {
           nu = viaUp;
-          mu = arcTail[xa]!;
+          mu = p;
         }
         const viaDown = down[xb]! + up[xa]!;
         if (viaDown < nd) {
           nd = viaDown;
-          md = arcTail[xa]!;
+          md = p;
         }
       }
       const weightsChanged = nu !== up[c] || nd !== down[c];

@@ -5,8 +5,7 @@
  * queue is needed; the work is bounded by the tree depth. Scratch arrays are reused between queries
  * (reset along the visited chains only).
  */
-import { type CchMetric, NO_MID } from './cch-metric.ts';
-import { findArc } from './cch-topology.ts';
+import { type CchMetric, type LowerTriangles, NO_MID } from './cch-metric.ts';
 import { INF_WEIGHT } from './osm-import.ts';
 import type { RoadNetwork } from './road-network.ts';
 
@@ -38,7 +37,10 @@ export class CchQuery {
   /** meeting node of the last pruned forward search */
   meetNode = -1;
 
-  constructor(private readonly net: RoadNetwork) {
+  constructor(
+    private readonly net: RoadNetwork,
+    private readonly lower: LowerTriangles,
+  ) {
     const n = net.topo.n;
     this.dF = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
     this.dB = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
@@ -181,10 +183,10 @@ export class CchQuery {
         }
       }
     }
-    const v = dirUp ? metric.midUp[a]! : metric.midDown[a]!;
-    if (v !== NO_MID) {
-      const xa = findArc(net.topo, v, net.topo.arcTail[a]!);
-      const xb = findArc(net.topo, v, net.topo.upHead[a]!);
+    const p = dirUp ? metric.midUp[a]! : metric.midDown[a]!;
+    if (p !== NO_MID) {
+      const xa = this.lower.pairs[2 * p]!;
+      const xb = this.lower.pairs[2 * p + 1]!;
       if (dirUp) {
         this.unpack(metric, xa, false, out);
         this.unpack(metric, xb, true, out);

@@ -21,6 +21,9 @@ import { arcHead, arcTail, INF_WEIGHT } from './osm-import.ts';
 import { tracePolygons } from './raster-polygon.ts';
 import { networkBytes, type RoadNetwork, segmentIndex } from './road-network.ts';
 
+/** Above this many changed road arcs in one update, a full customization is cheaper than a partial one. */
+const FULL_CUSTOMIZATION_THRESHOLD = 600;
+
 /** [longitude, latitude] in WGS 84, as in GeoJSON. */
 export type LonLat = [number, number];
 
@@ -204,16 +207,16 @@ export class RoutingEngine {
     this.maxSnapMeters = options.maxSnapMeters ?? 1000;
     this.front = createMetric(network);
     this.back = createMetric(network);
+    this.lower = buildLowerTriangles(network.topo);
     const t0 = performance.now();
-    customizeFull(network, this.front);
+    customizeFull(network, this.front, this.lower);
     this.lastCustomization = {
       kind: 'full',
       ms: performance.now() - t0,
       arcsChanged: network.topo.upHead.length,
     };
-    this.lower = buildLowerTriangles(network.topo);
     this.partial = new PartialCustomizer(network, this.lower);
-    this.query = new CchQuery(network);
+    this.query = new CchQuery(network, this.lower);
     this.closedCount = new Uint16Array(network.edgeU.length);
     this.scratchDist = new Float64Array(network.topo.n);
     const depth = new Uint32Array(network.topo.n);
@@ -243,11 +246,10 @@ export class RoutingEngine {
       const e = net.segEdge[seg]!;
       return roadW[2 * e]! !== INF_WEIGHT || roadW[2 * e + 1]! !== INF_WEIGHT;
     };
-    const candidates = this.index.neighbors(px, py, 24, this.maxSnapMeters, open);
     let best = -1;
     let bestD = Number.POSITIVE_INFINITY;
     let bestT = 0;
-    for (const seg of candidates) {
+    const consider = (seg: number) => {
       const p = net.segPoint[seg]!;
       const ax = this.proj.x(net.geomLon[p]!);
       const ay = this.proj.y(net.geomLat[p]!);
@@ -260,6 +262,14 @@ export class RoutingEngine {
         best = seg;
         bestT = t;
       }
+    };
+    // boxes of growing radius: once the best exact distance is within the box radius, no segment
+    // outside the box can be nearer (a box search is much cheaper than a k-nearest search)
+    for (let r = 40; ; r *= 4) {
+      const radius = Math.min(r, this.maxSnapMeters);
+      for (const seg of this.index.search(px - radius, py - radius, px + radius, py + radius, open))
+        consider(seg);
+      if (bestD <= radius || radius >= this.maxSnapMeters) break;
     }
     if (best < 0 || bestD > this.maxSnapMeters) {
       throw new AppError(
@@ -637,7 +647,7 @@ export class RoutingEngine {
     const next = this.back;
     const net = this.network;
     for (let e = 0; e < net.edgeU.length; e++) this.writeEdgeWeights(next, e);
-    customizeFull(net, next);
+    customizeFull(net, next, this.lower);
     this.swap('all');
     this.lastCustomization = {
       kind: 'full',
@@ -660,7 +670,11 @@ export class RoutingEngine {
       cchArcs: net.topo.upHead.length,
       triangles: net.topo.triangles.length,
       eliminationTreeHeight: this.height,
-      networkBytes: networkBytes(net) + this.lower.first.byteLength + this.lower.pairs.byteLength,
+      networkBytes:
+        networkBytes(net) +
+        this.lower.first.byteLength +
+        this.lower.pairs.byteLength +
+        this.lower.position.byteLength,
       metricBytes:
         2 *
         (m.roadW.byteLength + m.inUp.byteLength + m.inDown.byteLength + m.up.byteLength + m.down.byteLength),
@@ -749,6 +763,17 @@ export class RoutingEngine {
       this.writeEdgeWeights(next, e);
       if (next.roadW[2 * e] !== before0) changedArcs.push(2 * e);
       if (next.roadW[2 * e + 1] !== before1) changedArcs.push(2 * e + 1);
+    }
+    if (changedArcs.length > FULL_CUSTOMIZATION_THRESHOLD) {
+      // many changes at once (a new traffic picture): one full pass beats re-deriving arcs one by one
+      customizeFull(this.network, next, this.lower);
+      this.swap('all');
+      this.lastCustomization = {
+        kind: 'full',
+        ms: performance.now() - t0,
+        arcsChanged: this.network.topo.upHead.length,
+      };
+      return;
     }
     const cchArcs = this.partial.run(next, changedArcs);
     this.swap({ roadArcs: changedArcs, cchArcs });
