@@ -666,6 +666,77 @@ for (const store of STORES)
         expect(count.headers['ngsild-results-count']).toBe('0');
       });
 
+      it('hosts @contexts (the @context API) and uses them offline in Link headers', async () => {
+        const add = await inject({
+          method: 'POST',
+          url: '/ngsi-ld/v1/jsonldContexts',
+          headers: { ...alice, ...json },
+          payload: {
+            '@context': {
+              Kiosk: 'https://city.example/vocab/Kiosk',
+              open: 'https://city.example/vocab/open',
+            },
+          },
+        });
+        expect(add.statusCode).toBe(201);
+        const location = String(add.headers.location);
+        expect(location).toMatch(/^\/ngsi-ld\/v1\/jsonldContexts\/[0-9a-f-]{36}$/);
+        const served = await inject({ method: 'GET', url: location });
+        expect([served.statusCode, served.headers['content-type'], served.json()]).toEqual([
+          200,
+          'application/ld+json; charset=utf-8',
+          {
+            '@context': {
+              Kiosk: 'https://city.example/vocab/Kiosk',
+              open: 'https://city.example/vocab/open',
+            },
+          },
+        ]);
+        // Any host: the broker recognises its own hosted contexts and never fetches them.
+        const link = linkTo(`https://broker.city.example${location}`);
+        const create = await inject({
+          method: 'POST',
+          url: E,
+          headers: { ...alice, ...json, link },
+          payload: { id: 'urn:ngsi-ld:Kiosk:1', type: 'Kiosk', open: true },
+        });
+        expect(create.statusCode).toBe(201);
+        const raw = await inject({
+          method: 'GET',
+          url: `${E}/urn:ngsi-ld:Kiosk:1?options=keyValues`,
+          headers: alice,
+        });
+        expect(raw.json()).toEqual({
+          id: 'urn:ngsi-ld:Kiosk:1',
+          type: 'https://city.example/vocab/Kiosk',
+          'https://city.example/vocab/open': true,
+        });
+        const list = await inject({
+          method: 'GET',
+          url: '/ngsi-ld/v1/jsonldContexts?kind=Hosted',
+          headers: alice,
+        });
+        expect(list.json()).toEqual([`http://localhost:80${location}`]);
+        const foreign = await inject({ method: 'DELETE', url: location, headers: carol });
+        expect([foreign.statusCode, foreign.json().code]).toEqual([403, 'CONTEXT_NOT_OWNER']);
+        expect((await inject({ method: 'DELETE', url: location, headers: bob })).statusCode).toBe(204);
+        const gone = await inject({ method: 'GET', url: location });
+        expect([gone.statusCode, gone.json().type]).toEqual([404, err('ResourceNotFound')]);
+        const unusable = await inject({
+          method: 'GET',
+          url: `${E}/urn:ngsi-ld:Kiosk:1`,
+          headers: { ...alice, link },
+        });
+        expect([unusable.statusCode, unusable.json().type]).toEqual([503, err('LdContextNotAvailable')]);
+        const bad = await inject({
+          method: 'POST',
+          url: '/ngsi-ld/v1/jsonldContexts',
+          headers: { ...alice, ...json },
+          payload: { '@context': { a: { '@id': 5 } } },
+        });
+        expect([bad.statusCode, bad.json().type]).toEqual([400, err('BadRequestData')]);
+      });
+
       it('rejects oversized payloads', async () => {
         const small = await openTestApp({ bodyLimit: 1000, store: store.name });
         try {

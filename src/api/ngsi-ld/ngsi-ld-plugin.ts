@@ -402,6 +402,55 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     return result.items.map((v) => render(v, ctx, out, { ...query, attrs: q.attrs?.join(',') }, type));
   });
 
+  // ----------------------------------------------------------------------- @context API (5.13)
+
+  const contextUrl = (request: FastifyRequest, id: string) =>
+    `${request.protocol}://${request.host}${prefix}/jsonldContexts/${encodeURIComponent(id)}`;
+
+  app.post('/jsonldContexts', one, async (request, reply) => {
+    requireWriter(request);
+    if (request.body === undefined)
+      throw new AppError('CONTEXT_INVALID_JSON', 'the request needs a JSON payload');
+    const id = await svc.addHostedContext(callerOf(request), request.body);
+    reply.header('Location', `${prefix}/jsonldContexts/${encodeURIComponent(id)}`);
+    return reply.status(201).send();
+  });
+
+  app.get('/jsonldContexts', one, async (request, reply) => {
+    negotiate(request, false);
+    const query = queryOf(request);
+    const { hosted, cached } = await svc.listContexts();
+    if (query.kind !== undefined && !['Hosted', 'Cached', 'ImplicitlyCreated'].includes(query.kind)) {
+      throw new AppError('CONTEXT_INVALID_REQUEST', `kind must be Hosted, Cached or ImplicitlyCreated`);
+    }
+    const infos = [
+      ...hosted.map((h) => ({
+        URL: contextUrl(request, h.id),
+        localId: h.id,
+        kind: 'Hosted',
+        createdAt: h.createdAt,
+      })),
+      ...cached.map((url) => ({ URL: url, localId: url, kind: 'Cached' })),
+    ].filter((i) => query.kind === undefined || i.kind === query.kind);
+    reply.type('application/json');
+    return query.details === 'true' ? infos : infos.map((i) => i.URL);
+  });
+
+  // Served to anyone: JSON-LD processors dereference contexts without credentials.
+  app.get('/jsonldContexts/:contextId', { ...one, config: { public: true } }, async (request, reply) => {
+    const { contextId } = request.params as { contextId: string };
+    const row = await svc.getHostedContext(contextId);
+    reply.type('application/ld+json');
+    return row.body;
+  });
+
+  app.delete('/jsonldContexts/:contextId', one, async (request, reply) => {
+    requireWriter(request);
+    const { contextId } = request.params as { contextId: string };
+    await svc.deleteHostedContext(callerOf(request), contextId);
+    return reply.status(204).send();
+  });
+
   // ------------------------------------------------------------------------------------- discovery
 
   app.get('/types', one, async (request, reply) => {

@@ -44,13 +44,18 @@ import {
   attributeStats,
   countEntities,
   deleteEntities,
+  deleteHostedContext,
   type EntityFilter,
   type EntityRecord,
   ensureTenant,
   findEntities,
   geoFingerprint,
   getEntities,
+  getHostedContext,
   getVisibleEntities,
+  type HostedContextRow,
+  insertHostedContext,
+  listHostedContexts,
   loadGeoRows,
   tenantExists,
   typeCounts,
@@ -197,6 +202,7 @@ export class ContextService {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.resolver = options.resolver;
+    options.resolver.setHostedLoader(async (id) => (await getHostedContext(options.store.db, id))?.body);
   }
 
   get maxBatch(): number {
@@ -805,6 +811,52 @@ export class ContextService {
     this.#geoSync = undefined;
     if (sub) await (await sub).unsubscribe();
     this.#geo.clear();
+  }
+
+  // ------------------------------------------------------------------------- hosted @contexts
+
+  /** POST /jsonldContexts: hosts a context document `{"@context": …}`; returns its id. */
+  async addHostedContext(caller: Caller, body: unknown): Promise<string> {
+    if (!isPlainObject(body) || !('@context' in body)) {
+      throw new AppError(
+        'CONTEXT_INVALID_JSONLD',
+        'a hosted context is a JSON object with an @context member',
+      );
+    }
+    // It must be a context the broker can use: processed now, failing like any client context would.
+    await this.resolveContext(body['@context'] as LdContext);
+    const id = newTimeOrderedId(this.#clock.now().getTime());
+    await insertHostedContext(this.#o.store.db, {
+      id,
+      body: { '@context': body['@context'] },
+      ownerOrg: caller.principal.orgId,
+      createdBy: caller.principal.userId,
+    });
+    return id;
+  }
+
+  async getHostedContext(id: string): Promise<HostedContextRow> {
+    const row = await getHostedContext(this.#o.store.db, id);
+    if (!row) throw new AppError('CONTEXT_LDCONTEXT_NOT_FOUND', `no hosted @context ${id}`);
+    return row;
+  }
+
+  /** Hosted contexts, and the remote ones this instance holds in its cache. */
+  async listContexts(): Promise<{ hosted: Omit<HostedContextRow, 'body'>[]; cached: string[] }> {
+    return { hosted: await listHostedContexts(this.#o.store.db), cached: this.resolver.cachedUrls() };
+  }
+
+  /** DELETE /jsonldContexts/{id}: only users of the organisation that added it. */
+  async deleteHostedContext(caller: Caller, id: string): Promise<void> {
+    const row = await this.getHostedContext(id);
+    if (row.ownerOrg !== caller.principal.orgId) {
+      throw new AppError(
+        'CONTEXT_NOT_OWNER',
+        `only users of the organisation that added @context ${id} may delete it`,
+      );
+    }
+    await deleteHostedContext(this.#o.store.db, id);
+    this.resolver.forgetHosted(id);
   }
 
   // ------------------------------------------------------------------ helpers for the live module

@@ -305,3 +305,54 @@ export async function loadGeoRows(db: AnyDb, tenant: string): Promise<GeoRow[]> 
     geometry: typeof x.geometry === 'string' ? JSON.parse(x.geometry) : x.geometry,
   }));
 }
+
+export interface HostedContextRow {
+  id: string;
+  body: unknown;
+  ownerOrg: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+export async function insertHostedContext(
+  db: AnyDb,
+  row: Omit<HostedContextRow, 'createdAt'>,
+): Promise<void> {
+  await sql`insert into context_jsonld (id, body, owner_org, created_by)
+    values (${row.id}, ${JSON.stringify(row.body)}::jsonb, ${row.ownerOrg}, ${row.createdBy})`.execute(db);
+}
+
+export async function getHostedContext(db: AnyDb, id: string): Promise<HostedContextRow | undefined> {
+  const r = await sql<{
+    id: string;
+    body: unknown;
+    owner_org: string;
+    created_by: string;
+    created_at: Date | string;
+  }>`
+    select id, body, owner_org, created_by, created_at from context_jsonld where id = ${id}`.execute(db);
+  const x = r.rows[0];
+  if (!x) return undefined;
+  return {
+    id: x.id,
+    body: typeof x.body === 'string' ? JSON.parse(x.body) : x.body,
+    ownerOrg: x.owner_org,
+    createdBy: x.created_by,
+    createdAt: new Date(x.created_at).toISOString(),
+  };
+}
+
+export async function listHostedContexts(db: AnyDb): Promise<Omit<HostedContextRow, 'body'>[]> {
+  const r = await sql<{ id: string; owner_org: string; created_by: string; created_at: Date | string }>`
+    select id, owner_org, created_by, created_at from context_jsonld order by created_at, id`.execute(db);
+  return r.rows.map((x) => ({
+    id: x.id,
+    ownerOrg: x.owner_org,
+    createdBy: x.created_by,
+    createdAt: new Date(x.created_at).toISOString(),
+  }));
+}
+
+export async function deleteHostedContext(db: AnyDb, id: string): Promise<void> {
+  await sql`delete from context_jsonld where id = ${id}`.execute(db);
+}

@@ -166,6 +166,29 @@ export class ContextResolver {
     };
   }
 
+  #hosted: ((id: string) => Promise<unknown | undefined>) | undefined;
+
+  /**
+   * Where @contexts hosted by this broker come from (POST /jsonldContexts): URLs ending in
+   * `/ngsi-ld/v1/jsonldContexts/{id}`, on whatever host, are read through it and never fetched.
+   */
+  setHostedLoader(load: (id: string) => Promise<unknown | undefined>): void {
+    this.#hosted = load;
+  }
+
+  /** Forgets a hosted context (deleted), and every active context built with it. */
+  forgetHosted(id: string): void {
+    for (const url of [...this.#documents.keys()]) if (hostedIdOf(url) === id) this.#documents.delete(url);
+    this.#active.clear();
+  }
+
+  /** The remote contexts held in the cache (URL and whether it came from the offline map). */
+  cachedUrls(): string[] {
+    return [...this.#documents.keys()].filter(
+      (u) => !CORE_CONTEXT_URLS.includes(u) && hostedIdOf(u) === undefined,
+    );
+  }
+
   /** The document loader given to jsonld: built-in core, then the map, then the network (cached). */
   loadDocument(url: string): Promise<RemoteDocument> {
     let p = this.#documents.get(url);
@@ -178,6 +201,16 @@ export class ContextResolver {
   }
 
   async #fetchDocument(url: string): Promise<RemoteDocument> {
+    const hostedId = hostedIdOf(url);
+    if (hostedId !== undefined && this.#hosted) {
+      const document = await this.#hosted(hostedId);
+      if (document === undefined) {
+        throw new AppError('CONTEXT_LDCONTEXT_NOT_AVAILABLE', `@context ${url}: no such hosted context`, {
+          url,
+        });
+      }
+      return { contextUrl: null, documentUrl: url, document };
+    }
     for (const entry of this.#map) {
       const m = entry.pattern.exec(url);
       if (!m) continue;
@@ -254,6 +287,14 @@ export class ContextResolver {
     }
     return { contextUrl: null, documentUrl: url, document };
   }
+}
+
+const HOSTED_RE = /\/ngsi-ld\/v1\/jsonldContexts\/([A-Za-z0-9._~:-]+)$/;
+
+/** The id of a context hosted by this broker, from its URL (any host), or undefined. */
+export function hostedIdOf(url: string): string | undefined {
+  const m = HOSTED_RE.exec(url);
+  return m ? decodeURIComponent(m[1]!) : undefined;
 }
 
 /** Reads a response body as text, giving up once it passes `max` bytes (a context is small). */

@@ -59,4 +59,19 @@ export const contextMigrations: Record<string, Migration> = {
       await sql`alter table context_entity_geo drop column geometry`.execute(db);
     },
   },
+  context_0003_hosted_contexts: {
+    // @contexts the broker hosts for clients (NGSI-LD @context API, POST /jsonldContexts).
+    async up(db) {
+      await sql`create table context_jsonld (
+        id text primary key,
+        body jsonb not null,
+        owner_org text not null,
+        created_by text not null,
+        created_at timestamptz not null default now()
+      )`.execute(db);
+    },
+    async down(db) {
+      await sql`drop table if exists context_jsonld`.execute(db);
+    },
+  },
 };
