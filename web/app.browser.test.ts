@@ -53,6 +53,7 @@ describe.skipIf(NO_BROWSER)(
       // The platform serves web/dist, as after `npm start`'s build step.
       await buildWebApp();
       const config = loadConfig({
+        SAFECITY_MQTT_PORT: '0',
         SAFECITY_DATA_DIR: join(temp, 'data'),
         PORT: '0',
         HOST: '127.0.0.1',
@@ -288,6 +289,7 @@ describe.skipIf(NO_BROWSER)(
       temp = mkdtempSync(join(tmpdir(), 'safecity-web-'));
       await buildWebApp();
       const config = loadConfig({
+        SAFECITY_MQTT_PORT: '0',
         SAFECITY_DATA_DIR: join(temp, 'data'),
         PORT: '0',
         HOST: '127.0.0.1',

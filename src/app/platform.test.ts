@@ -23,6 +23,7 @@ async function login(p: Platform, username: string, password: string): Promise<s
 describe('platform, embedded preset (PGlite + in-process bus)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'safecity-platform-'));
   const config = loadConfig({
+    SAFECITY_MQTT_PORT: '0',
     SAFECITY_DATA_DIR: dir,
     PORT: '0',
     HOST: '127.0.0.1',
@@ -130,11 +131,11 @@ describe.skipIf(SERVER_SKIP)(
       server = await serverTestEnv('two');
       const env = { ...server.env, SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD, PORT: '0' };
       // Facts are cached for a minute here: only the bus can make instance B see A's change in time.
-      a = await createPlatform(loadConfig({ ...env, SAFECITY_INSTANCE_ID: 'a' }), {
+      a = await createPlatform(loadConfig({ SAFECITY_MQTT_PORT: '0', ...env, SAFECITY_INSTANCE_ID: 'a' }), {
         log: silent,
         accessFactsTtlMs: 60_000,
       });
-      b = await createPlatform(loadConfig({ ...env, SAFECITY_INSTANCE_ID: 'b' }), {
+      b = await createPlatform(loadConfig({ SAFECITY_MQTT_PORT: '0', ...env, SAFECITY_INSTANCE_ID: 'b' }), {
         log: silent,
         accessFactsTtlMs: 60_000,
       });

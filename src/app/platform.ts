@@ -8,10 +8,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createEventBus, type EventBusAdapter } from '../adapters/bus/index.ts';
+import { startMqttRuntime } from '../adapters/mqtt/index.ts';
 import { createStore } from '../adapters/storage/index.ts';
 import type { Principal } from '../api/http/principal.ts';
 import { buildServer } from '../api/http/server.ts';
 import { ngsiLdPlugin } from '../api/ngsi-ld/index.ts';
+import { ngsiLdLivePlugin } from '../api/ngsi-ld-live/index.ts';
 import { platformApi } from '../api/platform/index.ts';
 import { routingApi } from '../api/routing/index.ts';
 import { streamApi } from '../api/stream/index.ts';
@@ -35,6 +37,14 @@ import {
   DEFAULT_TENANT,
   renderEntity,
 } from '../modules/context/index.ts';
+import {
+  type ContextLive,
+  contextLiveMigrations,
+  createContextLive,
+  createCoreQueryPort,
+  type IngestPrincipal,
+  subscriberKeysFromFacts,
+} from '../modules/context-live/index.ts';
 import { loadOrBuildRoadNetwork, ROAD_DATA_ATTRIBUTION, type Unit } from '../modules/routing/index.ts';
 import { followContextInputs, RoutingService, routingLiveMigrations } from '../modules/routing-live/index.ts';
 import type { Store } from '../ports/store.ts';
@@ -50,6 +60,7 @@ export const MIGRATIONS = {
   ...accessMigrations,
   ...auditMigrations,
   ...contextMigrations,
+  ...contextLiveMigrations,
   ...routingLiveMigrations,
 };
 
@@ -234,6 +245,7 @@ export async function openCore(
     context,
     cli,
     async close() {
+      await context.close().catch((e) => log.error({ err: e }, 'closing the context service failed'));
       await b.close().catch((e) => log.error({ err: e }, 'closing the bus failed'));
       await s.close().catch((e) => log.error({ err: e }, 'closing the store failed'));
       unlock();
@@ -257,6 +269,9 @@ export async function withCore<T>(config: Config, fn: (core: Core) => Promise<T>
 export interface Platform extends Core {
   server: FastifyInstance;
   routing: RoutingService;
+  live: ContextLive;
+  /** The embedded MQTT broker's port, when it runs. */
+  mqttPort: number | undefined;
   /** The admin password generated on this first start, if one was (print it once). */
   generatedAdminPassword: string | undefined;
   /** Starts listening on config.host:config.port; resolves with the address. */
@@ -274,6 +289,8 @@ export async function createPlatform(
   let ready = true;
   let server: FastifyInstance;
   let lastProgress = 0;
+  let live: ContextLive | undefined;
+  let mqtt: Awaited<ReturnType<typeof startMqttRuntime>> | undefined;
   const routing = new RoutingService({
     store,
     bus,
@@ -289,16 +306,48 @@ export async function createPlatform(
     onError: (err) => log.error({ err }, 'the road network failed to load; routing is unavailable'),
   });
   try {
+    const boot = await bootstrapAccess(access, { adminPassword: config.adminPassword });
+    // Another instance's change to organisations or communities drops this instance's cached facts at once.
+    await access.listenForChanges(bus);
     await routing.start();
+    mqtt = await startMqttRuntime({
+      port: config.mqttPort === 0 ? false : config.mqttPort,
+      host: config.host,
+      mqttUrl: config.mqttUrl,
+      // Sensors and gateways connect with an API token as the password (any username).
+      authenticate: async (_username, password) => {
+        if (!password) return null;
+        try {
+          return ingestPrincipal(await authenticator.authenticate(`Bearer ${password}`));
+        } catch {
+          return null;
+        }
+      },
+      bridgePrincipal: config.mqttUrl ? await bridgePrincipal(access) : undefined,
+      onError: (message, err) => log.error({ err }, message),
+    });
+    live = createContextLive({
+      store,
+      ld: contexts,
+      query: createCoreQueryPort(contexts),
+      writer: context,
+      entityReader: context,
+      senders: [mqtt.sender],
+      subscriberKeys: subscriberKeysFromFacts((who) => access.principalFacts(who)),
+      // Per-minute rollups of the last minutes are rebuilt at start only where one instance owns them.
+      ...(bus.kind === 'memory' ? { rebuildRollupsMinutes: 10 } : {}),
+      onError: (message, err) => log.error({ err }, message),
+    });
+    // Consumer groups subscribe before the instance takes work.
+    await live.start(bus);
+    const ingestion = live.ingestion;
+    if (ingestion) await mqtt.start((m) => ingestion.ingest({ source: 'mqtt', ...m }));
     if (config.roads) {
       // Closures and slow-downs from Alert, RoadAccident and TrafficFlowObserved entities.
       await followContextInputs(bus, routing, (err, event) =>
         log.warn({ err, eventId: event.id }, 'an entity could not be applied to the road network'),
       );
     }
-    const boot = await bootstrapAccess(access, { adminPassword: config.adminPassword });
-    // Another instance's change to organisations or communities drops this instance's cached facts at once.
-    await access.listenForChanges(bus);
     server = await buildServer({
       logger: log,
       bodyLimit: config.bodyLimit,
@@ -318,6 +367,7 @@ export async function createPlatform(
           options: { service: context, bodyLimit: config.bodyLimit },
           prefix: '/ngsi-ld/v1',
         },
+        { name: 'ngsi-ld-live', plugin: ngsiLdLivePlugin, options: { live, bodyLimit: config.bodyLimit } },
         {
           name: 'stream',
           plugin: streamApi,
@@ -337,6 +387,8 @@ export async function createPlatform(
       ...core,
       server,
       routing,
+      live,
+      mqttPort: mqtt.broker?.port,
       generatedAdminPassword: boot.generatedPassword,
       async listen() {
         return server.listen({ port: config.port, host: config.host });
@@ -345,6 +397,8 @@ export async function createPlatform(
         closing ??= (async () => {
           ready = false;
           await server.close();
+          await mqtt?.close();
+          await live?.stop();
           await routing.stop();
           await core.close();
         })();
@@ -352,10 +406,39 @@ export async function createPlatform(
       },
     };
   } catch (e) {
+    await mqtt?.close().catch(() => {});
+    await live?.stop().catch(() => {});
     await routing.stop();
     await core.close();
     throw e;
   }
+}
+
+/** What ingestion needs to know of the account a sensor or gateway connects with. */
+function ingestPrincipal(p: Principal): IngestPrincipal {
+  return { userId: p.userId, orgId: p.orgId, roles: p.roles, defaultMarking: p.defaultMarking };
+}
+
+/**
+ * The service account the external-broker bridge (MQTT_URL) writes as: `mqtt-bridge` of the first
+ * organisation, created on first use. Devices on an external broker are not authenticated by the platform;
+ * what they publish is owned by the city organisation under its default marking.
+ */
+async function bridgePrincipal(access: AccessService): Promise<IngestPrincipal> {
+  const org = await access.getOrg('city');
+  let user: Awaited<ReturnType<AccessService['getUser']>>;
+  try {
+    user = await access.getUser('mqtt-bridge');
+  } catch {
+    user = (
+      await access.createServiceAccountToken(null, {
+        orgId: org.id,
+        name: 'mqtt-bridge',
+        roles: ['operator'],
+      })
+    ).serviceAccount;
+  }
+  return { userId: user.id, orgId: user.orgId, roles: user.roles, defaultMarking: org.defaultMarking };
 }
 
 /**

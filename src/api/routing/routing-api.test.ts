@@ -17,6 +17,7 @@ const FONTVIEILLE = '7.4170,43.7310';
 describe('routing API on the real Monaco network (embedded platform)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'safecity-routing-api-'));
   const config = loadConfig({
+    SAFECITY_MQTT_PORT: '0',
     SAFECITY_DATA_DIR: dir,
     SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD,
     SAFECITY_ROADS: 'monaco',
@@ -433,10 +434,10 @@ describe.skipIf(SERVER_SKIP)(
         SAFECITY_ROADS: 'monaco',
         SAFECITY_DATA_DIR: dir,
       };
-      a = await createPlatform(loadConfig({ ...env, SAFECITY_INSTANCE_ID: 'a' }), {
+      a = await createPlatform(loadConfig({ SAFECITY_MQTT_PORT: '0', ...env, SAFECITY_INSTANCE_ID: 'a' }), {
         log: pino({ level: 'silent' }),
       });
-      b = await createPlatform(loadConfig({ ...env, SAFECITY_INSTANCE_ID: 'b' }), {
+      b = await createPlatform(loadConfig({ SAFECITY_MQTT_PORT: '0', ...env, SAFECITY_INSTANCE_ID: 'b' }), {
         log: pino({ level: 'silent' }),
       });
       await a.routing.whenLoaded();

@@ -83,6 +83,7 @@ describe('live stream of changes, under the marking policy', () => {
   beforeAll(async () => {
     platform = await createPlatform(
       loadConfig({
+        SAFECITY_MQTT_PORT: '0',
         SAFECITY_DATA_DIR: dir,
         SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD,
         PORT: '0',
