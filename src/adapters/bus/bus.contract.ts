@@ -228,10 +228,12 @@ export function runEventBusContract(
       await bus.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async (event) => {
         rest.push(event.id);
       });
-      await waitFor(() => rest.length >= 2, 10_000, 'the other events');
+      // At least once: what the leaving member had fetched but not started comes back to the group, and a
+      // redelivery may reach the new member twice (handlers are idempotent by id); none is lost.
+      await waitFor(() => new Set(rest).size >= 2, 10_000, 'the other events');
       await sleep(settleMs);
       expect(firstMember).toEqual([sent[0]]);
-      expect(rest.sort()).toEqual(sent.slice(1).sort());
+      expect([...new Set(rest)].sort()).toEqual(sent.slice(1).sort());
     });
 
     it('broadcasts every event to every subscriber, from its subscription on', async () => {
