@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
@@ -113,7 +113,8 @@ export function readThroughputMarkdown(rows: ReadThroughputRow[], seconds: numbe
   const lines = [
     '## Platform API: authenticated read throughput',
     '',
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; this machine is shared, so figures are indicative.`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadavg()[0]?.toFixed(1)} at the end (a shared machine: figures are indicative). The load generator takes one of the two cores.`,
+    'Each request: session JWT verified (HS256), the account read by primary key (a disabled account is cut off at once), the organisation facts from a 5 s cache dropped on access events, then the query with the read-key filter; PGlite is one connection in the server process, PostgreSQL a pool of 10.',
     `One platform instance in its own process, 16 connections for ${seconds} s (autocannon) after a 2 s warm-up; 5 organisations, 1,000 reports with all five TLP labels; the caller is an operator of \`metro\` (a client of \`police\`), so every read runs the full policy (session JWT verified, read keys, \`read_keys && $keys\` in SQL).`,
     'Reproduce: `npm run bench -- platform` (PostgreSQL when `DATABASE_URL` is set).',
     '',
