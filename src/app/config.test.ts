@@ -52,6 +52,14 @@ describe('configuration', () => {
     expect(redactUrl('postgres://u:pw@h/db')).toBe('postgres://u:***@h/db');
   });
 
+  it('reads the history retention in days, and refuses nonsense', () => {
+    expect(loadConfig({}).historyRetentionDays).toBeUndefined();
+    expect(loadConfig({ SAFECITY_HISTORY_RETENTION_DAYS: '30' }).historyRetentionDays).toBe(30);
+    expect(() => loadConfig({ SAFECITY_HISTORY_RETENTION_DAYS: 'forever' })).toThrow(
+      /SAFECITY_HISTORY_RETENTION_DAYS/,
+    );
+  });
+
   it('requires OIDC issuer and JWKS URL together', () => {
     expect(() => loadConfig({ SAFECITY_OIDC_ISSUER: 'https://idp' })).toThrow(/must be set together/);
     const c = loadConfig({ SAFECITY_OIDC_ISSUER: 'https://idp', SAFECITY_OIDC_JWKS_URL: 'https://idp/jwks' });

@@ -33,6 +33,7 @@ export interface Config {
   adminPassword: string | undefined;
   oidc: OidcConfig | undefined;
   roads: string | undefined;
+  historyRetentionDays: number | undefined;
   contextMap: string | undefined;
   instanceId: string;
   shutdownGraceMs: number;
@@ -75,6 +76,10 @@ export const SETTINGS = {
   SAFECITY_OIDC_AUDIENCE: { key: 'oidc.audience', help: 'expected audience of external JWTs' },
   SAFECITY_OIDC_ORG_CLAIM: { key: 'oidc.orgClaim', help: 'claim naming the organisation (default org)' },
   SAFECITY_OIDC_ROLES_CLAIM: { key: 'oidc.rolesClaim', help: 'claim with the roles (default roles)' },
+  SAFECITY_HISTORY_RETENTION_DAYS: {
+    key: 'historyRetentionDays',
+    help: 'days of NGSI-LD history kept for entity types without their own retention (default: all)',
+  },
   SAFECITY_ROADS: {
     key: 'roads',
     help: 'road network (.osm.pbf path or URL) for routing; unset: routing off',
@@ -199,6 +204,10 @@ export function loadConfig(env: Env = process.env): Config {
     adminPassword,
     oidc,
     roads: get('SAFECITY_ROADS'),
+    historyRetentionDays:
+      get('SAFECITY_HISTORY_RETENTION_DAYS') === undefined
+        ? undefined
+        : int('SAFECITY_HISTORY_RETENTION_DAYS', 0, 1, 36_500),
     contextMap: get('SAFECITY_CONTEXT_MAP'),
     instanceId: get('SAFECITY_INSTANCE_ID') ?? `${hostname()}-${process.pid}`,
     shutdownGraceMs: int('SAFECITY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),

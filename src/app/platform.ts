@@ -333,6 +333,9 @@ export async function createPlatform(
       writer: context,
       entityReader: context,
       senders: [mqtt.sender],
+      ...(config.historyRetentionDays
+        ? { defaultRetentionSeconds: config.historyRetentionDays * 86_400 }
+        : {}),
       subscriberKeys: subscriberKeysFromFacts((who) => access.principalFacts(who)),
       // Per-minute rollups of the last minutes are rebuilt at start only where one instance owns them.
       ...(bus.kind === 'memory' ? { rebuildRollupsMinutes: 10 } : {}),

@@ -60,6 +60,16 @@ export function parseDuration(s: string): number {
 
 /** Validates the temporal parameters of a request's query string. */
 export function parseTemporalQuery(params: Record<string, string | undefined>): TemporalQuery {
+  // Filters this broker does not apply to history are refused, never ignored: an unfiltered answer to a
+  // filtered question would be wrong.
+  for (const name of ['q', 'scopeQ', 'georel', 'geometry', 'coordinates', 'geoproperty', 'csf']) {
+    if (params[name] !== undefined) {
+      throw new AppError(
+        'CONTEXT_LIVE_UNSUPPORTED',
+        `${name} is not supported on temporal queries here; filter by type, id, idPattern and attrs`,
+      );
+    }
+  }
   const q: TemporalQuery = { timeproperty: 'observedAt', representation: 'normalized' };
   const timerel = params.timerel;
   if (timerel !== undefined) {

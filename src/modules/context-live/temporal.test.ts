@@ -44,6 +44,14 @@ describe('temporal query parameters', () => {
     expect(() => parseDuration('PT')).toThrow(/ISO 8601/);
   });
 
+  it('refuses the filters it does not apply to history instead of ignoring them', () => {
+    for (const name of ['q', 'scopeQ', 'georel', 'geometry', 'coordinates', 'geoproperty', 'csf']) {
+      expect(() => parseTemporalQuery({ [name]: 'x' })).toThrow(
+        expect.objectContaining({ code: 'CONTEXT_LIVE_UNSUPPORTED' }),
+      );
+    }
+  });
+
   it('validates timerel, timeAt, lastN and aggrMethods', () => {
     expect(() => parseTemporalQuery({ timerel: 'during', timeAt: iso(0) })).toThrow(/timerel/);
     expect(() => parseTemporalQuery({ timerel: 'after' })).toThrow(/timeAt/);
