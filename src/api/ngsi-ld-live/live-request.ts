@@ -2,9 +2,11 @@
  * Request conventions of the live NGSI-LD routes (ETSI GS CIM 009 v1.8, clause 6.3): the JSON-LD Link
  * header, where the @context of a payload comes from, the tenant header, Accept negotiation.
  */
+
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../kernel/errors.ts';
 import type { JsonLdContext, LivePrincipal } from '../../modules/context-live/index.ts';
+import { negotiate as negotiateCore } from '../ngsi-ld/index.ts';
 
 export const JSONLD_CONTEXT_REL = 'http://www.w3.org/ns/json-ld#context';
 export const CORE_CONTEXT = 'https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld';
@@ -76,27 +78,9 @@ export function readKeysOf(request: FastifyRequest): string[] {
 
 export type ResponseType = 'application/json' | 'application/ld+json';
 
-/** application/json (default) or application/ld+json from Accept, or 406. */
+/** application/json (default) or application/ld+json from Accept, or 406: the core's negotiation, without GeoJSON. */
 export function negotiate(request: FastifyRequest): ResponseType {
-  const accept = request.headers.accept;
-  if (!accept) return 'application/json';
-  const ranges = accept
-    .split(',')
-    .map((r) => {
-      const [type = '', ...params] = r.split(';').map((s) => s.trim().toLowerCase());
-      const q = params.find((p) => p.startsWith('q='));
-      return { type, q: q ? Number(q.slice(2)) : 1 };
-    })
-    .filter((r) => r.q > 0)
-    .sort((a, b) => b.q - a.q);
-  for (const r of ranges) {
-    if (r.type === 'application/json' || r.type === 'application/ld+json') return r.type;
-    if (r.type === '*/*' || r.type === 'application/*') return 'application/json';
-  }
-  throw new AppError(
-    'CONTEXT_NOT_ACCEPTABLE',
-    `no representation for Accept "${accept}" (application/json, application/ld+json)`,
-  );
+  return negotiateCore(request, false) as ResponseType;
 }
 
 /** Sets the answer's type and, for application/json, the Link header of the context in use. */
