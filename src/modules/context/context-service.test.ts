@@ -198,6 +198,33 @@ for (const f of testStoreFactories()) {
       expect(bad.code).toBe('ACCESS_INVALID_TLP');
     });
 
+    it('runs concurrent batch upserts of the same entities in opposite orders without deadlock', async () => {
+      const ctx = await svc.resolveContext(null);
+      const ids = Array.from(
+        { length: 200 },
+        (_, i) => `urn:ngsi-ld:Turnstile:${String(i).padStart(3, '0')}`,
+      );
+      const batch = (order: string[], v: number) =>
+        svc.batchUpsert(
+          alice,
+          order.map((id) => ({ body: { id, type: 'Turnstile', count: v }, ctx })),
+          'update',
+        );
+      for (let round = 0; round < 6; round++) {
+        // New entities on the first round, existing ones after: both paths take their locks in one order.
+        const shuffled = [...ids].sort(() => Math.random() - 0.5);
+        const results = await Promise.all([
+          batch(ids, round),
+          batch([...ids].reverse(), round),
+          batch(shuffled, round),
+        ]);
+        for (const r of results) {
+          expect(r.errors.map((e) => e.error.message)).toEqual([]);
+          expect(r.success).toHaveLength(200);
+        }
+      }
+    });
+
     it('batch create, upsert, update and delete with per-entity results', async () => {
       const ctx = await svc.resolveContext(null);
       const items = (bodies: unknown[]) => bodies.map((body) => ({ body, ctx }));

@@ -115,7 +115,8 @@ export async function getEntities(
   forUpdate = false,
 ): Promise<EntityRecord[]> {
   if (ids.length === 0) return [];
-  const lock = forUpdate ? sql` for update` : sql``;
+  // Locks are taken in id order, so concurrent batches over the same entities cannot deadlock.
+  const lock = forUpdate ? sql` order by e.id for update` : sql``;
   const r =
     await sql<EntityRow>`select ${COLUMNS} from context_entity e where e.tenant = ${tenant} and e.id = any(${textArray(ids)})${lock}`.execute(
       db,
@@ -136,8 +137,10 @@ export async function writeEntities(
   geoChanged: Set<string> = new Set(records.map((r) => r.id)),
 ): Promise<void> {
   if (records.length === 0) return;
-  for (let i = 0; i < records.length; i += 500) {
-    const chunk = records.slice(i, i + 500);
+  // New ids take their unique-index entries in id order too (see getEntities).
+  const ordered = [...records].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (let i = 0; i < ordered.length; i += 500) {
+    const chunk = ordered.slice(i, i + 500);
     const row = (r: EntityRecord) =>
       sql`(${r.tenant}, ${r.id}, ${textArray(r.entity.type)}, ${r.entity.scope ? textArray(r.entity.scope) : null}, ${JSON.stringify(r.entity)}::jsonb, ${r.entity.createdAt ?? new Date().toISOString()}::timestamptz, ${r.entity.modifiedAt ?? new Date().toISOString()}::timestamptz, ${r.ownerOrg}, ${r.createdBy}, ${JSON.stringify(r.marking)}::jsonb, ${textArray(r.readKeys)})`;
     const inserts = chunk.filter((r) => created.has(r.id));
