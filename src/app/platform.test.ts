@@ -162,6 +162,37 @@ describe.skipIf(SERVER_SKIP)(
       expect(me.json().username).toBe('admin');
     });
 
+    it('cut off an account disabled on A at once on B, though B caches accounts', async () => {
+      const admin = await login(a, 'admin', ADMIN_PASSWORD);
+      const pw = 'correct-horse-staple-9';
+      const created = await a.server.inject({
+        method: 'POST',
+        url: '/api/users',
+        payload: { username: 'temp-operator', orgId: 'city', roles: ['operator'], password: pw },
+        headers: { authorization: admin },
+      });
+      expect(created.statusCode).toBe(201);
+      const token = await login(b, 'temp-operator', pw);
+      expect(
+        (await b.server.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: token } }))
+          .statusCode,
+      ).toBe(200);
+      const disabled = await a.server.inject({
+        method: 'POST',
+        url: `/api/users/${created.json().id}/disable`,
+        headers: { authorization: admin },
+      });
+      expect(disabled.statusCode).toBe(200);
+      let status = 200;
+      for (let i = 0; i < 50 && status === 200; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        status = (
+          await b.server.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: token } })
+        ).statusCode;
+      }
+      expect(status).toBe(401);
+    });
+
     it("see each other's events: a client relationship declared on A reaches readers on B at once", async () => {
       const admin = await login(a, 'admin', ADMIN_PASSWORD);
       const post = (p: Platform, url: string, payload: unknown, auth = admin) =>

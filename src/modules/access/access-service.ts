@@ -121,6 +121,7 @@ export class AccessService {
   readonly #ttl: number;
   readonly #source: string;
   readonly #facts = new Map<string, OrgFacts>();
+  readonly #users = new Map<string, { user: User; at: number }>();
   readonly #loaders = new Map<string, ObjectLoader>();
   #jwtSecret: Promise<string> | undefined;
 
@@ -569,7 +570,24 @@ export class AccessService {
         details,
       );
     });
+    this.#users.delete(id);
+    await this.publish('access.user.changed', { id });
     return this.getUser(id);
+  }
+
+  /**
+   * The account behind a session token, from a short cache (facts TTL): every authenticated request needs
+   * it. A change on this instance drops the entry at once; a change on another arrives as an
+   * `access.*` event, which drops the whole cache (listenForChanges).
+   */
+  async getUserForSession(id: string): Promise<User> {
+    const now = this.clock.now().getTime();
+    const hit = this.#users.get(id);
+    if (hit && now - hit.at < this.#ttl) return hit.user;
+    const user = await this.getUserById(id);
+    if (this.#users.size > 10_000) this.#users.clear();
+    this.#users.set(id, { user, at: now });
+    return user;
   }
 
   async changeOwnPassword(
@@ -937,7 +955,10 @@ export class AccessService {
   /** Forgets cached facts (all organisations when no id is given). */
   invalidateFacts(orgId?: string): void {
     if (orgId) this.#facts.delete(orgId);
-    else this.#facts.clear();
+    else {
+      this.#facts.clear();
+      this.#users.clear();
+    }
   }
 
   /** Drops cached facts whenever any instance announces an access change. */

@@ -98,7 +98,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       throw new AppError('AUTH_TOKEN_INVALID', 'the token names no subject');
     let user: User;
     try {
-      user = await service.getUserById(payload.sub);
+      user = await service.getUserForSession(payload.sub);
     } catch {
       throw new AppError('AUTH_TOKEN_INVALID', 'the token names an account that does not exist');
     }
