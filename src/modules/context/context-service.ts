@@ -415,34 +415,17 @@ export class ContextService {
         errors.push({ entityId: id, error: asAppError(e) });
       }
     }
-    return this.#write(caller, [...new Set(merges.map((m) => m.id))], (existing) => {
-      const errs = [...errors];
-      const latest = new Map<string, EntityRecord>();
-      const changes = new Map<string, Change>();
-      const success: string[] = [];
-      for (const { id, merge } of merges) {
-        try {
-          const base = latest.get(id) ?? clone(this.#modifiable(caller, existing.get(id), id));
-          const r = merge(base, this.#now());
-          const change = mergeChange(changes.get(id), updated(base, caller, r.updated), r);
-          change.deleted = [...new Set([...change.deleted, ...r.deletedNames])];
-          if (merge.fragment.marking !== undefined) {
-            this.#applyMarking(base, existing.get(id)!, merge.fragment.marking, change);
-          }
-          latest.set(id, base);
-          changes.set(id, change);
-          if (!success.includes(id)) success.push(id);
-        } catch (e) {
-          errs.push({ entityId: id, error: asAppError(e) });
+    return this.#write(caller, [...new Set(merges.map((m) => m.id))], (existing) =>
+      this.#planEach(caller, existing, errors, merges, ({ merge }, base, original, prior) => {
+        const r = merge(base, this.#now());
+        const change = mergeChange(prior, updated(base, caller, r.updated), r);
+        change.deleted = [...new Set([...change.deleted, ...r.deletedNames])];
+        if (merge.fragment.marking !== undefined) {
+          this.#applyMarking(base, original, merge.fragment.marking, change);
         }
-      }
-      return {
-        writes: [...latest.values()],
-        deletes: [],
-        changes: [...changes.values()],
-        result: { success, errors: errs },
-      };
-    });
+        return change;
+      }),
+    );
   }
 
   /** PUT /entities/{id}: replaces the whole entity (keeps its id, createdAt, owner and, unless given, marking). */
@@ -630,32 +613,55 @@ export class ContextService {
   ): Promise<BatchResult> {
     this.#checkBatchSize(items.length);
     const { parsed, errors } = parseBatch(items, false);
-    return this.#write(caller, [...new Set(parsed.map((p) => p.entity.id))], (existing) => {
-      const errs = [...errors];
-      const latest = new Map<string, EntityRecord>();
-      const changes = new Map<string, Change>();
-      const success: string[] = [];
-      for (const p of parsed) {
-        const id = p.entity.id;
-        try {
-          const base = latest.get(id) ?? clone(this.#modifiable(caller, existing.get(id), id));
+    return this.#write(caller, [...new Set(parsed.map((p) => p.entity.id))], (existing) =>
+      this.#planEach(
+        caller,
+        existing,
+        errors,
+        parsed.map((p) => ({ ...p, id: p.entity.id })),
+        (p, base, original, prior) => {
           const r = applyAttributes(base, p.entity, this.#now(), 'append', opts);
-          const change = mergeChange(changes.get(id), updated(base, caller, r.updated), r);
-          this.#applyMarking(base, existing.get(id)!, p.marking, change);
-          latest.set(id, base);
-          changes.set(id, change);
-          if (!success.includes(id)) success.push(id);
-        } catch (e) {
-          errs.push({ entityId: id, error: asAppError(e) });
-        }
+          const change = mergeChange(prior, updated(base, caller, r.updated), r);
+          this.#applyMarking(base, original, p.marking, change);
+          return change;
+        },
+      ),
+    );
+  }
+
+  /**
+   * The plan of a batch that changes existing entities item by item (update, merge): each item applies to
+   * the entity as the batch's earlier items left it; an item that fails is reported and the others go on.
+   */
+  #planEach<T extends { id: string }>(
+    caller: Caller,
+    existing: Map<string, EntityRecord>,
+    errors: BatchError[],
+    items: T[],
+    apply: (item: T, base: EntityRecord, original: EntityRecord, prior: Change | undefined) => Change,
+  ): WritePlan<BatchResult> {
+    const errs = [...errors];
+    const latest = new Map<string, EntityRecord>();
+    const changes = new Map<string, Change>();
+    const success: string[] = [];
+    for (const item of items) {
+      const id = item.id;
+      try {
+        const base = latest.get(id) ?? clone(this.#modifiable(caller, existing.get(id), id));
+        const change = apply(item, base, existing.get(id)!, changes.get(id));
+        latest.set(id, base);
+        changes.set(id, change);
+        if (!success.includes(id)) success.push(id);
+      } catch (e) {
+        errs.push({ entityId: id, error: asAppError(e) });
       }
-      return {
-        writes: [...latest.values()],
-        deletes: [],
-        changes: [...changes.values()],
-        result: { success, errors: errs },
-      };
-    });
+    }
+    return {
+      writes: [...latest.values()],
+      deletes: [],
+      changes: [...changes.values()],
+      result: { success, errors: errs },
+    };
   }
 
   async batchDelete(caller: Caller, ids: unknown[]): Promise<BatchResult> {
