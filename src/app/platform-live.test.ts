@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Receiver, startReceiver } from '../modules/context-live/testing.ts';
 import { loadConfig } from './config.ts';
 import { createPlatform, type Platform } from './platform.ts';
+import { seedWorld } from './testing.ts';
 
 const ADMIN_PASSWORD = 'long-secret-for-tests';
 const PW = 'correct-horse-staple-9';
@@ -65,26 +66,20 @@ describe('platform: IoT over MQTT, history and subscriptions, under markings', (
       { log: pino({ level: 'silent' }) },
     );
     rx = await startReceiver();
-    const login = async (username: string, password: string) =>
-      `Bearer ${(await platform.server.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password } })).json().token}`;
-    auth.admin = await login('admin', ADMIN_PASSWORD);
-    for (const [id, kind] of [
-      ['metro', 'transport'],
-      ['police', 'police'],
-      ['venue', 'venue'],
-    ]) {
-      expect((await call('POST', '/api/orgs', 'admin', { id, name: id, kind })).statusCode).toBe(201);
-    }
-    for (const [username, orgId] of [
-      ['analyst', 'police'],
-      ['steward', 'venue'],
-    ]) {
-      expect(
-        (await call('POST', '/api/users', 'admin', { username, orgId, roles: ['analyst'], password: PW }))
-          .statusCode,
-      ).toBe(201);
-      auth[username as string] = await login(username as string, PW);
-    }
+    Object.assign(
+      auth,
+      await seedWorld(platform, ADMIN_PASSWORD, PW, {
+        orgs: [
+          ['metro', 'transport'],
+          ['police', 'police'],
+          ['venue', 'venue'],
+        ],
+        users: [
+          ['analyst', 'police', 'analyst'],
+          ['steward', 'venue', 'analyst'],
+        ],
+      }),
+    );
     const token = await call('POST', '/api/tokens', 'admin', { orgId: 'metro', name: 'gate-gateway' });
     expect(token.statusCode).toBe(201);
     gatewayToken = token.json().secret;

@@ -50,3 +50,48 @@ export async function serverTestEnv(name: string): Promise<ServerTestEnv> {
     },
   };
 }
+
+/** Organisations to create (id, kind) and users in them (username, org, role), for tests of whole platforms. */
+export interface TestWorld {
+  orgs: [id: string, kind: string][];
+  users: [username: string, orgId: string, role: string][];
+}
+
+/**
+ * Logs the first admin in, creates the world's organisations and users through the API, and answers
+ * each account's `Authorization` header by username (`admin` included). Fails loudly on any refusal.
+ */
+export async function seedWorld(
+  platform: {
+    server: { inject: (opts: object) => Promise<{ statusCode: number; body: string; json(): unknown }> };
+  },
+  adminPassword: string,
+  userPassword: string,
+  world: TestWorld,
+): Promise<Record<string, string>> {
+  const login = async (username: string, password: string) => {
+    const res = await platform.server.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username, password },
+    });
+    if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`);
+    return `Bearer ${(res.json() as { token: string }).token}`;
+  };
+  const auth: Record<string, string> = { admin: await login('admin', adminPassword) };
+  const post = async (url: string, payload: object) => {
+    const res = await platform.server.inject({
+      method: 'POST',
+      url,
+      payload,
+      headers: { authorization: auth.admin },
+    });
+    if (res.statusCode !== 201) throw new Error(`POST ${url}: ${res.statusCode} ${res.body}`);
+  };
+  for (const [id, kind] of world.orgs) await post('/api/orgs', { id, name: id, kind });
+  for (const [username, orgId, role] of world.users) {
+    await post('/api/users', { username, orgId, roles: [role], password: userPassword });
+    auth[username] = await login(username, userPassword);
+  }
+  return auth;
+}

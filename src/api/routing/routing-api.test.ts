@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../app/config.ts';
 import { createPlatform, type Platform } from '../../app/platform.ts';
-import { SERVER_SKIP, type ServerTestEnv, serverTestEnv } from '../../app/testing.ts';
+import { SERVER_SKIP, type ServerTestEnv, seedWorld, serverTestEnv } from '../../app/testing.ts';
 
 const ADMIN_PASSWORD = 'long-secret-for-tests';
 const PW = 'correct-horse-staple-9';
@@ -40,32 +40,20 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
   beforeAll(async () => {
     platform = await createPlatform(config, { log: pino({ level: 'silent' }) });
     await platform.routing.whenLoaded();
-    const login = async (username: string, password: string) => {
-      const res = await platform.server.inject({
-        method: 'POST',
-        url: '/api/auth/login',
-        payload: { username, password },
-      });
-      return `Bearer ${res.json().token}`;
-    };
-    auth.admin = await login('admin', ADMIN_PASSWORD);
-    for (const [id, kind] of [
-      ['police', 'police'],
-      ['metro', 'transport'],
-    ]) {
-      expect((await call('POST', '/api/orgs', 'admin', { id, name: id, kind })).statusCode).toBe(201);
-    }
-    for (const [username, orgId, role] of [
-      ['dispatcher', 'police', 'operator'],
-      ['watcher', 'police', 'viewer'],
-      ['guard', 'metro', 'operator'],
-    ]) {
-      expect(
-        (await call('POST', '/api/users', 'admin', { username, orgId, roles: [role], password: PW }))
-          .statusCode,
-      ).toBe(201);
-      auth[username as string] = await login(username as string, PW);
-    }
+    Object.assign(
+      auth,
+      await seedWorld(platform, ADMIN_PASSWORD, PW, {
+        orgs: [
+          ['police', 'police'],
+          ['metro', 'transport'],
+        ],
+        users: [
+          ['dispatcher', 'police', 'operator'],
+          ['watcher', 'police', 'viewer'],
+          ['guard', 'metro', 'operator'],
+        ],
+      }),
+    );
   });
   afterAll(async () => {
     await platform?.shutdown();

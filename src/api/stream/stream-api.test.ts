@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../app/config.ts';
 import { createPlatform, type Platform } from '../../app/platform.ts';
+import { seedWorld } from '../../app/testing.ts';
 
 const ADMIN_PASSWORD = 'long-secret-for-tests';
 const PW = 'correct-horse-staple-9';
@@ -92,25 +93,19 @@ describe('live stream of changes, under the marking policy', () => {
       { log: pino({ level: 'silent' }) },
     );
     address = await platform.listen();
-    const login = async (username: string, password: string) =>
-      `Bearer ${(await platform.server.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password } })).json().token}`;
-    auth.admin = await login('admin', ADMIN_PASSWORD);
-    for (const [id, kind] of [
-      ['police', 'police'],
-      ['metro', 'transport'],
-    ]) {
-      expect((await call('POST', '/api/orgs', 'admin', { id, name: id, kind })).statusCode).toBe(201);
-    }
-    for (const [username, orgId] of [
-      ['officer', 'police'],
-      ['guard', 'metro'],
-    ]) {
-      expect(
-        (await call('POST', '/api/users', 'admin', { username, orgId, roles: ['operator'], password: PW }))
-          .statusCode,
-      ).toBe(201);
-      auth[username as string] = await login(username as string, PW);
-    }
+    Object.assign(
+      auth,
+      await seedWorld(platform, ADMIN_PASSWORD, PW, {
+        orgs: [
+          ['police', 'police'],
+          ['metro', 'transport'],
+        ],
+        users: [
+          ['officer', 'police', 'operator'],
+          ['guard', 'metro', 'operator'],
+        ],
+      }),
+    );
   });
   afterAll(async () => {
     await platform?.shutdown();
