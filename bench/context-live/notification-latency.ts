@@ -11,9 +11,9 @@
  */
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { principalReadKeys } from '../../src/modules/access/marking.ts';
 import { createContextLive, type IngestPrincipal } from '../../src/modules/context-live/index.ts';
 import { startReceiver } from '../../src/modules/context-live/testing.ts';
+import { principalReadKeys } from '../../src/modules/sharing/marking.ts';
 import { writeBenchSection } from '../write-section.ts';
 import {
   machine,

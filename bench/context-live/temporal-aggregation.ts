@@ -7,9 +7,9 @@
  */
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { principalReadKeys } from '../../src/modules/access/marking.ts';
 import { createContextLive } from '../../src/modules/context-live/index.ts';
 import { entityChange, testLdContext } from '../../src/modules/context-live/testing.ts';
+import { principalReadKeys } from '../../src/modules/sharing/marking.ts';
 import { writeBenchSection } from '../write-section.ts';
 import { machine, openBenchStore, type Percentiles, percentiles, rowsOfOtherStores } from './bench-util.ts';
 

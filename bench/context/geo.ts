@@ -11,13 +11,13 @@ import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { createMemoryBus } from '../../src/adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../src/adapters/storage/testing.ts';
-import { emptyAudience, principalReadKeys } from '../../src/modules/access/marking.ts';
 import {
   type Caller,
   ContextResolver,
   ContextService,
   contextMigrations,
 } from '../../src/modules/context/index.ts';
+import { emptyAudience, principalReadKeys } from '../../src/modules/sharing/marking.ts';
 import { writeBenchSection } from '../write-section.ts';
 
 export interface GeoBenchResult {

@@ -3,7 +3,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isAppError } from '../kernel/errors.ts';
-import { ORG_KINDS, ROLES, TLP_LABELS } from '../modules/access/index.ts';
+import { ORG_KINDS, ROLES } from '../modules/access/index.ts';
+import { TLP_LABELS } from '../modules/sharing/index.ts';
 import { configHelp, loadConfig } from './config.ts';
 
 function slug(value: string): string {

@@ -50,7 +50,7 @@ describe('platform, embedded preset (PGlite + in-process bus)', () => {
       headers: { authorization: auth },
     });
     expect(me.statusCode).toBe(200);
-    expect(me.json()).toMatchObject({ username: 'admin', orgId: 'city', roles: ['admin'] });
+    expect(me.json()).toMatchObject({ username: 'admin', orgId: 'city', roles: ['platform-admin', 'admin'] });
   });
 
   it('is healthy, documents its API and counts requests', async () => {

@@ -25,8 +25,6 @@ import {
   bootstrapAccess,
   createAuthenticator,
   type OrgKind,
-  parseMarking,
-  ReportService,
   type Role,
 } from '../modules/access/index.ts';
 import { type AuditChainVerdict, auditMigrations, verifyAuditChain } from '../modules/audit/index.ts';
@@ -43,10 +41,11 @@ import {
   createContextLive,
   createCoreQueryPort,
   type IngestPrincipal,
-  subscriberKeysFromFacts,
 } from '../modules/context-live/index.ts';
+import { ReportService } from '../modules/reports/index.ts';
 import { loadOrBuildRoadNetwork, ROAD_DATA_ATTRIBUTION, type Unit } from '../modules/routing/index.ts';
 import { followContextInputs, RoutingService, routingLiveMigrations } from '../modules/routing-live/index.ts';
+import { parseMarking, SharingGate, sharingMigrations } from '../modules/sharing/index.ts';
 import type { Store } from '../ports/store.ts';
 import type { Config } from './config.ts';
 import { createLogger } from './logger.ts';
@@ -58,6 +57,7 @@ export const VERSION: string = (
 
 export const MIGRATIONS = {
   ...accessMigrations,
+  ...sharingMigrations,
   ...auditMigrations,
   ...contextMigrations,
   ...contextLiveMigrations,
@@ -71,6 +71,7 @@ export interface Core {
   store: Store;
   bus: EventBusAdapter;
   access: AccessService;
+  gate: SharingGate;
   reports: ReportService;
   authenticator: Authenticator;
   contexts: ContextResolver;
@@ -182,7 +183,8 @@ export async function openCore(
     source: config.instanceId,
     ...(opts.accessFactsTtlMs !== undefined ? { factsTtlMs: opts.accessFactsTtlMs } : {}),
   });
-  const reports = new ReportService(access);
+  const gate = new SharingGate({ store, directory: access });
+  const reports = new ReportService(gate, (type, data) => access.publish(type, data));
   const authenticator = createAuthenticator({
     service: access,
     jwtSecret: config.jwtSecret,
@@ -201,7 +203,7 @@ export async function openCore(
   const b = bus;
   const cli: CoreCommands = {
     async addOrg(input) {
-      const org = await access.createOrg(null, {
+      const org = await access.orgs.createOrg(null, {
         id: input.id,
         name: input.name,
         kind: input.kind as OrgKind,
@@ -213,7 +215,7 @@ export async function openCore(
       const generated = input.password
         ? undefined
         : (await import('../modules/access/credentials.ts')).generatePassword();
-      await access.createUser(null, {
+      await access.accounts.createUser(null, {
         username: input.username,
         orgId: input.orgId,
         roles: input.roles as Role[],
@@ -223,7 +225,7 @@ export async function openCore(
       return generated ? { generatedPassword: generated } : {};
     },
     async createToken(input) {
-      const created = await access.createServiceAccountToken(null, {
+      const created = await access.accounts.createServiceAccountToken(null, {
         orgId: input.orgId,
         name: input.name,
         roles: input.roles as Role[],
@@ -239,6 +241,7 @@ export async function openCore(
     store: s,
     bus: b,
     access,
+    gate,
     reports,
     authenticator,
     contexts,
@@ -285,7 +288,7 @@ export async function createPlatform(
   opts: { log?: Logger } & CoreOptions = {},
 ): Promise<Platform> {
   const core = await openCore(config, opts.log, opts);
-  const { log, store, bus, access, reports, authenticator, context, contexts } = core;
+  const { log, store, bus, access, gate, reports, authenticator, context, contexts } = core;
   let ready = true;
   let server: FastifyInstance;
   let lastProgress = 0;
@@ -336,7 +339,7 @@ export async function createPlatform(
       ...(config.historyRetentionDays
         ? { defaultRetentionSeconds: config.historyRetentionDays * 86_400 }
         : {}),
-      subscriberKeys: subscriberKeysFromFacts((who) => access.principalFacts(who)),
+      subscriberKeys: { orgReadKeys: (orgId) => gate.orgReadKeys(orgId) },
       // Per-minute rollups of the last minutes are rebuilt at start only where one instance owns them.
       ...(bus.kind === 'memory' ? { rebuildRollupsMinutes: 10 } : {}),
       onError: (message, err) => log.error({ err }, message),
@@ -363,7 +366,7 @@ export async function createPlatform(
       ],
       isReady: () => ready,
       surfaces: [
-        { name: 'platform', plugin: platformApi, options: { access, reports, authenticator } },
+        { name: 'platform', plugin: platformApi, options: { access, gate, reports, authenticator } },
         {
           name: 'ngsi-ld',
           plugin: ngsiLdPlugin,
@@ -428,13 +431,13 @@ function ingestPrincipal(p: Principal): IngestPrincipal {
  * what they publish is owned by the city organisation under its default marking.
  */
 async function bridgePrincipal(access: AccessService): Promise<IngestPrincipal> {
-  const org = await access.getOrg('city');
-  let user: Awaited<ReturnType<AccessService['getUser']>>;
+  const org = await access.orgs.getOrg('city');
+  let user: Awaited<ReturnType<AccessService['accounts']['getUser']>>;
   try {
-    user = await access.getUser('mqtt-bridge');
+    user = await access.accounts.getUser('mqtt-bridge');
   } catch {
     user = (
-      await access.createServiceAccountToken(null, {
+      await access.accounts.createServiceAccountToken(null, {
         orgId: org.id,
         name: 'mqtt-bridge',
         roles: ['operator'],

@@ -79,19 +79,30 @@ export async function seedWorld(
     return `Bearer ${(res.json() as { token: string }).token}`;
   };
   const auth: Record<string, string> = { admin: await login('admin', adminPassword) };
-  const post = async (url: string, payload: object) => {
+  const post = async (url: string, payload: object, as = auth.admin) => {
     const res = await platform.server.inject({
       method: 'POST',
       url,
       payload,
-      headers: { authorization: auth.admin },
+      headers: { authorization: as },
     });
-    if (res.statusCode !== 201) throw new Error(`POST ${url}: ${res.statusCode} ${res.body}`);
+    return res;
   };
-  for (const [id, kind] of world.orgs) await post('/api/orgs', { id, name: id, kind });
+  for (const [id, kind] of world.orgs) {
+    const res = await post('/api/orgs', { id, name: id, kind });
+    if (res.statusCode !== 201) throw new Error(`POST /api/orgs: ${res.statusCode} ${res.body}`);
+  }
+  // The platform administrator appoints an organisation's first accounts; once the organisation has an
+  // administrator, that administrator creates the others (the platform administrator may not).
+  const orgAdmin = new Map<string, string>();
   for (const [username, orgId, role] of world.users) {
-    await post('/api/users', { username, orgId, roles: [role], password: userPassword });
+    const payload = { username, orgId, roles: [role], password: userPassword };
+    let res = await post('/api/users', payload);
+    const admin = orgAdmin.get(orgId);
+    if (res.statusCode === 403 && admin) res = await post('/api/users', payload, auth[admin]);
+    if (res.statusCode !== 201) throw new Error(`POST /api/users ${username}: ${res.statusCode} ${res.body}`);
     auth[username] = await login(username, userPassword);
+    if (role === 'admin' && !orgAdmin.has(orgId)) orgAdmin.set(orgId, username);
   }
   return auth;
 }

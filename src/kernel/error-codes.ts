@@ -48,6 +48,10 @@ export const ERROR_CODES = {
   AUTH_ACCOUNT_DISABLED: { kind: 'unauthenticated', title: 'Account disabled' },
   AUTH_TOKEN_REVOKED: { kind: 'unauthenticated', title: 'Token revoked' },
   AUTH_ROLE_REQUIRED: { kind: 'forbidden', title: 'The account lacks the role this action needs' },
+  AUTH_PASSWORD_CHANGE_REQUIRED: {
+    kind: 'forbidden',
+    title: 'An administrator reset the password: set your own to log in',
+  },
   // access: organisations, users, communities
   ACCESS_ORG_NOT_FOUND: { kind: 'not_found', title: 'Unknown organisation' },
   ACCESS_ORG_EXISTS: { kind: 'conflict', title: 'Organisation already exists' },

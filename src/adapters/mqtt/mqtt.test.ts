@@ -5,7 +5,6 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { principalReadKeys } from '../../modules/access/marking.ts';
 import { ContextService, contextMigrations } from '../../modules/context/index.ts';
 import {
   type ContextLive,
@@ -15,6 +14,7 @@ import {
   type IngestPrincipal,
 } from '../../modules/context-live/index.ts';
 import { testLdContext } from '../../modules/context-live/testing.ts';
+import { principalReadKeys } from '../../modules/sharing/marking.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import { createMemoryBus } from '../bus/index.ts';

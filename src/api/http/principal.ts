@@ -4,21 +4,9 @@
  */
 // Route schemas may carry OpenAPI fields (tags, summary, security) in every plugin that imports this file.
 import type {} from '@fastify/swagger';
-import type { Marking } from '../../modules/access/marking.ts';
+import type { Principal } from '../../modules/access/index.ts';
 
-export type Role = 'admin' | 'operator' | 'analyst' | 'responder' | 'viewer';
-
-export interface Principal {
-  userId: string;
-  username: string;
-  orgId: string;
-  roles: Role[];
-  kind: 'user' | 'service';
-  /** The keys this principal reads with (see modules/access/marking.ts). */
-  readKeys: string[];
-  /** The marking objects created by this principal get unless the request says otherwise. */
-  defaultMarking: Marking;
-}
+export type { Principal, Role } from '../../modules/access/index.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {

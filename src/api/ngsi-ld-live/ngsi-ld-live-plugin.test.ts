@@ -2,7 +2,6 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
-import { emptyAudience, normaliseTlp, principalReadKeys } from '../../modules/access/marking.ts';
 import { ContextService, contextMigrations } from '../../modules/context/index.ts';
 import {
   type ContextLive,
@@ -11,6 +10,7 @@ import {
   createCoreQueryPort,
 } from '../../modules/context-live/index.ts';
 import { type Receiver, startReceiver, testLdContext } from '../../modules/context-live/testing.ts';
+import { emptyAudience, normaliseTlp, principalReadKeys } from '../../modules/sharing/marking.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import { ngsiLdLivePlugin } from './index.ts';

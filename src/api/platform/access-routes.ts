@@ -1,13 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import { requireAdmin } from '../../modules/access/index.ts';
-import { listAudit, verifyAuditChain } from '../../modules/audit/index.ts';
+import { verifyAuditChain } from '../../modules/audit/index.ts';
+import { requireAnyAdmin } from '../../modules/sharing/index.ts';
 import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
 import { auditRecordOut, id, itemsOf, limit, markingOut, sharedObjectOut } from './schemas.ts';
 
-export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOptions): void {
+export function accessRoutes(app: FastifyInstance, { access, gate }: PlatformApiOptions): void {
+  const kind = { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,40}$' } as const;
+  const tenant = { type: 'string', maxLength: 256 } as const;
   const tags = ['platform: access policy'];
-  app.get<{ Querystring: { object: string; user: string } }>(
+  app.get<{ Querystring: { object: string; user: string; kind?: string; tenant?: string } }>(
     '/api/access/explain',
     {
       schema: {
@@ -25,6 +27,7 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
                 properties: {
                   id: { type: 'string' },
                   kind: { type: 'string' },
+                  scope: { type: 'string' },
                   ownerOrg: { type: 'string' },
                   createdBy: { type: 'string' },
                   marking: markingOut,
@@ -41,22 +44,23 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
             },
           },
         },
-        summary: 'Why a user can or cannot see an object: the rule that applied, in words (admin)',
+        summary:
+          'Why a user can or cannot see an object of any kind (report, entity, subscription, closure…): the rule that applied, in words. Asked by an administrator about an object its organisation owns or can see; `kind` (and `tenant` for NGSI-LD objects) names it when an id is shared by several kinds',
         querystring: {
           type: 'object',
           additionalProperties: false,
           required: ['object', 'user'],
-          properties: { object: id, user: id },
+          properties: { object: { type: 'string', minLength: 1, maxLength: 2048 }, user: id, kind, tenant },
         },
       },
     },
     async (request) => {
-      requireAdmin(principalOf(request));
-      return access.explain(request.query.object, request.query.user);
+      const q = request.query;
+      return gate.explain(principalOf(request), { kind: q.kind, scope: q.tenant, id: q.object }, q.user);
     },
   );
 
-  app.post<{ Body: { object: string; reason: string } }>(
+  app.post<{ Body: { object: string; reason: string; kind?: string; tenant?: string } }>(
     '/api/access/break-glass',
     {
       schema: {
@@ -74,11 +78,19 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
           type: 'object',
           additionalProperties: false,
           required: ['object', 'reason'],
-          properties: { object: id, reason: { type: 'string', maxLength: 2000 } },
+          properties: {
+            object: { type: 'string', minLength: 1, maxLength: 2048 },
+            reason: { type: 'string', maxLength: 2000 },
+            kind,
+            tenant,
+          },
         },
       },
     },
-    async (request) => access.breakGlass(principalOf(request), request.body.object, request.body.reason),
+    async (request) => {
+      const b = request.body;
+      return gate.breakGlass(principalOf(request), { kind: b.kind, scope: b.tenant, id: b.object }, b.reason);
+    },
   );
 
   app.get<{ Querystring: { limit?: number } }>(
@@ -92,7 +104,7 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
       },
     },
     async (request) => ({
-      items: await access.breakGlassRecords(principalOf(request).orgId, request.query.limit),
+      items: await gate.breakGlassRecords(principalOf(request), request.query.limit),
     }),
   );
 
@@ -115,7 +127,8 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
       schema: {
         tags: atags,
         response: { 200: itemsOf(auditRecordOut) },
-        summary: 'The audit log, filterable by object, actor, owner organisation, action and time (admin)',
+        summary:
+          'The audit log as the caller administers it: the records about its organisation’s objects and accounts and its users’ acts (organisation admin), and the platform’s administration (platform admin); filterable by object, actor, owner organisation, action and time. Records name objects, never their content',
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -134,9 +147,8 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
       },
     },
     async (request) => {
-      requireAdmin(principalOf(request));
       const q = request.query;
-      const items = await listAudit(access.store.db, {
+      const items = await gate.listAudit(principalOf(request), {
         objectId: q.object,
         actorId: q.actor,
         ownerOrg: q.owner,
@@ -173,7 +185,7 @@ export function accessRoutes(app: FastifyInstance, { access }: PlatformApiOption
       },
     },
     async (request) => {
-      requireAdmin(principalOf(request));
+      requireAnyAdmin(principalOf(request), 'verifying the audit log');
       return verifyAuditChain(access.store);
     },
   );

@@ -170,9 +170,11 @@ for (const factory of testStoreFactories()) {
         const me = await must('GET', '/api/auth/me', t.admin);
         users.push({ id: me.userId, org: 'city', username: 'admin', writer: true, auth: t.admin });
         for (const o of orgs) {
+          // The organisation's administrator last: from then on it, not the platform's, manages the organisation.
           for (const [k, roles] of [
             ['w', ['operator']],
             ['r', [r.pick(['viewer', 'analyst', 'responder'])]],
+            ['a', ['admin']],
           ] as const) {
             const username = `${o}-${k}`;
             const u = await must('POST', '/api/users', t.admin, { username, orgId: o, roles, password: PW });
@@ -207,6 +209,13 @@ for (const factory of testStoreFactories()) {
       afterAll(async () => {
         await t?.close();
       });
+
+      const adminOf = (org: string) => {
+        const a = users.find((u) => u.org === org && u.username.endsWith('-a'));
+        if (org === 'city') return users[0] as (typeof users)[number];
+        if (!a) throw new Error(`no administrator of ${org}`);
+        return a;
+      };
 
       const check = async (round: string) => {
         let leaks = 0;
@@ -267,7 +276,7 @@ for (const factory of testStoreFactories()) {
             orgs.filter((x) => x !== o),
             3,
           );
-          await must('PATCH', `/api/orgs/${o}`, t.admin, { clients });
+          await must('PATCH', `/api/orgs/${o}`, adminOf(o).auth, { clients });
           world.clients.set(o, new Set(clients));
         }
         for (const c of communities) {
@@ -294,7 +303,12 @@ for (const factory of testStoreFactories()) {
         for (let i = 0; i < 150; i++) {
           const u = r.pick(users);
           const rep = r.pick(reports);
-          const v = await must('GET', `/api/access/explain?object=${rep.id}&user=${u.username}`, t.admin);
+          // The owner organisation's administrator asks: "why does this user (not) see our report?"
+          const v = await must(
+            'GET',
+            `/api/access/explain?object=${rep.id}&user=${u.username}`,
+            adminOf(rep.owner).auth,
+          );
           if (v.visible !== referenceMaySee(world, u, rep)) disagreements += 1;
           expect(v.reason).toMatch(/^TLP:/);
         }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { actorOf, type Marking, type OrgKind, requireAdmin } from '../../modules/access/index.ts';
+import { actorOf, type Marking, type OrgKind } from '../../modules/access/index.ts';
 import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
 import { communityOut, id, idParams, itemsOf, marking, name, orgKind, orgOut, slug } from './schemas.ts';
@@ -18,7 +18,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
       },
     },
     async () => ({
-      items: await access.listOrgs(),
+      items: await access.orgs.listOrgs(),
     }),
   );
 
@@ -41,9 +41,8 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     },
     async (request, reply) => {
       const p = principalOf(request);
-      requireAdmin(p);
       reply.status(201);
-      return access.createOrg(actorOf(p), request.body);
+      return access.orgs.createOrg(actorOf(p), request.body);
     },
   );
 
@@ -52,7 +51,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     { schema: { tags, response: { 200: orgOut }, summary: 'One organisation', params: idParams } },
     async (request) => {
       principalOf(request);
-      return access.getOrg(request.params.id);
+      return access.orgs.getOrg(request.params.id);
     },
   );
 
@@ -77,8 +76,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     },
     async (request) => {
       const p = principalOf(request);
-      requireAdmin(p);
-      return access.updateOrg(actorOf(p), request.params.id, request.body);
+      return access.orgs.updateOrg(actorOf(p), request.params.id, request.body);
     },
   );
 
@@ -93,7 +91,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
       },
     },
     async () => ({
-      items: await access.listCommunities(),
+      items: await access.orgs.listCommunities(),
     }),
   );
 
@@ -119,9 +117,8 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     },
     async (request, reply) => {
       const p = principalOf(request);
-      requireAdmin(p);
       reply.status(201);
-      return access.createCommunity(actorOf(p), request.body);
+      return access.orgs.createCommunity(actorOf(p), request.body);
     },
   );
 
@@ -135,7 +132,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
         params: idParams,
       },
     },
-    async (request) => access.getCommunity(request.params.id),
+    async (request) => access.orgs.getCommunity(request.params.id),
   );
 
   const memberParams = {
@@ -156,8 +153,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     },
     async (request) => {
       const p = principalOf(request);
-      requireAdmin(p);
-      return access.setCommunityMember(actorOf(p), request.params.id, request.params.orgId, true);
+      return access.orgs.setCommunityMember(actorOf(p), request.params.id, request.params.orgId, true);
     },
   );
   app.delete<{ Params: { id: string; orgId: string } }>(
@@ -172,8 +168,7 @@ export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions):
     },
     async (request) => {
       const p = principalOf(request);
-      requireAdmin(p);
-      return access.setCommunityMember(actorOf(p), request.params.id, request.params.orgId, false);
+      return access.orgs.setCommunityMember(actorOf(p), request.params.id, request.params.orgId, false);
     },
   );
 }

@@ -12,7 +12,7 @@ for (const factory of testStoreFactories()) {
     `platform API on ${factory.name}${factory.skip ? ` (skipped: ${factory.skip})` : ''}`,
     () => {
       let t: PlatformTestApp;
-      type Who = 'alice' | 'bob' | 'vic' | 'mia' | 'fred' | 'eve';
+      type Who = 'alice' | 'bob' | 'vic' | 'mia' | 'fred' | 'eve' | 'polly' | 'fay';
       const ids = {} as Record<Who, string>;
       const as = {} as Record<Who, H>;
 
@@ -55,6 +55,10 @@ for (const factory of testStoreFactories()) {
           ['mia', 'metro', ['operator']],
           ['fred', 'fire', ['operator']],
           ['eve', 'energy', ['operator']],
+          // Each organisation's own administrators come last: once an organisation has one, only its
+          // administrators create its accounts (the platform administrator appoints the first).
+          ['polly', 'police', ['admin']],
+          ['fay', 'fire', ['admin']],
         ] as const) {
           const r = await req('POST', '/api/users', t.admin, {
             username: u,
@@ -142,7 +146,7 @@ for (const factory of testStoreFactories()) {
             status: 401,
             code: 'AUTH_TOKEN_INVALID',
           });
-          const expired = await t.authenticator.issueToken(await t.access.getUser('alice'), -10);
+          const expired = await t.authenticator.issueToken(await t.access.accounts.getUser('alice'), -10);
           expect(problem(await req('GET', '/api/auth/me', { authorization: `Bearer ${expired}` }))).toEqual({
             status: 401,
             code: 'AUTH_TOKEN_EXPIRED',
@@ -195,7 +199,14 @@ for (const factory of testStoreFactories()) {
             currentPassword: PW,
             newPassword: 'another-good-passphrase',
           });
-          expect(ok.statusCode).toBe(204);
+          expect(ok.statusCode).toBe(200);
+          // The session opened with the old password is over; the answer carries a new one.
+          expect(problem(await req('GET', '/api/auth/me', pat))).toEqual({
+            status: 401,
+            code: 'AUTH_TOKEN_EXPIRED',
+          });
+          const fresh = { authorization: `Bearer ${ok.json().token}` };
+          expect((await req('GET', '/api/auth/me', fresh)).statusCode).toBe(200);
           await expect(t.login('pat', PW)).rejects.toThrow(/401/);
           await t.login('pat', 'another-good-passphrase');
         });
@@ -277,13 +288,13 @@ for (const factory of testStoreFactories()) {
             status: 409,
             code: 'ACCESS_ORG_EXISTS',
           });
-          expect(problem(await req('PATCH', '/api/orgs/police', t.admin, { clients: ['atlantis'] }))).toEqual(
-            {
-              status: 404,
-              code: 'ACCESS_ORG_NOT_FOUND',
-            },
-          );
-          expect(problem(await req('PATCH', '/api/orgs/police', t.admin, { clients: ['police'] }))).toEqual({
+          expect(
+            problem(await req('PATCH', '/api/orgs/police', as.polly, { clients: ['atlantis'] })),
+          ).toEqual({
+            status: 404,
+            code: 'ACCESS_ORG_NOT_FOUND',
+          });
+          expect(problem(await req('PATCH', '/api/orgs/police', as.polly, { clients: ['police'] }))).toEqual({
             status: 400,
             code: 'ACCESS_INVALID_INPUT',
           });
@@ -293,7 +304,7 @@ for (const factory of testStoreFactories()) {
           });
           expect(
             problem(
-              await req('POST', '/api/users', t.admin, {
+              await req('POST', '/api/users', as.polly, {
                 username: 'weak',
                 orgId: 'police',
                 roles: ['viewer'],
@@ -351,7 +362,7 @@ for (const factory of testStoreFactories()) {
           const list = (await req('GET', '/api/communities', as.eve)).json().items;
           expect(list[0]).toMatchObject({ id: 'all', builtIn: true });
           expect(list[0].members).toContain('metro');
-          const fire = await req('PATCH', '/api/orgs/fire', t.admin, {
+          const fire = await req('PATCH', '/api/orgs/fire', as.fay, {
             defaultMarking: { tlp: 'GREEN', audience: { communities: ['crisis-cell'] } },
           });
           expect(fire.json().defaultMarking).toEqual({
@@ -405,7 +416,7 @@ for (const factory of testStoreFactories()) {
             status: 401,
             code: 'AUTH_TOKEN_INVALID',
           });
-          const soon = await t.access.createServiceAccountToken(null, {
+          const soon = await t.access.accounts.createServiceAccountToken(null, {
             orgId: 'metro',
             name: 'gate-sensor-7',
             expiresAt: new Date(Date.now() + 150),
@@ -421,7 +432,7 @@ for (const factory of testStoreFactories()) {
             code: 'AUTH_TOKEN_EXPIRED',
           });
           expect(
-            problem(await req('POST', '/api/tokens', t.admin, { orgId: 'police', name: 'alice' })),
+            problem(await req('POST', '/api/tokens', as.polly, { orgId: 'police', name: 'alice' })),
           ).toEqual({
             status: 409,
             code: 'ACCESS_USER_EXISTS',
@@ -490,7 +501,7 @@ for (const factory of testStoreFactories()) {
           expect(await sees(as.bob, strict)).toBe(true);
           expect(await sees(as.mia, strict)).toBe(false);
           expect(await listed(as.mia, strict)).toBe(false);
-          const why = await req('GET', `/api/access/explain?object=${strict}&user=mia`, t.admin);
+          const why = await req('GET', `/api/access/explain?object=${strict}&user=mia`, as.fay);
           expect(why.json()).toMatchObject({ visible: false, rule: 'strict-excludes-clients' });
           expect(why.json().reason).toBe(
             'TLP:AMBER+STRICT — user mia’s organisation metro is a client of police, which is in the audience, but AMBER+STRICT never reaches clients'.replace(
@@ -498,7 +509,7 @@ for (const factory of testStoreFactories()) {
               "'",
             ),
           );
-          const yes = await req('GET', `/api/access/explain?object=${amber}&user=${ids.mia}`, t.admin);
+          const yes = await req('GET', `/api/access/explain?object=${amber}&user=${ids.mia}`, as.fay);
           expect(yes.json()).toMatchObject({
             visible: true,
             rule: 'client-of-audience-org',
@@ -551,7 +562,7 @@ for (const factory of testStoreFactories()) {
           const id = await create(as.alice, { tlp: 'AMBER+STRICT' }, 'Drone over stadium');
           expect(problem(await req('PATCH', `/api/reports/${id}`, as.vic, { title: 'x' }))).toEqual({
             status: 403,
-            code: 'ACCESS_DENIED',
+            code: 'AUTH_ROLE_REQUIRED',
           });
           expect(
             problem(await req('POST', '/api/reports', as.vic, { title: 'x', category: 'other' })),
@@ -572,7 +583,7 @@ for (const factory of testStoreFactories()) {
           });
           expect(await sees(as.fred, id)).toBe(true);
           expect(await sees(as.eve, id)).toBe(false);
-          const audit = (await req('GET', `/api/audit?object=${id}`, t.admin)).json().items;
+          const audit = (await req('GET', `/api/audit?object=${id}`, as.polly)).json().items;
           expect(audit.map((a: { action: string }) => a.action)).toEqual(['create', 'update', 'share']);
           expect(audit[2].details.from.tlp).toBe('AMBER+STRICT');
           expect(audit[2].details.to.tlp).toBe('GREEN');
@@ -584,7 +595,7 @@ for (const factory of testStoreFactories()) {
           expect((await req('DELETE', `/api/reports/${id}`, as.fred)).statusCode).toBe(403);
           expect((await req('DELETE', `/api/reports/${id}`, as.alice)).statusCode).toBe(204);
           expect(await sees(as.alice, id)).toBe(false);
-          expect(problem(await req('GET', `/api/access/explain?object=${id}&user=alice`, t.admin))).toEqual({
+          expect(problem(await req('GET', `/api/access/explain?object=${id}&user=alice`, as.polly))).toEqual({
             status: 404,
             code: 'ACCESS_OBJECT_NOT_FOUND',
           });
@@ -595,18 +606,18 @@ for (const factory of testStoreFactories()) {
           await sees(as.bob, id);
           await sees(as.fred, id);
           await listed(as.mia, id);
-          const disclosed = (await req('GET', `/api/audit?object=${id}&action=disclose`, t.admin)).json()
+          const disclosed = (await req('GET', `/api/audit?object=${id}&action=disclose`, as.polly)).json()
             .items;
           expect(disclosed.map((d: { actorId: string }) => d.actorId).sort()).toEqual(
             [ids.fred, ids.mia].sort(),
           );
           const byActor = (
-            await req('GET', `/api/audit?actor=${ids.fred}&order=desc&limit=1`, t.admin)
+            await req('GET', `/api/audit?actor=${ids.fred}&order=desc&limit=1`, as.polly)
           ).json().items;
           expect(byActor).toHaveLength(1);
-          const future = (await req('GET', '/api/audit?from=2100-01-01T00:00:00Z', t.admin)).json().items;
+          const future = (await req('GET', '/api/audit?from=2100-01-01T00:00:00Z', as.polly)).json().items;
           expect(future).toEqual([]);
-          expect(problem(await req('GET', '/api/audit?from=yesterday', t.admin))).toEqual({
+          expect(problem(await req('GET', '/api/audit?from=yesterday', as.polly))).toEqual({
             status: 400,
             code: 'PLATFORM_VALIDATION_FAILED',
           });
@@ -619,7 +630,7 @@ for (const factory of testStoreFactories()) {
             await listed(as.fred, id);
           }
           const count = async () =>
-            (await req('GET', `/api/audit?object=${id}&action=disclose`, t.admin)).json().items.length;
+            (await req('GET', `/api/audit?object=${id}&action=disclose`, as.polly)).json().items.length;
           expect(await count()).toBe(1);
           const patched = await req('PATCH', `/api/reports/${id}`, as.alice, {
             marking: { tlp: 'AMBER+STRICT', audience: { orgs: ['fire'] } },

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { GeoPoint, ReportInput, ReportPatch } from '../../modules/access/index.ts';
+import type { GeoPoint, ReportInput, ReportPatch } from '../../modules/reports/index.ts';
 import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
 import { id, idParams, limit, marking, point, reportOut, slug } from './schemas.ts';

@@ -12,9 +12,10 @@ import {
   accessMigrations,
   bootstrapAccess,
   createAuthenticator,
-  ReportService,
 } from '../../modules/access/index.ts';
 import { auditMigrations } from '../../modules/audit/index.ts';
+import { ReportService } from '../../modules/reports/index.ts';
+import { SharingGate, sharingMigrations } from '../../modules/sharing/index.ts';
 import type { Store } from '../../ports/store.ts';
 import { buildServer } from '../http/server.ts';
 import { platformApi } from './platform-api.ts';
@@ -25,6 +26,7 @@ export interface PlatformTestApp {
   app: FastifyInstance;
   store: Store;
   access: AccessService;
+  gate: SharingGate;
   reports: ReportService;
   authenticator: Authenticator;
   /** Bearer header of the first admin. */
@@ -37,9 +39,10 @@ export async function openPlatformTestApp(
   factory: TestStoreFactory,
   opts: Partial<Omit<AuthenticatorOptions, 'service'>> = {},
 ): Promise<PlatformTestApp> {
-  const store = await factory.open({ ...accessMigrations, ...auditMigrations });
+  const store = await factory.open({ ...accessMigrations, ...sharingMigrations, ...auditMigrations });
   const access = new AccessService({ store });
-  const reports = new ReportService(access);
+  const gate = new SharingGate({ store, directory: access });
+  const reports = new ReportService(gate);
   const authenticator = createAuthenticator({ service: access, ...opts });
   await bootstrapAccess(access, { adminPassword: TEST_ADMIN_PASSWORD });
   const app = await buildServer({
@@ -50,7 +53,7 @@ export async function openPlatformTestApp(
     authenticate: (h) => authenticator.authenticate(h),
     healthChecks: [],
     isReady: () => true,
-    surfaces: [{ name: 'platform', plugin: platformApi, options: { access, reports, authenticator } }],
+    surfaces: [{ name: 'platform', plugin: platformApi, options: { access, gate, reports, authenticator } }],
   });
   await app.ready();
   const login = async (username: string, password: string) => {
@@ -63,6 +66,7 @@ export async function openPlatformTestApp(
     app,
     store,
     access,
+    gate,
     reports,
     authenticator,
     admin,

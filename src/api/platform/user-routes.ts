@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { AppError } from '../../kernel/errors.ts';
-import { actorOf, isAdmin, type Role, requireAdmin } from '../../modules/access/index.ts';
+import { actorOf, type Role } from '../../modules/access/index.ts';
 import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
 import { idParams, itemsOf, name, password, roles, slug, tokenOut, username, userOut } from './schemas.ts';
@@ -22,8 +21,13 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
       },
     },
     async (request) => {
-      requireAdmin(principalOf(request));
-      return { items: await access.listUsers({ orgId: request.query.org, kind: request.query.kind }) };
+      const p = principalOf(request);
+      return {
+        items: await access.accounts.listUsers(actorOf(p), {
+          orgId: request.query.org,
+          kind: request.query.kind,
+        }),
+      };
     },
   );
 
@@ -46,9 +50,8 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     },
     async (request, reply) => {
       const p = principalOf(request);
-      requireAdmin(p);
       reply.status(201);
-      return access.createUser(actorOf(p), request.body);
+      return access.accounts.createUser(actorOf(p), request.body);
     },
   );
 
@@ -63,11 +66,7 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
       },
     },
     async (request) => {
-      const p = principalOf(request);
-      const user = await access.getUser(request.params.id);
-      if (!isAdmin(p) && user.id !== p.userId)
-        throw new AppError('AUTH_ROLE_REQUIRED', 'this action needs the admin role');
-      return user;
+      return access.accounts.readUser(actorOf(principalOf(request)), request.params.id);
     },
   );
 
@@ -80,7 +79,8 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
       schema: {
         tags,
         response: { 200: userOut },
-        summary: 'Change roles, disable or enable, reset the password (admin)',
+        summary:
+          'Change roles, disable or enable, reset the password (the organisation’s admin; a reset makes the account set its own password at its next login)',
         params: idParams,
         body: {
           type: 'object',
@@ -97,18 +97,8 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     },
     async (request) => {
       const p = principalOf(request);
-      requireAdmin(p);
-      const user = await access.getUser(request.params.id);
-      if (
-        user.id === p.userId &&
-        (request.body.disabled === true || (request.body.roles && !request.body.roles.includes('admin')))
-      ) {
-        throw new AppError(
-          'ACCESS_INVALID_INPUT',
-          'an administrator cannot disable or demote their own account',
-        );
-      }
-      return access.updateUser(actorOf(p), user.id, request.body);
+      const user = await access.accounts.readUser(actorOf(p), request.params.id);
+      return access.accounts.updateUser(actorOf(p), user.id, request.body);
     },
   );
 
@@ -124,11 +114,8 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     },
     async (request) => {
       const p = principalOf(request);
-      requireAdmin(p);
-      const user = await access.getUser(request.params.id);
-      if (user.id === p.userId)
-        throw new AppError('ACCESS_INVALID_INPUT', 'an administrator cannot disable their own account');
-      return access.updateUser(actorOf(p), user.id, { disabled: true });
+      const user = await access.accounts.readUser(actorOf(p), request.params.id);
+      return access.accounts.updateUser(actorOf(p), user.id, { disabled: true });
     },
   );
 
@@ -144,8 +131,9 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
       },
     },
     async (request) => {
-      requireAdmin(principalOf(request));
-      return { items: await access.listTokens({ orgId: request.query.org }) };
+      return {
+        items: await access.accounts.listTokens(actorOf(principalOf(request)), { orgId: request.query.org }),
+      };
     },
   );
 
@@ -183,9 +171,8 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     },
     async (request, reply) => {
       const p = principalOf(request);
-      requireAdmin(p);
       const b = request.body;
-      const created = await access.createServiceAccountToken(actorOf(p), {
+      const created = await access.accounts.createServiceAccountToken(actorOf(p), {
         orgId: b.orgId,
         name: b.name,
         roles: b.roles,
@@ -209,8 +196,7 @@ export function userRoutes(app: FastifyInstance, { access }: PlatformApiOptions)
     },
     async (request) => {
       const p = principalOf(request);
-      requireAdmin(p);
-      return access.revokeToken(actorOf(p), request.params.id);
+      return access.accounts.revokeToken(actorOf(p), request.params.id);
     },
   );
 }

@@ -4,9 +4,9 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { AppError } from '../../kernel/errors.ts';
-import { hasRole } from '../../modules/access/index.ts';
 import type { Unit } from '../../modules/routing/index.ts';
 import type { LiveChangeKind, RoutingService } from '../../modules/routing-live/index.ts';
+import { hasRole } from '../../modules/sharing/index.ts';
 import type { Principal } from '../http/principal.ts';
 
 export interface RoutingApiOptions {

@@ -19,6 +19,9 @@ export type AccessTables = {
     roles: string[];
     kind: string;
     password_hash: string | null;
+    must_change_password: boolean;
+    /** Session tokens issued before this instant are refused (password changed or reset). */
+    sessions_since: Date | null;
     disabled: boolean;
     external_subject: string | null;
     created_at: Date;
@@ -36,18 +39,6 @@ export type AccessTables = {
     last_used_at: Date | null;
   };
   access_secret: { name: string; value: string; created_at: Date };
-  shared_object: {
-    id: string;
-    kind: string;
-    owner_org: string;
-    created_by: string;
-    tlp: string;
-    pap: string | null;
-    audience: unknown;
-    read_keys: string[];
-    created_at: Date;
-    updated_at: Date;
-  };
   report: {
     id: string;
     title: string;

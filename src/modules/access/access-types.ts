@@ -1,4 +1,7 @@
-import type { Marking } from './marking.ts';
+import type { Marking } from '../sharing/marking.ts';
+import type { Role } from '../sharing/roles.ts';
+
+export { ROLES, type Role, WRITER_ROLES } from '../sharing/roles.ts';
 
 export const ORG_KINDS = [
   'police',
@@ -15,12 +18,6 @@ export const ORG_KINDS = [
 ] as const;
 export type OrgKind = (typeof ORG_KINDS)[number];
 
-export const ROLES = ['admin', 'operator', 'analyst', 'responder', 'viewer'] as const;
-export type Role = (typeof ROLES)[number];
-
-/** Roles that may create, change and delete their organisation's objects. Viewers and responders read. */
-export const WRITER_ROLES: readonly Role[] = ['admin', 'operator', 'analyst'];
-
 export type AccountKind = 'user' | 'service';
 
 /** Who is calling: what the authentication hook puts on each request. */
@@ -34,6 +31,8 @@ export interface Principal {
   readKeys: string[];
   /** The marking objects created by this principal get unless the request says otherwise. */
   defaultMarking: Marking;
+  /** The API token the request came with (service accounts), to end its sessions when it is revoked. */
+  tokenId?: string | undefined;
 }
 
 export interface Org {
@@ -64,6 +63,10 @@ export interface User {
   roles: Role[];
   kind: AccountKind;
   disabled: boolean;
+  /** Set when an administrator reset the password: the account sets its own at its next login. */
+  mustChangePassword: boolean;
+  /** Session tokens issued before this instant no longer open sessions (its password changed). */
+  sessionsSince: string | null;
   /** `issuer|subject` for accounts created from an external OIDC token. */
   externalSubject: string | null;
   createdAt: string;
@@ -87,8 +90,9 @@ export interface ApiTokenInfo {
 export interface Actor {
   userId: string;
   orgId: string;
+  roles: readonly string[];
 }
 
-export function actorOf(p: Pick<Principal, 'userId' | 'orgId'> | null | undefined): Actor | null {
-  return p ? { userId: p.userId, orgId: p.orgId } : null;
+export function actorOf(p: Pick<Principal, 'userId' | 'orgId' | 'roles'> | null | undefined): Actor | null {
+  return p ? { userId: p.userId, orgId: p.orgId, roles: p.roles } : null;
 }

@@ -31,17 +31,21 @@ describe('bootstrapAccess', () => {
     expect(await bootstrapAccess(access, { adminPassword: 'ignored-on-second-start' })).toEqual({
       created: false,
     });
-    expect(await access.getOrg('city')).toMatchObject({ id: 'city', kind: 'city' });
+    expect(await access.orgs.getOrg('city')).toMatchObject({ id: 'city', kind: 'city' });
     const auth = createAuthenticator({ service: access });
     const login = await auth.login('admin', password);
     expect(login.principal).toMatchObject({
       username: 'admin',
       orgId: 'city',
-      roles: ['admin'],
+      roles: ['platform-admin', 'admin'],
       kind: 'user',
     });
     const claims = decodeJwt(login.token);
-    expect(claims).toMatchObject({ sub: login.principal.userId, org: 'city', roles: ['admin'] });
+    expect(claims).toMatchObject({
+      sub: login.principal.userId,
+      org: 'city',
+      roles: ['platform-admin', 'admin'],
+    });
     expect((claims.exp ?? 0) - (claims.iat ?? 0)).toBe(3600);
   });
 });
@@ -49,8 +53,8 @@ describe('bootstrapAccess', () => {
 describe('session tokens', () => {
   it('share one generated HS256 key across instances, kept in the store', async () => {
     const other = new AccessService({ store });
-    expect(await other.jwtSecret()).toBe(await access.jwtSecret());
-    const user = await access.getUser('admin');
+    expect(await other.accounts.jwtSecret()).toBe(await access.accounts.jwtSecret());
+    const user = await access.accounts.getUser('admin');
     const token = await createAuthenticator({ service: access, tokenTtlSeconds: 120 }).issueToken(user);
     const p = await createAuthenticator({ service: other }).authenticate(`Bearer ${token}`);
     expect(p.username).toBe('admin');
@@ -59,7 +63,7 @@ describe('session tokens', () => {
   });
 
   it('use the configured secret when given: tokens of the stored key no longer verify', async () => {
-    const user = await access.getUser('admin');
+    const user = await access.accounts.getUser('admin');
     const stored = await createAuthenticator({ service: access }).issueToken(user);
     const configured = createAuthenticator({ service: access, jwtSecret: 'x'.repeat(40) });
     await expect(configured.authenticate(`Bearer ${stored}`)).rejects.toMatchObject({
@@ -72,7 +76,7 @@ describe('session tokens', () => {
 
 describe('login', () => {
   it('is audited, and refuses a username after too many failures, whatever the password', async () => {
-    await access.createUser(null, {
+    await access.accounts.createUser(null, {
       username: 'guessme',
       orgId: 'city',
       roles: ['viewer'],
@@ -108,17 +112,17 @@ describe('principal facts', () => {
     const bus = createMemoryBus();
     const here = new AccessService({ store, bus, factsTtlMs: 60_000 });
     const there = new AccessService({ store, bus, factsTtlMs: 60_000 });
-    const sub = await there.listenForChanges();
+    const sub = await there.listenForChanges(bus);
     try {
-      await here.createOrg(null, { id: 'rail', name: 'Rail', kind: 'transport' });
-      await here.createOrg(null, { id: 'port', name: 'Port', kind: 'transport' });
+      await here.orgs.createOrg(null, { id: 'rail', name: 'Rail', kind: 'transport' });
+      await here.orgs.createOrg(null, { id: 'port', name: 'Port', kind: 'transport' });
       const factsOf = (s: AccessService) => s.principalFacts({ userId: 'u', orgId: 'port' });
       expect((await factsOf(there)).patronOrgs).toEqual([]);
-      await here.updateOrg(null, 'rail', { clients: ['port'] });
+      await here.orgs.updateOrg(null, 'rail', { clients: ['port'] });
       expect((await factsOf(here)).patronOrgs).toEqual(['rail']);
       await new Promise((r) => setTimeout(r, 50));
       expect((await factsOf(there)).patronOrgs).toEqual(['rail']);
-      await here.createCommunity(null, { id: 'harbour', name: 'Harbour', members: ['port'] });
+      await here.orgs.createCommunity(null, { id: 'harbour', name: 'Harbour', members: ['port'] });
       await new Promise((r) => setTimeout(r, 50));
       expect((await factsOf(there)).communities).toEqual(['harbour']);
     } finally {
@@ -146,7 +150,9 @@ describe('OIDC', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/certs`;
-    await access.createOrg(null, { id: 'police', name: 'Police', kind: 'police' }).catch(() => undefined);
+    await access.orgs
+      .createOrg(null, { id: 'police', name: 'Police', kind: 'police' })
+      .catch(() => undefined);
   });
   afterAll(async () => {
     await new Promise((r) => server?.close(r));
@@ -195,7 +201,7 @@ describe('OIDC', () => {
     const p2 = await auth.authenticate(`Bearer ${t2}`);
     expect(p2.userId).toBe(p1.userId);
     expect(p2.roles).toEqual(['operator']);
-    expect((await access.getUser(p1.userId)).externalSubject).toBe(`${issuer}|kc-123`);
+    expect((await access.accounts.getUser(p1.userId)).externalSubject).toBe(`${issuer}|kc-123`);
     const noRoles = await auth.authenticate(`Bearer ${await external({ sub: 'kc-9', agency: 'police' })}`);
     expect(noRoles.roles).toEqual(['viewer']);
     expect(noRoles.username).toBe('kc-9');
@@ -203,7 +209,7 @@ describe('OIDC', () => {
 
   it('never lets an external username shadow another account by taking its id', async () => {
     const auth = createAuthenticator({ service: access, oidc: { issuer, jwksUrl } });
-    const victim = await access.getUser('admin');
+    const victim = await access.accounts.getUser('admin');
     const p = await auth.authenticate(
       `Bearer ${await external({ sub: 'kc-evil', preferred_username: victim.id, org: 'police', roles: ['admin'] })}`,
     );
@@ -214,7 +220,7 @@ describe('OIDC', () => {
       victim.id,
     );
     await expect(
-      access.createUser(null, {
+      access.accounts.createUser(null, {
         username: victim.id,
         orgId: 'police',
         roles: ['viewer'],

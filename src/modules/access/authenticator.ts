@@ -47,7 +47,8 @@ export interface LoginResult {
 
 export interface Authenticator {
   authenticate(authorization: string | undefined): Promise<Principal>;
-  login(username: string, password: string): Promise<LoginResult>;
+  /** Opens a session; `newPassword` replaces the password first (required after an administrator's reset). */
+  login(username: string, password: string, newPassword?: string): Promise<LoginResult>;
   /** A session token for an account (tests, the CLI). */
   issueToken(user: Pick<User, 'id' | 'orgId' | 'roles' | 'username'>, ttlSeconds?: number): Promise<string>;
 }
@@ -60,7 +61,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   const ttl = opts.tokenTtlSeconds ?? 3600;
   let key: Promise<Uint8Array> | undefined;
   const hsKey = () => {
-    key ??= (async () => new TextEncoder().encode(opts.jwtSecret ?? (await service.jwtSecret())))();
+    key ??= (async () => new TextEncoder().encode(opts.jwtSecret ?? (await service.accounts.jwtSecret())))();
     return key;
   };
   const oidc = opts.oidc;
@@ -72,7 +73,13 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     ttlSeconds = ttl,
   ): Promise<string> {
     const now = Math.floor(service.clock.now().getTime() / 1000);
-    return new SignJWT({ org: user.orgId, roles: user.roles, name: user.username })
+    // `iat` has whole seconds; `iat_ms` tells a session opened just after a password change from one just before.
+    return new SignJWT({
+      org: user.orgId,
+      roles: user.roles,
+      name: user.username,
+      iat_ms: service.clock.now().getTime(),
+    })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(user.id)
       .setIssuer(ISSUER)
@@ -98,9 +105,14 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       throw new AppError('AUTH_TOKEN_INVALID', 'the token names no subject');
     let user: User;
     try {
-      user = await service.getUserForSession(payload.sub);
+      user = await service.accounts.getUserForSession(payload.sub);
     } catch {
       throw new AppError('AUTH_TOKEN_INVALID', 'the token names an account that does not exist');
+    }
+    // Sessions opened before a password change or reset are over: whoever knew the old password is out.
+    const issuedMs = typeof payload.iat_ms === 'number' ? payload.iat_ms : (payload.iat ?? 0) * 1000;
+    if (user.sessionsSince && issuedMs < Date.parse(user.sessionsSince)) {
+      throw new AppError('AUTH_TOKEN_EXPIRED', 'this session ended when the password changed; log in again');
     }
     // The account as it is now, not as it was at login: a disabled account or a removed role acts at once.
     return service.principalFor(user);
@@ -137,7 +149,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       (r): r is Role => typeof r === 'string' && (ROLES as readonly string[]).includes(r),
     );
     const name = claim(payload, o.usernameClaim ?? 'preferred_username');
-    const user = await service.externalUser({
+    const user = await service.accounts.externalUser({
       issuer: o.issuer,
       subject: payload.sub,
       username: typeof name === 'string' ? name : payload.sub,
@@ -155,7 +167,10 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       if (!m?.[1])
         throw new AppError('AUTH_TOKEN_INVALID', 'the Authorization header must be "Bearer <token>"');
       const token = m[1];
-      if (token.startsWith('sc_')) return service.principalFor(await service.resolveApiToken(token));
+      if (token.startsWith('sc_')) {
+        const account = await service.accounts.resolveApiToken(token);
+        return { ...(await service.principalFor(account)), tokenId: account.tokenId };
+      }
       let iss: string | undefined;
       try {
         iss = decodeJwt(token).iss;
@@ -165,19 +180,32 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       if (oidc && iss === oidc.issuer) return verifyExternal(token, oidc);
       return verifyLocal(token);
     },
-    async login(username, password) {
+    async login(username, password, newPassword) {
       const now = service.clock.now().getTime();
       throttle.check(username, now);
       let user: User;
       try {
-        user = await service.verifyLogin(username, password);
+        user = await service.accounts.verifyLogin(username, password);
       } catch (e) {
         if (e instanceof AppError && e.code === 'AUTH_INVALID_CREDENTIALS') throttle.failed(username, now);
         throw e;
       }
       throttle.succeeded(username);
+      if (newPassword !== undefined) {
+        await service.accounts.changeOwnPassword(
+          { userId: user.id, orgId: user.orgId, roles: user.roles },
+          password,
+          newPassword,
+        );
+        user = await service.accounts.getUserById(user.id);
+      } else if (user.mustChangePassword) {
+        throw new AppError(
+          'AUTH_PASSWORD_CHANGE_REQUIRED',
+          'an administrator reset this password: log in again with newPassword set to a password of your own',
+        );
+      }
       const principal = await service.principalFor(user);
-      await service.recordLogin(user);
+      await service.accounts.recordLogin(user);
       const token = await issueToken(user);
       const expiresAt = new Date(service.clock.now().getTime() + ttl * 1000).toISOString();
       return { token, tokenType: 'Bearer', expiresAt, principal };

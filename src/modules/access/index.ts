@@ -1,15 +1,14 @@
-/** The access module: organisations, communities, accounts, authentication, the marking policy. */
-export {
-  AccessService,
-  type AccessServiceOptions,
-  type CreatedToken,
-  type CreateOrgInput,
-  type CreateTokenInput,
-  type CreateUserInput,
-  type UpdateOrgInput,
-  type UpdateUserInput,
-} from './access-service.ts';
+/**
+ * The access module: organisations and communities (the directory), accounts and their credentials,
+ * authentication, and the facts the sharing policy needs about a principal.
+ */
+export type { Marking } from '../sharing/marking.ts';
+export type { Role } from '../sharing/roles.ts';
+export { AccessService, type AccessServiceOptions } from './access-service.ts';
 export * from './access-types.ts';
+export type { CreatedToken, CreateTokenInput, CreateUserInput, UpdateUserInput } from './accounts.ts';
+export { Accounts } from './accounts.ts';
+export type { Administrator } from './administration.ts';
 export {
   type Authenticator,
   type AuthenticatorOptions,
@@ -24,39 +23,7 @@ export {
   isApiTokenSecret,
   PASSWORD_MIN_LENGTH,
 } from './credentials.ts';
-export { explainVisibility, type VisibilityRule, type VisibilityVerdict } from './explain-visibility.ts';
 export { LoginThrottle, type LoginThrottleOptions } from './login-throttle.ts';
-export * from './marking.ts';
 export { accessMigrations } from './migrations.ts';
-export {
-  canNotify,
-  canReadObject,
-  canWrite,
-  hasRole,
-  isAdmin,
-  isWriter,
-  readKeysMeet,
-  requireAdmin,
-  requireWriter,
-} from './policy.ts';
-export {
-  type GeoPoint,
-  type ObjectChangeEvent,
-  REPORT_CREATED,
-  REPORT_DELETED,
-  REPORT_KIND,
-  REPORT_UPDATED,
-  type Report,
-  type ReportInput,
-  type ReportPatch,
-  type ReportQuery,
-  ReportService,
-} from './report-service.ts';
-export {
-  getSharedObject,
-  registerSharedObject,
-  removeSharedObject,
-  type SharedObject,
-  type SharedObjectInput,
-  updateSharedObjectMarking,
-} from './shared-object-registry.ts';
+export { type CreateOrgInput, OrgDirectory, type UpdateOrgInput } from './org-directory.ts';
+export { PrincipalFactsCache } from './principal-facts.ts';

@@ -113,4 +113,16 @@ export const accessMigrations: Record<string, Migration> = {
       await db.schema.createIndex('report_created').on('report').columns(['created_at', 'id']).execute();
     },
   },
+  access_0004_roles_of_a_city: {
+    // Platform administration is a role of its own; before it, the first organisation's administrators were
+    // the platform's. A password set by an administrator must be replaced by the account's own.
+    async up(db) {
+      await sql`alter table access_user add column must_change_password boolean not null default false`.execute(
+        db,
+      );
+      await sql`alter table access_user add column sessions_since timestamptz`.execute(db);
+      await sql`update access_user set roles = array_append(roles, 'platform-admin')
+        where org_id = 'city' and 'admin' = any(roles) and not ('platform-admin' = any(roles))`.execute(db);
+    },
+  },
 };

@@ -5,6 +5,7 @@
  * the record commits or rolls back with the write. It locks the chain head row (`select … for update`),
  * so concurrent appends from several instances on one PostgreSQL queue up and the chain never forks.
  */
+import { sql } from 'kysely';
 import { type Clock, systemClock } from '../../kernel/clock.ts';
 import { AppError } from '../../kernel/errors.ts';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
@@ -113,11 +114,30 @@ export interface AuditQuery {
   /** Newest first when true (default false: oldest first). */
   newestFirst?: boolean | undefined;
   limit?: number | undefined;
+  /**
+   * Only records an administrator may read: about or by these organisations, or about objects of these
+   * kinds (the platform's administration). Unset: every record (the platform itself, the CLI).
+   */
+  visibleTo?: { orgs: string[]; kinds: string[] } | undefined;
 }
 
 export async function listAudit(db: AnyDb, q: AuditQuery = {}): Promise<AuditRecord[]> {
   let query = db.withTables<AuditTables>().selectFrom('audit_record').selectAll();
-  if (q.objectId !== undefined) query = query.where('object_id', '=', q.objectId);
+  if (q.objectId !== undefined) {
+    const id = q.objectId;
+    // Batches are recorded once with their objects' ids listed in details.ids.
+    query = query.where(sql<boolean>`(object_id = ${id} or (details -> 'ids') @> to_jsonb(${id}::text))`);
+  }
+  if (q.visibleTo) {
+    const { orgs, kinds } = q.visibleTo;
+    if (orgs.length === 0 && kinds.length === 0) return [];
+    query = query.where((eb) =>
+      eb.or([
+        ...(orgs.length > 0 ? [eb('owner_org', 'in', orgs), eb('actor_org', 'in', orgs)] : []),
+        ...(kinds.length > 0 ? [eb('object_kind', 'in', kinds)] : []),
+      ]),
+    );
+  }
   if (q.actorId !== undefined) query = query.where('actor_id', '=', q.actorId);
   if (q.ownerOrg !== undefined) query = query.where('owner_org', '=', q.ownerOrg);
   if (q.action !== undefined) query = query.where('action', '=', q.action);

@@ -1,11 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
 import type { Store } from '../../ports/store.ts';
-import { principalReadKeys } from '../access/index.ts';
+import { principalReadKeys } from '../sharing/marking.ts';
 import { type ContextLive, createContextLive } from './context-live.ts';
 import { createCoreQueryPort } from './core-query-port.ts';
 import { contextLiveMigrations } from './migrations.ts';
-import { subscriberKeysFromFacts } from './subscriber-keys.ts';
 import type { LivePrincipal } from './subscription-service.ts';
 import { DEFAULT_VOCAB, entityChange, type Receiver, startReceiver, testLdContext } from './testing.ts';
 
@@ -221,12 +220,15 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
   it("uses the subscriber organisation's keys at delivery time: a community membership acts at once", async () => {
     const communities = new Map<string, string[]>([['org-b', []]]);
     await setup({
-      subscriberKeys: subscriberKeysFromFacts(async ({ userId, orgId }) => ({
-        userId,
-        orgId,
-        communities: communities.get(orgId) ?? [],
-        patronOrgs: [],
-      })),
+      subscriberKeys: {
+        orgReadKeys: async (orgId: string) =>
+          principalReadKeys({
+            userId: `org:${orgId}`,
+            orgId,
+            communities: communities.get(orgId) ?? [],
+            patronOrgs: [],
+          }).filter((k) => !k.startsWith('user:')),
+      },
     });
     await subscribe({});
     const transport = {

@@ -30,7 +30,6 @@ export type {
   QueryPort,
   SubscriberKeysPort,
 } from './ports.ts';
-export { subscriberKeysFromFacts } from './subscriber-keys.ts';
 export type { SubscriptionRecord, SubscriptionSpec } from './subscription.ts';
 export { subscriptionStatus } from './subscription.ts';
 export type { LivePrincipal } from './subscription-service.ts';

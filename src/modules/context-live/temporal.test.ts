@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testStoreFactories } from '../../adapters/storage/testing.ts';
 import { fixedClock } from '../../kernel/clock.ts';
 import type { Store } from '../../ports/store.ts';
-import { principalReadKeys } from '../access/index.ts';
+import { principalReadKeys } from '../sharing/marking.ts';
 import { contextLiveMigrations } from './migrations.ts';
 import { parseDuration, parseTemporalQuery } from './temporal-query.ts';
 import { TemporalService } from './temporal-service.ts';

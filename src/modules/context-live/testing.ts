@@ -7,8 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Marking } from '../access/index.ts';
-import { objectReadKeys } from '../access/index.ts';
 import { ContextResolver, DEFAULT_TENANT } from '../context/index.ts';
+import { objectReadKeys } from '../sharing/marking.ts';
 import type { LiveEntityChange } from './entity-change-event.ts';
 import type { ExpandedEntity } from './ports.ts';
 

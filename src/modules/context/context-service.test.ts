@@ -4,7 +4,7 @@ import { testStoreFactories } from '../../adapters/storage/testing.ts';
 import type { AppError } from '../../kernel/errors.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
-import { emptyAudience, type Marking, principalReadKeys } from '../access/marking.ts';
+import { emptyAudience, type Marking, principalReadKeys } from '../sharing/marking.ts';
 import { type Caller, ContextService } from './context-service.ts';
 import type { EntityChangeEvent } from './entity-change-event.ts';
 import { ContextResolver } from './json-ld-context.ts';

@@ -18,7 +18,7 @@ import { AppError, isAppError } from '../../kernel/errors.ts';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
 import type { EventBus, PlatformEvent, Subscription } from '../../ports/event-bus.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
-import { emptyAudience, type Marking, objectReadKeys, parseMarking } from '../access/marking.ts';
+import { emptyAudience, type Marking, objectReadKeys, parseMarking } from '../sharing/marking.ts';
 import {
   ENTITY_CREATED,
   ENTITY_DELETED,

@@ -3,7 +3,7 @@ import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { testStoreFactories } from '../../adapters/storage/testing.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
-import { emptyAudience, principalReadKeys } from '../access/marking.ts';
+import { emptyAudience, principalReadKeys } from '../sharing/marking.ts';
 import { type Caller, ContextService } from './context-service.ts';
 import { ContextResolver } from './json-ld-context.ts';
 import { contextMigrations } from './migrations.ts';
