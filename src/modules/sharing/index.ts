@@ -25,6 +25,7 @@ export {
   TLP_RANK,
   type Tlp,
 } from './marking.ts';
+export { MARKING_HEADER, markingLabel, parseMarkingLabel } from './marking-label.ts';
 export { sharingMigrations } from './migrations.ts';
 export {
   checkRoles,
