@@ -1,0 +1,303 @@
+/**
+ * Roles and actions, table-driven: every action of every API surface tried as every role of the object's
+ * owner organisation, of a client organisation (which reads the owner's TLP:AMBER objects) and of an unrelated
+ * organisation, against the matrix of docs/access.md ("Roles and actions"). A green suite once hid leaks
+ * because every test wrote as an operator: here nobody is assumed.
+ *
+ * Each row names the answer it expects for each caller: 'ok' (2xx), 'role' (403 AUTH_ROLE_REQUIRED),
+ * 'denied' (403 ACCESS_DENIED or the surface's forbidden), 'absent' (404: the object does not exist for the
+ * caller). Rows that change or delete an object get a fresh object for every caller.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from './config.ts';
+import { createPlatform, type Platform } from './platform.ts';
+import { seedWorld } from './testing.ts';
+
+const ADMIN_PASSWORD = 'long-secret-for-tests';
+const PW = 'correct-horse-staple-9';
+
+const ROLES_UNDER_TEST = ['admin', 'operator', 'analyst', 'responder', 'viewer'] as const;
+type Role = (typeof ROLES_UNDER_TEST)[number];
+/** The caller's organisation: the object's owner, a client of the owner, an unrelated one. */
+type Relation = 'owner' | 'client' | 'stranger';
+type Outcome = 'ok' | 'role' | 'denied' | 'absent';
+
+interface Caller {
+  role: Role;
+  relation: Relation;
+  username: string;
+}
+
+interface Request {
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  url: string;
+  payload?: unknown;
+  headers?: Record<string, string>;
+}
+
+interface Row {
+  surface: string;
+  action: string;
+  /** Makes what the action acts on, as the owner organisation's operator; returns what `request` needs. */
+  fresh?: () => Promise<string>;
+  request: (target: string, caller: Caller) => Request;
+  expect: (caller: Caller) => Outcome;
+}
+
+const ORG: Record<Relation, string> = { owner: 'police', client: 'metro', stranger: 'energy' };
+const WRITERS: readonly Role[] = ['admin', 'operator', 'analyst'];
+const writer = (c: Caller) => WRITERS.includes(c.role);
+
+/** The usual rule for a marked object shared TLP:AMBER by its owner (its clients read it). */
+function amberObjectRule(kind: 'read' | 'change'): (c: Caller) => Outcome {
+  return (c) => {
+    if (c.relation === 'stranger') return 'absent';
+    if (kind === 'read') return 'ok';
+    if (!writer(c)) return 'role';
+    return c.relation === 'owner' ? 'ok' : 'denied';
+  };
+}
+
+describe('roles and actions: every surface, every role, owner / client / unrelated organisation', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'safecity-roles-'));
+  let platform: Platform;
+  const auth: Record<string, string> = {};
+  const callers: Caller[] = [];
+
+  const send = (r: Request, who: string) =>
+    platform.server.inject({
+      method: r.method,
+      url: r.url,
+      headers: {
+        authorization: auth[who] as string,
+        ...(r.payload !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(r.headers ?? {}),
+      },
+      ...(r.payload !== undefined ? { payload: JSON.stringify(r.payload) } : {}),
+    });
+
+  const ownerOperator = `${ORG.owner}-operator`;
+
+  beforeAll(async () => {
+    platform = await createPlatform(
+      loadConfig({
+        SAFECITY_DATA_DIR: dir,
+        SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        SAFECITY_MQTT_PORT: '0',
+        PORT: '0',
+      }),
+      { log: pino({ level: 'silent' }) },
+    );
+    const users: [string, string, string][] = [];
+    for (const relation of ['owner', 'client', 'stranger'] as const) {
+      for (const role of ROLES_UNDER_TEST) {
+        const username = `${ORG[relation]}-${role}`;
+        users.push([username, ORG[relation], role]);
+        callers.push({ role, relation, username });
+      }
+    }
+    Object.assign(
+      auth,
+      await seedWorld(platform, ADMIN_PASSWORD, PW, {
+        orgs: [
+          [ORG.owner, 'police'],
+          [ORG.client, 'transport'],
+          [ORG.stranger, 'energy'],
+        ],
+        users,
+      }),
+    );
+    const clients = await send(
+      { method: 'PATCH', url: `/api/orgs/${ORG.owner}`, payload: { clients: [ORG.client] } },
+      `${ORG.owner}-admin`,
+    );
+    expect(clients.statusCode, clients.body).toBe(200);
+  });
+  afterAll(async () => {
+    await platform?.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const report = async () => {
+    const res = await send(
+      {
+        method: 'POST',
+        url: '/api/reports',
+        payload: {
+          title: 'Unattended bag at gate 4',
+          category: 'suspicious-object',
+          marking: { tlp: 'AMBER' },
+        },
+      },
+      ownerOperator,
+    );
+    expect(res.statusCode, res.body).toBe(201);
+    return res.json().id as string;
+  };
+
+  const rows: Row[] = [
+    // ------------------------------------------------------------------------------------ platform
+    {
+      surface: 'platform',
+      action: 'create an organisation',
+      request: (_, c) => ({
+        method: 'POST',
+        url: '/api/orgs',
+        payload: { id: `x-${c.username}`, name: 'X', kind: 'other' },
+      }),
+      expect: () => 'role',
+    },
+    {
+      surface: 'platform',
+      action: "rename the owner's organisation",
+      request: () => ({ method: 'PATCH', url: `/api/orgs/${ORG.owner}`, payload: { name: 'Police force' } }),
+      expect: () => 'role',
+    },
+    {
+      surface: 'platform',
+      action: "declare the owner's clients",
+      request: () => ({ method: 'PATCH', url: `/api/orgs/${ORG.owner}`, payload: { clients: [ORG.client] } }),
+      expect: (c) => (c.role !== 'admin' ? 'role' : c.relation === 'owner' ? 'ok' : 'denied'),
+    },
+    {
+      surface: 'platform',
+      action: 'create a community',
+      request: (_, c) => ({
+        method: 'POST',
+        url: '/api/communities',
+        payload: { id: `c-${c.username}`, name: 'C' },
+      }),
+      expect: () => 'role',
+    },
+    {
+      surface: 'platform',
+      action: 'create an account in the owner organisation',
+      request: (_, c) => ({
+        method: 'POST',
+        url: '/api/users',
+        payload: { username: `new-${c.username}`, orgId: ORG.owner, roles: ['viewer'], password: PW },
+      }),
+      expect: (c) => (c.role !== 'admin' ? 'role' : c.relation === 'owner' ? 'ok' : 'denied'),
+    },
+    {
+      surface: 'platform',
+      action: 'grant platform-admin',
+      request: (_, c) => ({
+        method: 'POST',
+        url: '/api/users',
+        payload: { username: `pa-${c.username}`, orgId: ORG.owner, roles: ['platform-admin'], password: PW },
+      }),
+      expect: (c) => (c.role !== 'admin' ? 'role' : 'denied'),
+    },
+    {
+      surface: 'platform',
+      action: 'create an API token in the owner organisation',
+      request: (_, c) => ({
+        method: 'POST',
+        url: '/api/tokens',
+        payload: { orgId: ORG.owner, name: `cam-${c.username}` },
+      }),
+      expect: (c) => (c.role !== 'admin' ? 'role' : c.relation === 'owner' ? 'ok' : 'denied'),
+    },
+    {
+      surface: 'platform',
+      action: 'list accounts',
+      request: () => ({ method: 'GET', url: '/api/users' }),
+      expect: (c) => (c.role === 'admin' ? 'ok' : 'role'),
+    },
+    {
+      surface: 'platform',
+      action: "list the owner organisation's accounts",
+      request: () => ({ method: 'GET', url: `/api/users?org=${ORG.owner}` }),
+      expect: (c) => (c.role !== 'admin' ? 'role' : c.relation === 'owner' ? 'ok' : 'denied'),
+    },
+    {
+      surface: 'platform',
+      action: 'read the audit log',
+      request: () => ({ method: 'GET', url: '/api/audit' }),
+      expect: (c) => (c.role === 'admin' ? 'ok' : 'role'),
+    },
+    // ------------------------------------------------------------------------------------ reports
+    {
+      surface: 'reports',
+      action: 'read a TLP:AMBER report',
+      fresh: report,
+      request: (id) => ({ method: 'GET', url: `/api/reports/${id}` }),
+      expect: amberObjectRule('read'),
+    },
+    {
+      surface: 'reports',
+      action: 'create a report',
+      request: () => ({ method: 'POST', url: '/api/reports', payload: { title: 't', category: 'other' } }),
+      expect: (c) => (writer(c) ? 'ok' : 'role'),
+    },
+    {
+      surface: 'reports',
+      action: 'change a TLP:AMBER report',
+      fresh: report,
+      request: (id) => ({ method: 'PATCH', url: `/api/reports/${id}`, payload: { title: 'Bag removed' } }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'reports',
+      action: 'widen a TLP:AMBER report to TLP:CLEAR',
+      fresh: report,
+      request: (id) => ({
+        method: 'PATCH',
+        url: `/api/reports/${id}`,
+        payload: { marking: { tlp: 'CLEAR' } },
+      }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'reports',
+      action: 'delete a TLP:AMBER report',
+      fresh: report,
+      request: (id) => ({ method: 'DELETE', url: `/api/reports/${id}` }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'platform',
+      action: 'explain a TLP:AMBER report',
+      fresh: report,
+      request: (id) => ({ method: 'GET', url: `/api/access/explain?object=${id}&user=${ownerOperator}` }),
+      expect: (c) => (c.role !== 'admin' ? 'role' : c.relation === 'stranger' ? 'absent' : 'ok'),
+    },
+  ];
+
+  const statusOf = (o: Outcome) => (o === 'ok' ? 'ok' : o === 'absent' ? 404 : 403);
+
+  for (const row of rows) {
+    it(`${row.surface}: ${row.action}`, async () => {
+      const wrong: string[] = [];
+      for (const c of callers) {
+        const target = row.fresh ? await row.fresh() : '';
+        const res = await send(row.request(target, c), c.username);
+        const want = row.expect(c);
+        const got = res.statusCode >= 200 && res.statusCode < 300 ? 'ok' : res.statusCode;
+        let code: string | undefined;
+        try {
+          code = (res.json() as { code?: string }).code;
+        } catch {
+          code = undefined;
+        }
+        const codeOk =
+          want === 'role'
+            ? code === 'AUTH_ROLE_REQUIRED'
+            : want === 'denied'
+              ? code !== 'AUTH_ROLE_REQUIRED'
+              : true;
+        if (got !== statusOf(want) || !codeOk) {
+          wrong.push(
+            `${c.username} (${c.relation} ${c.role}): expected ${want}, got ${res.statusCode} ${res.body.slice(0, 160)}`,
+          );
+        }
+      }
+      expect(wrong).toEqual([]);
+    });
+  }
+});
