@@ -2,18 +2,8 @@
  * The context module's public surface: NGSI-LD entities, @context handling, the query language and
  * geo-queries. Other modules use only what is exported here.
  */
-export type {
-  BatchError,
-  BatchItem,
-  BatchResult,
-  Caller,
-  ContextServiceOptions,
-  EntityQuery,
-  EntityView,
-  QueryResult,
-  UpdateResult,
-} from './context-service.ts';
-export { ContextService, parseTypeExpression } from './context-service.ts';
+export { ClientTerms } from './client-terms.ts';
+export { ContextService, type ContextServiceOptions } from './context-service.ts';
 export { CORE_CONTEXT_URL, CORE_CONTEXT_URLS } from './core-context.ts';
 export type { EntityChangeEvent, EntityMarkingChangedEvent } from './entity-change-event.ts';
 export {
@@ -32,6 +22,13 @@ export {
   isUri,
   MARKING_TERM,
 } from './entity-model.ts';
+export {
+  EntityQueries,
+  type EntityQueriesOptions,
+  type EntityQuery,
+  parseTypeExpression,
+  type QueryResult,
+} from './entity-queries.ts';
 export type { EntityFormat, GeoJsonOptions, RenderOptions } from './entity-representation.ts';
 export {
   renderAttributeValue,
@@ -39,10 +36,13 @@ export {
   renderFeature,
   renderFeatureCollection,
 } from './entity-representation.ts';
+export type { Caller, EntityView } from './entity-view.ts';
+export { EntityWriter, type EntityWriterOptions } from './entity-writer.ts';
 export type { GeoQuery, GeoQueryInput, Georel } from './geo-query.ts';
 export { GEORELS, geoDistance, LOCATION_IRI, matchesGeoQuery, parseGeoQuery } from './geo-query.ts';
 export type { BBox, Geometry } from './geometry.ts';
 export { validateGeometry } from './geometry.ts';
+export { HostedContexts } from './hosted-contexts.ts';
 export type { ActiveContext, ContextResolverOptions, LdContext } from './json-ld-context.ts';
 export { ContextResolver, readContextMap } from './json-ld-context.ts';
 export { contextMigrations } from './migrations.ts';
@@ -54,3 +54,5 @@ export {
   parseQuery,
   parseScopeQuery,
 } from './query-language.ts';
+export { TenantGeoIndexes } from './tenant-geo-indexes.ts';
+export type { BatchError, BatchItem, BatchResult, UpdateResult } from './write-plan.ts';

@@ -1,0 +1,538 @@
+/**
+ * The write paths of the NGSI-LD broker: entity and attribute operations, batches and IoT ingestion. Each
+ * write locks the rows of the entities it names, lets the write planner decide item by item, writes the
+ * result in the same transaction, then brings the geo index up to date and publishes the changes' events.
+ */
+import type { Clock } from '../../kernel/clock.ts';
+import { AppError } from '../../kernel/errors.ts';
+import { newTimeOrderedId } from '../../kernel/ids.ts';
+import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
+import type { AnyDb, Store } from '../../ports/store.ts';
+import { emptyAudience, type Marking, objectReadKeys, parseMarking } from '../sharing/marking.ts';
+import {
+  attributeNamesOf,
+  checkAttributeName,
+  checkEntityId,
+  type ExpandedAttribute,
+  instancesOf,
+  MARKING_TERM,
+  parseAttribute,
+  parseEntity,
+} from './entity-model.ts';
+import {
+  type AppliedAttributes,
+  applyAttributes,
+  clone,
+  geoChangedBetween,
+  parseBatch,
+  parseFragment,
+  prepareMerge,
+  shellOf,
+  stampMembers,
+  stampValue,
+  withId,
+} from './entity-patch.ts';
+import {
+  analyzeTables,
+  deleteEntities,
+  type EntityRecord,
+  ensureTenant,
+  getEntities,
+  writeEntities,
+} from './entity-repository.ts';
+import { asAppError, type Caller, type EntityView, isPlainObject, view } from './entity-view.ts';
+import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
+import type { TenantGeoIndexes } from './tenant-geo-indexes.ts';
+import {
+  type BatchError,
+  type BatchItem,
+  type BatchResult,
+  type Change,
+  changeEvents,
+  created,
+  deleted,
+  mergeChange,
+  type UpdateResult,
+  updated,
+  type WritePlan,
+} from './write-plan.ts';
+import { WritePlanner } from './write-planner.ts';
+
+export interface EntityWriterOptions {
+  store: Store;
+  bus: EventBus;
+  resolver: ContextResolver;
+  clock: Clock;
+  geoIndexes: TenantGeoIndexes;
+  /** Most entities in one batch call (default 1000). */
+  maxBatch?: number | undefined;
+  /** Marking for writes by principals without one (IoT ingestion) (default TLP:AMBER). */
+  defaultMarking?: Marking | undefined;
+  /** Called when an event cannot be published after a commit (default: console.error). */
+  onPublishError?: ((error: unknown, event: PlatformEvent) => void) | undefined;
+}
+
+export class EntityWriter {
+  readonly #o: EntityWriterOptions;
+  readonly #plan: WritePlanner;
+  /** Rows written since the planner statistics were last refreshed. */
+  #unanalyzed = 0;
+  #analyzedAt = 0;
+
+  constructor(options: EntityWriterOptions) {
+    this.#o = options;
+    this.#plan = new WritePlanner(options.clock);
+  }
+
+  get maxBatch(): number {
+    return this.#o.maxBatch ?? 1000;
+  }
+
+  async createEntity(caller: Caller, body: unknown, ctx: ActiveContext): Promise<EntityView> {
+    const parsed = parseEntity(body, ctx.expandTerm, { requireIdAndType: true });
+    const marking = parsed.marking === undefined ? caller.defaultMarking : parseMarking(parsed.marking);
+    return this.#write(caller, [parsed.entity.id], (existing) => {
+      if (existing.has(parsed.entity.id)) {
+        throw new AppError('CONTEXT_ENTITY_EXISTS', `entity ${parsed.entity.id} already exists`);
+      }
+      const rec = this.#plan.newRecord(caller, parsed.entity, marking);
+      return { writes: [rec], deletes: [], changes: [created(rec, caller)], result: view(rec) };
+    });
+  }
+
+  /** POST /entities/{id}/attrs: adds attributes, replacing existing ones unless noOverwrite. */
+  async appendAttributes(
+    caller: Caller,
+    id: string,
+    body: unknown,
+    ctx: ActiveContext,
+    opts: { noOverwrite?: boolean } = {},
+  ): Promise<UpdateResult> {
+    const fragment = parseFragment(body, ctx, id);
+    return this.#updateOne(
+      caller,
+      id,
+      (rec) => applyAttributes(rec, fragment.entity, this.#plan.now(), 'append', opts),
+      fragment,
+    );
+  }
+
+  /** PATCH /entities/{id}/attrs: replaces existing attributes only; others are reported as not updated. */
+  async updateAttributes(
+    caller: Caller,
+    id: string,
+    body: unknown,
+    ctx: ActiveContext,
+  ): Promise<UpdateResult> {
+    const fragment = parseFragment(body, ctx, id);
+    return this.#updateOne(
+      caller,
+      id,
+      (rec) => applyAttributes(rec, fragment.entity, this.#plan.now(), 'update', {}),
+      fragment,
+    );
+  }
+
+  /** PATCH /entities/{id}: merges attributes (members of existing attributes are merged; urn:ngsi-ld:null deletes). */
+  async mergeEntity(caller: Caller, id: string, body: unknown, ctx: ActiveContext): Promise<UpdateResult> {
+    const merge = prepareMerge(body, ctx, id);
+    return this.#updateOne(caller, id, (rec) => merge(rec, this.#plan.now()), merge.fragment);
+  }
+
+  /** POST /entityOperations/merge: merges each entity like PATCH /entities/{id}; per-entity results. */
+  async batchMerge(caller: Caller, items: BatchItem[]): Promise<BatchResult> {
+    this.#checkBatchSize(items.length);
+    const errors: BatchError[] = [];
+    const merges: { id: string; merge: ReturnType<typeof prepareMerge> }[] = [];
+    for (const item of items) {
+      const raw = isPlainObject(item.body) ? item.body : {};
+      const id = typeof raw.id === 'string' ? raw.id : '';
+      try {
+        if (!id) throw new AppError('CONTEXT_INVALID_ENTITY', 'the entity id is missing');
+        merges.push({ id, merge: prepareMerge(item.body, item.ctx, id) });
+      } catch (e) {
+        errors.push({ entityId: id, error: asAppError(e) });
+      }
+    }
+    return this.#write(caller, [...new Set(merges.map((m) => m.id))], (existing) =>
+      this.#plan.planEach(caller, existing, errors, merges, ({ merge }, base, original, prior) => {
+        const r = merge(base, this.#plan.now());
+        const change = mergeChange(prior, updated(base, caller, r.updated), r);
+        change.deleted = [...new Set([...change.deleted, ...r.deletedNames])];
+        if (merge.fragment.marking !== undefined) {
+          this.#plan.applyMarking(base, original, merge.fragment.marking, change);
+        }
+        return change;
+      }),
+    );
+  }
+
+  /** PUT /entities/{id}: replaces the whole entity (keeps its id, createdAt, owner and, unless given, marking). */
+  async replaceEntity(caller: Caller, id: string, body: unknown, ctx: ActiveContext): Promise<void> {
+    checkEntityId(id);
+    const raw = withId(body, id);
+    const parsed = parseEntity(raw, ctx.expandTerm, { requireIdAndType: true });
+    await this.#write(caller, [id], (existing) => {
+      const old = this.#plan.modifiable(caller, existing.get(id), id);
+      const now = this.#plan.now();
+      const next: EntityRecord = {
+        ...old,
+        entity: { ...parsed.entity, createdAt: old.entity.createdAt ?? now, modifiedAt: now },
+      };
+      for (const name of attributeNamesOf(parsed.entity)) {
+        next.entity[name] = stampValue(parsed.entity[name], now);
+      }
+      const change = updated(
+        next,
+        caller,
+        attributeNamesOf(old.entity).concat(attributeNamesOf(next.entity)),
+      );
+      change.created = attributeNamesOf(next.entity).filter((n) => !(n in old.entity));
+      change.deleted = attributeNamesOf(old.entity).filter((n) => !(n in next.entity));
+      this.#plan.applyMarking(next, old, parsed.marking, change);
+      return { writes: [next], deletes: [], changes: [change], result: undefined };
+    });
+  }
+
+  /** PATCH /entities/{id}/attrs/{attr}: merges the given members into one attribute instance. */
+  async partialUpdateAttribute(
+    caller: Caller,
+    id: string,
+    attrTerm: string,
+    body: unknown,
+    ctx: ActiveContext,
+  ): Promise<void> {
+    checkAttributeName(attrTerm);
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new AppError('CONTEXT_INVALID_ENTITY', 'the attribute fragment must be a JSON object');
+    }
+    const name = ctx.expandTerm(attrTerm);
+    if (attrTerm === MARKING_TERM) {
+      await this.appendAttributes(caller, id, { [MARKING_TERM]: body }, ctx);
+      return;
+    }
+    const raw = body as Record<string, unknown>;
+    const datasetId = typeof raw.datasetId === 'string' ? raw.datasetId : undefined;
+    await this.#write(caller, [id], (existing) => {
+      const rec = clone(this.#plan.modifiable(caller, existing.get(id), id));
+      const instances = [...instancesOf(rec.entity[name])];
+      const idx = instances.findIndex((i) => (i.datasetId ?? '') === (datasetId ?? ''));
+      if (idx < 0) {
+        throw new AppError(
+          'CONTEXT_ATTRIBUTE_NOT_FOUND',
+          `entity ${id} has no attribute ${attrTerm}${datasetId ? ` with datasetId ${datasetId}` : ''}`,
+        );
+      }
+      const now = this.#plan.now();
+      const old = instances[idx]!;
+      // The fragment is merged over the attribute: members it does not give (the value, the type) stay.
+      const shell = shellOf(old, raw);
+      const parsed = parseAttribute(attrTerm, { ...shell, ...raw }, ctx.expandTerm, 0);
+      if (Array.isArray(parsed))
+        throw new AppError('CONTEXT_INVALID_ENTITY', 'one attribute instance at a time');
+      const merged: ExpandedAttribute = {
+        ...old,
+        ...stampMembers(parsed, now),
+        createdAt: old.createdAt ?? now,
+        modifiedAt: now,
+      };
+      instances[idx] = merged;
+      rec.entity[name] = instances.length === 1 ? instances[0] : instances;
+      rec.entity.modifiedAt = now;
+      return { writes: [rec], deletes: [], changes: [updated(rec, caller, [name])], result: undefined };
+    });
+  }
+
+  /** DELETE /entities/{id}/attrs/{attr}: one instance (datasetId), the default one, or all (deleteAll). */
+  async deleteAttribute(
+    caller: Caller,
+    id: string,
+    attrTerm: string,
+    ctx: ActiveContext,
+    opts: { datasetId?: string | undefined; deleteAll?: boolean } = {},
+  ): Promise<void> {
+    checkAttributeName(attrTerm);
+    const name = ctx.expandTerm(attrTerm);
+    await this.#write(caller, [id], (existing) => {
+      const rec = clone(this.#plan.modifiable(caller, existing.get(id), id));
+      const instances = [...instancesOf(rec.entity[name])];
+      const keep = opts.deleteAll
+        ? []
+        : instances.filter((i) => (i.datasetId ?? '') !== (opts.datasetId ?? ''));
+      if (instances.length === 0 || keep.length === instances.length) {
+        throw new AppError(
+          'CONTEXT_ATTRIBUTE_NOT_FOUND',
+          `entity ${id} has no attribute ${attrTerm}${opts.datasetId ? ` with datasetId ${opts.datasetId}` : ''}`,
+        );
+      }
+      if (keep.length === 0) delete rec.entity[name];
+      else rec.entity[name] = keep.length === 1 ? keep[0] : keep;
+      rec.entity.modifiedAt = this.#plan.now();
+      const change = updated(rec, caller, [name]);
+      if (keep.length === 0) change.deleted = [name];
+      return { writes: [rec], deletes: [], changes: [change], result: undefined };
+    });
+  }
+
+  async deleteEntity(caller: Caller, id: string): Promise<void> {
+    checkEntityId(id);
+    await this.#write(caller, [id], (existing) => {
+      const rec = this.#plan.modifiable(caller, existing.get(id), id);
+      return { writes: [], deletes: [id], changes: [deleted(rec, caller)], result: undefined };
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------- batches
+
+  async batchCreate(caller: Caller, items: BatchItem[]): Promise<BatchResult> {
+    this.#checkBatchSize(items.length);
+    const { parsed, errors } = parseBatch(items);
+    return this.#write(
+      caller,
+      parsed.map((p) => p.entity.id),
+      (existing) => {
+        const errs = [...errors];
+        const seen = new Set<string>();
+        const writes: EntityRecord[] = [];
+        const changes: Change[] = [];
+        const success: string[] = [];
+        for (const p of parsed) {
+          const id = p.entity.id;
+          if (existing.has(id) || seen.has(id)) {
+            errs.push({
+              entityId: id,
+              error: new AppError('CONTEXT_ENTITY_EXISTS', `entity ${id} already exists`),
+            });
+            continue;
+          }
+          seen.add(id);
+          const rec = this.#plan.newRecord(caller, p.entity, p.marking ?? caller.defaultMarking);
+          writes.push(rec);
+          changes.push(created(rec, caller));
+          success.push(id);
+        }
+        return { writes, deletes: [], changes, result: { success, errors: errs } };
+      },
+    );
+  }
+
+  /** Batch upsert: creates the missing entities; `replace` (default) replaces existing ones, `update` merges. */
+  async batchUpsert(
+    caller: Caller,
+    items: BatchItem[],
+    mode: 'replace' | 'update' = 'replace',
+  ): Promise<BatchResult> {
+    this.#checkBatchSize(items.length);
+    const { parsed, errors } = parseBatch(items);
+    return this.#write(caller, [...new Set(parsed.map((p) => p.entity.id))], (existing) =>
+      this.#plan.planUpsert(caller, parsed, [...errors], existing, mode),
+    );
+  }
+
+  /** Batch update: appends attributes to existing entities (noOverwrite keeps existing attributes). */
+  async batchUpdate(
+    caller: Caller,
+    items: BatchItem[],
+    opts: { noOverwrite?: boolean } = {},
+  ): Promise<BatchResult> {
+    this.#checkBatchSize(items.length);
+    const { parsed, errors } = parseBatch(items, false);
+    return this.#write(caller, [...new Set(parsed.map((p) => p.entity.id))], (existing) =>
+      this.#plan.planEach(
+        caller,
+        existing,
+        errors,
+        parsed.map((p) => ({ ...p, id: p.entity.id })),
+        (p, base, original, prior) => {
+          const r = applyAttributes(base, p.entity, this.#plan.now(), 'append', opts);
+          const change = mergeChange(prior, updated(base, caller, r.updated), r);
+          this.#plan.applyMarking(base, original, p.marking, change);
+          return change;
+        },
+      ),
+    );
+  }
+
+  async batchDelete(caller: Caller, ids: unknown[]): Promise<BatchResult> {
+    this.#checkBatchSize(ids.length);
+    const errors: BatchError[] = [];
+    const valid: string[] = [];
+    for (const id of ids) {
+      try {
+        valid.push(checkEntityId(id));
+      } catch (e) {
+        errors.push({ entityId: String(id), error: asAppError(e) });
+      }
+    }
+    return this.#write(caller, [...new Set(valid)], (existing) => {
+      const errs = [...errors];
+      const changes: Change[] = [];
+      const success: string[] = [];
+      const deletes: string[] = [];
+      for (const id of new Set(valid)) {
+        try {
+          changes.push(deleted(this.#plan.modifiable(caller, existing.get(id), id), caller));
+          deletes.push(id);
+          success.push(id);
+        } catch (e) {
+          errs.push({ entityId: id, error: asAppError(e) });
+        }
+      }
+      return { writes: [], deletes, changes, result: { success, errors: errs } };
+    });
+  }
+
+  /**
+   * IoT ingestion: creates missing entities and merges attributes into existing ones, as `principal`.
+   * Returns per fragment undefined when written, or why it was refused.
+   */
+  async upsertFragments(
+    tenant: string,
+    principal: { userId: string; orgId: string; roles?: readonly string[]; defaultMarking?: Marking },
+    fragments: { id: string; type: string; [attribute: string]: unknown }[],
+    context: LdContext | undefined,
+  ): Promise<Array<string | undefined>> {
+    const ctx = await this.#o.resolver.resolve(context);
+    const marking = principal.defaultMarking ??
+      this.#o.defaultMarking ?? { tlp: 'AMBER', audience: emptyAudience() };
+    const caller: Caller = {
+      tenant,
+      principal,
+      readKeys: objectReadKeys({ ownerOrg: principal.orgId, createdBy: principal.userId, marking }).concat(
+        `org:${principal.orgId}`,
+        `amber:${principal.orgId}`,
+        `user:${principal.userId}`,
+      ),
+      defaultMarking: marking,
+    };
+    const result = await this.batchUpsert(
+      caller,
+      fragments.map((body) => ({ body, ctx })),
+      'update',
+    );
+    const failed = new Map(result.errors.map((e) => [e.entityId, e.error.message]));
+    return fragments.map((f) => failed.get(f.id));
+  }
+
+  #checkBatchSize(n: number): void {
+    if (n > this.maxBatch) {
+      throw new AppError(
+        'CONTEXT_BATCH_TOO_LARGE',
+        `a batch carries at most ${this.maxBatch} entities (got ${n})`,
+      );
+    }
+  }
+
+  async #updateOne(
+    caller: Caller,
+    id: string,
+    apply: (rec: EntityRecord) => AppliedAttributes,
+    fragment: { marking?: unknown },
+  ): Promise<UpdateResult> {
+    return this.#write(caller, [id], (existing) => {
+      const old = this.#plan.modifiable(caller, existing.get(id), id);
+      const rec = clone(old);
+      const r = apply(rec);
+      const change = updated(rec, caller, r.updated);
+      change.created = r.createdNames;
+      change.deleted = r.deletedNames;
+      this.#plan.applyMarking(rec, old, fragment.marking, change);
+      const result: UpdateResult = { updated: r.updated, notUpdated: r.notUpdated };
+      if (r.updated.length === 0 && !r.entityChanged && !change.previousMarking) {
+        return { writes: [], deletes: [], changes: [], result };
+      }
+      if (fragment.marking !== undefined && change.previousMarking) result.updated.push(MARKING_TERM);
+      return { writes: [rec], deletes: [], changes: [change], result };
+    });
+  }
+
+  /**
+   * PGlite has no autovacuum, so bulk writes leave the planner's statistics stale and it picks the
+   * wrong index. Refreshed after every 20,000 rows written, at most once a minute.
+   */
+  async #keepStatistics(rows: number): Promise<void> {
+    // PostgreSQL's autovacuum does this on a server; PGlite has none.
+    if (this.#o.store.kind !== 'pglite') return;
+    this.#unanalyzed += rows;
+    const now = Date.now();
+    if (this.#unanalyzed < 20_000 || now - this.#analyzedAt < 60_000) return;
+    this.#unanalyzed = 0;
+    this.#analyzedAt = now;
+    try {
+      await analyzeTables(this.#o.store.db);
+    } catch {
+      // Statistics are an optimisation; a failure here must not fail the write that was committed.
+    }
+  }
+
+  /** Runs a plan in one transaction over the rows of `ids` (locked), then publishes its events. */
+  async #write<T>(
+    caller: Caller,
+    ids: string[],
+    plan: (existing: Map<string, EntityRecord>) => WritePlan<T>,
+  ): Promise<T> {
+    const attempt = () =>
+      this.#o.store.transaction(async (trx: AnyDb) => {
+        await ensureTenant(trx, caller.tenant);
+        const rows = await getEntities(trx, caller.tenant, ids, true);
+        const existing = new Map(rows.map((r) => [r.id, r]));
+        const planned = plan(existing);
+        const created = new Set(planned.writes.filter((w) => !existing.has(w.id)).map((w) => w.id));
+        const geoChanged = new Set(
+          planned.writes
+            .filter((w) => {
+              const before = existing.get(w.id);
+              return !before || geoChangedBetween(before.entity, w.entity);
+            })
+            .map((w) => w.id),
+        );
+        await writeEntities(trx, planned.writes, created, geoChanged);
+        await deleteEntities(trx, caller.tenant, planned.deletes);
+        return planned;
+      });
+    let p: WritePlan<T>;
+    for (let tries = 1; ; tries++) {
+      try {
+        p = await attempt();
+        break;
+      } catch (e) {
+        // Another writer created one of these ids between our read and our insert: plan again with it.
+        if (tries >= 3 || (e as { code?: unknown })?.code !== '23505') throw e;
+      }
+    }
+    await this.#o.geoIndexes.apply(caller.tenant, p.changes, this.#plan.now());
+    await this.#publish(p.changes);
+    await this.#keepStatistics(p.writes.length + p.deletes.length);
+    return p.result;
+  }
+
+  /** Publishes the changes' events: different entities in parallel (32 at a time), each entity's in order. */
+  async #publish(changes: Change[]): Promise<void> {
+    for (let i = 0; i < changes.length; i += 32) {
+      await Promise.all(
+        changes.slice(i, i + 32).map(async (c) => {
+          for (const e of changeEvents(c)) await this.#emit(e.type, e.data);
+        }),
+      );
+    }
+  }
+
+  async #emit(type: string, data: unknown): Promise<void> {
+    const now = this.#o.clock.now();
+    const event: PlatformEvent = {
+      id: newTimeOrderedId(now.getTime()),
+      type,
+      time: now.toISOString(),
+      source: 'context',
+      data,
+    };
+    try {
+      await this.#o.bus.publish(event);
+    } catch (e) {
+      (this.#o.onPublishError ?? ((err) => console.error('context: event not published', type, err)))(
+        e,
+        event,
+      );
+    }
+  }
+}
