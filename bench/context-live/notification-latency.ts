@@ -12,7 +12,7 @@
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { createContextLive, type IngestPrincipal } from '../../src/modules/context-live/index.ts';
-import { startReceiver } from '../../src/modules/context-live/testing.ts';
+import { loopbackEgress, startReceiver } from '../../src/modules/context-live/testing.ts';
 import { principalReadKeys } from '../../src/modules/sharing/marking.ts';
 import { writeBenchSection } from '../write-section.ts';
 import {
@@ -61,7 +61,14 @@ export async function runNotificationLatencyBench(
   const log = opts.log ?? ((s: string) => console.log(s));
   const store = await openBenchStore();
   const { bus, ld, core } = openCore(store);
-  const live = createContextLive({ store, ld, writer: core, busMembers: 64, recordHistory: false });
+  const live = createContextLive({
+    store,
+    ld,
+    writer: core,
+    busMembers: 64,
+    recordHistory: false,
+    egress: loopbackEgress(),
+  });
   await live.start(bus);
   const rx = await startReceiver();
   try {

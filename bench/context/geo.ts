@@ -84,7 +84,7 @@ export async function runGeoBench(
       ? await openTestPostgresStore(contextMigrations)
       : await openTestPgliteStore(contextMigrations);
   const bus = createMemoryBus();
-  const svc = new ContextService({ store, bus, resolver: new ContextResolver({ allowRemote: false }) });
+  const svc = new ContextService({ store, bus, resolver: new ContextResolver() });
   const ctx = await svc.resolveContext(null);
   const orgs = ['metro', 'police', 'energy', 'city'];
   const callerOf = (org: string): Caller => ({
@@ -195,7 +195,7 @@ export async function runGeoBench(
     const sqlOnly = new ContextService({
       store,
       bus,
-      resolver: new ContextResolver({ allowRemote: false }),
+      resolver: new ContextResolver(),
       memoryGeoIndex: false,
     });
     const near500Sql = await run(nearQuery(20), sqlOnly);

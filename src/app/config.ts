@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { AppError } from '../kernel/errors.ts';
+import { type EgressList, parseEgressList } from '../modules/egress/index.ts';
 
 export interface OidcConfig {
   issuer: string;
@@ -35,6 +36,12 @@ export interface Config {
   roads: string | undefined;
   historyRetentionDays: number | undefined;
   contextMap: string | undefined;
+  /** SAFECITY_EGRESS_ALLOW; undefined: the default (public, private). */
+  egressAllow: EgressList | undefined;
+  /** SAFECITY_EGRESS_DENY (empty when unset). */
+  egressDeny: EgressList;
+  /** SAFECITY_CONTEXT_ALLOW; undefined: remote @context fetching is off. */
+  contextAllow: EgressList | undefined;
   instanceId: string;
   shutdownGraceMs: number;
 }
@@ -85,6 +92,18 @@ export const SETTINGS = {
     help: 'road network (.osm.pbf path or URL) for routing; unset: routing off',
   },
   SAFECITY_CONTEXT_MAP: { key: 'contextMap', help: 'URL-to-file map of JSON-LD contexts for offline use' },
+  SAFECITY_CONTEXT_ALLOW: {
+    key: 'contextAllow',
+    help: 'hosts remote @contexts may be fetched from (names, *.domain, addresses, CIDRs, *); unset: no fetching',
+  },
+  SAFECITY_EGRESS_ALLOW: {
+    key: 'egressAllow',
+    help: 'where notifications may go: schemes (https:), hosts, *.domain, CIDRs, public|private|loopback, *; unset: public,private',
+  },
+  SAFECITY_EGRESS_DENY: {
+    key: 'egressDeny',
+    help: 'where notifications and @context fetches never go (same grammar); link-local and metadata are always refused',
+  },
   SAFECITY_INSTANCE_ID: {
     key: 'instanceId',
     help: 'name of this instance in logs and events (default host-pid)',
@@ -186,6 +205,26 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  const egressList = (name: keyof typeof SETTINGS, opts: { allowing: boolean; schemes: boolean }) => {
+    const raw = get(name);
+    if (raw === undefined) return undefined;
+    const parsed = parseEgressList(name, raw, opts);
+    problems.push(...parsed.problems);
+    return parsed.list;
+  };
+  const egressAllow = egressList('SAFECITY_EGRESS_ALLOW', { allowing: true, schemes: true });
+  const egressDeny = egressList('SAFECITY_EGRESS_DENY', { allowing: false, schemes: true }) ?? {
+    name: 'SAFECITY_EGRESS_DENY',
+    entries: [],
+  };
+  const contextAllow = egressList('SAFECITY_CONTEXT_ALLOW', { allowing: true, schemes: false });
+  if (contextAllow && contextAllow.entries.length === 0) {
+    problems.push('SAFECITY_CONTEXT_ALLOW: names no host; unset it to keep remote @context fetching off');
+  }
+  if (egressAllow && egressAllow.entries.length === 0) {
+    problems.push('SAFECITY_EGRESS_ALLOW: names nothing; unset it for the default (public, private)');
+  }
+
   const config: Config = {
     port: int('PORT', 8080, 0, 65535),
     host: get('HOST') ?? '0.0.0.0',
@@ -209,6 +248,9 @@ export function loadConfig(env: Env = process.env): Config {
         ? undefined
         : int('SAFECITY_HISTORY_RETENTION_DAYS', 0, 1, 36_500),
     contextMap: get('SAFECITY_CONTEXT_MAP'),
+    egressAllow,
+    egressDeny,
+    contextAllow,
     instanceId: get('SAFECITY_INSTANCE_ID') ?? `${hostname()}-${process.pid}`,
     shutdownGraceMs: int('SAFECITY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
   };

@@ -60,6 +60,8 @@ describe('platform: IoT over MQTT, history and subscriptions, under markings', (
         SAFECITY_DATA_DIR: dir,
         SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD,
         SAFECITY_MQTT_PORT: String(mqttPort),
+        // The receiver listens on 127.0.0.1, which the default egress policy refuses.
+        SAFECITY_EGRESS_ALLOW: 'public,private,loopback',
         HOST: '127.0.0.1',
         PORT: '0',
       }),

@@ -42,6 +42,7 @@ import {
   createCoreQueryPort,
   type IngestPrincipal,
 } from '../modules/context-live/index.ts';
+import { EgressPolicy } from '../modules/egress/index.ts';
 import { ReportService } from '../modules/reports/index.ts';
 import { loadOrBuildRoadNetwork, ROAD_DATA_ATTRIBUTION, type Unit } from '../modules/routing/index.ts';
 import { followContextInputs, RoutingService, routingLiveMigrations } from '../modules/routing-live/index.ts';
@@ -76,6 +77,8 @@ export interface Core {
   authenticator: Authenticator;
   contexts: ContextResolver;
   context: ContextService;
+  /** Where the platform may connect on a user's behalf (notifications; remote @contexts use its deny-list). */
+  egress: EgressPolicy;
   cli: CoreCommands;
   close(): Promise<void>;
 }
@@ -191,7 +194,11 @@ export async function openCore(
     tokenTtlSeconds: config.jwtTtlSeconds,
     oidc: config.oidc,
   });
-  const contexts = new ContextResolver(config.contextMap ? { contextMapFile: config.contextMap } : {});
+  const egress = new EgressPolicy({ allow: config.egressAllow, deny: config.egressDeny });
+  const contexts = new ContextResolver({
+    ...(config.contextMap ? { contextMapFile: config.contextMap } : {}),
+    remote: config.contextAllow ? egress.withAllow(config.contextAllow) : undefined,
+  });
   const context = new ContextService({
     store,
     bus,
@@ -246,6 +253,7 @@ export async function openCore(
     authenticator,
     contexts,
     context,
+    egress,
     cli,
     async close() {
       await context.close().catch((e) => log.error({ err: e }, 'closing the context service failed'));
@@ -288,7 +296,7 @@ export async function createPlatform(
   opts: { log?: Logger } & CoreOptions = {},
 ): Promise<Platform> {
   const core = await openCore(config, opts.log, opts);
-  const { log, store, bus, access, gate, reports, authenticator, context, contexts } = core;
+  const { log, store, bus, access, gate, reports, authenticator, context, contexts, egress } = core;
   let ready = true;
   let server: FastifyInstance;
   let lastProgress = 0;
@@ -309,6 +317,15 @@ export async function createPlatform(
     onError: (err) => log.error({ err }, 'the road network failed to load; routing is unavailable'),
   });
   try {
+    log.info(
+      {
+        egress: egress.describe(),
+        remoteContexts: config.contextAllow
+          ? config.contextAllow.entries.map((e) => e.text).join(', ')
+          : 'off',
+      },
+      'egress policy',
+    );
     const boot = await bootstrapAccess(access, { adminPassword: config.adminPassword });
     // Another instance's change to organisations or communities drops this instance's cached facts at once.
     await access.listenForChanges(bus);
@@ -317,6 +334,7 @@ export async function createPlatform(
       port: config.mqttPort === 0 ? false : config.mqttPort,
       host: config.host,
       mqttUrl: config.mqttUrl,
+      egress,
       // Sensors and gateways connect with an API token as the password (any username).
       authenticate: async (_username, password) => {
         if (!password) return null;
@@ -336,6 +354,7 @@ export async function createPlatform(
       writer: context,
       entityReader: context,
       senders: [mqtt.sender],
+      egress,
       ...(config.historyRetentionDays
         ? { defaultRetentionSeconds: config.historyRetentionDays * 86_400 }
         : {}),

@@ -96,6 +96,12 @@ export const ERROR_CODES = {
   CONTEXT_LIVE_TEMPORAL_ENTITY_NOT_FOUND: { kind: 'not_found', title: 'No history for this entity' },
   CONTEXT_LIVE_INGEST_INVALID: { kind: 'invalid', title: 'Malformed ingestion message' },
   CONTEXT_LIVE_NOTIFICATION_FAILED: { kind: 'unavailable', title: 'A notification could not be delivered' },
+  CONTEXT_LIVE_MQTT_TOPIC_REFUSED: {
+    kind: 'invalid',
+    title: "The MQTT topic is outside the subscriber organisation's notification topics",
+  },
+  // egress: where the platform connects on a user's behalf
+  EGRESS_DESTINATION_REFUSED: { kind: 'invalid', title: 'The destination is refused by the egress policy' },
   // context: NGSI-LD entities, @context, queries
   CONTEXT_INVALID_JSON: { kind: 'invalid', title: 'The payload is not valid JSON' },
   CONTEXT_INVALID_JSONLD: { kind: 'invalid', title: 'Invalid JSON-LD @context' },

@@ -8,11 +8,19 @@
  *   message leaves once the message is written or dead-lettered, so nothing acknowledged is lost.
  *   Ingestion topics are never forwarded to other clients (they carry unmarked raw data).
  * - A client may subscribe only to `notifications/{its organisation}/...`: the topics where MQTT
- *   notifications of its organisation's subscriptions go.
+ *   notifications of its organisation's subscriptions go. The platform publishes there in-process, and
+ *   only there: `publishNotification` refuses another organisation's topics and ingestion topics, so no
+ *   subscription can reach another organisation's clients or feed measurements in.
  */
 import { createServer, type Server } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { AppError } from '../../kernel/errors.ts';
 import type { IngestPrincipal } from '../../modules/context-live/index.ts';
+import {
+  INGEST_TOPIC_PREFIX,
+  notificationTopicRefusal,
+  orgNotificationPrefix,
+} from './notification-topics.ts';
 
 export interface EmbeddedMqttBrokerOptions {
   /** TCP port (env SAFECITY_MQTT_PORT, default 1884 so it does not clash with a system Mosquitto). */
@@ -27,14 +35,15 @@ export interface EmbeddedMqttBrokerOptions {
 
 export interface EmbeddedMqttBroker {
   readonly port: number;
-  /** Publishes from inside the platform (notifications), bypassing client authorisation. */
-  publish(topic: string, payload: Buffer | string, qos: 0 | 1 | 2): Promise<void>;
+  /**
+   * Publishes a notification of `orgId`'s subscription from inside the platform (no client authorisation
+   * applies), under `notifications/{orgId}/` only; rejects with CONTEXT_LIVE_MQTT_TOPIC_REFUSED elsewhere.
+   */
+  publishNotification(orgId: string, topic: string, payload: Buffer | string, qos: 0 | 1 | 2): Promise<void>;
   /** True when `uri` (mqtt://host:port/...) points at this broker. */
   isLocal(uri: URL): boolean;
   close(): Promise<void>;
 }
-
-export const INGEST_TOPIC_PREFIX = 'safecity/v1/';
 
 function authError(message: string): AuthenticateError {
   // 4 = bad user name or password (MQTT 3.1.1 CONNACK return code).
@@ -74,7 +83,7 @@ export async function startEmbeddedMqttBroker(opts: EmbeddedMqttBrokerOptions): 
     },
     authorizeSubscribe(client, sub, done) {
       const principal = principals.get(client);
-      const mine = principal ? `notifications/${principal.orgId}/` : undefined;
+      const mine = principal ? orgNotificationPrefix(principal.orgId) : undefined;
       // A null subscription refuses this topic (SUBACK 0x80) and keeps the connection.
       if (!mine || !sub.topic.startsWith(mine)) return done(null, null);
       done(null, sub);
@@ -95,7 +104,9 @@ export async function startEmbeddedMqttBroker(opts: EmbeddedMqttBrokerOptions): 
   const port = typeof address === 'object' && address ? address.port : opts.port;
   return {
     port,
-    publish(topic, payload, qos) {
+    publishNotification(orgId, topic, payload, qos) {
+      const refusal = notificationTopicRefusal(topic, orgId, true);
+      if (refusal) return Promise.reject(new AppError('CONTEXT_LIVE_MQTT_TOPIC_REFUSED', refusal));
       return new Promise((resolve, reject) => {
         broker.publish(
           { cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false },

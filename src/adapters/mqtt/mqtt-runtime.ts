@@ -7,6 +7,7 @@
  * `port: false` runs without the embedded broker (e.g. a second instance behind an external broker).
  */
 import type { IngestPrincipal, NotificationSender } from '../../modules/context-live/index.ts';
+import type { EgressPolicy } from '../../modules/egress/index.ts';
 import { type EmbeddedMqttBroker, startEmbeddedMqttBroker } from './embedded-mqtt-broker.ts';
 import { type ExternalMqttIngest, startExternalMqttIngest } from './external-mqtt-ingest.ts';
 import { createMqttNotificationSender } from './mqtt-notification-sender.ts';
@@ -17,6 +18,8 @@ export interface MqttRuntimeOptions {
   port: number | false;
   host?: string;
   mqttUrl?: string | undefined;
+  /** Where notifications to brokers other than the platform's own may go. */
+  egress: EgressPolicy;
   authenticate(username: string | undefined, password: string | undefined): Promise<IngestPrincipal | null>;
   /** The service account the external bridge ingests as; required with mqttUrl. */
   bridgePrincipal?: IngestPrincipal | undefined;
@@ -51,7 +54,11 @@ export async function startMqttRuntime(opts: MqttRuntimeOptions): Promise<MqttRu
           ingest: route,
           ...(opts.onError ? { onError: opts.onError } : {}),
         });
-  const sender = createMqttNotificationSender(broker ? { local: broker } : {});
+  const sender = createMqttNotificationSender({
+    egress: opts.egress,
+    local: broker,
+    platformBrokerUrl: opts.mqttUrl,
+  });
   let external: ExternalMqttIngest | undefined;
   return {
     broker,

@@ -13,7 +13,7 @@ import {
   createCoreQueryPort,
   type IngestPrincipal,
 } from '../../modules/context-live/index.ts';
-import { testLdContext } from '../../modules/context-live/testing.ts';
+import { loopbackEgress, testLdContext } from '../../modules/context-live/testing.ts';
 import { principalReadKeys } from '../../modules/sharing/marking.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
@@ -65,6 +65,8 @@ describe('IoT ingestion and MQTT notifications', () => {
     runtime = await startMqttRuntime({
       port: 0,
       host: '127.0.0.1',
+      // Mosquitto (MQTT_URL) listens on 127.0.0.1 here, which the default egress policy refuses.
+      egress: loopbackEgress(),
       authenticate: async (_u, password) => (password ? (tokens[password] ?? null) : null),
     });
     broker = runtime.broker!;

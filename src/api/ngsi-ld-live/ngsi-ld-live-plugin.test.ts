@@ -9,7 +9,12 @@ import {
   createContextLive,
   createCoreQueryPort,
 } from '../../modules/context-live/index.ts';
-import { type Receiver, startReceiver, testLdContext } from '../../modules/context-live/testing.ts';
+import {
+  loopbackEgress,
+  type Receiver,
+  startReceiver,
+  testLdContext,
+} from '../../modules/context-live/testing.ts';
 import { emptyAudience, normaliseTlp, principalReadKeys } from '../../modules/sharing/marking.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
@@ -38,6 +43,7 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
       entityReader: core,
       busMembers: 8,
       retry: { firstDelayMs: 50, maxDelayMs: 200 },
+      egress: loopbackEgress(),
     });
     await live.start(bus);
     rx = await startReceiver();

@@ -45,7 +45,7 @@ export async function openTestApp(
   const service = new ContextService({
     store,
     bus,
-    resolver: new ContextResolver({ contextMapFile: CONTEXT_MAP, allowRemote: true, timeoutMs: 500 }),
+    resolver: new ContextResolver({ contextMapFile: CONTEXT_MAP, timeoutMs: 500 }),
   });
   const app = Fastify();
   app.addHook('onRequest', async (request) => {

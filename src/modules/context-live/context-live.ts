@@ -7,6 +7,7 @@ import { systemClock } from '../../kernel/clock.ts';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
 import type { EventBus, Subscription } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
+import { EgressPolicy } from '../egress/index.ts';
 import { DeadLetterStore } from './dead-letter-store.ts';
 import { DeliveryEngine, type RetryPolicy } from './delivery-engine.ts';
 import { changeKindOf, ENTITY_EVENT_TYPES, type LiveEntityChange } from './entity-change-event.ts';
@@ -38,6 +39,8 @@ export interface ContextLiveDeps {
   writer?: EntityWriterPort;
   /** Senders besides HTTP(S), e.g. the MQTT sender from src/adapters/mqtt. */
   senders?: NotificationSender[];
+  /** Where HTTP(S) notifications may go; default: the policy without lists (public and private networks). */
+  egress?: EgressPolicy;
   clock?: Clock;
   retry?: Partial<RetryPolicy>;
   /** How long a bus handler waits for a notification before it is made durable instead (default 1 s). */
@@ -73,7 +76,7 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
   const subStore = new SubscriptionStore(deps.store);
   const temporalStore = new TemporalStore(deps.store);
   const deadLetters = new DeadLetterStore(deps.store);
-  const http = createHttpNotificationSender();
+  const http = createHttpNotificationSender(deps.egress ?? new EgressPolicy());
   const senders = [http, ...(deps.senders ?? [])];
   const engine = new DeliveryEngine({
     store: deps.store,

@@ -6,7 +6,14 @@ import { type ContextLive, createContextLive } from './context-live.ts';
 import { createCoreQueryPort } from './core-query-port.ts';
 import { contextLiveMigrations } from './migrations.ts';
 import type { LivePrincipal } from './subscription-service.ts';
-import { DEFAULT_VOCAB, entityChange, type Receiver, startReceiver, testLdContext } from './testing.ts';
+import {
+  DEFAULT_VOCAB,
+  entityChange,
+  loopbackEgress,
+  type Receiver,
+  startReceiver,
+  testLdContext,
+} from './testing.ts';
 
 const V = DEFAULT_VOCAB;
 const orgB: LivePrincipal = {
@@ -44,6 +51,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
       ld,
       query: createCoreQueryPort(ld),
       retry: { firstDelayMs: 50, maxDelayMs: 200 },
+      egress: loopbackEgress(),
       ...extra,
     });
     await live.start();

@@ -16,6 +16,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Clock } from '../../kernel/clock.ts';
 import { systemClock } from '../../kernel/clock.ts';
+import { AppError } from '../../kernel/errors.ts';
 import { newId } from '../../kernel/ids.ts';
 import type { Store } from '../../ports/store.ts';
 import { type ChangeKind, type LiveEntityChange, typesOf } from './entity-change-event.ts';
@@ -191,6 +192,22 @@ export class DeliveryEngine {
       state.intervalTimer = setInterval(() => this.#track(this.#periodic(state)), spec.timeInterval * 1000);
       state.intervalTimer.unref();
     }
+  }
+
+  /**
+   * Rejects (AppError) an endpoint that no sender takes, or that its sender refuses for `ownerOrg`'s
+   * subscriptions: the check of create and update; delivery checks again.
+   */
+  async checkEndpoint(uri: string, ownerOrg: string): Promise<void> {
+    const scheme = uri.slice(0, uri.indexOf(':')).toLowerCase();
+    const sender = this.#o.senders.find((x) => x.schemes.includes(scheme));
+    if (!sender) {
+      throw new AppError(
+        'CONTEXT_LIVE_SUBSCRIPTION_INVALID',
+        `notification.endpoint.uri: this broker sends no ${scheme} notifications`,
+      );
+    }
+    await sender.checkEndpoint(uri, ownerOrg);
   }
 
   remove(tenant: string, id: string): void {
@@ -392,7 +409,7 @@ export class DeliveryEngine {
     if (visible.length === 0) return;
     const spec = s.rec.spec;
     const at = this.#clock.now();
-    const n = await buildNotification(spec, s.rec.tenant, visible, this.#o.ld, newId(), at);
+    const n = await buildNotification(spec, s.rec.tenant, s.rec.ownerOrg, visible, this.#o.ld, newId(), at);
     const scheme = n.uri.slice(0, n.uri.indexOf(':')).toLowerCase();
     const sender = this.#o.senders.find((x) => x.schemes.includes(scheme));
     try {

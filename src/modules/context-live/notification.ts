@@ -24,6 +24,8 @@ export interface NotifiedEntity {
 
 export interface OutgoingNotification {
   uri: string;
+  /** The subscriber's organisation: senders confine where its notifications may go. */
+  ownerOrg: string;
   headers: Record<string, string>;
   body: Record<string, unknown>;
   timeoutMs: number;
@@ -60,6 +62,7 @@ function stripSysAttrs(v: unknown): unknown {
 export async function buildNotification(
   spec: SubscriptionSpec,
   tenant: string,
+  ownerOrg: string,
   items: NotifiedEntity[],
   ld: LdContextPort,
   notificationId: string,
@@ -110,6 +113,7 @@ export async function buildNotification(
   for (const kv of ep.notifierInfo ?? []) notifierInfo[kv.key] = kv.value;
   return {
     uri: ep.uri,
+    ownerOrg,
     headers,
     body,
     timeoutMs: Math.min(60_000, (ep.timeout ?? 10) * 1000),
@@ -117,9 +121,15 @@ export async function buildNotification(
   };
 }
 
-/** Sends notifications over one or more URI schemes. Rejects when the receiver did not take it. */
+/**
+ * Sends notifications over one or more URI schemes. Each sender owns the rules of its endpoints: it checks
+ * them when a subscription is created or updated, and again, after DNS resolution, on every delivery.
+ */
 export interface NotificationSender {
   readonly schemes: string[];
+  /** Rejects with AppError when `ownerOrg`'s subscriptions may not notify `uri`. */
+  checkEndpoint(uri: string, ownerOrg: string): Promise<void>;
+  /** Rejects when the receiver did not take it, or when the endpoint is refused now. */
   send(n: OutgoingNotification): Promise<void>;
   close(): Promise<void>;
 }

@@ -65,6 +65,7 @@ export class SubscriptionService {
       newId,
     });
     this.#check(spec);
+    await this.#d.engine.checkEndpoint(spec.notification.endpoint.uri, principal.orgId);
     const rec: SubscriptionRecord = {
       tenant,
       spec,
@@ -115,6 +116,9 @@ export class SubscriptionService {
       now,
     });
     this.#check(spec);
+    if (spec.notification.endpoint.uri !== rec.spec.notification.endpoint.uri) {
+      await this.#d.engine.checkEndpoint(spec.notification.endpoint.uri, rec.ownerOrg);
+    }
     await this.#d.subscriptions.update(tenant, spec, now);
     const next: SubscriptionRecord = { ...rec, spec, modifiedAt: now.toISOString() };
     await this.#d.engine.put(next);

@@ -506,6 +506,8 @@ export async function subscriptionView(
   if (d.lastNotification) notification.lastNotification = d.lastNotification;
   if (d.lastSuccess) notification.lastSuccess = d.lastSuccess;
   if (d.lastFailure) notification.lastFailure = d.lastFailure;
+  // NGSI-LD gives the time of the last failure only; why it failed is what the subscriber needs to fix it.
+  if (d.status === 'failed' && d.lastError) notification.lastFailureReason = d.lastError;
   out.notification = notification;
   if (typeof s.jsonldContext === 'string') out.jsonldContext = s.jsonldContext;
   out.status = subscriptionStatus(s, now);

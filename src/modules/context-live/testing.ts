@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Marking } from '../access/index.ts';
 import { ContextResolver, DEFAULT_TENANT } from '../context/index.ts';
+import { EgressPolicy, type HostResolver, parseEgressList } from '../egress/index.ts';
 import { objectReadKeys } from '../sharing/marking.ts';
 import type { LiveEntityChange } from './entity-change-event.ts';
 import type { ExpandedEntity } from './ports.ts';
@@ -125,5 +126,18 @@ export function contextMapFile(): string {
 
 /** The core's real @context resolver, offline (no remote contexts). */
 export function testLdContext(): ContextResolver {
-  return new ContextResolver({ contextMapFile: contextMapFile(), allowRemote: false });
+  return new ContextResolver({ contextMapFile: contextMapFile() });
+}
+
+/**
+ * The egress policy of tests whose receivers listen on 127.0.0.1: the default refuses loopback, so these
+ * tests open it by name, as an operator would with SAFECITY_EGRESS_ALLOW=public,private,loopback.
+ */
+export function loopbackEgress(opts: { deny?: string; resolver?: HostResolver } = {}): EgressPolicy {
+  const allow = parseEgressList('SAFECITY_EGRESS_ALLOW', 'public,private,loopback', {
+    allowing: true,
+    schemes: true,
+  }).list;
+  const deny = parseEgressList('SAFECITY_EGRESS_DENY', opts.deny, { allowing: false, schemes: true }).list;
+  return new EgressPolicy({ allow, deny, ...(opts.resolver ? { resolver: opts.resolver } : {}) });
 }

@@ -47,7 +47,7 @@ for (const f of testStoreFactories()) {
       await bus.subscribe({ types: ['context.>'], mode: 'broadcast' }, async (e) => {
         events.push(e);
       });
-      svc = new ContextService({ store, bus, resolver: new ContextResolver({ allowRemote: false }) });
+      svc = new ContextService({ store, bus, resolver: new ContextResolver() });
     });
     afterAll(async () => {
       await bus?.close();
@@ -339,7 +339,7 @@ for (const f of testStoreFactories()) {
       const narrow = new ContextService({
         store,
         bus,
-        resolver: new ContextResolver({ allowRemote: false }),
+        resolver: new ContextResolver(),
         maxScan: 5,
       });
       const tooBroad = await rejects(narrow.queryEntities(alice, { type: 'Sensor', q: 'level>=0' }, ctx));
@@ -357,11 +357,11 @@ for (const f of testStoreFactories()) {
 
     it('keeps geo answers in step with writes, its own and those of another instance', async () => {
       const ctx = await svc.resolveContext(null);
-      const other = new ContextService({ store, bus, resolver: new ContextResolver({ allowRemote: false }) });
+      const other = new ContextService({ store, bus, resolver: new ContextResolver() });
       const sqlOnly = new ContextService({
         store,
         bus,
-        resolver: new ContextResolver({ allowRemote: false }),
+        resolver: new ContextResolver(),
         memoryGeoIndex: false,
       });
       const near = (s: ContextService, x: number) =>
@@ -404,7 +404,7 @@ for (const f of testStoreFactories()) {
 
     it('lets exactly one of two concurrent creations of an id succeed', async () => {
       const ctx = await svc.resolveContext(null);
-      const other = new ContextService({ store, bus, resolver: new ContextResolver({ allowRemote: false }) });
+      const other = new ContextService({ store, bus, resolver: new ContextResolver() });
       const results = await Promise.allSettled([
         svc.createEntity(alice, { id: 'urn:ngsi-ld:Race:1', type: 'Race', by: 'a' }, ctx),
         other.createEntity(bob, { id: 'urn:ngsi-ld:Race:1', type: 'Race', by: 'b' }, ctx),

@@ -4,10 +4,18 @@
  */
 export const CORE_CONTEXT_URL = 'https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld';
 
-/** URLs the built-in core context answers for (the unversioned alias serves the current version). */
+/**
+ * URLs the built-in core context answers for, offline: the unversioned alias and every version ETSI has
+ * published from 1.3 to 1.8. Later versions add terms; the few whose definition changed (`objects`,
+ * `attributeCount`, `attributeDetails`) are API members, not attribute names, and the broker applies its
+ * core context last in any case: the built-in v1.8 expands what a client of an earlier version sends.
+ */
 export const CORE_CONTEXT_URLS: readonly string[] = [
   CORE_CONTEXT_URL,
   'https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld',
+  ...['1.3', '1.4', '1.5', '1.6', '1.7'].map(
+    (v) => `https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v${v}.jsonld`,
+  ),
 ];
 
 export const CORE_CONTEXT_DOCUMENT = {

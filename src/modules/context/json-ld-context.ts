@@ -1,9 +1,11 @@
 /**
  * JSON-LD @context handling for NGSI-LD, with the `jsonld` processor behind caches so it is never the
  * bottleneck:
- * - the core context is built in (core-context.ts) and never fetched;
- * - remote contexts are loaded once (from a preloaded URL-to-file map, else over HTTP with a timeout)
- *   and cached; a context that cannot be retrieved fails fast with CONTEXT_LDCONTEXT_NOT_AVAILABLE;
+ * - the core context is built in (core-context.ts) and never fetched, under every published URL;
+ * - other contexts come from contexts hosted by this broker, or a preloaded URL-to-file map, or — only
+ *   when an allow-list names their host — the network, through the egress policy (every address
+ *   checked, the connection pinned, each redirect checked again) with a timeout and a size limit; they are
+ *   cached, and one that cannot be retrieved fails fast with CONTEXT_LDCONTEXT_NOT_AVAILABLE;
  * - each distinct user context is processed once by jsonld into an active context; term expansion and
  *   IRI compaction are then memoised per active context (the fast path used on every request).
  *
@@ -15,6 +17,7 @@ import jsonld from 'jsonld';
 import jsonldCompact from 'jsonld/lib/compact.js';
 import jsonldContext from 'jsonld/lib/context.js';
 import { AppError } from '../../kernel/errors.ts';
+import { type EgressPolicy, egressGet } from '../egress/index.ts';
 import { CORE_CONTEXT_DOCUMENT, CORE_CONTEXT_URL, CORE_CONTEXT_URLS } from './core-context.ts';
 
 /** What a context may be: a URL, an inline object, or an array of both. */
@@ -36,12 +39,19 @@ export interface ContextResolverOptions {
   contextMapFile?: string;
   /** How long to wait for a remote @context, in ms (default 3000). */
   timeoutMs?: number;
-  /** Fetch remote contexts not in the map (default true). */
-  allowRemote?: boolean;
+  /**
+   * Fetching contexts that are neither built in, hosted nor mapped: off when absent. The policy's
+   * allow-list names the hosts (SAFECITY_CONTEXT_ALLOW); its deny-list and the always-refused addresses
+   * apply as to every egress.
+   */
+  remote?: EgressPolicy | undefined;
   /** Largest remote context accepted, in bytes (default 1 MiB). */
   maxContextBytes?: number;
-  fetch?: typeof fetch;
 }
+
+/** What to tell a client whose remote @context is refused, so that an operator can allow it. */
+const HOW_TO_ALLOW =
+  'name its host in SAFECITY_CONTEXT_ALLOW, map the URL to a file in SAFECITY_CONTEXT_MAP, or host the context here (POST /ngsi-ld/v1/jsonldContexts)';
 
 interface JsonLdActiveContext {
   mappings: Map<string, unknown>;
@@ -77,17 +87,15 @@ export class ContextResolver {
   readonly #active = new Map<string, Promise<ActiveContext>>();
   readonly #map: MapEntry[];
   readonly #timeoutMs: number;
-  readonly #allowRemote: boolean;
+  readonly #remote: EgressPolicy | undefined;
   readonly #maxBytes: number;
-  readonly #fetch: typeof fetch;
   readonly #core: Promise<ActiveContext>;
 
   constructor(options: ContextResolverOptions = {}) {
     this.#map = options.contextMapFile ? readContextMap(options.contextMapFile) : [];
     this.#timeoutMs = options.timeoutMs ?? 3000;
-    this.#allowRemote = options.allowRemote ?? true;
+    this.#remote = options.remote;
     this.#maxBytes = options.maxContextBytes ?? 1024 * 1024;
-    this.#fetch = options.fetch ?? fetch;
     for (const url of CORE_CONTEXT_URLS) {
       this.#documents.set(
         url,
@@ -233,29 +241,30 @@ export class ContextResolver {
         url,
       });
     }
-    if (!this.#allowRemote) {
+    if (!this.#remote) {
       throw new AppError(
         'CONTEXT_LDCONTEXT_NOT_AVAILABLE',
-        `@context ${url} is not preloaded and remote contexts are off`,
-        {
-          url,
-        },
+        `@context ${url} is not built in, not hosted here and not in the offline map, and remote @context fetching is off: to use it, ${HOW_TO_ALLOW}`,
+        { url },
       );
     }
     let text: string;
     try {
-      const res = await this.#fetch(url, {
-        headers: { accept: 'application/ld+json, application/json;q=0.9' },
-        signal: AbortSignal.timeout(this.#timeoutMs),
-        redirect: 'follow',
+      text = await egressGet(this.#remote, url, {
+        timeoutMs: this.#timeoutMs,
+        maxBytes: this.#maxBytes,
+        accept: 'application/ld+json, application/json;q=0.9',
       });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      text = await readLimited(res, this.#maxBytes);
     } catch (e) {
-      const why =
-        e instanceof Error && e.name === 'TimeoutError'
-          ? `no answer within ${this.#timeoutMs} ms`
-          : String(e instanceof Error ? e.message : e);
+      if (e instanceof AppError && e.code === 'EGRESS_DESTINATION_REFUSED') {
+        throw new AppError(
+          'CONTEXT_LDCONTEXT_NOT_AVAILABLE',
+          `@context ${url} is not fetched: ${e.details?.reason ?? e.message}; to use it, ${HOW_TO_ALLOW}`,
+          { url },
+          { cause: e },
+        );
+      }
+      const why = String(e instanceof Error ? e.message : e);
       throw new AppError(
         'CONTEXT_LDCONTEXT_NOT_AVAILABLE',
         `@context ${url} cannot be retrieved: ${why}`,
@@ -295,27 +304,6 @@ const HOSTED_RE = /\/ngsi-ld\/v1\/jsonldContexts\/([A-Za-z0-9._~:-]+)$/;
 export function hostedIdOf(url: string): string | undefined {
   const m = HOSTED_RE.exec(url);
   return m ? decodeURIComponent(m[1]!) : undefined;
-}
-
-/** Reads a response body as text, giving up once it passes `max` bytes (a context is small). */
-async function readLimited(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? 0);
-  if (declared > max) throw new Error(`larger than ${max} bytes`);
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      throw new Error(`larger than ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function validateContextShape(ctx: LdContext | null): void {

@@ -70,7 +70,7 @@ for (const f of testStoreFactories()) {
     beforeAll(async () => {
       store = await f.open(contextMigrations);
       bus = createMemoryBus();
-      svc = new ContextService({ store, bus, resolver: new ContextResolver({ allowRemote: false }) });
+      svc = new ContextService({ store, bus, resolver: new ContextResolver() });
       const ctx = await svc.resolveContext(null);
       const r = await svc.batchCreate(
         caller,
