@@ -70,4 +70,44 @@ describe('configuration', () => {
       rolesClaim: 'roles',
     });
   });
+
+  it('reads the egress lists, with the default allow-list and remote @contexts off when unset', () => {
+    const d = loadConfig({});
+    expect([
+      d.egressAllow.name,
+      d.egressAllow.entries.map((e) => e.text),
+      d.egressDeny.entries,
+      d.contextAllow,
+    ]).toEqual(['SAFECITY_EGRESS_ALLOW (unset: public, private)', ['public', 'private'], [], undefined]);
+    const c = loadConfig({
+      SAFECITY_EGRESS_ALLOW: 'https:, *.city.example, 10.20.0.0/16, loopback',
+      SAFECITY_EGRESS_DENY: 'http:, 10.20.99.0/24',
+      SAFECITY_CONTEXT_ALLOW: 'smart-data-models.github.io, *.city.example',
+    });
+    expect(
+      [c.egressAllow, c.egressDeny, c.contextAllow].map((l) => [l?.name, l?.entries.map((e) => e.kind)]),
+    ).toEqual([
+      ['SAFECITY_EGRESS_ALLOW', ['scheme', 'host', 'range', 'class']],
+      ['SAFECITY_EGRESS_DENY', ['scheme', 'range']],
+      ['SAFECITY_CONTEXT_ALLOW', ['host', 'host']],
+    ]);
+  });
+
+  it('stops the start on a bad egress entry, naming the variable, the entry and the rule', () => {
+    try {
+      loadConfig({
+        SAFECITY_EGRESS_ALLOW: 'https:, file:, 169.254.169.254',
+        SAFECITY_EGRESS_DENY: '10.0.0.0/40',
+        SAFECITY_CONTEXT_ALLOW: 'https:',
+      });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as AppError).details?.problems).toEqual([
+        'SAFECITY_EGRESS_ALLOW: entry "file:" is not a scheme the platform connects with (http:, https:, mqtt:, mqtts:); file:, data: and other schemes are always refused',
+        'SAFECITY_EGRESS_ALLOW: entry "169.254.169.254" is cloud metadata and always refused, whatever the allow-list says',
+        'SAFECITY_EGRESS_DENY: entry "10.0.0.0/40" is not an IPv4 or IPv6 address or CIDR range (e.g. 10.20.0.0/16, 2001:db8::/32)',
+        'SAFECITY_CONTEXT_ALLOW: entry "https:" is a scheme; this list names hosts only',
+      ]);
+    }
+  });
 });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { AppError } from '../kernel/errors.ts';
-import { type EgressList, parseEgressList } from '../modules/egress/index.ts';
+import { defaultAllowList, type EgressList, parseEgressList } from '../modules/egress/index.ts';
 
 export interface OidcConfig {
   issuer: string;
@@ -36,8 +36,8 @@ export interface Config {
   roads: string | undefined;
   historyRetentionDays: number | undefined;
   contextMap: string | undefined;
-  /** SAFECITY_EGRESS_ALLOW; undefined: the default (public, private). */
-  egressAllow: EgressList | undefined;
+  /** SAFECITY_EGRESS_ALLOW; when unset, the default list (public, private). */
+  egressAllow: EgressList;
   /** SAFECITY_EGRESS_DENY (empty when unset). */
   egressDeny: EgressList;
   /** SAFECITY_CONTEXT_ALLOW; undefined: remote @context fetching is off. */
@@ -205,25 +205,35 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
-  const egressList = (name: keyof typeof SETTINGS, opts: { allowing: boolean; schemes: boolean }) => {
+  const egressList = (
+    name: keyof typeof SETTINGS,
+    opts: { allowing: boolean; schemes: boolean },
+    whenEmpty: string,
+  ): EgressList | undefined => {
     const raw = get(name);
     if (raw === undefined) return undefined;
     const parsed = parseEgressList(name, raw, opts);
     problems.push(...parsed.problems);
+    if (parsed.problems.length === 0 && parsed.list.entries.length === 0)
+      problems.push(`${name}: ${whenEmpty}`);
     return parsed.list;
   };
-  const egressAllow = egressList('SAFECITY_EGRESS_ALLOW', { allowing: true, schemes: true });
-  const egressDeny = egressList('SAFECITY_EGRESS_DENY', { allowing: false, schemes: true }) ?? {
-    name: 'SAFECITY_EGRESS_DENY',
-    entries: [],
-  };
-  const contextAllow = egressList('SAFECITY_CONTEXT_ALLOW', { allowing: true, schemes: false });
-  if (contextAllow && contextAllow.entries.length === 0) {
-    problems.push('SAFECITY_CONTEXT_ALLOW: names no host; unset it to keep remote @context fetching off');
-  }
-  if (egressAllow && egressAllow.entries.length === 0) {
-    problems.push('SAFECITY_EGRESS_ALLOW: names nothing; unset it for the default (public, private)');
-  }
+  const egressAllow =
+    egressList(
+      'SAFECITY_EGRESS_ALLOW',
+      { allowing: true, schemes: true },
+      'names nothing; unset it for the default (public, private)',
+    ) ?? defaultAllowList('SAFECITY_EGRESS_ALLOW');
+  const egressDeny = egressList(
+    'SAFECITY_EGRESS_DENY',
+    { allowing: false, schemes: true },
+    'names nothing; unset it to deny only what is always refused',
+  ) ?? { name: 'SAFECITY_EGRESS_DENY', entries: [] };
+  const contextAllow = egressList(
+    'SAFECITY_CONTEXT_ALLOW',
+    { allowing: true, schemes: false },
+    'names no host; unset it to keep remote @context fetching off',
+  );
 
   const config: Config = {
     port: int('PORT', 8080, 0, 65535),

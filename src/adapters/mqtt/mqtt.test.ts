@@ -3,8 +3,10 @@
  * (PGlite) → bus → history and notifications. Runs against the embedded aedes broker always, and against
  * Mosquitto when MQTT_URL is set.
  */
+import { sql } from 'kysely';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppError } from '../../kernel/errors.ts';
 import { ContextService, contextMigrations } from '../../modules/context/index.ts';
 import {
   type ContextLive,
@@ -14,6 +16,7 @@ import {
   type IngestPrincipal,
 } from '../../modules/context-live/index.ts';
 import { loopbackEgress, testLdContext } from '../../modules/context-live/testing.ts';
+import { EgressPolicy } from '../../modules/egress/index.ts';
 import { principalReadKeys } from '../../modules/sharing/marking.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
@@ -21,11 +24,15 @@ import { createMemoryBus } from '../bus/index.ts';
 import { openTestPgliteStore } from '../storage/testing.ts';
 import type { EmbeddedMqttBroker } from './embedded-mqtt-broker.ts';
 import { startExternalMqttIngest } from './external-mqtt-ingest.ts';
+import { createMqttNotificationSender } from './mqtt-notification-sender.ts';
 import { type MqttRuntime, startMqttRuntime } from './mqtt-runtime.ts';
 
 const V = 'https://uri.etsi.org/ngsi-ld/default-context/';
 const sensor: IngestPrincipal = { userId: 'svc-sensors', orgId: 'org-a', roles: ['device'] };
-const tokens: Record<string, IngestPrincipal> = { 'token-a': sensor };
+const tokens: Record<string, IngestPrincipal> = {
+  'token-a': sensor,
+  'token-b': { userId: 'svc-b', orgId: 'org-b', roles: ['device'] },
+};
 const keysA = principalReadKeys({ userId: 'u-a', orgId: 'org-a', communities: [], patronOrgs: [] });
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
@@ -201,6 +208,141 @@ describe('IoT ingestion and MQTT notifications', () => {
     });
     await c.endAsync();
     await p.endAsync();
+  });
+
+  it('gap 8: confines MQTT notifications to the subscriber organisation (two organisations on the embedded broker)', async () => {
+    const a = { userId: 'u-a', orgId: 'org-a', readKeys: keysA };
+    const clientB = await connect(url, { username: 'ops-b', password: 'token-b' });
+    // Organisation B's clients subscribe to B's notification topics only.
+    for (const filter of [
+      'notifications/org-a/#',
+      'notifications/#',
+      '#',
+      '+/org-a/#',
+      '$share/g/notifications/org-a/#',
+    ]) {
+      await expect(clientB.subscribeAsync(filter, { qos: 1 }), filter).rejects.toThrow(/Subscribe error/);
+    }
+    expect((await clientB.subscribeAsync('notifications/org-b/#', { qos: 1 }))[0]?.qos).toBe(1);
+    const seenByB: string[] = [];
+    clientB.on('message', (topic) => seenByB.push(topic));
+
+    const create = (uri: string) =>
+      live.subscriptions
+        .create(
+          '',
+          a,
+          {
+            type: 'Subscription',
+            entities: [{ type: 'TrafficFlowObserved' }],
+            notification: { endpoint: { uri } },
+          },
+          undefined,
+        )
+        .then(
+          () => 'created',
+          (e: AppError) => `${e.code}: ${e.message}`,
+        );
+    const refusals: Array<[string, string]> = [
+      [
+        `${url}/notifications/org-b/stolen`,
+        `CONTEXT_LIVE_MQTT_TOPIC_REFUSED: ${url}/notifications/org-b/stolen: topic "notifications/org-b/stolen" belongs to another organisation's notifications; yours are under notifications/org-a/`,
+      ],
+      [
+        `${url}/safecity/v1/default/measurements/TrafficFlowObserved/forged`,
+        `CONTEXT_LIVE_MQTT_TOPIC_REFUSED: ${url}/safecity/v1/default/measurements/TrafficFlowObserved/forged: topic "safecity/v1/default/measurements/TrafficFlowObserved/forged" is under safecity/, the platform's ingestion topics`,
+      ],
+      [
+        `${url}/city/alerts`,
+        `CONTEXT_LIVE_MQTT_TOPIC_REFUSED: ${url}/city/alerts: on the platform's broker, notifications of organisation org-a go under notifications/org-a/ only`,
+      ],
+      [
+        `${url}/notifications/org-a/%23`,
+        `CONTEXT_LIVE_MQTT_TOPIC_REFUSED: ${url}/notifications/org-a/%23: topic "notifications/org-a/#" holds a wildcard or NUL; a publish names one topic`,
+      ],
+      [
+        `${url}/%24SYS/broker/uptime`,
+        `CONTEXT_LIVE_MQTT_TOPIC_REFUSED: ${url}/%24SYS/broker/uptime: topic "$SYS/broker/uptime" is a broker system topic`,
+      ],
+      [
+        'mqtt://broker.other.example/notifications/org-b/x',
+        `CONTEXT_LIVE_MQTT_TOPIC_REFUSED: mqtt://broker.other.example/notifications/org-b/x: topic "notifications/org-b/x" belongs to another organisation's notifications; yours are under notifications/org-a/`,
+      ],
+      [
+        'mqtt://169.254.169.254:1883/anything',
+        'EGRESS_DESTINATION_REFUSED: mqtt://169.254.169.254:1883/anything is refused by the egress policy: address 169.254.169.254 (cloud metadata) is always refused',
+      ],
+    ];
+    const got: Array<[string, string]> = [];
+    for (const [uri] of refusals) got.push([uri, await create(uri)]);
+    expect(got).toEqual(refusals);
+
+    // A subscription stored before these rules (or edited in the database) is refused at delivery too.
+    const legacy = await live.subscriptions.create(
+      '',
+      a,
+      {
+        type: 'Subscription',
+        entities: [{ type: 'TrafficFlowObserved' }],
+        notification: { endpoint: { uri: `${url}/notifications/org-a/legacy` } },
+      },
+      undefined,
+    );
+    await sql`update context_live_subscription
+      set body = jsonb_set(body, '{notification,endpoint,uri}', to_jsonb(${`${url}/notifications/org-b/legacy`}::text))
+      where id = ${legacy.spec.id}`.execute(store.db);
+    await live.subscriptions.refresh('', legacy.spec.id);
+    await live.ingestion!.ingest({
+      source: 'http',
+      topic: 'safecity/v1/default/measurements/TrafficFlowObserved/tf-gap8',
+      payload: JSON.stringify({ intensity: 12 }),
+      principal: sensor,
+    });
+    const status = await until(async () => {
+      const rec = await live.subscriptions.get('', a, legacy.spec.id);
+      const v = await live.subscriptions.view(rec, undefined);
+      const n = v.notification as Record<string, unknown>;
+      return n.status === 'failed' ? n : undefined;
+    });
+    expect(status.lastFailureReason).toBe(
+      `${url}/notifications/org-b/legacy: topic "notifications/org-b/legacy" belongs to another organisation's notifications; yours are under notifications/org-a/`,
+    );
+    // The broker itself refuses an in-process publish outside the organisation's topics.
+    await expect(broker.publishNotification('org-a', 'notifications/org-b/x', '{}', 1)).rejects.toThrow(
+      /another organisation's notifications/,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seenByB).toEqual([]);
+    await live.subscriptions.delete('', a, legacy.spec.id);
+    await clientB.endAsync();
+  });
+
+  it('sends to other brokers only where the egress policy allows, and to the platform broker only under the organisation topics', async () => {
+    const strict = createMqttNotificationSender({
+      egress: new EgressPolicy(),
+      platformBrokerUrl: 'mqtt://127.0.0.1:1883',
+    });
+    const check = (uri: string) =>
+      strict.checkEndpoint(uri, 'org-a').then(
+        () => 'ok',
+        (e: AppError) => e.code,
+      );
+    expect(
+      await Promise.all([
+        check('mqtt://127.0.0.1:1884/notifications/org-a/x'),
+        check('mqtt://127.0.0.1:1883/notifications/org-a/x'),
+        check('mqtt://127.0.0.1:1883/city/x'),
+        check('mqtts://[::1]:8883/notifications/org-a/x'),
+        check('mqtt://10.1.2.3/city/x'),
+      ]),
+    ).toEqual([
+      'EGRESS_DESTINATION_REFUSED',
+      'ok',
+      'CONTEXT_LIVE_MQTT_TOPIC_REFUSED',
+      'EGRESS_DESTINATION_REFUSED',
+      'ok',
+    ]);
+    await strict.close();
   });
 
   describe.skipIf(!process.env.MQTT_URL)(

@@ -139,15 +139,12 @@ describe('the egress policy', () => {
       ['mqtt://[fd12::1]/t', 'ok'],
       [
         'http://127.0.0.1:8080/n',
-        'address 127.0.0.1 (loopback) is not in SAFECITY_EGRESS_ALLOW (unset: public, private) (public, private)',
+        'address 127.0.0.1 (loopback) is not in SAFECITY_EGRESS_ALLOW (unset: public, private)',
       ],
-      [
-        'http://[::1]/n',
-        'address ::1 (loopback) is not in SAFECITY_EGRESS_ALLOW (unset: public, private) (public, private)',
-      ],
+      ['http://[::1]/n', 'address ::1 (loopback) is not in SAFECITY_EGRESS_ALLOW (unset: public, private)'],
       [
         'http://0x7f.1/n',
-        'address 127.0.0.1 (loopback) is not in SAFECITY_EGRESS_ALLOW (unset: public, private) (public, private)',
+        'address 127.0.0.1 (loopback) is not in SAFECITY_EGRESS_ALLOW (unset: public, private)',
       ],
       [
         'http://169.254.169.254/latest/meta-data/',

@@ -66,11 +66,14 @@ function shown(url: URL): string {
   return copy.href;
 }
 
+/** The list's name, with the entries of `kinds` when the name does not say them already. */
 function listText(list: EgressList, kinds: EgressEntry['kind'][]): string {
-  return list.entries
+  if (list.implicit) return list.name;
+  const entries = list.entries
     .filter((e) => kinds.includes(e.kind))
     .map((e) => e.text)
     .join(', ');
+  return `${list.name} (${entries})`;
 }
 
 export class EgressPolicy {
@@ -117,7 +120,7 @@ export class EgressPolicy {
     this.#checkName(url, host, literal !== undefined);
     if (literal) this.#checkAddresses(url, host, [literal]);
     else if (!this.#nameAllowed(host) && !this.#hasAddressEntries()) {
-      refuse(url, `host ${host} is not in ${this.#allow.name} (${listText(this.#allow, ['host'])})`);
+      refuse(url, `host ${host} is not in ${listText(this.#allow, ['host'])}`);
     }
     return url;
   }
@@ -192,7 +195,7 @@ export class EgressPolicy {
     }
     const schemes = this.#allow.entries.filter((e) => e.kind === 'scheme');
     if (schemes.length > 0 && !schemes.some((e) => e.scheme === scheme)) {
-      refuse(url, `scheme ${scheme}: is not in ${this.#allow.name} (${listText(this.#allow, ['scheme'])})`);
+      refuse(url, `scheme ${scheme}: is not in ${listText(this.#allow, ['scheme'])}`);
     }
   }
 
@@ -206,10 +209,7 @@ export class EgressPolicy {
       if (denied) refuse(url, matched(this.#deny, denied, what));
       if (byName) continue;
       if (!this.#allow.entries.some((e) => addressMatches(e, a, cls))) {
-        refuse(
-          url,
-          `${what} is not in ${this.#allow.name} (${listText(this.#allow, ['host', 'range', 'class', 'any'])})`,
-        );
+        refuse(url, `${what} is not in ${listText(this.#allow, ['host', 'range', 'class', 'any'])}`);
       }
     }
   }

@@ -37,6 +37,8 @@ export interface EgressList {
   /** How messages name the list, e.g. `SAFECITY_EGRESS_DENY`. */
   name: string;
   entries: EgressEntry[];
+  /** The list in force because none was configured: its name already says what it holds. */
+  implicit?: boolean;
 }
 
 const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
@@ -154,6 +156,7 @@ export function parseEgressList(
 export function defaultAllowList(name: string): EgressList {
   return {
     name: `${name} (unset: public, private)`,
+    implicit: true,
     entries: [
       { kind: 'class', cls: 'public', text: 'public' },
       { kind: 'class', cls: 'private', text: 'private' },
