@@ -16,7 +16,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Clock } from '../../kernel/clock.ts';
 import { systemClock } from '../../kernel/clock.ts';
-import { AppError } from '../../kernel/errors.ts';
+import { AppError, isAppError } from '../../kernel/errors.ts';
 import { newId } from '../../kernel/ids.ts';
 import type { Store } from '../../ports/store.ts';
 import { type ChangeKind, type LiveEntityChange, typesOf } from './entity-change-event.ts';
@@ -416,7 +416,7 @@ export class DeliveryEngine {
       if (!sender) throw new Error(`no notification sender for ${scheme}`);
       await sender.send(n);
     } catch (e) {
-      this.#status(s, at, false, errorText(e));
+      this.#status(s, at, false, subscriberReason(e));
       throw e;
     }
     this.#status(s, at, true);
@@ -707,4 +707,18 @@ export class DeliveryEngine {
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Why a notification failed, as its subscriber may read it (`lastFailureReason`): refusals with their
+ * rule, the receiver's HTTP status, a timeout — but not socket errors, whose differences (refused, reset,
+ * unreachable) would let a subscriber map the ports of the networks the policy opens. The outbox keeps the
+ * full error for operators.
+ */
+function subscriberReason(e: unknown): string {
+  if (isAppError(e)) return e.message;
+  const text = errorText(e);
+  if (/^(receiver answered HTTP \d+|no answer within \d+ ms|MQTT broker not reachable)$/.test(text))
+    return text;
+  return 'the receiver could not be reached';
 }

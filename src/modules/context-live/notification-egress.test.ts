@@ -3,6 +3,8 @@
  * policy when it is created or changed, and again on every delivery after DNS resolution, with the
  * connection pinned to the checked address. A refused delivery is a failed notification with its reason.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
 import type { AppError } from '../../kernel/errors.ts';
@@ -197,6 +199,31 @@ describe('gap 8 — open channels out: notification endpoints under the egress p
       ),
     );
     expect(rx.received).toHaveLength(before);
+  });
+
+  it('tells the subscriber why a delivery failed, but not socket details that would map the network', async () => {
+    const l = await start({ egress: loopbackEgress() });
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const down = await l.subscriptions.create(
+      '',
+      orgB,
+      subscription(`http://127.0.0.1:${closedPort}/notify`),
+      undefined,
+    );
+    await l.engine.handleChange('updated', entityChange(vehicle(4)));
+    expect((await failed(l, down.spec.id)).lastFailureReason).toBe('the receiver could not be reached');
+    await l.subscriptions.delete('', orgB, down.spec.id);
+    rx.status = 503;
+    try {
+      const refusing = await l.subscriptions.create('', orgB, subscription(rx.url), undefined);
+      await l.engine.handleChange('updated', entityChange(vehicle(5)));
+      expect((await failed(l, refusing.spec.id)).lastFailureReason).toBe('receiver answered HTTP 503');
+    } finally {
+      rx.status = 200;
+    }
   });
 
   it('a policy without lists is the default one', async () => {
