@@ -147,7 +147,8 @@ describe('gap 8 — open channels out: notification endpoints under the egress p
 
   it('checks again at delivery after DNS resolution: a rebound name is a failed notification, not a delivery', async () => {
     const answers: Record<string, string[]> = { 'receiver.city.example': ['127.0.0.1'] };
-    const egress = loopbackEgress({ resolver: async (host) => answers[host] ?? [] });
+    // Without the answer cache, the next delivery sees the next answer (as after the cache's 5 s).
+    const egress = loopbackEgress({ resolver: async (host) => answers[host] ?? [], resolveCacheMs: 0 });
     const l = await start({ egress });
     const port = new URL(rx.url).port;
     // The name is fictitious: only the pinned, checked address can carry the notification to the receiver.

@@ -133,11 +133,18 @@ export function testLdContext(): ContextResolver {
  * The egress policy of tests whose receivers listen on 127.0.0.1: the default refuses loopback, so these
  * tests open it by name, as an operator would with SAFECITY_EGRESS_ALLOW=public,private,loopback.
  */
-export function loopbackEgress(opts: { deny?: string; resolver?: HostResolver } = {}): EgressPolicy {
+export function loopbackEgress(
+  opts: { deny?: string; resolver?: HostResolver; resolveCacheMs?: number } = {},
+): EgressPolicy {
   const allow = parseEgressList('SAFECITY_EGRESS_ALLOW', 'public,private,loopback', {
     allowing: true,
     schemes: true,
   }).list;
   const deny = parseEgressList('SAFECITY_EGRESS_DENY', opts.deny, { allowing: false, schemes: true }).list;
-  return new EgressPolicy({ allow, deny, ...(opts.resolver ? { resolver: opts.resolver } : {}) });
+  return new EgressPolicy({
+    allow,
+    deny,
+    ...(opts.resolver ? { resolver: opts.resolver } : {}),
+    ...(opts.resolveCacheMs !== undefined ? { resolveCacheMs: opts.resolveCacheMs } : {}),
+  });
 }

@@ -266,6 +266,27 @@ describe('the egress policy', () => {
     ]).toContain(await resolved(local, 'http://localhost:9/'));
   });
 
+  it('reuses a checked answer for a few seconds, and never a failure', async () => {
+    let queries = 0;
+    let answer: string[] | undefined;
+    const resolver: HostResolver = async () => {
+      queries++;
+      if (!answer) throw new Error('SERVFAIL');
+      return answer;
+    };
+    const p = new EgressPolicy({ resolver, resolveCacheMs: 60_000 });
+    await expect(p.resolve('https://rx.city.example/')).rejects.toThrow('SERVFAIL');
+    answer = ['10.1.1.1'];
+    expect((await p.resolve('https://rx.city.example/')).address).toBe('10.1.1.1');
+    answer = ['169.254.169.254'];
+    expect((await p.resolve('https://rx.city.example/')).address).toBe('10.1.1.1');
+    expect(queries).toBe(2);
+    const uncached = new EgressPolicy({ resolver, resolveCacheMs: 0 });
+    await expect(uncached.resolve('https://rx.city.example/')).rejects.toThrow(/always refused/);
+    await expect(uncached.resolve('https://rx.city.example/')).rejects.toThrow(/always refused/);
+    expect(queries).toBe(4);
+  });
+
   it('connects to the checked address whatever the name would resolve to later', async () => {
     const server = http.createServer((_req, res) => res.end('pinned'));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

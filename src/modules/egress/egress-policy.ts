@@ -44,7 +44,15 @@ export interface EgressPolicyOptions {
   deny?: EgressList | undefined;
   /** Default: the system resolver (getaddrinfo, every address). Tests inject their own. */
   resolver?: HostResolver;
+  /**
+   * How long a host's answer is reused, in ms (default 5000; 0: resolve every time). Only checked answers
+   * lead to connections, so a cached answer cannot open a refused address; it only spares the resolver one
+   * query per notification to a busy receiver.
+   */
+  resolveCacheMs?: number;
 }
+
+const CACHED_HOSTS = 1024;
 
 /** A destination that passed the policy, with the one address to connect to. */
 export interface CheckedDestination {
@@ -80,6 +88,8 @@ export class EgressPolicy {
   readonly #allow: EgressList;
   readonly #deny: EgressList;
   readonly #resolver: HostResolver;
+  readonly #cacheMs: number;
+  readonly #cache = new Map<string, { addresses: Address[]; until: number }>();
 
   constructor(opts: EgressPolicyOptions = {}) {
     const allow = opts.allow ?? defaultAllowList('the egress allow-list');
@@ -92,11 +102,17 @@ export class EgressPolicy {
         };
     this.#deny = opts.deny ?? { name: 'the egress deny-list', entries: [] };
     this.#resolver = opts.resolver ?? systemResolver;
+    this.#cacheMs = opts.resolveCacheMs ?? 5000;
   }
 
   /** The same deny-list and resolver with another allow-list (remote @contexts have their own). */
   withAllow(allow: EgressList): EgressPolicy {
-    return new EgressPolicy({ allow, deny: this.#deny, resolver: this.#resolver });
+    return new EgressPolicy({
+      allow,
+      deny: this.#deny,
+      resolver: this.#resolver,
+      resolveCacheMs: this.#cacheMs,
+    });
   }
 
   /** A short description for the start-up log. */
@@ -157,6 +173,21 @@ export class EgressPolicy {
   }
 
   async #lookup(host: string, timeoutMs: number): Promise<Address[]> {
+    const hit = this.#cache.get(host);
+    if (hit && hit.until > Date.now()) return hit.addresses;
+    const addresses = await this.#query(host, timeoutMs);
+    if (this.#cacheMs > 0) {
+      this.#cache.delete(host);
+      if (this.#cache.size >= CACHED_HOSTS) {
+        const oldest = this.#cache.keys().next().value;
+        if (oldest !== undefined) this.#cache.delete(oldest);
+      }
+      this.#cache.set(host, { addresses, until: Date.now() + this.#cacheMs });
+    }
+    return addresses;
+  }
+
+  async #query(host: string, timeoutMs: number): Promise<Address[]> {
     let timer: NodeJS.Timeout | undefined;
     const answers = await Promise.race([
       this.#resolver(host),
