@@ -58,7 +58,10 @@ export const METADATA_HOSTS: ReadonlySet<string> = new Set([
  */
 export function parseAddress(text: string): Address | undefined {
   const s = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  if (ipaddr.IPv4.isValidFourPartDecimal(s)) return ipaddr.IPv4.parse(s);
+  // ipaddr.js answers "not valid" by catching an exception: host names must not take that path.
+  if (/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(s)) {
+    return ipaddr.IPv4.isValidFourPartDecimal(s) ? ipaddr.IPv4.parse(s) : undefined;
+  }
   if (s.includes(':') && ipaddr.IPv6.isValid(s)) return ipaddr.process(s);
   return undefined;
 }
