@@ -16,7 +16,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/app/config.ts';
 import { createPlatform, type Platform } from '../src/app/platform.ts';
-import type { Report } from '../src/modules/access/index.ts';
+import type { Report } from '../src/modules/reports/index.ts';
 import {
   apiOf,
   clickMap,
