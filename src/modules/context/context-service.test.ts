@@ -8,7 +8,7 @@ import { emptyAudience, type Marking, principalReadKeys } from '../sharing/marki
 import { type Caller, ContextService } from './context-service.ts';
 import type { EntityChangeEvent } from './entity-change-event.ts';
 import { ContextResolver } from './json-ld-context.ts';
-import { contextMigrations } from './migrations.ts';
+import { CONTEXT_TEST_MIGRATIONS, openTestDirectory, type TestDirectory } from './testing.ts';
 
 const DEFAULT_CTX = 'https://uri.etsi.org/ngsi-ld/default-context/';
 const amber: Marking = { tlp: 'AMBER', audience: emptyAudience() };
@@ -36,18 +36,26 @@ for (const f of testStoreFactories()) {
     let store: Store;
     let bus: EventBus;
     let svc: ContextService;
+    let dir: TestDirectory;
     const events: PlatformEvent[] = [];
     const alice = caller('alice', 'metro');
     const bob = caller('bob', 'metro');
     const carol = caller('carol', 'police');
 
     beforeAll(async () => {
-      store = await f.open(contextMigrations);
+      store = await f.open(CONTEXT_TEST_MIGRATIONS);
+      dir = openTestDirectory(store);
+      await dir.addOrgs('metro', 'police');
       bus = createMemoryBus();
       await bus.subscribe({ types: ['context.>'], mode: 'broadcast' }, async (e) => {
         events.push(e);
       });
-      svc = new ContextService({ store, bus, resolver: new ContextResolver() });
+      svc = new ContextService({
+        store,
+        bus,
+        gate: dir.gate,
+        resolver: new ContextResolver(),
+      });
     });
     afterAll(async () => {
       await bus?.close();
@@ -116,7 +124,7 @@ for (const f of testStoreFactories()) {
       );
       expect((await svc.getEntity(carol, 'urn:ngsi-ld:Gate:green')).marking.tlp).toBe('GREEN');
       const e = await rejects(svc.appendAttributes(carol, 'urn:ngsi-ld:Gate:green', { x: 1 }, ctx));
-      expect(e.code).toBe('CONTEXT_NOT_OWNER');
+      expect(e.code).toBe('ACCESS_DENIED');
       await svc.createEntity(
         alice,
         { id: 'urn:ngsi-ld:Gate:red', type: 'Gate', marking: { tlp: 'RED' } },
@@ -339,6 +347,7 @@ for (const f of testStoreFactories()) {
       const narrow = new ContextService({
         store,
         bus,
+        gate: dir.gate,
         resolver: new ContextResolver(),
         maxScan: 5,
       });
@@ -357,10 +366,16 @@ for (const f of testStoreFactories()) {
 
     it('keeps geo answers in step with writes, its own and those of another instance', async () => {
       const ctx = await svc.resolveContext(null);
-      const other = new ContextService({ store, bus, resolver: new ContextResolver() });
+      const other = new ContextService({
+        store,
+        bus,
+        gate: dir.gate,
+        resolver: new ContextResolver(),
+      });
       const sqlOnly = new ContextService({
         store,
         bus,
+        gate: dir.gate,
         resolver: new ContextResolver(),
         memoryGeoIndex: false,
       });
@@ -404,7 +419,12 @@ for (const f of testStoreFactories()) {
 
     it('lets exactly one of two concurrent creations of an id succeed', async () => {
       const ctx = await svc.resolveContext(null);
-      const other = new ContextService({ store, bus, resolver: new ContextResolver() });
+      const other = new ContextService({
+        store,
+        bus,
+        gate: dir.gate,
+        resolver: new ContextResolver(),
+      });
       const results = await Promise.allSettled([
         svc.createEntity(alice, { id: 'urn:ngsi-ld:Race:1', type: 'Race', by: 'a' }, ctx),
         other.createEntity(bob, { id: 'urn:ngsi-ld:Race:1', type: 'Race', by: 'b' }, ctx),
@@ -438,7 +458,7 @@ for (const f of testStoreFactories()) {
     it('ingests fragments for the live module (upsertFragments) and evaluates compiled q', async () => {
       const out = await svc.upsertFragments(
         '',
-        { userId: 'svc-iot', orgId: 'metro' },
+        { userId: 'svc-iot', orgId: 'metro', roles: ['operator'] },
         [
           { id: 'urn:ngsi-ld:Counter:1', type: 'Counter', count: { type: 'Property', value: 3 } },
           { id: 'urn:ngsi-ld:Gate:red', type: 'Gate', count: { type: 'Property', value: 3 } },

@@ -9,24 +9,29 @@
  * - hosted-contexts.ts — the @contexts the broker hosts (NGSI-LD @context API);
  * - client-terms.ts — a client's terms, representations and compiled queries for the live module.
  *
+ * Every decision about who may see and change an entity or a hosted @context is the sharing gate's (decision
+ * record 0004): it declares the kinds `entity` (scope: the tenant) and `jsonld-context`, decides each write
+ * and records it (registry row, audit record) in the write's transaction. Invisible entities answer exactly
+ * like absent ones (CONTEXT_ENTITY_NOT_FOUND).
+ *
  * It works on the expanded normalized form; the API layer resolves @contexts and renders representations.
- * Invisible entities answer exactly like absent ones (CONTEXT_ENTITY_NOT_FOUND).
  */
 import { type Clock, systemClock } from '../../kernel/clock.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
-import type { Marking } from '../sharing/marking.ts';
+import type { Marking, SharingGate } from '../sharing/index.ts';
 import { ClientTerms } from './client-terms.ts';
 import type { ExpandedEntity } from './entity-model.ts';
 import { EntityQueries, type EntityQuery, type QueryResult } from './entity-queries.ts';
-import type { HostedContextRow } from './entity-repository.ts';
-import type { EntityFormat } from './entity-representation.ts';
+import { getEntities, type HostedContextRow } from './entity-repository.ts';
+import { type EntityFormat, renderEntity } from './entity-representation.ts';
 import type { Caller, EntityView } from './entity-view.ts';
 import { EntityWriter } from './entity-writer.ts';
 import { HostedContexts } from './hosted-contexts.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
 import { TenantGeoIndexes } from './tenant-geo-indexes.ts';
 import type { BatchItem, BatchResult, UpdateResult } from './write-plan.ts';
+import { ENTITY_KIND } from './write-planner.ts';
 
 export { type EntityQuery, parseTypeExpression, type QueryResult } from './entity-queries.ts';
 export type { Caller, EntityView } from './entity-view.ts';
@@ -34,6 +39,8 @@ export type { BatchError, BatchItem, BatchResult, UpdateResult } from './write-p
 
 export interface ContextServiceOptions {
   store: Store;
+  /** The sharing gate: decides and records every write of entities and hosted @contexts. */
+  gate: SharingGate;
   bus: EventBus;
   resolver: ContextResolver;
   clock?: Clock;
@@ -79,6 +86,7 @@ export class ContextService {
     });
     this.writer = new EntityWriter({
       store: o.store,
+      gate: o.gate,
       bus: o.bus,
       resolver: o.resolver,
       clock,
@@ -87,8 +95,17 @@ export class ContextService {
       defaultMarking: o.defaultMarking,
       onPublishError: o.onPublishError,
     });
-    this.hosted = new HostedContexts({ store: o.store, resolver: o.resolver, clock });
+    this.hosted = new HostedContexts({ store: o.store, gate: o.gate, resolver: o.resolver, clock });
     this.terms = new ClientTerms(o.resolver);
+    o.gate.defineKind(ENTITY_KIND, {
+      label: 'NGSI-LD entity',
+      // Break-glass reads the entity as the broker stores it: normalized, with its system attributes.
+      load: async (ref) => {
+        const [rec] = await getEntities(o.store.db, ref.scope, [ref.id]);
+        if (!rec) return null;
+        return renderEntity(rec.entity, await o.resolver.core(), { format: 'normalized', sysAttrs: true });
+      },
+    });
   }
 
   get maxBatch(): number {

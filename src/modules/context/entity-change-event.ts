@@ -15,6 +15,11 @@ export interface EntityChangeEvent {
   /** The NGSI-LD tenant ('' is the default tenant). */
   tenant: string;
   entityId: string;
+  /**
+   * The entity's incarnation (sharing registry): deleting an id and creating it again starts a new one, so
+   * what is derived from the old entity (history, notification retries) is never tied to the new one.
+   */
+  incarnation: string;
   /** Expanded type IRIs. */
   entityType: string[];
   /** The whole entity after the change, expanded normalized (with createdAt/modifiedAt); null on delete. */
@@ -37,6 +42,7 @@ export interface EntityChangeEvent {
 export interface EntityMarkingChangedEvent {
   tenant: string;
   entityId: string;
+  incarnation: string;
   entityType: string[];
   ownerOrg: string;
   changedBy: string;

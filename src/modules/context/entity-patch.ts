@@ -4,7 +4,6 @@
  * The write planner decides who may apply them; these only compute the entity that results.
  */
 import { AppError } from '../../kernel/errors.ts';
-import { type Marking, parseMarking } from '../sharing/marking.ts';
 import {
   attributeNamesOf,
   checkEntityId,
@@ -23,7 +22,8 @@ const NULL_URI = 'urn:ngsi-ld:null';
 
 export interface ParsedItem {
   entity: ExpandedEntity;
-  marking?: Marking;
+  /** The reserved `marking` property as given (the gate validates it). */
+  marking?: unknown;
 }
 
 /** Parses every entity of a batch; the ones that fail go to the error list (their id as given). */
@@ -43,7 +43,7 @@ export function parseBatch(
       const p = parseEntity(body, item.ctx.expandTerm, { requireIdAndType: requireType });
       if (!p.entity.id) throw new AppError('CONTEXT_INVALID_ENTITY', 'the entity id is missing');
       const out: ParsedItem = { entity: p.entity };
-      if (p.marking !== undefined) out.marking = parseMarking(p.marking);
+      if (p.marking !== undefined) out.marking = p.marking;
       parsed.push(out);
     } catch (e) {
       errors.push({ entityId: typeof rawId === 'string' ? rawId : '', error: asAppError(e) });

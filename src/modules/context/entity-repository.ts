@@ -16,6 +16,8 @@ export interface EntityRecord {
   createdBy: string;
   marking: Marking;
   readKeys: string[];
+  /** The registry's incarnation of the entity (a new one each time its id is created again). */
+  incarnation: string;
 }
 
 export interface EntityFilter {
@@ -42,6 +44,7 @@ interface EntityRow {
   created_by: string;
   marking: Marking | string;
   read_keys: string[];
+  incarnation: string;
 }
 
 const parseJson = <T>(v: T | string): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
@@ -55,6 +58,7 @@ function toRecord(r: EntityRow): EntityRecord {
     createdBy: r.created_by,
     marking: parseJson(r.marking),
     readKeys: r.read_keys,
+    incarnation: r.incarnation,
   };
 }
 
@@ -85,7 +89,7 @@ function whereClause(f: EntityFilter): RawBuilder<unknown> {
   return sql.join(parts, sql` and `);
 }
 
-const COLUMNS = sql`e.tenant, e.id, e.entity, e.owner_org, e.created_by, e.marking, e.read_keys`;
+const COLUMNS = sql`e.tenant, e.id, e.entity, e.owner_org, e.created_by, e.marking, e.read_keys, e.incarnation`;
 
 export async function findEntities(
   db: AnyDb,
@@ -142,15 +146,15 @@ export async function writeEntities(
   for (let i = 0; i < ordered.length; i += 500) {
     const chunk = ordered.slice(i, i + 500);
     const row = (r: EntityRecord) =>
-      sql`(${r.tenant}, ${r.id}, ${textArray(r.entity.type)}, ${r.entity.scope ? textArray(r.entity.scope) : null}, ${JSON.stringify(r.entity)}::jsonb, ${r.entity.createdAt ?? new Date().toISOString()}::timestamptz, ${r.entity.modifiedAt ?? new Date().toISOString()}::timestamptz, ${r.ownerOrg}, ${r.createdBy}, ${JSON.stringify(r.marking)}::jsonb, ${textArray(r.readKeys)})`;
+      sql`(${r.tenant}, ${r.id}, ${textArray(r.entity.type)}, ${r.entity.scope ? textArray(r.entity.scope) : null}, ${JSON.stringify(r.entity)}::jsonb, ${r.entity.createdAt ?? new Date().toISOString()}::timestamptz, ${r.entity.modifiedAt ?? new Date().toISOString()}::timestamptz, ${r.ownerOrg}, ${r.createdBy}, ${JSON.stringify(r.marking)}::jsonb, ${textArray(r.readKeys)}, ${r.incarnation})`;
     const inserts = chunk.filter((r) => created.has(r.id));
     const updates = chunk.filter((r) => !created.has(r.id));
     if (inserts.length > 0) {
-      await sql`insert into context_entity (tenant, id, types, scopes, entity, created_at, modified_at, owner_org, created_by, marking, read_keys)
+      await sql`insert into context_entity (tenant, id, types, scopes, entity, created_at, modified_at, owner_org, created_by, marking, read_keys, incarnation)
         values ${sql.join(inserts.map(row))}`.execute(db);
     }
     if (updates.length > 0) {
-      await sql`insert into context_entity (tenant, id, types, scopes, entity, created_at, modified_at, owner_org, created_by, marking, read_keys)
+      await sql`insert into context_entity (tenant, id, types, scopes, entity, created_at, modified_at, owner_org, created_by, marking, read_keys, incarnation)
         values ${sql.join(updates.map(row))}
         on conflict (tenant, id) do update set types = excluded.types, scopes = excluded.scopes, entity = excluded.entity,
           modified_at = excluded.modified_at, marking = excluded.marking, read_keys = excluded.read_keys`.execute(
@@ -325,7 +329,11 @@ export async function insertHostedContext(
     values (${row.id}, ${JSON.stringify(row.body)}::jsonb, ${row.ownerOrg}, ${row.createdBy})`.execute(db);
 }
 
-export async function getHostedContext(db: AnyDb, id: string): Promise<HostedContextRow | undefined> {
+export async function getHostedContext(
+  db: AnyDb,
+  id: string,
+  opts: { forUpdate?: boolean } = {},
+): Promise<HostedContextRow | undefined> {
   const r = await sql<{
     id: string;
     body: unknown;
@@ -333,7 +341,9 @@ export async function getHostedContext(db: AnyDb, id: string): Promise<HostedCon
     created_by: string;
     created_at: Date | string;
   }>`
-    select id, body, owner_org, created_by, created_at from context_jsonld where id = ${id}`.execute(db);
+    select id, body, owner_org, created_by, created_at from context_jsonld where id = ${id}${opts.forUpdate ? sql` for update` : sql``}`.execute(
+    db,
+  );
   const x = r.rows[0];
   if (!x) return undefined;
   return {

@@ -3,16 +3,29 @@
  * principal, read keys, default marking) and an entity as the caller sees it, with its marking facts.
  */
 import { AppError, isAppError } from '../../kernel/errors.ts';
-import type { Marking } from '../sharing/marking.ts';
+import type { GatePrincipal, Marking } from '../sharing/index.ts';
 import type { ExpandedEntity } from './entity-model.ts';
 import type { EntityRecord } from './entity-repository.ts';
 
 /** Who asks, in which tenant, with which read keys and default marking. */
 export interface Caller {
   tenant: string;
-  principal: { userId: string; orgId: string; roles?: readonly string[] };
+  principal: { userId: string; orgId: string; roles: readonly string[]; username?: string | undefined };
   readKeys: string[];
   defaultMarking: Marking;
+}
+
+/** The caller as the sharing gate knows principals. */
+export function gatePrincipal(caller: Caller): GatePrincipal {
+  const p = caller.principal;
+  return {
+    userId: p.userId,
+    username: p.username,
+    orgId: p.orgId,
+    roles: p.roles,
+    readKeys: caller.readKeys,
+    defaultMarking: caller.defaultMarking,
+  };
 }
 
 /** An entity as a caller sees it: the entity and its marking facts. */

@@ -4,11 +4,11 @@
  * result in the same transaction, then brings the geo index up to date and publishes the changes' events.
  */
 import type { Clock } from '../../kernel/clock.ts';
-import { AppError } from '../../kernel/errors.ts';
+import { AppError, isAppError } from '../../kernel/errors.ts';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
-import { emptyAudience, type Marking, objectReadKeys, parseMarking } from '../sharing/marking.ts';
+import type { Marking, Registered, SharingGate } from '../sharing/index.ts';
 import {
   attributeNamesOf,
   checkAttributeName,
@@ -40,7 +40,14 @@ import {
   getEntities,
   writeEntities,
 } from './entity-repository.ts';
-import { asAppError, type Caller, type EntityView, isPlainObject, view } from './entity-view.ts';
+import {
+  asAppError,
+  type Caller,
+  type EntityView,
+  gatePrincipal,
+  isPlainObject,
+  view,
+} from './entity-view.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
 import type { TenantGeoIndexes } from './tenant-geo-indexes.ts';
 import {
@@ -56,10 +63,12 @@ import {
   updated,
   type WritePlan,
 } from './write-plan.ts';
-import { WritePlanner } from './write-planner.ts';
+import { currentOf, ENTITY_KIND, MarkingBook, WritePlanner } from './write-planner.ts';
 
 export interface EntityWriterOptions {
   store: Store;
+  /** Decides every write and records it (registry, audit) in the write's transaction. */
+  gate: SharingGate;
   bus: EventBus;
   resolver: ContextResolver;
   clock: Clock;
@@ -81,7 +90,7 @@ export class EntityWriter {
 
   constructor(options: EntityWriterOptions) {
     this.#o = options;
-    this.#plan = new WritePlanner(options.clock);
+    this.#plan = new WritePlanner(options.clock, options.gate);
   }
 
   get maxBatch(): number {
@@ -89,13 +98,13 @@ export class EntityWriter {
   }
 
   async createEntity(caller: Caller, body: unknown, ctx: ActiveContext): Promise<EntityView> {
+    this.#plan.checkCreate(caller);
     const parsed = parseEntity(body, ctx.expandTerm, { requireIdAndType: true });
-    const marking = parsed.marking === undefined ? caller.defaultMarking : parseMarking(parsed.marking);
-    return this.#write(caller, [parsed.entity.id], (existing) => {
+    return this.#write(caller, [parsed.entity.id], [parsed.marking], (existing, markings) => {
       if (existing.has(parsed.entity.id)) {
         throw new AppError('CONTEXT_ENTITY_EXISTS', `entity ${parsed.entity.id} already exists`);
       }
-      const rec = this.#plan.newRecord(caller, parsed.entity, marking);
+      const rec = this.#plan.newRecord(caller, parsed.entity, markings.of(parsed.marking));
       return { writes: [rec], deletes: [], changes: [created(rec, caller)], result: view(rec) };
     });
   }
@@ -154,14 +163,14 @@ export class EntityWriter {
         errors.push({ entityId: id, error: asAppError(e) });
       }
     }
-    return this.#write(caller, [...new Set(merges.map((m) => m.id))], (existing) =>
+    const ids = [...new Set(merges.map((m) => m.id))];
+    const raws = merges.map((m) => m.merge.fragment.marking).filter((m) => m !== undefined);
+    return this.#write(caller, ids, raws, (existing, markings) =>
       this.#plan.planEach(caller, existing, errors, merges, ({ merge }, base, original, prior) => {
         const r = merge(base, this.#plan.now());
         const change = mergeChange(prior, updated(base, caller, r.updated), r);
         change.deleted = [...new Set([...change.deleted, ...r.deletedNames])];
-        if (merge.fragment.marking !== undefined) {
-          this.#plan.applyMarking(base, original, merge.fragment.marking, change);
-        }
+        this.#plan.applyMarking(caller, base, original, merge.fragment.marking, change, markings);
         return change;
       }),
     );
@@ -172,7 +181,8 @@ export class EntityWriter {
     checkEntityId(id);
     const raw = withId(body, id);
     const parsed = parseEntity(raw, ctx.expandTerm, { requireIdAndType: true });
-    await this.#write(caller, [id], (existing) => {
+    const raws = parsed.marking === undefined ? [] : [parsed.marking];
+    await this.#write(caller, [id], raws, (existing, markings) => {
       const old = this.#plan.modifiable(caller, existing.get(id), id);
       const now = this.#plan.now();
       const next: EntityRecord = {
@@ -189,7 +199,7 @@ export class EntityWriter {
       );
       change.created = attributeNamesOf(next.entity).filter((n) => !(n in old.entity));
       change.deleted = attributeNamesOf(old.entity).filter((n) => !(n in next.entity));
-      this.#plan.applyMarking(next, old, parsed.marking, change);
+      this.#plan.applyMarking(caller, next, old, parsed.marking, change, markings);
       return { writes: [next], deletes: [], changes: [change], result: undefined };
     });
   }
@@ -213,7 +223,7 @@ export class EntityWriter {
     }
     const raw = body as Record<string, unknown>;
     const datasetId = typeof raw.datasetId === 'string' ? raw.datasetId : undefined;
-    await this.#write(caller, [id], (existing) => {
+    await this.#write(caller, [id], [], (existing) => {
       const rec = clone(this.#plan.modifiable(caller, existing.get(id), id));
       const instances = [...instancesOf(rec.entity[name])];
       const idx = instances.findIndex((i) => (i.datasetId ?? '') === (datasetId ?? ''));
@@ -253,7 +263,7 @@ export class EntityWriter {
   ): Promise<void> {
     checkAttributeName(attrTerm);
     const name = ctx.expandTerm(attrTerm);
-    await this.#write(caller, [id], (existing) => {
+    await this.#write(caller, [id], [], (existing) => {
       const rec = clone(this.#plan.modifiable(caller, existing.get(id), id));
       const instances = [...instancesOf(rec.entity[name])];
       const keep = opts.deleteAll
@@ -276,7 +286,7 @@ export class EntityWriter {
 
   async deleteEntity(caller: Caller, id: string): Promise<void> {
     checkEntityId(id);
-    await this.#write(caller, [id], (existing) => {
+    await this.#write(caller, [id], [], (existing) => {
       const rec = this.#plan.modifiable(caller, existing.get(id), id);
       return { writes: [], deletes: [id], changes: [deleted(rec, caller)], result: undefined };
     });
@@ -290,7 +300,8 @@ export class EntityWriter {
     return this.#write(
       caller,
       parsed.map((p) => p.entity.id),
-      (existing) => {
+      [undefined, ...parsed.map((p) => p.marking)],
+      (existing, markings) => {
         const errs = [...errors];
         const seen = new Set<string>();
         const writes: EntityRecord[] = [];
@@ -298,18 +309,19 @@ export class EntityWriter {
         const success: string[] = [];
         for (const p of parsed) {
           const id = p.entity.id;
-          if (existing.has(id) || seen.has(id)) {
-            errs.push({
-              entityId: id,
-              error: new AppError('CONTEXT_ENTITY_EXISTS', `entity ${id} already exists`),
-            });
-            continue;
+          try {
+            this.#plan.checkCreate(caller);
+            if (existing.has(id) || seen.has(id)) {
+              throw new AppError('CONTEXT_ENTITY_EXISTS', `entity ${id} already exists`);
+            }
+            const rec = this.#plan.newRecord(caller, p.entity, markings.of(p.marking));
+            seen.add(id);
+            writes.push(rec);
+            changes.push(created(rec, caller));
+            success.push(id);
+          } catch (e) {
+            errs.push({ entityId: id, error: asAppError(e) });
           }
-          seen.add(id);
-          const rec = this.#plan.newRecord(caller, p.entity, p.marking ?? caller.defaultMarking);
-          writes.push(rec);
-          changes.push(created(rec, caller));
-          success.push(id);
         }
         return { writes, deletes: [], changes, result: { success, errors: errs } };
       },
@@ -324,8 +336,9 @@ export class EntityWriter {
   ): Promise<BatchResult> {
     this.#checkBatchSize(items.length);
     const { parsed, errors } = parseBatch(items);
-    return this.#write(caller, [...new Set(parsed.map((p) => p.entity.id))], (existing) =>
-      this.#plan.planUpsert(caller, parsed, [...errors], existing, mode),
+    const ids = [...new Set(parsed.map((p) => p.entity.id))];
+    return this.#write(caller, ids, [undefined, ...parsed.map((p) => p.marking)], (existing, markings) =>
+      this.#plan.planUpsert(caller, parsed, [...errors], existing, mode, markings),
     );
   }
 
@@ -337,7 +350,9 @@ export class EntityWriter {
   ): Promise<BatchResult> {
     this.#checkBatchSize(items.length);
     const { parsed, errors } = parseBatch(items, false);
-    return this.#write(caller, [...new Set(parsed.map((p) => p.entity.id))], (existing) =>
+    const ids = [...new Set(parsed.map((p) => p.entity.id))];
+    const raws = parsed.map((p) => p.marking).filter((m) => m !== undefined);
+    return this.#write(caller, ids, raws, (existing, markings) =>
       this.#plan.planEach(
         caller,
         existing,
@@ -346,7 +361,7 @@ export class EntityWriter {
         (p, base, original, prior) => {
           const r = applyAttributes(base, p.entity, this.#plan.now(), 'append', opts);
           const change = mergeChange(prior, updated(base, caller, r.updated), r);
-          this.#plan.applyMarking(base, original, p.marking, change);
+          this.#plan.applyMarking(caller, base, original, p.marking, change, markings);
           return change;
         },
       ),
@@ -364,7 +379,7 @@ export class EntityWriter {
         errors.push({ entityId: String(id), error: asAppError(e) });
       }
     }
-    return this.#write(caller, [...new Set(valid)], (existing) => {
+    return this.#write(caller, [...new Set(valid)], [], (existing) => {
       const errs = [...errors];
       const changes: Change[] = [];
       const success: string[] = [];
@@ -388,21 +403,19 @@ export class EntityWriter {
    */
   async upsertFragments(
     tenant: string,
-    principal: { userId: string; orgId: string; roles?: readonly string[]; defaultMarking?: Marking },
+    principal: { userId: string; orgId: string; roles: readonly string[]; defaultMarking?: Marking },
     fragments: { id: string; type: string; [attribute: string]: unknown }[],
     context: LdContext | undefined,
   ): Promise<Array<string | undefined>> {
     const ctx = await this.#o.resolver.resolve(context);
     const marking = principal.defaultMarking ??
-      this.#o.defaultMarking ?? { tlp: 'AMBER', audience: emptyAudience() };
+      this.#o.defaultMarking ?? { tlp: 'AMBER', audience: { orgs: [], communities: [], users: [] } };
+    // A service account reads what its organisation's systems read, and what names it (TLP:RED).
+    const readKeys = [...(await this.#o.gate.orgReadKeys(principal.orgId)), `user:${principal.userId}`];
     const caller: Caller = {
       tenant,
-      principal,
-      readKeys: objectReadKeys({ ownerOrg: principal.orgId, createdBy: principal.userId, marking }).concat(
-        `org:${principal.orgId}`,
-        `amber:${principal.orgId}`,
-        `user:${principal.userId}`,
-      ),
+      principal: { userId: principal.userId, orgId: principal.orgId, roles: principal.roles },
+      readKeys,
       defaultMarking: marking,
     };
     const result = await this.batchUpsert(
@@ -429,14 +442,15 @@ export class EntityWriter {
     apply: (rec: EntityRecord) => AppliedAttributes,
     fragment: { marking?: unknown },
   ): Promise<UpdateResult> {
-    return this.#write(caller, [id], (existing) => {
+    const raws = fragment.marking === undefined ? [] : [fragment.marking];
+    return this.#write(caller, [id], raws, (existing, markings) => {
       const old = this.#plan.modifiable(caller, existing.get(id), id);
       const rec = clone(old);
       const r = apply(rec);
       const change = updated(rec, caller, r.updated);
       change.created = r.createdNames;
       change.deleted = r.deletedNames;
-      this.#plan.applyMarking(rec, old, fragment.marking, change);
+      this.#plan.applyMarking(caller, rec, old, fragment.marking, change, markings);
       const result: UpdateResult = { updated: r.updated, notUpdated: r.notUpdated };
       if (r.updated.length === 0 && !r.entityChanged && !change.previousMarking) {
         return { writes: [], deletes: [], changes: [], result };
@@ -465,18 +479,27 @@ export class EntityWriter {
     }
   }
 
-  /** Runs a plan in one transaction over the rows of `ids` (locked), then publishes its events. */
+  /**
+   * Runs a plan in one transaction over the rows of `ids` (locked): the markings it names are validated by
+   * the gate first, the plan decides item by item (the gate's checks), then the gate records the write —
+   * registry rows of created and deleted entities, marking changes (`share`), audit records naming the
+   * changed attributes — in the same transaction as the entities' rows. After the commit the geo index is
+   * brought up to date and the events are published.
+   */
   async #write<T>(
     caller: Caller,
     ids: string[],
-    plan: (existing: Map<string, EntityRecord>) => WritePlan<T>,
+    raws: readonly unknown[],
+    plan: (existing: Map<string, EntityRecord>, markings: MarkingBook) => WritePlan<T>,
   ): Promise<T> {
     const attempt = () =>
       this.#o.store.transaction(async (trx: AnyDb) => {
         await ensureTenant(trx, caller.tenant);
+        const markings = await MarkingBook.resolve(this.#o.gate, trx, caller, raws);
         const rows = await getEntities(trx, caller.tenant, ids, true);
         const existing = new Map(rows.map((r) => [r.id, r]));
-        const planned = plan(existing);
+        const planned = plan(existing, markings);
+        await this.#record(trx, caller, planned, existing);
         const created = new Set(planned.writes.filter((w) => !existing.has(w.id)).map((w) => w.id));
         const geoChanged = new Set(
           planned.writes
@@ -496,14 +519,78 @@ export class EntityWriter {
         p = await attempt();
         break;
       } catch (e) {
-        // Another writer created one of these ids between our read and our insert: plan again with it.
-        if (tries >= 3 || (e as { code?: unknown })?.code !== '23505') throw e;
+        // Another writer created one of these ids between our read and our insert (its row or its registry
+        // row): plan again with it.
+        const taken =
+          (e as { code?: unknown })?.code === '23505' || (isAppError(e) && e.code === 'ACCESS_OBJECT_EXISTS');
+        if (tries >= 3 || !taken) throw e;
       }
     }
     await this.#o.geoIndexes.apply(caller.tenant, p.changes, this.#plan.now());
     await this.#publish(p.changes);
     await this.#keepStatistics(p.writes.length + p.deletes.length);
     return p.result;
+  }
+
+  /** The gate records what the plan decided, in the write's transaction (decision record 0004). */
+  async #record<T>(
+    trx: AnyDb,
+    caller: Caller,
+    planned: WritePlan<T>,
+    existing: Map<string, EntityRecord>,
+  ): Promise<void> {
+    const gate = this.#o.gate;
+    const p = gatePrincipal(caller);
+    // Registry rows are inserted in id order, like the entities' own rows: concurrent batches over the same
+    // new ids take their index entries in one order and cannot deadlock.
+    const fresh = planned.writes.filter((w) => !existing.has(w.id)).sort((a, b) => (a.id < b.id ? -1 : 1));
+    if (fresh.length > 0) {
+      const registered = await gate.recordCreated(
+        trx,
+        p,
+        ENTITY_KIND,
+        fresh.map((r) => ({ scope: r.tenant, id: r.id, marking: r.marking })),
+      );
+      fresh.forEach((r, i) => {
+        const reg = registered[i] as Registered;
+        r.incarnation = reg.incarnation;
+        r.readKeys = reg.readKeys;
+      });
+    }
+    const contentChanged = planned.changes.filter((c) => c.kind === 'updated' && c.changed.length > 0);
+    if (contentChanged.length > 0) {
+      await gate.recordUpdated(
+        trx,
+        p,
+        ENTITY_KIND,
+        contentChanged.map((c) => ({
+          scope: c.record.tenant,
+          id: c.record.id,
+          ownerOrg: c.record.ownerOrg,
+          fields: c.changed,
+        })),
+      );
+    }
+    for (const c of planned.changes) {
+      if (c.kind !== 'updated' || !c.previousMarking) continue;
+      const before = existing.get(c.record.id) as EntityRecord;
+      c.record.readKeys = await gate.recordMarkingChange(
+        trx,
+        p,
+        ENTITY_KIND,
+        currentOf({ ...before, marking: c.previousMarking.marking }),
+        c.record.marking,
+      );
+    }
+    const removed = planned.changes.filter((c) => c.kind === 'deleted');
+    if (removed.length > 0) {
+      await gate.recordDeleted(
+        trx,
+        p,
+        ENTITY_KIND,
+        removed.map((c) => currentOf(c.record)),
+      );
+    }
   }
 
   /** Publishes the changes' events: different entities in parallel (32 at a time), each entity's in order. */

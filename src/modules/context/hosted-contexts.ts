@@ -1,12 +1,16 @@
 /**
- * The @contexts the broker hosts for clients (NGSI-LD @context API, clause 5.13): added by a client,
- * served to anyone who dereferences them (JSON-LD processors fetch contexts without credentials), deleted by
- * the organisation that added them. The resolver loads them from here when a client names one.
+ * The @contexts the broker hosts for clients (NGSI-LD @context API, clause 5.13), a kind of marked object of
+ * the sharing gate (`jsonld-context`): created by writers, owned by their organisation, deleted only by its
+ * writers (the gate decides and audits both). A hosted context is public — TLP:CLEAR, always: JSON-LD
+ * processors dereference contexts without credentials, and a client cannot resolve the terms of another
+ * organisation's shared entities without it. It holds term definitions, never data. The resolver loads
+ * them from here when a client names one.
  */
 import type { Clock } from '../../kernel/clock.ts';
 import { AppError } from '../../kernel/errors.ts';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
 import type { Store } from '../../ports/store.ts';
+import type { Marking, SharingGate } from '../sharing/index.ts';
 import {
   deleteHostedContext,
   getHostedContext,
@@ -14,16 +18,30 @@ import {
   insertHostedContext,
   listHostedContexts,
 } from './entity-repository.ts';
-import { type Caller, isPlainObject } from './entity-view.ts';
+import { type Caller, gatePrincipal, isPlainObject } from './entity-view.ts';
 import type { ContextResolver, LdContext } from './json-ld-context.ts';
+
+/** The sharing gate's kind of hosted @contexts. */
+export const JSONLD_CONTEXT_KIND = 'jsonld-context';
+
+/** Every hosted @context is public (see above). */
+function hostedMarking(): Marking {
+  return { tlp: 'CLEAR', audience: { orgs: [], communities: [], users: [] } };
+}
 
 export class HostedContexts {
   readonly #store: Store;
+  readonly #gate: SharingGate;
   readonly #resolver: ContextResolver;
   readonly #clock: Clock;
 
-  constructor(opts: { store: Store; resolver: ContextResolver; clock: Clock }) {
+  constructor(opts: { store: Store; gate: SharingGate; resolver: ContextResolver; clock: Clock }) {
     this.#store = opts.store;
+    this.#gate = opts.gate;
+    opts.gate.defineKind(JSONLD_CONTEXT_KIND, {
+      label: 'hosted @context',
+      load: async (ref) => (await getHostedContext(opts.store.db, ref.id))?.body ?? null,
+    });
     this.#resolver = opts.resolver;
     this.#clock = opts.clock;
     opts.resolver.setHostedLoader(async (id) => (await getHostedContext(opts.store.db, id))?.body);
@@ -31,6 +49,8 @@ export class HostedContexts {
 
   /** POST /jsonldContexts: hosts a context document `{"@context": …}`; returns its id. */
   async add(caller: Caller, body: unknown): Promise<string> {
+    const p = gatePrincipal(caller);
+    this.#gate.checkCreate(p, JSONLD_CONTEXT_KIND);
     if (!isPlainObject(body) || !('@context' in body)) {
       throw new AppError(
         'CONTEXT_INVALID_JSONLD',
@@ -40,11 +60,14 @@ export class HostedContexts {
     // It must be a context the broker can use: processed now, failing like any client context would.
     await this.#resolver.resolve(body['@context'] as LdContext);
     const id = newTimeOrderedId(this.#clock.now().getTime());
-    await insertHostedContext(this.#store.db, {
-      id,
-      body: { '@context': body['@context'] },
-      ownerOrg: caller.principal.orgId,
-      createdBy: caller.principal.userId,
+    await this.#store.transaction(async (trx) => {
+      await this.#gate.create(trx, p, { kind: JSONLD_CONTEXT_KIND, id, marking: hostedMarking() });
+      await insertHostedContext(trx, {
+        id,
+        body: { '@context': body['@context'] },
+        ownerOrg: caller.principal.orgId,
+        createdBy: caller.principal.userId,
+      });
     });
     return id;
   }
@@ -60,16 +83,22 @@ export class HostedContexts {
     return { hosted: await listHostedContexts(this.#store.db), cached: this.#resolver.cachedUrls() };
   }
 
-  /** DELETE /jsonldContexts/{id}: only users of the organisation that added it. */
+  /** DELETE /jsonldContexts/{id}: only writers of the organisation that added it (the gate decides). */
   async remove(caller: Caller, id: string): Promise<void> {
-    const row = await this.get(id);
-    if (row.ownerOrg !== caller.principal.orgId) {
-      throw new AppError(
-        'CONTEXT_NOT_OWNER',
-        `only users of the organisation that added @context ${id} may delete it`,
-      );
-    }
-    await deleteHostedContext(this.#store.db, id);
+    await this.#store.transaction(async (trx) => {
+      const row = await getHostedContext(trx, id, { forUpdate: true });
+      if (!row) throw new AppError('CONTEXT_LDCONTEXT_NOT_FOUND', `no hosted @context ${id}`);
+      await this.#gate.remove(trx, gatePrincipal(caller), {
+        kind: JSONLD_CONTEXT_KIND,
+        current: {
+          id,
+          ownerOrg: row.ownerOrg,
+          createdBy: row.createdBy,
+          marking: hostedMarking(),
+        },
+      });
+      await deleteHostedContext(trx, id);
+    });
     this.#resolver.forgetHosted(id);
   }
 }

@@ -4,7 +4,11 @@
  * - context_entity: one row per entity, the expanded normalized entity as jsonb, its marking and the
  *   read keys the visibility filter meets with `read_keys && $principalKeys` (GIN);
  * - context_entity_geo: one row per GeoProperty value with its bounding box in a core PostgreSQL `box`
- *   column under a GiST index (core PostgreSQL, available in PGlite), the prefilter of geo-queries.
+ *   column under a GiST index (core PostgreSQL, available in PGlite), the prefilter of geo-queries;
+ * - context_jsonld: the @contexts the broker hosts.
+ * Every entity and hosted @context also has its row in the sharing gate's registry (`shared_object`, kinds
+ * `entity` with the tenant as scope, and `jsonld-context`), written in the same transaction as its own row;
+ * context_entity keeps a copy of the entity's marking, read keys and incarnation.
  */
 import { sql } from 'kysely';
 import type { Migration } from 'kysely/migration';
@@ -72,6 +76,33 @@ export const contextMigrations: Record<string, Migration> = {
     },
     async down(db) {
       await sql`drop table if exists context_jsonld`.execute(db);
+    },
+  },
+  context_0004_register_entities: {
+    // Entities and hosted @contexts go through the sharing gate (decision record 0004): the ones that
+    // exist get their registry rows, each entity a new incarnation, which its own row keeps a copy of.
+    async up(db) {
+      await sql`alter table context_entity add column incarnation text`.execute(db);
+      await sql`insert into shared_object (kind, scope, id, incarnation, owner_org, created_by, tlp, pap, audience,
+          read_keys, created_at, updated_at)
+        select 'entity', e.tenant, e.id, gen_random_uuid()::text, e.owner_org, e.created_by, e.marking->>'tlp',
+          e.marking->>'pap', coalesce(e.marking->'audience', '{"orgs":[],"communities":[],"users":[]}'::jsonb),
+          e.read_keys, e.created_at, e.modified_at
+        from context_entity e
+        on conflict (kind, scope, id) do nothing`.execute(db);
+      await sql`update context_entity e set incarnation = s.incarnation from shared_object s
+        where s.kind = 'entity' and s.scope = e.tenant and s.id = e.id`.execute(db);
+      await sql`alter table context_entity alter column incarnation set not null`.execute(db);
+      await sql`insert into shared_object (kind, scope, id, incarnation, owner_org, created_by, tlp, pap, audience,
+          read_keys, created_at, updated_at)
+        select 'jsonld-context', '', c.id, gen_random_uuid()::text, c.owner_org, c.created_by, 'CLEAR', null,
+          '{"orgs":[],"communities":[],"users":[]}'::jsonb, array['public'], c.created_at, c.created_at
+        from context_jsonld c
+        on conflict (kind, scope, id) do nothing`.execute(db);
+    },
+    async down(db) {
+      await sql`delete from shared_object where kind in ('entity', 'jsonld-context')`.execute(db);
+      await sql`alter table context_entity drop column incarnation`.execute(db);
     },
   },
 };

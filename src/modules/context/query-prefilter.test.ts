@@ -6,12 +6,12 @@ import type { Store } from '../../ports/store.ts';
 import { emptyAudience, principalReadKeys } from '../sharing/marking.ts';
 import { type Caller, ContextService } from './context-service.ts';
 import { ContextResolver } from './json-ld-context.ts';
-import { contextMigrations } from './migrations.ts';
 import { matchesQuery, parseQuery } from './query-language.ts';
+import { CONTEXT_TEST_MIGRATIONS, openTestDirectory } from './testing.ts';
 
 const caller: Caller = {
   tenant: '',
-  principal: { userId: 'u', orgId: 'o' },
+  principal: { userId: 'u', orgId: 'o', roles: ['operator'] },
   readKeys: principalReadKeys({ userId: 'u', orgId: 'o', communities: [], patronOrgs: [] }),
   defaultMarking: { tlp: 'AMBER', audience: emptyAudience() },
 };
@@ -68,9 +68,10 @@ for (const f of testStoreFactories()) {
     let bus: EventBus;
     let svc: ContextService;
     beforeAll(async () => {
-      store = await f.open(contextMigrations);
+      store = await f.open(CONTEXT_TEST_MIGRATIONS);
       bus = createMemoryBus();
-      svc = new ContextService({ store, bus, resolver: new ContextResolver() });
+      const { gate } = openTestDirectory(store);
+      svc = new ContextService({ store, bus, gate, resolver: new ContextResolver() });
       const ctx = await svc.resolveContext(null);
       const r = await svc.batchCreate(
         caller,

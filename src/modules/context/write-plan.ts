@@ -116,6 +116,7 @@ export function changeEvents(c: Change): ChangeEvent[] {
   const data: EntityChangeEvent = {
     tenant: r.tenant,
     entityId: r.id,
+    incarnation: r.incarnation,
     entityType: r.entity.type,
     entity: c.kind === 'deleted' ? null : r.entity,
     changedAttributes: c.changed,
@@ -135,6 +136,7 @@ export function changeEvents(c: Change): ChangeEvent[] {
       data: {
         tenant: r.tenant,
         entityId: r.id,
+        incarnation: r.incarnation,
         entityType: r.entity.type,
         ownerOrg: r.ownerOrg,
         changedBy: c.by,

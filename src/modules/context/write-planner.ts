@@ -1,15 +1,17 @@
 /**
  * The write planner: decides, entity by entity, what a write does to the entities it locked — new records,
- * changes of existing ones (only by who may change them), marking changes — and reports per item what it
- * could not do, so a batch writes the items that may be written and lists the others with their error.
+ * changes of existing ones, marking changes — and reports per item what it could not do, so a batch writes
+ * the items that may be written and lists the others with their error. Every decision is the sharing gate's
+ * (`checkCreate`, `checkChange`): the planner never looks at roles, owners or read keys itself.
  */
 import type { Clock } from '../../kernel/clock.ts';
-import { AppError } from '../../kernel/errors.ts';
-import { type Marking, objectReadKeys, parseMarking } from '../sharing/marking.ts';
+import { AppError, isAppError } from '../../kernel/errors.ts';
+import type { AnyDb } from '../../ports/store.ts';
+import type { CurrentObject, Marking, SharingGate } from '../sharing/index.ts';
 import { attributeNamesOf, type ExpandedEntity } from './entity-model.ts';
 import { applyAttributes, clone, type ParsedItem, stampValue } from './entity-patch.ts';
 import type { EntityRecord } from './entity-repository.ts';
-import { asAppError, type Caller, notFound } from './entity-view.ts';
+import { asAppError, type Caller, gatePrincipal, notFound } from './entity-view.ts';
 import {
   type BatchError,
   type BatchResult,
@@ -19,18 +21,73 @@ import {
   type WritePlan,
 } from './write-plan.ts';
 
+/** The sharing gate's kind of NGSI-LD entities (scope: the tenant). */
+export const ENTITY_KIND = 'entity';
+
+/**
+ * The markings a write names, validated by the gate before the write is planned (the planner is
+ * synchronous): each raw marking resolved once (audience exists, usernames resolved to ids), or the error
+ * that refuses the items naming it. `undefined` stands for the caller's default marking.
+ */
+export class MarkingBook {
+  readonly #resolved = new Map<string, Marking | AppError>();
+
+  static async resolve(
+    gate: SharingGate,
+    db: AnyDb,
+    caller: Caller,
+    raws: readonly unknown[],
+  ): Promise<MarkingBook> {
+    const book = new MarkingBook();
+    const p = gatePrincipal(caller);
+    for (const raw of raws) {
+      const key = keyOf(raw);
+      if (book.#resolved.has(key)) continue;
+      try {
+        book.#resolved.set(key, await gate.resolveMarking(db, p, raw));
+      } catch (e) {
+        if (!isAppError(e)) throw e;
+        book.#resolved.set(key, e);
+      }
+    }
+    return book;
+  }
+
+  /** The validated marking, or throws why it is refused. */
+  of(raw: unknown): Marking {
+    const m = this.#resolved.get(keyOf(raw));
+    if (m === undefined)
+      throw new AppError('PLATFORM_INTERNAL', 'a marking was not validated before the plan');
+    if (m instanceof AppError) throw m;
+    return m;
+  }
+}
+
+function keyOf(raw: unknown): string {
+  return raw === undefined ? '' : `=${JSON.stringify(raw)}`;
+}
+
 export class WritePlanner {
   readonly #clock: Clock;
+  readonly #gate: SharingGate;
 
-  constructor(clock: Clock) {
+  constructor(clock: Clock, gate: SharingGate) {
     this.#clock = clock;
+    this.#gate = gate;
   }
 
   now(): string {
     return this.#clock.now().toISOString();
   }
 
+  /** May the caller create entities? (AUTH_ROLE_REQUIRED otherwise.) */
+  checkCreate(caller: Caller): void {
+    this.#gate.checkCreate(gatePrincipal(caller), ENTITY_KIND);
+  }
+
+  /** A new entity's record (its incarnation is the registry's, given when the write records it). */
   newRecord(caller: Caller, entity: ExpandedEntity, marking: Marking): EntityRecord {
+    this.checkCreate(caller);
     const now = this.now();
     const e: ExpandedEntity = { ...entity, createdAt: now, modifiedAt: now };
     for (const name of attributeNamesOf(entity)) e[name] = stampValue(entity[name], now);
@@ -43,35 +100,44 @@ export class WritePlanner {
       ownerOrg,
       createdBy,
       marking,
-      readKeys: objectReadKeys({ ownerOrg, createdBy, marking }),
+      readKeys: this.#gate.keysOf({ ownerOrg, createdBy, marking }),
+      incarnation: '',
     };
   }
 
-  /** The record if the caller may change it; not found when invisible, CONTEXT_NOT_OWNER otherwise. */
-  modifiable(caller: Caller, rec: EntityRecord | undefined, id: string): EntityRecord {
-    if (!rec || !visible(caller, rec)) throw notFound(id);
-    const may =
-      rec.marking.tlp === 'RED'
-        ? rec.createdBy === caller.principal.userId
-        : rec.ownerOrg === caller.principal.orgId;
-    if (!may) {
-      throw new AppError(
-        'CONTEXT_NOT_OWNER',
-        rec.marking.tlp === 'RED'
-          ? `only the creator may change the TLP:RED entity ${id}`
-          : `only users of the owner organisation may change entity ${id}`,
-      );
+  /**
+   * The record if the caller may change it (and set `next` as its marking). An entity the caller cannot see
+   * answers exactly like a missing one (CONTEXT_ENTITY_NOT_FOUND); then the gate's AUTH_ROLE_REQUIRED or
+   * ACCESS_DENIED.
+   */
+  modifiable(caller: Caller, rec: EntityRecord | undefined, id: string, next?: Marking): EntityRecord {
+    if (!rec) throw notFound(id);
+    try {
+      this.#gate.checkChange(gatePrincipal(caller), ENTITY_KIND, currentOf(rec), next);
+    } catch (e) {
+      if (isAppError(e) && e.code === 'ACCESS_OBJECT_NOT_FOUND') throw notFound(id);
+      throw e;
     }
     return rec;
   }
 
-  applyMarking(next: EntityRecord, old: EntityRecord, raw: unknown, change: Change): void {
+  /** Applies a marking the payload names (the reserved `marking` property), when the gate allows it. */
+  applyMarking(
+    caller: Caller,
+    next: EntityRecord,
+    old: EntityRecord,
+    raw: unknown,
+    change: Change,
+    markings: MarkingBook,
+  ): void {
     if (raw === undefined) return;
-    const marking = parseMarking(raw);
+    const marking = markings.of(raw);
     if (JSON.stringify(marking) === JSON.stringify(old.marking)) return;
+    if (change.kind !== 'created') this.modifiable(caller, old, old.id, marking);
     next.marking = marking;
-    next.readKeys = objectReadKeys({ ownerOrg: next.ownerOrg, createdBy: next.createdBy, marking });
-    change.previousMarking = { marking: old.marking, readKeys: old.readKeys };
+    next.readKeys = this.#gate.keysOf({ ownerOrg: next.ownerOrg, createdBy: next.createdBy, marking });
+    // An entity created by this very write is simply created with its last marking.
+    if (change.kind !== 'created') change.previousMarking = { marking: old.marking, readKeys: old.readKeys };
   }
 
   /**
@@ -115,6 +181,7 @@ export class WritePlanner {
     errors: BatchError[],
     existing: Map<string, EntityRecord>,
     mode: 'replace' | 'update',
+    markings: MarkingBook,
   ): WritePlan<BatchResult> {
     const latest = new Map<string, EntityRecord>();
     const changes = new Map<string, Change>();
@@ -125,7 +192,7 @@ export class WritePlanner {
       try {
         const prev = latest.get(id) ?? existing.get(id);
         if (!prev) {
-          const rec = this.newRecord(caller, p.entity, p.marking ?? caller.defaultMarking);
+          const rec = this.newRecord(caller, p.entity, markings.of(p.marking));
           latest.set(id, rec);
           changes.set(id, created(rec, caller));
           createdIds.push(id);
@@ -159,7 +226,9 @@ export class WritePlanner {
             prior.changed = [...new Set([...prior.changed, ...change.changed])];
             change = prior;
           }
-          if (p.marking !== undefined) this.applyMarking(latest.get(id)!, prev, p.marking, change);
+          if (p.marking !== undefined) {
+            this.applyMarking(caller, latest.get(id)!, prev, p.marking, change, markings);
+          }
           changes.set(id, change);
         }
         if (!success.includes(id)) success.push(id);
@@ -176,6 +245,13 @@ export class WritePlanner {
   }
 }
 
-function visible(caller: Caller, rec: EntityRecord): boolean {
-  return rec.readKeys.some((k) => caller.readKeys.includes(k));
+/** What the gate decides a change of an entity on. */
+export function currentOf(rec: EntityRecord): CurrentObject {
+  return {
+    id: rec.id,
+    scope: rec.tenant,
+    ownerOrg: rec.ownerOrg,
+    createdBy: rec.createdBy,
+    marking: rec.marking,
+  };
 }
