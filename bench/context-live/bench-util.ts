@@ -4,7 +4,8 @@ import { cpus, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { createMemoryBus } from '../../src/adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../src/adapters/storage/testing.ts';
-import { ContextService, contextMigrations } from '../../src/modules/context/index.ts';
+import { ContextService } from '../../src/modules/context/index.ts';
+import { CONTEXT_TEST_MIGRATIONS, openTestDirectory } from '../../src/modules/context/testing.ts';
 import { contextLiveMigrations } from '../../src/modules/context-live/index.ts';
 import { testLdContext } from '../../src/modules/context-live/testing.ts';
 import type { Store } from '../../src/ports/store.ts';
@@ -27,16 +28,25 @@ export function machine(): string {
   return `${c.length} × ${c[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 }
 
-/** A store for benchmarks: PostgreSQL at DATABASE_URL (fresh schema) or PGlite. */
+/** Organisations the benchmarks write and read as. */
+const BENCH_ORGS = ['org-bench', 'org-a', 'org-b'];
+
+/** A store for benchmarks: PostgreSQL at DATABASE_URL (fresh schema) or PGlite, with their organisations. */
 export async function openBenchStore(): Promise<Store> {
-  const migrations = { ...contextMigrations, ...contextLiveMigrations };
-  return process.env.DATABASE_URL ? openTestPostgresStore(migrations) : openTestPgliteStore(migrations);
+  const migrations = { ...CONTEXT_TEST_MIGRATIONS, ...contextLiveMigrations };
+  const store = await (process.env.DATABASE_URL
+    ? openTestPostgresStore(migrations)
+    : openTestPgliteStore(migrations));
+  await openTestDirectory(store).addOrgs(...BENCH_ORGS);
+  return store;
 }
 
+/** The NGSI-LD core on the sharing gate (organisations from openBenchStore). */
 export function openCore(store: Store, maxPending = 1_000_000) {
   const bus = createMemoryBus({ maxPending, maxBroadcastPending: maxPending });
   const ld = testLdContext();
-  const core = new ContextService({ store, bus, resolver: ld });
+  const { gate } = openTestDirectory(store);
+  const core = new ContextService({ store, bus, gate, resolver: ld });
   return { bus, ld, core };
 }
 

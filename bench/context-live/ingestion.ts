@@ -33,7 +33,7 @@ const DEVICES = 1000;
 const principal: IngestPrincipal = {
   userId: 'svc-bench',
   orgId: 'org-bench',
-  roles: ['device'],
+  roles: ['operator'],
   defaultMarking: { tlp: 'GREEN', audience: { orgs: [], communities: [], users: [] } },
 };
 

@@ -49,7 +49,7 @@ const SUBS = 100;
 const writer: IngestPrincipal = {
   userId: 'svc-bench',
   orgId: 'org-a',
-  roles: ['device'],
+  roles: ['operator'],
   defaultMarking: { tlp: 'GREEN', audience: { orgs: [], communities: [], users: [] } },
 };
 

@@ -11,12 +11,8 @@ import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { createMemoryBus } from '../../src/adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../src/adapters/storage/testing.ts';
-import {
-  type Caller,
-  ContextResolver,
-  ContextService,
-  contextMigrations,
-} from '../../src/modules/context/index.ts';
+import { type Caller, ContextResolver, ContextService } from '../../src/modules/context/index.ts';
+import { CONTEXT_TEST_MIGRATIONS, openTestDirectory } from '../../src/modules/context/testing.ts';
 import { emptyAudience, principalReadKeys } from '../../src/modules/sharing/marking.ts';
 import { writeBenchSection } from '../write-section.ts';
 
@@ -81,10 +77,11 @@ export async function runGeoBench(
   const log = opts.log ?? ((s: string) => console.log(s));
   const store =
     opts.store === 'postgres'
-      ? await openTestPostgresStore(contextMigrations)
-      : await openTestPgliteStore(contextMigrations);
+      ? await openTestPostgresStore(CONTEXT_TEST_MIGRATIONS)
+      : await openTestPgliteStore(CONTEXT_TEST_MIGRATIONS);
   const bus = createMemoryBus();
-  const svc = new ContextService({ store, bus, resolver: new ContextResolver() });
+  const { gate } = openTestDirectory(store);
+  const svc = new ContextService({ store, bus, gate, resolver: new ContextResolver() });
   const ctx = await svc.resolveContext(null);
   const orgs = ['metro', 'police', 'energy', 'city'];
   const callerOf = (org: string): Caller => ({
@@ -195,6 +192,7 @@ export async function runGeoBench(
     const sqlOnly = new ContextService({
       store,
       bus,
+      gate,
       resolver: new ContextResolver(),
       memoryGeoIndex: false,
     });

@@ -201,6 +201,7 @@ export async function openCore(
   });
   const context = new ContextService({
     store,
+    gate,
     bus,
     resolver: contexts,
     onPublishError: (err, event) =>

@@ -7,7 +7,8 @@ import { sql } from 'kysely';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppError } from '../../kernel/errors.ts';
-import { ContextService, contextMigrations } from '../../modules/context/index.ts';
+import { ContextService } from '../../modules/context/index.ts';
+import { CONTEXT_TEST_MIGRATIONS, openTestDirectory } from '../../modules/context/testing.ts';
 import {
   type ContextLive,
   contextLiveMigrations,
@@ -28,10 +29,10 @@ import { createMqttNotificationSender } from './mqtt-notification-sender.ts';
 import { type MqttRuntime, startMqttRuntime } from './mqtt-runtime.ts';
 
 const V = 'https://uri.etsi.org/ngsi-ld/default-context/';
-const sensor: IngestPrincipal = { userId: 'svc-sensors', orgId: 'org-a', roles: ['device'] };
+const sensor: IngestPrincipal = { userId: 'svc-sensors', orgId: 'org-a', roles: ['operator'] };
 const tokens: Record<string, IngestPrincipal> = {
   'token-a': sensor,
-  'token-b': { userId: 'svc-b', orgId: 'org-b', roles: ['device'] },
+  'token-b': { userId: 'svc-b', orgId: 'org-b', roles: ['operator'] },
 };
 const keysA = principalReadKeys({ userId: 'u-a', orgId: 'org-a', communities: [], patronOrgs: [] });
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -65,10 +66,12 @@ describe('IoT ingestion and MQTT notifications', () => {
   let url: string;
 
   beforeAll(async () => {
-    store = await openTestPgliteStore({ ...contextMigrations, ...contextLiveMigrations });
+    store = await openTestPgliteStore({ ...CONTEXT_TEST_MIGRATIONS, ...contextLiveMigrations });
     bus = createMemoryBus();
     const ld = testLdContext();
-    core = new ContextService({ store, bus, resolver: ld });
+    const directory = openTestDirectory(store);
+    await directory.addOrgs('org-a', 'org-b');
+    core = new ContextService({ store, bus, gate: directory.gate, resolver: ld });
     runtime = await startMqttRuntime({
       port: 0,
       host: '127.0.0.1',
@@ -118,7 +121,7 @@ describe('IoT ingestion and MQTT notifications', () => {
     );
     const caller = {
       tenant: '',
-      principal: { userId: 'u-a', orgId: 'org-a' },
+      principal: { userId: 'u-a', orgId: 'org-a', roles: ['viewer'] },
       readKeys: keysA,
       defaultMarking: { tlp: 'AMBER' as const, audience: { orgs: [], communities: [], users: [] } },
     };

@@ -2,7 +2,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
-import { ContextService, contextMigrations } from '../../modules/context/index.ts';
+import { ContextService } from '../../modules/context/index.ts';
+import { CONTEXT_TEST_MIGRATIONS, openTestDirectory } from '../../modules/context/testing.ts';
 import {
   type ContextLive,
   contextLiveMigrations,
@@ -31,10 +32,12 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
   let rx: Receiver;
 
   beforeAll(async () => {
-    store = await openTestPgliteStore({ ...contextMigrations, ...contextLiveMigrations });
+    store = await openTestPgliteStore({ ...CONTEXT_TEST_MIGRATIONS, ...contextLiveMigrations });
     bus = createMemoryBus();
     const ld = testLdContext();
-    core = new ContextService({ store, bus, resolver: ld });
+    const directory = openTestDirectory(store);
+    await directory.addOrgs('org-a', 'org-b', 'org-c', 'org-city');
+    core = new ContextService({ store, bus, gate: directory.gate, resolver: ld });
     live = createContextLive({
       store,
       ld,

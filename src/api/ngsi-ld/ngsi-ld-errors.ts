@@ -1,6 +1,11 @@
 /**
  * AppError codes to NGSI-LD ProblemDetails (ETSI GS CIM 009 v1.8, clause 5.5.2 / table 5.5.2-1):
  * `{ type, title, status, detail }` with the NGSI-LD error type URIs, answered as application/json.
+ *
+ * Refusals of the sharing gate (a role missing, not the owner organisation) are 403 `AccessDenied`, the type
+ * NGSI-LD brokers with access control answer (docs/ngsi-ld-conformance.md); an entity the caller cannot see
+ * is 404 ResourceNotFound, exactly as a missing one. An audience naming an unknown organisation, community
+ * or user is bad data in the payload (400 BadRequestData), not a missing resource of the request's URL.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, type ErrorCode } from '../../kernel/error-codes.ts';
@@ -19,7 +24,8 @@ export type NgsiLdErrorType =
   | 'TooComplexQuery'
   | 'TooManyResults'
   | 'LdContextNotAvailable'
-  | 'NonexistentTenant';
+  | 'NonexistentTenant'
+  | 'AccessDenied';
 
 export interface ProblemDetails {
   type: string;
@@ -41,12 +47,20 @@ const TYPE_OF_CODE: Partial<Record<ErrorCode, NgsiLdErrorType>> = {
   CONTEXT_TENANT_NOT_FOUND: 'NonexistentTenant',
   CONTEXT_UNSUPPORTED_GEOMETRY: 'OperationNotSupported',
   CONTEXT_OPERATION_NOT_SUPPORTED: 'OperationNotSupported',
+  AUTH_ROLE_REQUIRED: 'AccessDenied',
+  ACCESS_DENIED: 'AccessDenied',
+  ACCESS_ORG_NOT_FOUND: 'BadRequestData',
+  ACCESS_COMMUNITY_NOT_FOUND: 'BadRequestData',
+  ACCESS_USER_NOT_FOUND: 'BadRequestData',
 };
 
 /** Codes whose HTTP status is not their kind's. */
 const STATUS_OF_CODE: Partial<Record<ErrorCode, number>> = {
   CONTEXT_NOT_ACCEPTABLE: 406,
   CONTEXT_LDCONTEXT_NOT_AVAILABLE: 503,
+  ACCESS_ORG_NOT_FOUND: 400,
+  ACCESS_COMMUNITY_NOT_FOUND: 400,
+  ACCESS_USER_NOT_FOUND: 400,
 };
 
 export function toNgsiLdAppError(err: unknown): AppError {
@@ -87,7 +101,7 @@ export function toProblemDetails(err: AppError): ProblemDetails {
   else if (err.kind === 'internal') type = 'InternalError';
   else type = '';
   return {
-    // Statuses NGSI-LD has no error type for (401, 403 not owner, 429, 503) carry the platform's code URN.
+    // Statuses NGSI-LD has no error type for (401, 429, 503) carry the platform's code URN.
     type: type ? `${NGSI_LD_ERRORS}${type}` : `urn:safecity:error:${err.code}`,
     title: err.kind === 'internal' ? 'Internal error' : titleOf(err),
     status,

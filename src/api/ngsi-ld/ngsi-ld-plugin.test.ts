@@ -363,7 +363,11 @@ for (const store of STORES)
           url: `${E}/urn:ngsi-ld:Alarm:green`,
           headers: carol,
         });
-        expect([greenByCarol.statusCode, greenByCarol.json().code]).toEqual([403, 'CONTEXT_NOT_OWNER']);
+        expect([greenByCarol.statusCode, greenByCarol.json().type, greenByCarol.json().code]).toEqual([
+          403,
+          err('AccessDenied'),
+          'ACCESS_DENIED',
+        ]);
         const anonymous = await inject({ method: 'GET', url: `${E}?type=Alarm`, headers: {} });
         expect(anonymous.json()).toEqual([]);
         const types = await inject({ method: 'GET', url: '/ngsi-ld/v1/types', headers: carol });
@@ -718,7 +722,7 @@ for (const store of STORES)
         });
         expect(list.json()).toEqual([`http://localhost:80${location}`]);
         const foreign = await inject({ method: 'DELETE', url: location, headers: carol });
-        expect([foreign.statusCode, foreign.json().code]).toEqual([403, 'CONTEXT_NOT_OWNER']);
+        expect([foreign.statusCode, foreign.json().type]).toEqual([403, err('AccessDenied')]);
         expect((await inject({ method: 'DELETE', url: location, headers: bob })).statusCode).toBe(204);
         const gone = await inject({ method: 'GET', url: location });
         expect([gone.statusCode, gone.json().type]).toEqual([404, err('ResourceNotFound')]);

@@ -22,6 +22,7 @@ import {
   renderFeature,
   renderFeatureCollection,
 } from '../../modules/context/index.ts';
+import { MARKING_HEADER, markingLabel } from '../../modules/sharing/index.ts';
 import type {} from '../http/principal.ts';
 import { ngsiLdErrorHandler, toProblemDetails } from './ngsi-ld-errors.ts';
 import {
@@ -157,6 +158,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     const q = entityQuery(query);
     const result = await svc.queryEntities(callerOf(request), q, ctx);
     answerHeaders(reply, request, type, ctx);
+    markingHeader(reply, result.items);
     if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
     if (type === 'application/geo+json') {
       const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
@@ -183,6 +185,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     const ctx = await readContext(svc, request);
     const view = await svc.getEntity(callerOf(request), entityId);
     answerHeaders(reply, request, type, ctx);
+    markingHeader(reply, [view]);
     return render(view, ctx, out, query, type);
   });
 
@@ -398,6 +401,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     if (q.ids?.length === 0) q.ids = undefined;
     const result = await svc.queryEntities(callerOf(request), q, ctx);
     answerHeaders(reply, request, type, ctx);
+    markingHeader(reply, result.items);
     if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
     return result.items.map((v) => render(v, ctx, out, { ...query, attrs: q.attrs?.join(',') }, type));
   });
@@ -617,6 +621,15 @@ function queryOf(request: FastifyRequest): Query {
   }
   (request as FastifyRequest & { ngsiQuery?: Query }).ngsiQuery = out;
   return out;
+}
+
+/**
+ * The marking of what the answer holds, in the platform's one label form: one entity's own label, or for a
+ * page the tightest label and PAP with every owner (none for an empty page). The payloads stay standard.
+ */
+function markingHeader(reply: FastifyReply, views: readonly EntityView[]): void {
+  const label = markingLabel(views);
+  if (label) reply.header(MARKING_HEADER, label);
 }
 
 function tenantEcho(request: FastifyRequest, reply: FastifyReply): void {

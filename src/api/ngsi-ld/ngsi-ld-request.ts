@@ -195,7 +195,7 @@ export function callerOf(request: FastifyRequest): Caller {
   }
   return {
     tenant,
-    principal: { userId: p.userId, orgId: p.orgId, roles: p.roles },
+    principal: { userId: p.userId, username: p.username, orgId: p.orgId, roles: p.roles },
     readKeys: p.readKeys,
     defaultMarking: p.defaultMarking,
   };

@@ -1,15 +1,22 @@
 /**
- * A Fastify app for NGSI-LD tests: PGlite store, in-process bus, the offline context map, and a test
- * hook that sets the principal from `x-test-user: user@org` (tlp of the default marking in
- * `x-test-default-tlp`). Tests only; the real app authenticates with tokens.
+ * A Fastify app for NGSI-LD tests: PGlite store, in-process bus, the offline context map, the real sharing
+ * gate over the real access directory, and a test hook that sets the principal from `x-test-user: user@org`
+ * (its roles in `x-test-roles`, default operator; the tlp of the default marking in `x-test-default-tlp`).
+ * The organisation of every test user is created on its first request. Tests only; the real app
+ * authenticates with tokens.
  */
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../adapters/storage/testing.ts';
-import { ContextResolver, ContextService, contextMigrations } from '../../modules/context/index.ts';
-import { emptyAudience, normaliseTlp, principalReadKeys } from '../../modules/sharing/marking.ts';
+import { ContextResolver, ContextService } from '../../modules/context/index.ts';
+import {
+  CONTEXT_TEST_MIGRATIONS,
+  openTestDirectory,
+  type TestDirectory,
+} from '../../modules/context/testing.ts';
+import { emptyAudience, normaliseTlp, principalReadKeys, type Role } from '../../modules/sharing/index.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import { ngsiLdPlugin } from './ngsi-ld-plugin.ts';
@@ -26,6 +33,8 @@ export interface TestApp {
   store: Store;
   bus: EventBus;
   service: ContextService;
+  /** The access directory and the sharing gate behind the service. */
+  directory: TestDirectory;
   events: PlatformEvent[];
   close(): Promise<void>;
 }
@@ -35,8 +44,9 @@ export async function openTestApp(
 ): Promise<TestApp> {
   const store =
     opts.store === 'postgres'
-      ? await openTestPostgresStore(contextMigrations)
-      : await openTestPgliteStore(contextMigrations);
+      ? await openTestPostgresStore(CONTEXT_TEST_MIGRATIONS)
+      : await openTestPgliteStore(CONTEXT_TEST_MIGRATIONS);
+  const directory = openTestDirectory(store);
   const bus = createMemoryBus();
   const events: PlatformEvent[] = [];
   await bus.subscribe({ types: ['context.>'], mode: 'broadcast' }, async (e) => {
@@ -45,6 +55,7 @@ export async function openTestApp(
   const service = new ContextService({
     store,
     bus,
+    gate: directory.gate,
     resolver: new ContextResolver({ contextMapFile: CONTEXT_MAP, timeoutMs: 500 }),
   });
   const app = Fastify();
@@ -53,11 +64,13 @@ export async function openTestApp(
     if (typeof who !== 'string') return;
     const [userId = '', orgId = ''] = who.split('@');
     const tlp = normaliseTlp(request.headers['x-test-default-tlp'] ?? 'AMBER');
+    const roles = String(request.headers['x-test-roles'] ?? 'operator').split(',') as Role[];
+    await directory.addOrgs(orgId);
     request.principal = {
       userId,
       username: userId,
       orgId,
-      roles: ['operator'],
+      roles,
       kind: 'user',
       readKeys: principalReadKeys({ userId, orgId, communities: [], patronOrgs: [] }),
       defaultMarking: { tlp, audience: emptyAudience() },
@@ -74,6 +87,7 @@ export async function openTestApp(
     store,
     bus,
     service,
+    directory,
     events,
     async close() {
       await app.close();

@@ -12,6 +12,7 @@ function event(
   return {
     tenant: '',
     entityId: `urn:ngsi-ld:${type}:1`,
+    incarnation: `inc-${type}`,
     entityType: [`${SDM}${type}`],
     entity: {
       id: `urn:ngsi-ld:${type}:1`,
