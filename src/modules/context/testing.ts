@@ -52,7 +52,7 @@ export function openTestDirectory(store: Store): TestDirectory {
         username,
         orgId,
         roles,
-        password: 'x'.repeat(16),
+        password: 'Test-password-42',
       });
       return user.id;
     },
