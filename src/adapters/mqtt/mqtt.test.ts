@@ -33,6 +33,7 @@ const sensor: IngestPrincipal = { userId: 'svc-sensors', orgId: 'org-a', roles: 
 const tokens: Record<string, IngestPrincipal> = {
   'token-a': sensor,
   'token-b': { userId: 'svc-b', orgId: 'org-b', roles: ['operator'] },
+  'token-viewer': { userId: 'svc-viewer', orgId: 'org-c', roles: ['viewer'] },
 };
 const keysA = principalReadKeys({ userId: 'u-a', orgId: 'org-a', communities: [], patronOrgs: [] });
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -70,7 +71,7 @@ describe('IoT ingestion and MQTT notifications', () => {
     bus = createMemoryBus();
     const ld = testLdContext();
     const directory = openTestDirectory(store);
-    await directory.addOrgs('org-a', 'org-b');
+    await directory.addOrgs('org-a', 'org-b', 'org-c');
     core = new ContextService({ store, bus, gate: directory.gate, resolver: ld });
     runtime = await startMqttRuntime({
       port: 0,
@@ -152,6 +153,31 @@ describe('IoT ingestion and MQTT notifications', () => {
     expect(letters[2]).toMatchObject({ source: 'mqtt', payload: '{not json', principal: 'svc-sensors' });
     expect(await live.deadLetters.list({ orgId: 'org-b', limit: 10 })).toEqual([]);
     await c.endAsync();
+  });
+
+  describe('gap 4: no role on NGSI-LD writes', () => {
+    it('dead-letters what an account without a writing role publishes, and writes nothing', async () => {
+      const c = await connect(url, { username: 'gw-v', password: 'token-viewer' });
+      await c.publishAsync(
+        'safecity/v1/default/measurements/NoiseLevelObserved/nl-1',
+        JSON.stringify({ laeq: 55 }),
+        { qos: 1 },
+      );
+      const letters = await live.deadLetters.list({ orgId: 'org-c', limit: 10 });
+      expect(letters.map((l) => [l.principal, l.reason])).toEqual([
+        ['svc-viewer', expect.stringContaining('needs one of the roles admin, operator, analyst')],
+      ]);
+      const reader = {
+        tenant: '',
+        principal: { userId: 'u-c', orgId: 'org-c', roles: ['viewer'] },
+        readKeys: principalReadKeys({ userId: 'u-c', orgId: 'org-c', communities: [], patronOrgs: [] }),
+        defaultMarking: { tlp: 'AMBER' as const, audience: { orgs: [], communities: [], users: [] } },
+      };
+      await expect(core.getEntity(reader, 'urn:ngsi-ld:NoiseLevelObserved:nl-1')).rejects.toMatchObject({
+        code: 'CONTEXT_ENTITY_NOT_FOUND',
+      });
+      await c.endAsync();
+    });
   });
 
   it('lets a client subscribe only to its organisation notification topics', async () => {
