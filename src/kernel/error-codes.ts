@@ -121,7 +121,6 @@ export const ERROR_CODES = {
   CONTEXT_TOO_MANY_RESULTS: { kind: 'forbidden', title: 'Too many results' },
   CONTEXT_NOT_ACCEPTABLE: { kind: 'invalid', title: 'No acceptable representation' },
   CONTEXT_OPERATION_NOT_SUPPORTED: { kind: 'unprocessable', title: 'Operation not supported' },
-  CONTEXT_NOT_OWNER: { kind: 'forbidden', title: 'Only the owner organisation may change this entity' },
   CONTEXT_LDCONTEXT_NOT_FOUND: { kind: 'not_found', title: 'Unknown hosted @context' },
 } as const satisfies Record<string, ErrorCodeEntry>;
 

@@ -2,7 +2,7 @@
  * The events the context module publishes on the bus after each committed write. The live part of the
  * broker (subscriptions, notifications, temporal history) and the audit module consume them.
  */
-import type { Marking } from '../sharing/marking.ts';
+import type { Marking } from '../sharing/index.ts';
 import type { ExpandedEntity } from './entity-model.ts';
 
 export const ENTITY_CREATED = 'context.entity.created';

@@ -4,7 +4,7 @@
  */
 import { type RawBuilder, sql } from 'kysely';
 import type { AnyDb } from '../../ports/store.ts';
-import type { Marking } from '../sharing/marking.ts';
+import type { Marking } from '../sharing/index.ts';
 import { type ExpandedEntity, instancesOf } from './entity-model.ts';
 import { type BBox, bbox, validateGeometry } from './geometry.ts';
 

@@ -3,7 +3,7 @@
  * attributes it touched, its marking before and after), and the events those changes publish.
  */
 import type { AppError } from '../../kernel/errors.ts';
-import type { Marking } from '../sharing/marking.ts';
+import type { Marking } from '../sharing/index.ts';
 import {
   ENTITY_CREATED,
   ENTITY_DELETED,
