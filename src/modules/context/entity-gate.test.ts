@@ -70,7 +70,7 @@ for (const f of testStoreFactories()) {
           store,
           bus,
           gate: dir.gate,
-          resolver: new ContextResolver({ allowRemote: false }),
+          resolver: new ContextResolver(),
         });
       });
       afterAll(async () => {
