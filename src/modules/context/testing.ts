@@ -28,7 +28,7 @@ export interface TestDirectory {
 }
 
 export function openTestDirectory(store: Store): TestDirectory {
-  const access = new AccessService({ store, factsTtlMs: 0 });
+  const access = new AccessService({ store });
   const gate = new SharingGate({ store, directory: access });
   const known = new Set<string>();
   return {
