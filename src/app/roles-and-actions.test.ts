@@ -139,6 +139,35 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
     return res.json().id as string;
   };
 
+  let entities = 0;
+  /** A TLP:AMBER NGSI-LD entity of the owner organisation. */
+  const entity = async () => {
+    const id = `urn:ngsi-ld:Camera:roles-${++entities}`;
+    const res = await send(
+      {
+        method: 'POST',
+        url: '/ngsi-ld/v1/entities',
+        payload: { id, type: 'Camera', fps: { type: 'Property', value: 25 }, marking: { tlp: 'AMBER' } },
+      },
+      ownerOperator,
+    );
+    expect(res.statusCode, res.body).toBe(201);
+    return id;
+  };
+  /** A hosted @context of the owner organisation (public: TLP:CLEAR). */
+  const hostedContext = async () => {
+    const res = await send(
+      {
+        method: 'POST',
+        url: '/ngsi-ld/v1/jsonldContexts',
+        payload: { '@context': { fps: 'https://example.org/fps' } },
+      },
+      ownerOperator,
+    );
+    expect(res.statusCode, res.body).toBe(201);
+    return String(res.headers.location);
+  };
+
   const rows: Row[] = [
     // ------------------------------------------------------------------------------------ platform
     {
@@ -259,6 +288,84 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
       fresh: report,
       request: (id) => ({ method: 'DELETE', url: `/api/reports/${id}` }),
       expect: amberObjectRule('change'),
+    },
+    // ------------------------------------------------------------------------------------ NGSI-LD
+    {
+      surface: 'NGSI-LD',
+      action: 'read a TLP:AMBER entity',
+      fresh: entity,
+      request: (id) => ({ method: 'GET', url: `/ngsi-ld/v1/entities/${id}` }),
+      expect: amberObjectRule('read'),
+    },
+    {
+      surface: 'NGSI-LD',
+      action: 'create an entity',
+      request: (_, c) => ({
+        method: 'POST',
+        url: '/ngsi-ld/v1/entities',
+        payload: { id: `urn:ngsi-ld:Camera:by-${c.username}`, type: 'Camera' },
+      }),
+      expect: (c) => (writer(c) ? 'ok' : 'role'),
+    },
+    {
+      surface: 'NGSI-LD',
+      action: 'append attributes to a TLP:AMBER entity',
+      fresh: entity,
+      request: (id) => ({ method: 'POST', url: `/ngsi-ld/v1/entities/${id}/attrs`, payload: { fps: 30 } }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'NGSI-LD',
+      action: 'merge a TLP:AMBER entity',
+      fresh: entity,
+      request: (id) => ({ method: 'PATCH', url: `/ngsi-ld/v1/entities/${id}`, payload: { fps: 30 } }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'NGSI-LD',
+      action: 'widen a TLP:AMBER entity to TLP:CLEAR',
+      fresh: entity,
+      request: (id) => ({
+        method: 'POST',
+        url: `/ngsi-ld/v1/entities/${id}/attrs`,
+        payload: { marking: { tlp: 'CLEAR' } },
+      }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'NGSI-LD',
+      action: 'delete a TLP:AMBER entity',
+      fresh: entity,
+      request: (id) => ({ method: 'DELETE', url: `/ngsi-ld/v1/entities/${id}` }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'NGSI-LD',
+      action: 'host an @context',
+      request: () => ({
+        method: 'POST',
+        url: '/ngsi-ld/v1/jsonldContexts',
+        payload: { '@context': { a: 'https://example.org/a' } },
+      }),
+      expect: (c) => (writer(c) ? 'ok' : 'role'),
+    },
+    {
+      surface: 'NGSI-LD',
+      action: "delete the owner's hosted @context",
+      fresh: hostedContext,
+      request: (location) => ({ method: 'DELETE', url: location }),
+      // Hosted contexts are public (TLP:CLEAR): every organisation sees them, only the owner's writers delete.
+      expect: (c) => (!writer(c) ? 'role' : c.relation === 'owner' ? 'ok' : 'denied'),
+    },
+    {
+      surface: 'platform',
+      action: 'explain a TLP:AMBER entity',
+      fresh: entity,
+      request: (id) => ({
+        method: 'GET',
+        url: `/api/access/explain?object=${id}&kind=entity&tenant=&user=${ownerOperator}`,
+      }),
+      expect: (c) => (c.role !== 'admin' ? 'role' : c.relation === 'stranger' ? 'absent' : 'ok'),
     },
     {
       surface: 'platform',
