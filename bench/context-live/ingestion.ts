@@ -55,7 +55,7 @@ export async function runIngestionBench(
   const broker = await startEmbeddedMqttBroker({
     port: 0,
     host: '127.0.0.1',
-    authenticate: async (_u, p) => (p === 'bench-token' ? principal : null),
+    authenticate: async (_u, p) => (p === 'bench-token' ? { principal } : null),
     ingest: (m) => live.ingestion!.ingest({ source: 'mqtt', ...m }),
   });
   const countInstances = async () =>

@@ -24,6 +24,7 @@ import {
   accessMigrations,
   bootstrapAccess,
   createAuthenticator,
+  LiveSessions,
   type OrgKind,
   type Role,
 } from '../modules/access/index.ts';
@@ -144,6 +145,8 @@ function lockDataDir(dir: string): () => void {
 export interface CoreOptions {
   /** How long an organisation's access facts are cached (default 5 s); changes announced on the bus drop them at once. */
   accessFactsTtlMs?: number;
+  /** How often open streams and MQTT connections are checked again without an event (default 10 s). */
+  sessionRecheckMs?: number;
 }
 
 export async function openCore(
@@ -280,6 +283,8 @@ export async function withCore<T>(config: Config, fn: (core: Core) => Promise<T>
 
 export interface Platform extends Core {
   server: FastifyInstance;
+  /** The connections this instance keeps open (SSE streams, MQTT clients), watched until their session ends. */
+  sessions: LiveSessions;
   routing: RoutingService;
   live: ContextLive;
   /** The embedded MQTT broker's port, when it runs. */
@@ -303,6 +308,11 @@ export async function createPlatform(
   let lastProgress = 0;
   let live: ContextLive | undefined;
   let mqtt: Awaited<ReturnType<typeof startMqttRuntime>> | undefined;
+  // Streams and MQTT connections end when their session does: token revoked, account disabled, password changed.
+  const sessions = new LiveSessions({
+    authenticate: (header, o) => authenticator.authenticate(header, o),
+    ...(opts.sessionRecheckMs !== undefined ? { recheckMs: opts.sessionRecheckMs } : {}),
+  });
   const routing = new RoutingService({
     store,
     bus,
@@ -330,20 +340,34 @@ export async function createPlatform(
     const boot = await bootstrapAccess(access, { adminPassword: config.adminPassword });
     // Another instance's change to organisations or communities drops this instance's cached facts at once.
     await access.listenForChanges(bus);
+    await sessions.listen(bus);
     await routing.start();
     mqtt = await startMqttRuntime({
       port: config.mqttPort === 0 ? false : config.mqttPort,
       host: config.host,
       mqttUrl: config.mqttUrl,
       egress,
-      // Sensors and gateways connect with an API token as the password (any username).
-      authenticate: async (_username, password) => {
+      // Sensors and gateways connect with an API token as the password (any username); the connection is a
+      // live session: it ends when the token is revoked or the account disabled.
+      authenticate: async (_username, password, connection) => {
         if (!password) return null;
+        const authorization = `Bearer ${password}`;
+        let principal: Principal;
         try {
-          return ingestPrincipal(await authenticator.authenticate(`Bearer ${password}`));
+          principal = await authenticator.authenticate(authorization);
         } catch {
           return null;
         }
+        const session = sessions.open({
+          authorization,
+          principal,
+          ended: (why) => connection.disconnect(`${why.code}: ${why.message}`),
+        });
+        return {
+          principal: ingestPrincipal(principal),
+          valid: () => session.valid(),
+          close: () => session.close(),
+        };
       },
       bridgePrincipal: config.mqttUrl ? await bridgePrincipal(access) : undefined,
       onError: (message, err) => log.error({ err }, message),
@@ -397,7 +421,7 @@ export async function createPlatform(
         {
           name: 'stream',
           plugin: streamApi,
-          options: { bus, authenticate: (h: string) => authenticator.authenticate(h) },
+          options: { bus, gate, sessions },
         },
         {
           name: 'routing',
@@ -412,6 +436,7 @@ export async function createPlatform(
     return {
       ...core,
       server,
+      sessions,
       routing,
       live,
       mqttPort: mqtt.broker?.port,
@@ -424,6 +449,7 @@ export async function createPlatform(
           ready = false;
           await server.close();
           await mqtt?.close();
+          sessions.close();
           await live?.stop();
           await routing.stop();
           await core.close();
@@ -432,6 +458,7 @@ export async function createPlatform(
       },
     };
   } catch (e) {
+    sessions.close();
     await mqtt?.close().catch(() => {});
     await live?.stop().catch(() => {});
     await routing.stop();

@@ -3,7 +3,9 @@
  * it, and subscribers' systems receive MQTT notifications from it.
  *
  * - Clients authenticate with a service account's token as password, through the `authenticate`
- *   callback the composition root provides (username is informative).
+ *   callback the composition root provides (username is informative). A connection is a live session:
+ *   when its credential stops holding (token revoked, account disabled) the session disconnects it, and
+ *   every publish waits for the session's verdict first, so nothing it sends after that is ingested.
  * - A publish under `safecity/v1/` is ingested before it is acknowledged: the PUBACK of a QoS 1
  *   message leaves once the message is written or dead-lettered, so nothing acknowledged is lost.
  *   Ingestion topics are never forwarded to other clients (they carry unmarked raw data).
@@ -13,6 +15,7 @@
  *   subscription can reach another organisation's clients or feed measurements in.
  */
 import { createServer, type Server } from 'node:net';
+import { finished } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { AppError } from '../../kernel/errors.ts';
 import type { IngestPrincipal } from '../../modules/context-live/index.ts';
@@ -22,12 +25,33 @@ import {
   orgNotificationPrefix,
 } from './notification-topics.ts';
 
+/** An authenticated connection, as the broker lets the platform end it. */
+export interface MqttConnection {
+  /** Closes the connection (its will is not published: a publish of an ended session is refused). */
+  disconnect(reason: string): void;
+}
+
+/** What the platform says of a connection it accepted. */
+export interface MqttSession {
+  principal: IngestPrincipal;
+  /** False once the credential no longer holds; waits for a check in flight. Every publish asks. */
+  valid?(): Promise<boolean>;
+  /** The connection closed. */
+  close?(): void;
+}
+
+export type MqttAuthenticate = (
+  username: string | undefined,
+  password: string | undefined,
+  connection: MqttConnection,
+) => Promise<MqttSession | null>;
+
 export interface EmbeddedMqttBrokerOptions {
   /** TCP port (env SAFECITY_MQTT_PORT, default 1884 so it does not clash with a system Mosquitto). */
   port: number;
   host?: string;
-  /** Resolves the principal of a token, or null to refuse the connection. */
-  authenticate(username: string | undefined, password: string | undefined): Promise<IngestPrincipal | null>;
+  /** Accepts a connection with its session, or null to refuse it. */
+  authenticate: MqttAuthenticate;
   /** Ingests one message; resolves once it is written or dead-lettered. */
   ingest(message: { topic: string; payload: Buffer; principal: IngestPrincipal }): Promise<unknown>;
   onError?: (message: string, error: unknown) => void;
@@ -51,14 +75,22 @@ function authError(message: string): AuthenticateError {
 }
 
 export async function startEmbeddedMqttBroker(opts: EmbeddedMqttBrokerOptions): Promise<EmbeddedMqttBroker> {
-  const principals = new WeakMap<Client, IngestPrincipal>();
+  const sessions = new WeakMap<Client, MqttSession>();
   const broker = await Aedes.createBroker({
     authenticate(client, username, password, done) {
+      const connection: MqttConnection = {
+        disconnect() {
+          client.close();
+        },
+      };
       opts
-        .authenticate(username, password?.toString('utf8'))
-        .then((p) => {
-          if (!p) return done(authError('invalid token'), false);
-          principals.set(client, p);
+        .authenticate(username, password?.toString('utf8'), connection)
+        .then((session) => {
+          if (!session) return done(authError('invalid token'), false);
+          sessions.set(client, session);
+          // However the connection ends, the platform stops watching its session.
+          if (client.closed) session.close?.();
+          else finished(client.conn, () => session.close?.());
           done(null, true);
         })
         .catch((e) => {
@@ -68,21 +100,27 @@ export async function startEmbeddedMqttBroker(opts: EmbeddedMqttBrokerOptions): 
     },
     authorizePublish(client, packet, done) {
       if (!client) return done(null);
-      const principal = principals.get(client);
-      if (!principal || !packet.topic.startsWith(INGEST_TOPIC_PREFIX)) {
+      const session = sessions.get(client);
+      if (!session || !packet.topic.startsWith(INGEST_TOPIC_PREFIX)) {
         return done(new Error(`publishing to ${packet.topic} is not allowed`));
       }
       packet.retain = false;
-      opts.ingest({ topic: packet.topic, payload: Buffer.from(packet.payload), principal }).then(
-        () => done(null),
-        (e) => {
-          opts.onError?.('mqtt ingest', e);
-          done(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
+      const principal = session.principal;
+      (session.valid ? session.valid() : Promise.resolve(true))
+        .then((valid) => {
+          if (!valid) throw new Error('the session of this connection has ended');
+          return opts.ingest({ topic: packet.topic, payload: Buffer.from(packet.payload), principal });
+        })
+        .then(
+          () => done(null),
+          (e) => {
+            opts.onError?.('mqtt ingest', e);
+            done(e instanceof Error ? e : new Error(String(e)));
+          },
+        );
     },
     authorizeSubscribe(client, sub, done) {
-      const principal = principals.get(client);
+      const principal = sessions.get(client)?.principal;
       const mine = principal ? orgNotificationPrefix(principal.orgId) : undefined;
       // A null subscription refuses this topic (SUBACK 0x80) and keeps the connection.
       if (!mine || !sub.topic.startsWith(mine)) return done(null, null);

@@ -1,4 +1,10 @@
-export type { EmbeddedMqttBroker, EmbeddedMqttBrokerOptions } from './embedded-mqtt-broker.ts';
+export type {
+  EmbeddedMqttBroker,
+  EmbeddedMqttBrokerOptions,
+  MqttAuthenticate,
+  MqttConnection,
+  MqttSession,
+} from './embedded-mqtt-broker.ts';
 export { startEmbeddedMqttBroker } from './embedded-mqtt-broker.ts';
 export type { ExternalMqttIngest, ExternalMqttIngestOptions } from './external-mqtt-ingest.ts';
 export { startExternalMqttIngest } from './external-mqtt-ingest.ts';

@@ -8,7 +8,11 @@
  */
 import type { IngestPrincipal, NotificationSender } from '../../modules/context-live/index.ts';
 import type { EgressPolicy } from '../../modules/egress/index.ts';
-import { type EmbeddedMqttBroker, startEmbeddedMqttBroker } from './embedded-mqtt-broker.ts';
+import {
+  type EmbeddedMqttBroker,
+  type MqttAuthenticate,
+  startEmbeddedMqttBroker,
+} from './embedded-mqtt-broker.ts';
 import { type ExternalMqttIngest, startExternalMqttIngest } from './external-mqtt-ingest.ts';
 import { createMqttNotificationSender } from './mqtt-notification-sender.ts';
 
@@ -20,7 +24,7 @@ export interface MqttRuntimeOptions {
   mqttUrl?: string | undefined;
   /** Where notifications to brokers other than the platform's own may go. */
   egress: EgressPolicy;
-  authenticate(username: string | undefined, password: string | undefined): Promise<IngestPrincipal | null>;
+  authenticate: MqttAuthenticate;
   /** The service account the external bridge ingests as; required with mqttUrl. */
   bridgePrincipal?: IngestPrincipal | undefined;
   onError?: (message: string, error: unknown) => void;

@@ -78,7 +78,10 @@ describe('IoT ingestion and MQTT notifications', () => {
       host: '127.0.0.1',
       // Mosquitto (MQTT_URL) listens on 127.0.0.1 here, which the default egress policy refuses.
       egress: loopbackEgress(),
-      authenticate: async (_u, password) => (password ? (tokens[password] ?? null) : null),
+      authenticate: async (_u, password) => {
+        const principal = password ? tokens[password] : undefined;
+        return principal ? { principal } : null;
+      },
     });
     broker = runtime.broker!;
     url = `mqtt://127.0.0.1:${broker.port}`;

@@ -356,8 +356,11 @@ export class Accounts {
     return userFromRow(row);
   }
 
-  /** A session opened with a password: audited, so the log says who was active when. */
-  async recordLogin(user: User): Promise<void> {
+  /**
+   * A session opened with a password: audited under the account's organisation, so the log says who was
+   * active when (`afterReset` marks the login that set a new password after an administrator's reset).
+   */
+  async recordLogin(user: User, details: { afterReset?: boolean } = {}): Promise<void> {
     await this.#c.store.transaction((trx) =>
       auditAdministration(
         trx,
@@ -367,7 +370,7 @@ export class Accounts {
         'user',
         user.id,
         user.orgId,
-        { username: user.username },
+        { username: user.username, ...details },
       ),
     );
   }

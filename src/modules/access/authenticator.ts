@@ -45,8 +45,16 @@ export interface LoginResult {
   principal: Principal;
 }
 
+export interface AuthenticateOptions {
+  /**
+   * Read the account from the store, not from the short cache of sessions: a live session re-checked because
+   * an instance announced a change to its account must not be judged on what this instance cached before.
+   */
+  fresh?: boolean | undefined;
+}
+
 export interface Authenticator {
-  authenticate(authorization: string | undefined): Promise<Principal>;
+  authenticate(authorization: string | undefined, opts?: AuthenticateOptions): Promise<Principal>;
   /** Opens a session; `newPassword` replaces the password first (required after an administrator's reset). */
   login(username: string, password: string, newPassword?: string): Promise<LoginResult>;
   /** A session token for an account (tests, the CLI). */
@@ -89,7 +97,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       .sign(await hsKey());
   }
 
-  async function verifyLocal(token: string): Promise<Principal> {
+  async function verifyLocal(token: string, fresh: boolean): Promise<Principal> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, await hsKey(), {
@@ -105,7 +113,9 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       throw new AppError('AUTH_TOKEN_INVALID', 'the token names no subject');
     let user: User;
     try {
-      user = await service.accounts.getUserForSession(payload.sub);
+      user = fresh
+        ? await service.accounts.getUserById(payload.sub)
+        : await service.accounts.getUserForSession(payload.sub);
     } catch {
       throw new AppError('AUTH_TOKEN_INVALID', 'the token names an account that does not exist');
     }
@@ -161,7 +171,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
 
   return {
     issueToken,
-    async authenticate(authorization) {
+    async authenticate(authorization, opts = {}) {
       if (!authorization) throw new AppError('AUTH_TOKEN_MISSING', 'send Authorization: Bearer <token>');
       const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
       if (!m?.[1])
@@ -178,7 +188,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
         throw new AppError('AUTH_TOKEN_INVALID', 'the token is neither a JWT nor an API token');
       }
       if (oidc && iss === oidc.issuer) return verifyExternal(token, oidc);
-      return verifyLocal(token);
+      return verifyLocal(token, opts.fresh === true);
     },
     async login(username, password, newPassword) {
       const now = service.clock.now().getTime();
@@ -191,6 +201,9 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
         throw e;
       }
       throttle.succeeded(username);
+      // The first login after an administrator's reset is marked in the audit log: if the account's owner did
+      // not make it, its organisation sees who could have (the reset names the administrator).
+      const afterReset = user.mustChangePassword;
       if (newPassword !== undefined) {
         await service.accounts.changeOwnPassword(
           { userId: user.id, orgId: user.orgId, roles: user.roles },
@@ -205,7 +218,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
         );
       }
       const principal = await service.principalFor(user);
-      await service.accounts.recordLogin(user);
+      await service.accounts.recordLogin(user, afterReset ? { afterReset: true } : {});
       const token = await issueToken(user);
       const expiresAt = new Date(service.clock.now().getTime() + ttl * 1000).toISOString();
       return { token, tokenType: 'Bearer', expiresAt, principal };

@@ -10,6 +10,7 @@ export type { CreatedToken, CreateTokenInput, CreateUserInput, UpdateUserInput }
 export { Accounts } from './accounts.ts';
 export type { Administrator } from './administration.ts';
 export {
+  type AuthenticateOptions,
   type Authenticator,
   type AuthenticatorOptions,
   createAuthenticator,
@@ -23,6 +24,16 @@ export {
   isApiTokenSecret,
   PASSWORD_MIN_LENGTH,
 } from './credentials.ts';
+export {
+  ACCOUNT_CHANGED,
+  type LiveSession,
+  LiveSessions,
+  type LiveSessionsOptions,
+  type OpenSession,
+  type SessionAuthenticate,
+  type SessionEnd,
+  TOKEN_REVOKED,
+} from './live-sessions.ts';
 export { LoginThrottle, type LoginThrottleOptions } from './login-throttle.ts';
 export { accessMigrations } from './migrations.ts';
 export { type CreateOrgInput, OrgDirectory, type UpdateOrgInput } from './org-directory.ts';

@@ -73,6 +73,11 @@ export interface ObjectChangeEvent {
   previousReadKeys: string[];
   /** The object's marking after the change (before it, once deleted). */
   marking: Marking;
+  /**
+   * The marking before the change, when there was one: a live stream tells a reader who lost sight of the
+   * object under the label it saw, never under the new one (absent: taken to be `marking`).
+   */
+  previousMarking?: Marking;
 }
 
 type ReportTables = SharedObjectTables & {
@@ -262,6 +267,7 @@ export class ReportService {
       readKeys: now ? this.#gate.keysOf(now) : [],
       previousReadKeys: before ? this.#gate.keysOf(before) : [],
       marking: r.marking,
+      ...(before ? { previousMarking: before.marking } : {}),
     });
   }
 
