@@ -23,7 +23,11 @@ import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import { createMemoryBus } from '../bus/index.ts';
 import { openTestPgliteStore } from '../storage/testing.ts';
-import type { EmbeddedMqttBroker } from './embedded-mqtt-broker.ts';
+import {
+  type EmbeddedMqttBroker,
+  type MqttConnection,
+  startEmbeddedMqttBroker,
+} from './embedded-mqtt-broker.ts';
 import { startExternalMqttIngest } from './external-mqtt-ingest.ts';
 import { createMqttNotificationSender } from './mqtt-notification-sender.ts';
 import { type MqttRuntime, startMqttRuntime } from './mqtt-runtime.ts';
@@ -441,4 +445,57 @@ describe('IoT ingestion and MQTT notifications', () => {
       });
     },
   );
+});
+
+describe('gap 9: an MQTT connection is a live session', () => {
+  it('ingests nothing the connection sends once its session ended, and disconnects it when the session ends', async () => {
+    const ingested: string[] = [];
+    let valid = true;
+    let connection: MqttConnection | undefined;
+    let sessionsClosed = 0;
+    const broker = await startEmbeddedMqttBroker({
+      port: 0,
+      host: '127.0.0.1',
+      authenticate: async (_u, password, conn) => {
+        if (password !== 'token-a') return null;
+        connection = conn;
+        return {
+          principal: sensor,
+          valid: async () => valid,
+          close: () => {
+            sessionsClosed += 1;
+          },
+        };
+      },
+      ingest: async (m) => {
+        ingested.push(m.topic);
+      },
+    });
+    const at = `mqtt://127.0.0.1:${broker.port}`;
+    try {
+      const c = await connect(at, { username: 'gw', password: 'token-a' });
+      await c.publishAsync('safecity/v1/default/measurements/Thing/before', '{}', { qos: 1 });
+      expect(ingested).toEqual(['safecity/v1/default/measurements/Thing/before']);
+
+      // The session ended (token revoked) but the connection is still open: what it sends is refused.
+      valid = false;
+      const refused = new Promise<void>((resolve) => c.once('close', () => resolve()));
+      c.publish('safecity/v1/default/measurements/Thing/after', '{}', { qos: 1 });
+      await refused;
+      c.end(true);
+      expect(ingested).toEqual(['safecity/v1/default/measurements/Thing/before']);
+      await until(async () => (sessionsClosed === 1 ? true : undefined));
+
+      // The platform ends a session: the broker closes that connection.
+      valid = true;
+      const d = await connect(at, { username: 'gw', password: 'token-a' });
+      const closed = new Promise<void>((resolve) => d.once('close', () => resolve()));
+      connection?.disconnect('AUTH_TOKEN_REVOKED: this API token was revoked');
+      await closed;
+      d.end(true);
+      await until(async () => (sessionsClosed === 2 ? true : undefined));
+    } finally {
+      await broker.close();
+    }
+  });
 });

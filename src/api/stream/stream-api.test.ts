@@ -6,64 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../app/config.ts';
 import { createPlatform, type Platform } from '../../app/platform.ts';
 import { seedWorld } from '../../app/testing.ts';
+import { openStream, until } from './testing.ts';
 
 const ADMIN_PASSWORD = 'long-secret-for-tests';
 const PW = 'correct-horse-staple-9';
-
-interface Received {
-  event: string;
-  data: Record<string, unknown>;
-}
-
-/** Opens /api/stream with a bearer token and collects its events. */
-async function openStream(address: string, authorization: string, query = '') {
-  const controller = new AbortController();
-  const res = await fetch(`${address}/api/stream${query}`, {
-    headers: { authorization },
-    signal: controller.signal,
-  });
-  const events: Received[] = [];
-  let ended = false;
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  void (async () => {
-    let buffer = '';
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let cut = buffer.indexOf('\n\n');
-        while (cut >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data) events.push({ event, data: JSON.parse(data) });
-          cut = buffer.indexOf('\n\n');
-        }
-      }
-    } catch {
-      // aborted
-    }
-    ended = true;
-  })();
-  return {
-    status: res.status,
-    contentType: res.headers.get('content-type'),
-    events,
-    ended: () => ended,
-    close: () => controller.abort(),
-  };
-}
-
-async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!check()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('live stream of changes, under the marking policy', () => {
   const dir = mkdtempSync(join(tmpdir(), 'safecity-stream-'));
@@ -174,6 +120,18 @@ describe('live stream of changes, under the marking policy', () => {
       'report.changed',
       'report.removed',
     ]);
+    // Every event carries the object's marking in the label form, and its owner; a reader who lost sight of
+    // the object is told under the label it saw, never the new one.
+    expect(guard.events.filter((e) => e.data.id === id).map((e) => e.data)).toEqual([
+      { kind: 'report', id, ownerOrg: 'police', marking: 'TLP:AMBER+STRICT; owner=police' },
+      { kind: 'report', id, ownerOrg: 'police', marking: 'TLP:AMBER+STRICT; owner=police' },
+    ]);
+    expect(officer.events.filter((e) => e.data.id === id).map((e) => e.data.marking)).toEqual([
+      'TLP:AMBER+STRICT; owner=police',
+      'TLP:AMBER+STRICT; owner=police',
+      'TLP:RED; owner=police',
+      'TLP:RED; owner=police',
+    ]);
 
     expect((await call('DELETE', `/api/reports/${id}`, 'officer')).statusCode).toBe(204);
     await until(
@@ -210,11 +168,84 @@ describe('live stream of changes, under the marking policy', () => {
     );
     expect(guard.events.some((e) => e.data.id === 'urn:ngsi-ld:CrowdFlowObserved:secret')).toBe(false);
     const open = guard.events.find((e) => e.data.id === 'urn:ngsi-ld:CrowdFlowObserved:open');
-    expect(open).toMatchObject({
+    expect(open).toEqual({
       event: 'entity.changed',
-      data: { kind: 'entity', type: ['CrowdFlowObserved'] },
+      data: {
+        kind: 'entity',
+        id: 'urn:ngsi-ld:CrowdFlowObserved:open',
+        tenant: '',
+        type: ['CrowdFlowObserved'],
+        ownerOrg: 'police',
+        marking: 'TLP:GREEN; owner=police',
+      },
     });
+    expect(JSON.stringify(guard.events)).not.toContain('peopleCount');
     guard.close();
+  });
+
+  it('carries every kind declared at the gate: an object change of another module reaches who may see it', async () => {
+    // A kind another module declares (closures do), and an event of the documented shape on the bus.
+    platform.gate.defineKind('closure', { label: 'closure' });
+    const unknown = await fetch(`${address}/api/stream?kinds=report,nonsense`, {
+      headers: { authorization: auth.guard as string },
+    });
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { detail: string }).detail).toContain('unknown kind nonsense');
+
+    const guard = await openStream(address, auth.guard as string, '?kinds=closure');
+    const officer = await openStream(address, auth.officer as string);
+    await until(() => guard.events.length > 0 && officer.events.length > 0, 'ready');
+    expect(guard.events[0]?.data.kinds).toEqual(['closure']);
+    expect(officer.events[0]?.data.kinds).toEqual(['closure', 'entity', 'report']);
+    const change = (id: string, tlp: string, readKeys: string[], previousReadKeys: string[] = []) =>
+      platform.bus.publish({
+        id: crypto.randomUUID(),
+        type: 'routing.closure.changed',
+        time: new Date().toISOString(),
+        source: 'test',
+        data: {
+          kind: 'closure',
+          id,
+          ownerOrg: 'police',
+          readKeys,
+          previousReadKeys,
+          marking: { tlp, audience: { orgs: [], communities: [], users: [] } },
+        },
+      });
+    await change('c-police', 'AMBER+STRICT', ['org:police']);
+    await change('c-public', 'CLEAR', ['public']);
+    await change('c-police', 'AMBER+STRICT', [], ['org:police']);
+    await until(() => officer.events.filter((e) => e.event.startsWith('closure.')).length === 3, 'officer');
+    await until(() => guard.events.some((e) => e.data.id === 'c-public'), 'guard');
+    expect(officer.events.filter((e) => e.event.startsWith('closure.'))).toEqual([
+      {
+        event: 'closure.changed',
+        data: {
+          kind: 'closure',
+          id: 'c-police',
+          ownerOrg: 'police',
+          marking: 'TLP:AMBER+STRICT; owner=police',
+        },
+      },
+      {
+        event: 'closure.changed',
+        data: { kind: 'closure', id: 'c-public', ownerOrg: 'police', marking: 'TLP:CLEAR; owner=police' },
+      },
+      {
+        event: 'closure.removed',
+        data: {
+          kind: 'closure',
+          id: 'c-police',
+          ownerOrg: 'police',
+          marking: 'TLP:AMBER+STRICT; owner=police',
+        },
+      },
+    ]);
+    expect(guard.events.filter((e) => e.event !== 'ready').map((e) => [e.event, e.data.id])).toEqual([
+      ['closure.changed', 'c-public'],
+    ]);
+    guard.close();
+    officer.close();
   });
 
   it('ends open streams when the instance shuts down', async () => {
