@@ -269,6 +269,69 @@ describe.skipIf(NO_BROWSER)(
       await expect.poll(() => page.locator('#login-view').isVisible()).toBe(true);
       expect(await page.locator('#app-view').isVisible()).toBe(false);
     });
+
+    it('signs out at once on a password reset, then asks for a password of one’s own', async () => {
+      const admin = await api.login('admin', ADMIN_PW);
+      const bruno = await api.call('POST', '/api/users', admin, {
+        username: 'bruno',
+        orgId: 'police',
+        roles: ['operator'],
+        password: PW,
+      });
+      await signIn(page, base, 'bruno');
+      await api.call('PATCH', `/api/users/${bruno.id}`, admin, { password: 'set-by-the-administrator' });
+      await expect.poll(() => page.locator('#login-view').isVisible(), { timeout: 5000 }).toBe(true);
+      expect(await page.locator('#login-error').textContent()).toBe(
+        'Your session has ended. Please sign in again.',
+      );
+
+      await page.fill('#login-username', 'bruno');
+      await page.fill('#login-password', 'set-by-the-administrator');
+      await page.press('#login-password', 'Enter');
+      await expect.poll(() => page.locator('#login-new').isVisible()).toBe(true);
+      expect(await page.locator('#login-new-notice').textContent()).toBe(
+        'An administrator reset your password. Choose a new one of your own to sign in.',
+      );
+      expect(await page.locator('#login-submit').textContent()).toBe('Set password and sign in');
+      await shot(page, '05-new-password');
+      await page.fill('#login-new-password', 'my-own-passphrase-42');
+      await page.fill('#login-new-password-again', 'my-own-passphrase-42!');
+      await page.click('#login-submit');
+      expect(await page.locator('#login-error').textContent()).toBe('The two new passwords differ');
+      await page.fill('#login-new-password-again', 'my-own-passphrase-42');
+      await page.click('#login-submit');
+      await page.waitForSelector('#app-view[data-ready]');
+      expect(await page.locator('#whoami').textContent()).toBe('bruno · police');
+    });
+
+    it('changes its own password and stays signed in with the new session token; the old one is refused', async () => {
+      const before = await page.evaluate(() => sessionStorage.getItem('safecity.token'));
+      await page.click('#change-password');
+      await expect.poll(() => page.locator('#password-dialog').isVisible()).toBe(true);
+      await page.fill('#password-current', 'my-own-passphrase-42');
+      await page.fill('#password-new', 'my-second-passphrase-43');
+      await page.fill('#password-again', 'my-second-passphrase-43');
+      await page.click('#password-form button[type=submit]');
+      await expect
+        .poll(() => page.locator('#toast').textContent())
+        .toBe('Password changed: your other sessions have ended');
+      expect(await page.locator('#password-dialog').isVisible()).toBe(false);
+      const after = await page.evaluate(() => sessionStorage.getItem('safecity.token'));
+      expect(after).not.toBe(before);
+      const old = await platform.server.inject({
+        method: 'GET',
+        url: '/api/auth/me',
+        headers: { authorization: `Bearer ${before}` },
+      });
+      expect(old.statusCode).toBe(401);
+      // The old token's stream ended; the app carries on, live, with the new one.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await page.locator('#app-view').isVisible()).toBe(true);
+      await expect.poll(() => page.locator('#live-status').textContent()).toMatch(/^Live · /);
+      await page.reload();
+      await page.waitForSelector('#app-view[data-ready]');
+      expect(await page.locator('#whoami').textContent()).toBe('bruno · police');
+    });
   },
 );
 

@@ -90,6 +90,28 @@ describe('ApiClient against a real HTTP server', () => {
     expect(calls).toBe(1);
   });
 
+  it('does not sign out for a 401 met by a call made with a token that a password change was replacing', async () => {
+    let calls = 0;
+    const api = new ApiClient({ baseUrl: base, onUnauthorized: () => calls++ });
+    api.token = 'before-the-change';
+    let release: () => void = () => {};
+    const change = api.replacingToken(async () => {
+      await new Promise<void>((r) => {
+        release = r;
+      });
+      api.token = 'after-the-change';
+    });
+    const refused = api.get('/denied').catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    await change;
+    expect(await refused).toMatchObject({ status: 401 });
+    expect(calls).toBe(0);
+    // A 401 for the token of the moment is the end of the session.
+    await api.get('/denied').catch(() => {});
+    expect(calls).toBe(1);
+  });
+
   it('says the platform cannot be reached when the connection fails', async () => {
     const api = new ApiClient({ baseUrl: 'http://127.0.0.1:1' });
     expect(await api.get('/ok').catch((e: unknown) => e)).toMatchObject({

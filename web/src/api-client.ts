@@ -24,6 +24,8 @@ export interface ApiClientOptions {
 
 export class ApiClient {
   token: string | null = null;
+  /** A call that replaces the token (a password change) while it runs. */
+  private replacing: Promise<unknown> | undefined;
   private readonly baseUrl: string;
   private readonly onUnauthorized: (() => void) | undefined;
   private readonly fetchImpl: typeof fetch;
@@ -40,7 +42,8 @@ export class ApiClient {
     opts: { body?: unknown; accept?: string; signal?: AbortSignal } = {},
   ): Promise<T> {
     const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const sent = this.token;
+    if (sent) headers.authorization = `Bearer ${sent}`;
     let body: string | undefined;
     if (opts.body !== undefined) {
       headers['content-type'] = 'application/json';
@@ -74,10 +77,28 @@ export class ApiClient {
           : typeof p.title === 'string'
             ? p.title
             : `${res.status} ${res.statusText}`;
-      if (res.status === 401 && this.token && this.onUnauthorized) this.onUnauthorized();
+      if (res.status === 401 && sent && this.onUnauthorized) {
+        // A call made with a token that a password change is replacing: the session goes on with the new one.
+        if (this.replacing) await this.replacing.catch(() => {});
+        if (this.token === sent) this.onUnauthorized();
+      }
       throw new ApiError(res.status, message, typeof p.code === 'string' ? p.code : undefined);
     }
     return parsed as T;
+  }
+
+  /**
+   * Runs a call that replaces the token (a password change ends the sessions of the old one): a 401 that a
+   * call made with the old token meets meanwhile is not the end of this session, once `fn` set the new token.
+   */
+  async replacingToken<T>(fn: () => Promise<T>): Promise<T> {
+    const running = fn();
+    this.replacing = running;
+    try {
+      return await running;
+    } finally {
+      if (this.replacing === running) this.replacing = undefined;
+    }
   }
 
   get<T>(path: string, accept?: string): Promise<T> {

@@ -10,6 +10,7 @@ import type { LonLat } from './geo.ts';
 import { startLive } from './live-updates.ts';
 import { createMapView, LAYER_GROUPS, type MapView } from './map-view.ts';
 import { papBadge, tlpBadge, tlpColour } from './marking-badge.ts';
+import { PasswordDialog } from './password-dialog.ts';
 import type { Feature, Me, Report } from './platform-types.ts';
 import { listOf } from './platform-types.ts';
 import { ReportDialog } from './report-dialog.ts';
@@ -41,6 +42,8 @@ export interface CopOptions {
   me: Me;
   pollMs: number;
   onLogout: () => void;
+  /** A new session token replaced this tab's (after the operator changed its password). */
+  onToken: (token: string) => void;
 }
 
 export async function startCop(opts: CopOptions): Promise<void> {
@@ -143,6 +146,14 @@ export async function startCop(opts: CopOptions): Promise<void> {
     await live.now();
   });
   $('new-report-here').addEventListener('click', () => dialog.open());
+
+  // Changing one's password ends the account's other sessions; this tab carries on with the new token, and
+  // the live stream reconnects with it.
+  const passwords = new PasswordDialog(api, opts.onToken, () =>
+    toast('Password changed: your other sessions have ended'),
+  );
+  $('change-password').hidden = me.kind === 'service';
+  $('change-password').addEventListener('click', () => passwords.open());
 
   const routing = new RoutingPanel(api, map, {
     toast,

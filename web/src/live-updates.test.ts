@@ -75,6 +75,32 @@ describe('startLive', () => {
     live.stop();
   });
 
+  it('opens the stream again with the token of the moment when the platform ended it, and refreshes at once', async () => {
+    let token = 'before-the-change';
+    let calls = 0;
+    stream = undefined;
+    const live = startLive({
+      refresh: async () => {
+        calls++;
+      },
+      token: () => token,
+      onStatus: () => {},
+      pollMs: 60_000,
+      streamUrl: `${base}/stream`,
+    });
+    await expect.poll(() => streamAuth).toBe('Bearer before-the-change');
+    await expect.poll(() => calls).toBe(1);
+    // The password changed: this tab holds a new token, and the platform ends the stream of the old one.
+    token = 'after-the-change';
+    const ended = stream!;
+    stream = undefined;
+    ended.end('event: error\ndata: {"code":"AUTH_TOKEN_EXPIRED"}\n\n');
+    // At once, not at the next poll a minute later: a session that is over would answer 401 here.
+    await expect.poll(() => calls, { timeout: 2000 }).toBe(2);
+    await expect.poll(() => streamAuth, { timeout: 4000 }).toBe('Bearer after-the-change');
+    live.stop();
+  });
+
   it('turns a call of now() during a refresh into one more refresh, not two at once', async () => {
     let running = 0;
     let most = 0;

@@ -2,6 +2,11 @@
  * Live refresh: polls every few seconds; when the platform offers a server-sent event stream at
  * /api/stream, each event triggers a refresh at once and polling slows down to a safety net.
  * The stream is read with fetch (EventSource cannot send the bearer token).
+ *
+ * The platform ends a stream when its session ends (account disabled, password changed, instance shutting
+ * down): the app refreshes at once — a session that is over then answers 401 and the app signs out — and
+ * opens the stream again with the token of the moment (a password change gave this tab a new one), backing
+ * off while the platform refuses.
  */
 
 export interface LiveOptions {
@@ -27,6 +32,15 @@ export function startLive(opts: LiveOptions): Live {
   let again = false;
   let stopped = false;
   const abort = new AbortController();
+  let wake: (() => void) | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
 
   async function tick(): Promise<void> {
     if (stopped) return;
@@ -53,9 +67,10 @@ export function startLive(opts: LiveOptions): Live {
     }
   }
 
-  async function stream(): Promise<void> {
+  /** Reads the stream once; true when it was open (and has now ended), false when it could not open. */
+  async function streamOnce(): Promise<boolean> {
     const token = opts.token();
-    if (!token) return;
+    if (!token) return false;
     let res: Response;
     try {
       res = await fetch(opts.streamUrl ?? '/api/stream', {
@@ -63,11 +78,11 @@ export function startLive(opts: LiveOptions): Live {
         signal: abort.signal,
       });
     } catch {
-      return;
+      return false;
     }
     if (!res.ok || !res.body || !(res.headers.get('content-type') ?? '').includes('text/event-stream')) {
       await res.body?.cancel().catch(() => {});
-      return;
+      return false;
     }
     via = 'stream';
     pollMs = Math.max(fastPoll, 30_000);
@@ -89,8 +104,24 @@ export function startLive(opts: LiveOptions): Live {
     } catch {
       // The stream broke (network, server restart): polling carries on at the fast rate.
     }
+    clearTimeout(debounce);
     via = 'poll';
     pollMs = fastPoll;
+    return true;
+  }
+
+  async function stream(): Promise<void> {
+    let backoff = 1000;
+    while (!stopped && opts.token()) {
+      const wasOpen = await streamOnce();
+      if (stopped) return;
+      if (wasOpen) {
+        backoff = 1000;
+        void tick();
+      }
+      await pause(backoff);
+      if (!wasOpen) backoff = Math.min(backoff * 2, 60_000);
+    }
   }
 
   void tick();
@@ -100,6 +131,7 @@ export function startLive(opts: LiveOptions): Live {
       stopped = true;
       clearTimeout(timer);
       abort.abort();
+      wake?.();
     },
     now: tick,
   };

@@ -42,6 +42,8 @@ export interface Me {
   displayName?: string | null;
   orgId: string;
   roles: string[];
+  /** `user` (a person, with a password) or `service` (a machine, with API tokens). */
+  kind?: string;
   /** What the caller's new objects get unless they say otherwise. */
   defaultMarking?: Marking;
 }
