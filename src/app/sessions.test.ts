@@ -334,6 +334,24 @@ describe.skipIf(SERVER_SKIP)(
       await server?.cleanup();
     });
 
+    it('a stream on B is told of a change made on A, with its marking', async () => {
+      const stream = await ready(await openStream(addressB, auth.dispatcher as string, '?kinds=report'));
+      const made = await call(a, 'POST', '/api/reports', auth.officer, {
+        title: 'Crowd at the gate',
+        category: 'crowd',
+        marking: { tlp: 'AMBER+STRICT' },
+      });
+      expect(made.statusCode).toBe(201);
+      await until(() => stream.events.some((e) => e.event === 'report.changed'), 'B tells of A’s report');
+      expect(stream.events.find((e) => e.event === 'report.changed')?.data).toEqual({
+        kind: 'report',
+        id: made.json().id,
+        ownerOrg: 'police',
+        marking: 'TLP:AMBER+STRICT; owner=police',
+      });
+      stream.close();
+    });
+
     it('a token revoked on A disconnects its MQTT connection and ends its stream on B', async () => {
       expect([a.bus.kind, b.bus.kind, a.store.kind]).toEqual(['nats', 'nats', 'postgres']);
       const made = await call(a, 'POST', '/api/tokens', auth.chief, { orgId: 'police', name: 'b-gateway' });

@@ -1,1 +1,9 @@
-export { changeOf, type StreamApiOptions, streamApi } from './stream-plugin.ts';
+export {
+  type Change,
+  changeOf,
+  ENTITY_KIND,
+  type StreamApiOptions,
+  type StreamGate,
+  type StreamSessions,
+  streamApi,
+} from './stream-plugin.ts';
