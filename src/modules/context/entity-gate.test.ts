@@ -85,18 +85,19 @@ for (const f of testStoreFactories()) {
           const id = 'urn:ngsi-ld:Gate:g4';
           await svc.createEntity(op, { id, type: 'Gate', state: 'open' }, ctx);
           for (const who of [viewer, responder]) {
+            // Thunks, awaited one by one: a promise that rejects before it is awaited is an unhandled rejection.
             const refusals = [
-              svc.createEntity(who, { id: 'urn:ngsi-ld:Gate:g4-new', type: 'Gate' }, ctx),
-              svc.appendAttributes(who, id, { state: 'closed' }, ctx),
-              svc.updateAttributes(who, id, { state: 'closed' }, ctx),
-              svc.mergeEntity(who, id, { state: 'closed' }, ctx),
-              svc.replaceEntity(who, id, { type: 'Gate', state: 'closed' }, ctx),
-              svc.partialUpdateAttribute(who, id, 'state', { value: 'closed' }, ctx),
-              svc.deleteAttribute(who, id, 'state', ctx),
-              svc.deleteEntity(who, id),
-              svc.appendAttributes(who, id, { marking: { tlp: 'CLEAR' } }, ctx),
+              () => svc.createEntity(who, { id: 'urn:ngsi-ld:Gate:g4-new', type: 'Gate' }, ctx),
+              () => svc.appendAttributes(who, id, { state: 'closed' }, ctx),
+              () => svc.updateAttributes(who, id, { state: 'closed' }, ctx),
+              () => svc.mergeEntity(who, id, { state: 'closed' }, ctx),
+              () => svc.replaceEntity(who, id, { type: 'Gate', state: 'closed' }, ctx),
+              () => svc.partialUpdateAttribute(who, id, 'state', { value: 'closed' }, ctx),
+              () => svc.deleteAttribute(who, id, 'state', ctx),
+              () => svc.deleteEntity(who, id),
+              () => svc.appendAttributes(who, id, { marking: { tlp: 'CLEAR' } }, ctx),
             ];
-            for (const r of refusals) expect((await rejects(r)).code).toBe('AUTH_ROLE_REQUIRED');
+            for (const r of refusals) expect((await rejects(r())).code).toBe('AUTH_ROLE_REQUIRED');
             const batches = [
               await svc.batchCreate(who, [{ body: { id: 'urn:ngsi-ld:Gate:g4-b', type: 'Gate' }, ctx }]),
               await svc.batchUpsert(who, [{ body: { id, type: 'Gate', state: 'x' }, ctx }]),
