@@ -30,6 +30,10 @@ export interface GeoBenchResult {
   near500Sql: QueryFigures;
   /** Not geo: `type=Sensor&q=level>=99` (about 1 % of the entities) with count=true, limit 20. */
   qOnePercent: QueryFigures;
+  /** `idPattern=^urn:ngsi-ld:Sensor:NNN[0-9]{2}$`: RE2 over the ids its literal prefix selects in SQL. */
+  idPatternPrefix: QueryFigures;
+  /** `type=Sensor&idPattern=:NNNN$`: no literal prefix, RE2 over every visible id of the type. */
+  idPatternScan: QueryFigures;
   loadAverage: number;
 }
 
@@ -200,6 +204,20 @@ export async function runGeoBench(
     show('near 500 m, limit 20, SQL only', near500Sql);
     const qOnePercent = await run(() => ({ type: 'Sensor', q: 'level>=99', count: true, limit: 20 }));
     show('q level>=99 (1 %), limit 20', qOnePercent);
+    const digits = (n: number) => String(Math.floor(qr() * 10 ** n)).padStart(n, '0');
+    const idPatternPrefix = await run(() => ({
+      idPattern: `^urn:ngsi-ld:Sensor:${digits(3)}[0-9]{2}$`,
+      count: true,
+      limit: 20,
+    }));
+    show('idPattern with a literal prefix, limit 20', idPatternPrefix);
+    const idPatternScan = await run(() => ({
+      type: 'Sensor',
+      idPattern: `:${digits(4)}$`,
+      count: true,
+      limit: 20,
+    }));
+    show('idPattern without a prefix (every visible id), limit 20', idPatternScan);
     await svc.close();
     return {
       store: store.kind,
@@ -211,6 +229,8 @@ export async function runGeoBench(
       near500Page100,
       near500Sql,
       qOnePercent,
+      idPatternPrefix,
+      idPatternScan,
       loadAverage: Number(loadavg()[0]!.toFixed(1)),
     };
   } finally {
@@ -240,6 +260,12 @@ function section(results: GeoBenchResult[]): string {
       row(r, 'near;maxDistance==500, limit 100', r.near500Page100),
       row(r, 'near;maxDistance==500, limit 20, SQL only', r.near500Sql),
       row(r, 'q=level>=99 (1 %, no geo), limit 20', r.qOnePercent),
+      row(
+        r,
+        'idPattern=^urn:ngsi-ld:Sensor:NNN[0-9]{2}$ (literal prefix in SQL, RE2), limit 20',
+        r.idPatternPrefix,
+      ),
+      row(r, 'type=Sensor&idPattern=:NNNN$ (RE2 over every visible id), limit 20', r.idPatternScan),
     );
   }
   lines.push(

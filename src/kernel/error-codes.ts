@@ -119,6 +119,7 @@ export const ERROR_CODES = {
   CONTEXT_ENTITY_EXISTS: { kind: 'conflict', title: 'The entity already exists' },
   CONTEXT_BATCH_TOO_LARGE: { kind: 'invalid', title: 'Too many entities in one batch' },
   CONTEXT_TOO_MANY_RESULTS: { kind: 'forbidden', title: 'Too many results' },
+  CONTEXT_QUERY_TOO_COMPLEX: { kind: 'forbidden', title: 'The query is too costly to answer' },
   CONTEXT_NOT_ACCEPTABLE: { kind: 'invalid', title: 'No acceptable representation' },
   CONTEXT_OPERATION_NOT_SUPPORTED: { kind: 'unprocessable', title: 'Operation not supported' },
   CONTEXT_LDCONTEXT_NOT_FOUND: { kind: 'not_found', title: 'Unknown hosted @context' },

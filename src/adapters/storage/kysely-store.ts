@@ -14,6 +14,7 @@ export class KyselyStore implements Store {
   readonly db: AnyDb;
   readonly #migrations: MigrationSet;
   readonly #onClose: () => Promise<void>;
+  readonly #openMigrationDb: (() => AnyDb) | undefined;
   #closed = false;
 
   constructor(opts: {
@@ -21,11 +22,14 @@ export class KyselyStore implements Store {
     db: AnyDb;
     migrations: MigrationSet;
     onClose?: () => Promise<void>;
+    /** A handle for migrations only (without the statement timeout of `db`), destroyed after them. */
+    openMigrationDb?: () => AnyDb;
   }) {
     this.kind = opts.kind;
     this.db = opts.db;
     this.#migrations = opts.migrations;
     this.#onClose = opts.onClose ?? (async () => {});
+    this.#openMigrationDb = opts.openMigrationDb;
   }
 
   transaction<T>(fn: (trx: AnyDb) => Promise<T>): Promise<T> {
@@ -33,11 +37,20 @@ export class KyselyStore implements Store {
   }
 
   async migrate(): Promise<MigrationResult[]> {
+    const db = this.#openMigrationDb?.() ?? this.db;
+    try {
+      return await this.#migrate(db);
+    } finally {
+      if (db !== this.db) await db.destroy();
+    }
+  }
+
+  async #migrate(db: AnyDb): Promise<MigrationResult[]> {
     // Kysely looks its bookkeeping tables up by name in any schema; name ours, or a database with another
     // SafeCity schema (or a stray table in public) would make it skip creating them here.
-    const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(this.db);
+    const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
     const migrator = new Migrator({
-      db: this.db as Kysely<unknown>,
+      db: db as Kysely<unknown>,
       migrationTableSchema: rows[0]?.schema ?? 'public',
       provider: { getMigrations: async () => this.#migrations },
       // Modules own their migrations; names are prefixed by module, so the global order is by name and a

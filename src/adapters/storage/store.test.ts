@@ -31,5 +31,22 @@ describe.skipIf(!process.env.DATABASE_URL)(
         await b.close();
       }
     });
+
+    it('stops a statement past the statement timeout (SQLSTATE 57014), but never a migration', async () => {
+      const slow = {
+        s_0001_slow: {
+          async up(db: import('kysely').Kysely<unknown>) {
+            await sql`select pg_sleep(0.3)`.execute(db);
+          },
+        },
+      };
+      const store = await openTestPostgresStore(slow, process.env.DATABASE_URL, { statementTimeoutMs: 100 });
+      try {
+        await expect(sql`select pg_sleep(0.3)`.execute(store.db)).rejects.toMatchObject({ code: '57014' });
+        await expect(sql`select 1 as one`.execute(store.db)).resolves.toMatchObject({ rows: [{ one: 1 }] });
+      } finally {
+        await store.close();
+      }
+    });
   },
 );

@@ -42,10 +42,11 @@ export async function openTestPgliteStore(migrations: MigrationSet = {}): Promis
 export async function openTestPostgresStore(
   migrations: MigrationSet = {},
   url = process.env.DATABASE_URL,
+  opts: { statementTimeoutMs?: number } = {},
 ): Promise<Store> {
   if (!url) throw new Error('DATABASE_URL is not set');
   const schema = `t_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
-  const store = await createPostgresStore({ url, migrations, schema, poolSize: 4 });
+  const store = await createPostgresStore({ url, migrations, schema, poolSize: 4, ...opts });
   await store.migrate();
   const close = store.close.bind(store);
   return Object.assign(store, {

@@ -44,6 +44,7 @@ const TYPE_OF_CODE: Partial<Record<ErrorCode, NgsiLdErrorType>> = {
   CONTEXT_ENTITY_EXISTS: 'AlreadyExists',
   CONTEXT_LDCONTEXT_NOT_AVAILABLE: 'LdContextNotAvailable',
   CONTEXT_TOO_MANY_RESULTS: 'TooManyResults',
+  CONTEXT_QUERY_TOO_COMPLEX: 'TooComplexQuery',
   CONTEXT_TENANT_NOT_FOUND: 'NonexistentTenant',
   CONTEXT_UNSUPPORTED_GEOMETRY: 'OperationNotSupported',
   CONTEXT_OPERATION_NOT_SUPPORTED: 'OperationNotSupported',

@@ -10,7 +10,11 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../adapters/storage/testing.ts';
-import { ContextResolver, ContextService } from '../../modules/context/index.ts';
+import {
+  ContextResolver,
+  ContextService,
+  type ContextServiceOptions,
+} from '../../modules/context/index.ts';
 import {
   CONTEXT_TEST_MIGRATIONS,
   openTestDirectory,
@@ -40,7 +44,12 @@ export interface TestApp {
 }
 
 export async function openTestApp(
-  opts: { bodyLimit?: number; store?: 'pglite' | 'postgres' } = {},
+  opts: {
+    bodyLimit?: number;
+    store?: 'pglite' | 'postgres';
+    /** Budgets of the service (maxScan, queryTimeoutMs). */
+    budgets?: Pick<ContextServiceOptions, 'maxScan' | 'queryTimeoutMs'>;
+  } = {},
 ): Promise<TestApp> {
   const store =
     opts.store === 'postgres'
@@ -57,6 +66,7 @@ export async function openTestApp(
     bus,
     gate: directory.gate,
     resolver: new ContextResolver({ contextMapFile: CONTEXT_MAP, timeoutMs: 500 }),
+    ...opts.budgets,
   });
   const app = Fastify();
   app.addHook('onRequest', async (request) => {

@@ -23,7 +23,12 @@ import { type ChangeKind, type LiveEntityChange, typesOf } from './entity-change
 import { buildNotification, type NotificationSender, type NotifiedEntity } from './notification.ts';
 import type { EntityReaderPort, LdContextPort, QueryPort, SubscriberKeysPort } from './ports.ts';
 import type { SubscriptionRecord } from './subscription.ts';
-import { type CompiledSubscription, firedTriggers, matchChange } from './subscription-matcher.ts';
+import {
+  type CompiledSubscription,
+  compileIdPatterns,
+  firedTriggers,
+  matchChange,
+} from './subscription-matcher.ts';
 import type { ContextLiveTables } from './tables.ts';
 
 /** One pending entity of a notification, as queued in memory and kept in the outbox. */
@@ -161,7 +166,7 @@ export class DeliveryEngine {
     const ctx = spec.jsonldContext;
     const cs: CompiledSubscription = {
       spec,
-      idPatterns: (spec.entities ?? []).map((e) => (e.idPattern ? new RegExp(e.idPattern) : undefined)),
+      idPatterns: compileIdPatterns(spec),
       q: spec.q && this.#o.query ? await this.#o.query.compileQ(spec.q, ctx) : undefined,
       geoQ: spec.geoQ && this.#o.query ? await this.#o.query.compileGeoQ(spec.geoQ, ctx) : undefined,
     };

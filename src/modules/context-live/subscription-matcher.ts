@@ -2,15 +2,30 @@
  * Decides whether an entity change is of interest to a subscription (clause 5.11 and the
  * notificationTrigger member of clause 5.2.12): entity selectors, watched attributes, triggers, q, geoQ.
  */
+
+import { AppError } from '../../kernel/errors.ts';
+import { compileUserPattern, type UserPattern } from '../context/index.ts';
 import { attributeNames, type ChangeKind, type LiveEntityChange } from './entity-change-event.ts';
 import type { EntityPredicate } from './ports.ts';
 import type { NotificationTrigger, SubscriptionSpec } from './subscription.ts';
 
 export interface CompiledSubscription {
   spec: SubscriptionSpec;
-  idPatterns: Array<RegExp | undefined>;
+  idPatterns: Array<UserPattern | undefined>;
   q?: EntityPredicate | undefined;
   geoQ?: EntityPredicate | undefined;
+}
+
+/**
+ * The selectors' idPatterns, in RE2 (linear time: a subscriber's pattern runs on every change of its
+ * tenant, on the event loop). They were checked when the subscription was written.
+ */
+export function compileIdPatterns(spec: SubscriptionSpec): Array<UserPattern | undefined> {
+  return (spec.entities ?? []).map((e) =>
+    e.idPattern
+      ? compileUserPattern(e.idPattern, (why) => new AppError('CONTEXT_LIVE_SUBSCRIPTION_INVALID', why))
+      : undefined,
+  );
 }
 
 /** The triggers a change fires, with the attributes each attribute trigger concerns. */
@@ -53,7 +68,7 @@ export function selectorMatches(cs: CompiledSubscription, change: LiveEntityChan
       continue;
     }
     const re = cs.idPatterns[i];
-    if (re && !re.test(change.entityId)) continue;
+    if (re && !testQuietly(re, change.entityId)) continue;
     return true;
   }
   return false;
@@ -82,6 +97,15 @@ export function matchChange(
     if (cs.geoQ && !safe(cs.geoQ, change)) return undefined;
   }
   return trigger;
+}
+
+/** An id too long for the pattern's work bound does not match (the subscriber is not stalled for it). */
+function testQuietly(re: UserPattern, id: string): boolean {
+  try {
+    return re.test(id);
+  } catch {
+    return false;
+  }
 }
 
 function safe(p: EntityPredicate, change: LiveEntityChange): boolean {

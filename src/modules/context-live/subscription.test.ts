@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createCoreQueryPort } from './core-query-port.ts';
 import { parseSubscription, patchSubscription, type SubscriptionSpec } from './subscription.ts';
-import { firedTriggers, matchChange } from './subscription-matcher.ts';
+import { compileIdPatterns, firedTriggers, matchChange } from './subscription-matcher.ts';
 import { DEFAULT_VOCAB, entityChange, testLdContext } from './testing.ts';
 
 const ld = testLdContext();
@@ -82,7 +82,7 @@ describe('matching changes to subscriptions', () => {
   const V = DEFAULT_VOCAB;
   const compiled = (spec: SubscriptionSpec) => ({
     spec,
-    idPatterns: (spec.entities ?? []).map((e) => (e.idPattern ? new RegExp(e.idPattern) : undefined)),
+    idPatterns: compileIdPatterns(spec),
   });
   const car = {
     id: 'urn:ngsi-ld:Vehicle:9',
@@ -111,5 +111,41 @@ describe('matching changes to subscriptions', () => {
     expect(matchChange(byPattern, 'updated', c, fired)).toBeUndefined();
     expect(matchChange(byId, 'updated', c, fired)).toBe('attributeUpdated');
     expect(matchChange(otherType, 'updated', c, fired)).toBeUndefined();
+  });
+});
+
+describe('gap 11: subscribers cannot stall the delivery of others', () => {
+  const car = (id: string) => ({
+    id,
+    type: [`${DEFAULT_VOCAB}Vehicle`],
+    [`${DEFAULT_VOCAB}name`]: { type: 'Property', value: 'x'.repeat(52) },
+  });
+
+  it('runs selectors idPatterns and q patterns in linear time, refuses PostgreSQL-only syntax', async () => {
+    const cs = await parse({
+      entities: [{ type: 'Vehicle', idPattern: '^urn:(x|xx)*$' }],
+      q: 'name~=".*.*.*.*.*.*.*.*.*!"',
+    });
+    const q = await deps.query.compileQ(cs.q as string, undefined);
+    const compiled = { spec: cs, idPatterns: compileIdPatterns(cs), q };
+    const c = entityChange(car(`urn:${'x'.repeat(60)}`));
+    const started = performance.now();
+    expect(matchChange(compiled, 'updated', c, firedTriggers('updated', c))).toBeUndefined();
+    expect(performance.now() - started).toBeLessThan(200);
+    for (const idPattern of ['\\mVehicle', '(a)\\1']) {
+      await expect(parse({ entities: [{ type: 'Vehicle', idPattern }] })).rejects.toThrow(
+        /is not a regular expression this broker runs/,
+      );
+    }
+    await expect(parse({ q: 'name~="(?<=a)b"' })).rejects.toMatchObject({ code: 'CONTEXT_INVALID_QUERY' });
+  });
+
+  it('an id too long for a large pattern does not match, instead of holding the event loop', async () => {
+    const cs = await parse({ entities: [{ type: 'Vehicle', idPattern: '^urn:[^!]{0,999}$' }] });
+    const compiled = { spec: cs, idPatterns: compileIdPatterns(cs) };
+    const short = entityChange(car('urn:ngsi-ld:Vehicle:1'));
+    const long = entityChange(car(`urn:ngsi-ld:Vehicle:${'9'.repeat(400)}`));
+    expect(matchChange(compiled, 'updated', short, firedTriggers('updated', short))).toBe('attributeUpdated');
+    expect(matchChange(compiled, 'updated', long, firedTriggers('updated', long))).toBeUndefined();
   });
 });

@@ -4,6 +4,7 @@
  * was created with, so that notifications can be compacted the way its subscriber expects.
  */
 import { AppError } from '../../kernel/errors.ts';
+import { compileUserPattern } from '../context/index.ts';
 import type {
   ActiveLdContext,
   EntityFormat,
@@ -210,11 +211,7 @@ function parseEntities(v: unknown, ac: ActiveLdContext): EntitySelector[] {
     }
     if (e.idPattern !== undefined) {
       if (typeof e.idPattern !== 'string') throw bad('idPattern must be a string');
-      try {
-        new RegExp(e.idPattern);
-      } catch {
-        throw bad(`idPattern "${e.idPattern}" is not a valid regular expression`);
-      }
+      compileUserPattern(e.idPattern, (why) => bad(`idPattern: ${why}`));
       sel.idPattern = e.idPattern;
     }
     out.push(sel);

@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../../kernel/clock.ts';
 import { AppError } from '../../kernel/errors.ts';
-import { renderAttributeValue } from '../context/index.ts';
+import { compileUserPattern, renderAttributeValue } from '../context/index.ts';
 import type { ActiveLdContext, JsonLdContext, LdContextPort } from './ports.ts';
 import { parseTemporalQuery, type TemporalQuery } from './temporal-query.ts';
 import type { AggregateValue, AttrInstance, TemporalStore } from './temporal-store.ts';
@@ -57,23 +57,20 @@ export class TemporalService {
   ): Promise<Array<Record<string, unknown>>> {
     const tq = parseTemporalQuery(req.params);
     const ac = await this.#ld.resolve(context);
-    if (req.idPattern !== undefined) {
-      try {
-        new RegExp(req.idPattern);
-      } catch {
-        throw new AppError(
-          'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
-          'idPattern is not a valid regular expression',
-        );
-      }
-    }
+    const idPattern =
+      req.idPattern === undefined
+        ? undefined
+        : compileUserPattern(
+            req.idPattern,
+            (why) => new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', `idPattern: ${why}`),
+          );
     const attrs = req.attrs?.map((a) => ac.expandTerm(a));
     const entities = await this.#store.selectEntities({
       tenant,
       readKeys,
       ...(req.ids ? { ids: req.ids } : {}),
       ...(req.types ? { types: req.types.map((t) => ac.expandTerm(t)) } : {}),
-      ...(req.idPattern !== undefined ? { idPattern: req.idPattern } : {}),
+      ...(idPattern ? { idPattern } : {}),
       ...(attrs ? { attrs } : {}),
       limit: Math.min(req.limit ?? 20, 1000),
       offset: req.offset ?? 0,

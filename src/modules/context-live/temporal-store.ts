@@ -8,6 +8,7 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { newId } from '../../kernel/ids.ts';
 import type { Store } from '../../ports/store.ts';
+import { likePrefixPattern, QueryBudget, type UserPattern } from '../context/index.ts';
 import { attributeNames, type ChangeKind, type LiveEntityChange } from './entity-change-event.ts';
 import type { ContextLiveTables } from './tables.ts';
 import type { AggrMethod, TemporalQuery } from './temporal-query.ts';
@@ -29,7 +30,8 @@ export interface TemporalSelection {
   ids?: string[];
   /** Expanded types; an entity matches when one of its types is listed. */
   types?: string[];
-  idPattern?: string;
+  /** The idPattern, compiled for RE2: it runs in memory over the visible ids, never in SQL. */
+  idPattern?: UserPattern;
   /** Expanded attribute names; all when absent. */
   attrs?: string[];
   limit: number;
@@ -369,20 +371,43 @@ export class TemporalStore {
     return new Map(rows.map((r) => [r.entity_id, r.read_keys]));
   }
 
-  /** Entities with history that the reader may see, in id order. */
-  async selectEntities(sel: TemporalSelection): Promise<Array<{ id: string; types: string[] }>> {
+  /**
+   * Entities with history that the reader may see, in id order. An idPattern runs over the visible ids
+   * only (its literal prefix, if any, narrows them in SQL after visibility), at most `maxScan` of them.
+   */
+  async selectEntities(
+    sel: TemporalSelection,
+    maxScan = 200_000,
+  ): Promise<Array<{ id: string; types: string[] }>> {
+    const visible = sql<boolean>`read_keys && ${sql.val(sel.readKeys)}::text[]`;
     let q = this.#db
       .selectFrom('context_live_temporal_entity')
       .select(['entity_id', 'entity_types'])
       .where('tenant', '=', sel.tenant)
-      .where(sql<boolean>`read_keys && ${sql.val(sel.readKeys)}::text[]`);
+      .where(visible);
     if (sel.ids && sel.ids.length > 0) q = q.where('entity_id', 'in', sel.ids);
     if (sel.types && sel.types.length > 0) {
       q = q.where(sql<boolean>`entity_types && ${sql.val(sel.types)}::text[]`);
     }
-    if (sel.idPattern) q = q.where(sql<boolean>`entity_id ~ ${sel.idPattern}`);
-    const rows = await q.orderBy('entity_id').limit(sel.limit).offset(sel.offset).execute();
-    return rows.map((r) => ({ id: r.entity_id, types: r.entity_types }));
+    const pattern = sel.idPattern;
+    if (!pattern) {
+      const rows = await q.orderBy('entity_id').limit(sel.limit).offset(sel.offset).execute();
+      return rows.map((r) => ({ id: r.entity_id, types: r.entity_types }));
+    }
+    if (pattern.literalPrefix) {
+      const like = likePrefixPattern(pattern.literalPrefix);
+      q = q.where(sql<boolean>`case when ${visible} then entity_id like ${like} else false end`);
+    }
+    const rows = await q
+      .orderBy('entity_id')
+      .limit(maxScan + 1)
+      .execute();
+    const budget = new QueryBudget({ maxScan, maxEvaluationMs: 10_000 });
+    if (rows.length > maxScan) budget.chargeRows(rows.length);
+    const kept = await budget.filter(rows, (r) => pattern.test(r.entity_id));
+    return kept
+      .slice(sel.offset, sel.offset + sel.limit)
+      .map((r) => ({ id: r.entity_id, types: r.entity_types }));
   }
 
   #timeFilter(tq: TemporalQuery) {

@@ -269,6 +269,24 @@ for (const factory of testStoreFactories()) {
         ).rejects.toMatchObject({ code: 'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID' });
       });
 
+      it('gap 11: idPatterns run in RE2 over visible ids only, the same on every store', async () => {
+        const ids = async (idPattern: string, org = 'org-a') =>
+          (await temporal.query('', keysOf(org), { idPattern, params: {} }, undefined)).map((e) => e.id);
+        expect(await ids('^urn:ngsi-ld:WeatherObserved:[[:alpha:]]$')).toEqual([
+          'urn:ngsi-ld:WeatherObserved:a',
+          'urn:ngsi-ld:WeatherObserved:b',
+        ]);
+        expect(await ids('(?i)^URN:NGSI-LD:WEATHEROBSERVED:.*.*.*.*.*.*.*.*.*!')).toEqual([]);
+        expect(await ids('secret$')).toEqual([]);
+        expect(await ids('secret$', 'org-x')).toEqual(['urn:ngsi-ld:WeatherObserved:secret']);
+        for (const p of ['\\mWeather', '(a)\\1']) {
+          await expect(ids(p)).rejects.toMatchObject({
+            code: 'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
+            message: expect.stringContaining('is not a regular expression this broker runs'),
+          });
+        }
+      });
+
       it('prunes history past the retention of its entity type', async () => {
         await temporal.setRetention('', 'WeatherObserved', 86400 - 300);
         expect(await temporal.listRetention('')).toEqual([

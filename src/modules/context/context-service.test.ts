@@ -466,7 +466,7 @@ for (const f of testStoreFactories()) {
         undefined,
       );
       expect(out[0]).toBeUndefined();
-      expect(out[1]).toMatch(/not found/);
+      expect(out[1]).toMatch(/already exists/);
       const pred = await svc.compileQ('count==3', undefined);
       const found = await svc.findEntities(
         '',

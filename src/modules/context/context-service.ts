@@ -49,8 +49,18 @@ export interface ContextServiceOptions {
   /** Page size when `limit` is absent (default 20) and the largest allowed (default 1000). */
   defaultLimit?: number;
   maxLimit?: number;
-  /** Most candidate rows a query may evaluate in memory (q, scopeQ, exact geometry) (default 200,000). */
+  /**
+   * Most candidate rows a query may evaluate in memory (idPattern, q, scopeQ, exact geometry) (default
+   * 200,000); past it 403 TooManyResults.
+   */
   maxScan?: number;
+  /**
+   * A query's time budget in memory (default 10,000 ms): the most time its evaluation may take (counted
+   * while it runs; it gives the event loop back every few milliseconds). Past it 403 TooComplexQuery. Its
+   * SQL statements are bounded by the store's statement timeout on PostgreSQL (past it, 403 too) and by
+   * their row limits (maxScan) on PGlite, which has no statement timeout.
+   */
+  queryTimeoutMs?: number;
   /** Marking for writes by principals without one (IoT ingestion) (default TLP:AMBER). */
   defaultMarking?: Marking;
   /**
@@ -82,6 +92,7 @@ export class ContextService {
       defaultLimit: o.defaultLimit,
       maxLimit: o.maxLimit,
       maxScan: o.maxScan,
+      queryTimeoutMs: o.queryTimeoutMs,
       memoryGeoIndex: o.memoryGeoIndex,
     });
     this.writer = new EntityWriter({

@@ -1,18 +1,21 @@
 /**
  * The read paths of the NGSI-LD broker: one entity, queries (type, ids, idPattern, attrs, q, scopeQ,
  * geo-queries, paging, count) and discovery (types, attributes), always within the caller's visibility —
- * the read keys are a condition of every SQL statement and of every walk over the geo index, so an
- * invisible entity answers exactly like an absent one.
+ * the read keys are a condition of every SQL statement and of every walk over the geo index, tested before
+ * the caller's own predicates, so an invisible entity answers exactly like an absent one, in content and
+ * in time. Every query has a row and a time budget (query-budget.ts); user patterns run in RE2
+ * (user-pattern.ts).
  */
 import { type RawBuilder, sql } from 'kysely';
 import { AppError } from '../../kernel/errors.ts';
-import type { Store } from '../../ports/store.ts';
+import type { AnyDb, Store } from '../../ports/store.ts';
 import { checkEntityId, type ExpandedEntity, MARKING_TERM } from './entity-model.ts';
 import {
   attributeStats,
   countEntities,
   type EntityFilter,
   findEntities,
+  findEntityIds,
   getVisibleEntities,
   tenantExists,
   typeCounts,
@@ -28,16 +31,12 @@ import {
 } from './geo-query.ts';
 import { distanceToGeometry } from './geometry.ts';
 import type { ActiveContext } from './json-ld-context.ts';
-import type { QueryNode } from './query-language.ts';
-import {
-  matchesQuery,
-  matchesScopeQuery,
-  parseQuery,
-  parseScopeQuery,
-  unsafeRegexReason,
-} from './query-language.ts';
+import { NARROW_HINT, QueryBudget } from './query-budget.ts';
+import type { QueryNode, ScopeNode } from './query-language.ts';
+import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
 import { qPrefilter } from './query-prefilter.ts';
 import type { TenantGeoIndexes } from './tenant-geo-indexes.ts';
+import { compileUserPattern, type UserPattern } from './user-pattern.ts';
 
 export interface EntityQuery {
   /** Type expression: `A,B` or `A|B` (or), `A;B` (and); terms are expanded with the context. */
@@ -67,8 +66,13 @@ export interface EntityQueriesOptions {
   /** Page size when `limit` is absent (default 20) and the largest allowed (default 1000). */
   defaultLimit?: number | undefined;
   maxLimit?: number | undefined;
-  /** Most candidate rows a query may evaluate in memory (q, scopeQ, exact geometry) (default 200,000). */
+  /**
+   * Most candidate rows a query may evaluate in memory (idPattern, q, scopeQ, exact geometry) (default
+   * 200,000); past it 403 TooManyResults.
+   */
   maxScan?: number | undefined;
+  /** Most time a query may spend evaluating in memory (default 10,000 ms); past it 403 TooComplexQuery. */
+  queryTimeoutMs?: number | undefined;
   /** Answer geo-queries from the in-memory index (default true); false answers them in SQL only. */
   memoryGeoIndex?: boolean | undefined;
 }
@@ -117,7 +121,7 @@ export class EntityQueries {
     const ast = query.q ? parseQuery(query.q, ctx.expandTerm) : undefined;
     const scope = query.scopeQ ? parseScopeQuery(query.scopeQ) : undefined;
     const geo: GeoQuery | undefined = query.geo ? parseGeoQuery(query.geo, ctx.expandTerm) : undefined;
-    if (query.idPattern) checkPattern(query.idPattern);
+    const idPattern = query.idPattern ? compileIdPattern(query.idPattern) : undefined;
     for (const id of query.ids ?? []) checkEntityId(id);
     if (!(await tenantExists(this.#o.store.db, caller.tenant))) {
       throw new AppError('CONTEXT_TENANT_NOT_FOUND', `tenant "${caller.tenant}" does not exist`);
@@ -126,49 +130,91 @@ export class EntityQueries {
       tenant: caller.tenant,
       readKeys: caller.readKeys,
       ids: query.ids,
-      idPattern: query.idPattern,
+      idPrefix: idPattern?.literalPrefix || undefined,
       typeGroups: query.type ? parseTypeExpression(query.type, ctx) : undefined,
       attrsAny: attrFilter(query.attrs, ctx),
       geo: geo ? { attr: geo.geoproperty, box: geo.searchBox } : undefined,
       where: prefilter(ast, scope !== undefined),
     };
-    const db = this.#o.store.db;
+    const budget = this.#budget();
+    const page = { limit, offset, count: query.count === true };
     if (geo && this.#o.memoryGeoIndex !== false) {
-      return this.#queryByGeoIndex(caller, filter, geo, {
-        ast,
-        scope,
-        limit,
-        offset,
-        count: query.count === true,
-      });
+      return this.#queryByGeoIndex(caller, filter, geo, { ast, scope, idPattern, budget, ...page });
     }
     if (!ast && !scope && !geo) {
-      const items = limit === 0 ? [] : await findEntities(db, filter, { limit, offset });
-      const result: QueryResult = { items: items.map(view) };
-      if (query.count) result.count = await countEntities(db, filter);
-      return result;
+      if (idPattern) return this.#queryByIdPattern(caller, filter, idPattern, budget, page);
+      return this.#read(async (db) => {
+        const items = limit === 0 ? [] : await findEntities(db, filter, { limit, offset });
+        const result: QueryResult = { items: items.map(view) };
+        if (query.count) result.count = await countEntities(db, filter);
+        return result;
+      });
     }
-    const maxScan = this.#o.maxScan ?? 200_000;
-    let rows = await findEntities(db, filter, { limit: maxScan + 1, offset: 0 });
-    if (rows.length > maxScan) {
-      throw new AppError(
-        'CONTEXT_TOO_MANY_RESULTS',
-        `the query would evaluate more than ${maxScan} entities; narrow it by type, id, attrs or geo-query`,
-      );
-    }
-    rows = rows.filter(
+    const rows = await this.#read((db) => findEntities(db, filter, { limit: this.#maxScan + 1, offset: 0 }));
+    if (rows.length > this.#maxScan) budget.chargeRows(rows.length);
+    // The store sent only rows the caller may see: the caller's predicates run on nothing else.
+    const kept = await budget.filter(
+      rows,
       (r) =>
+        (!idPattern || idPattern.test(r.id)) &&
         (!ast || matchesQuery(r.entity, ast)) &&
         (!scope || matchesScopeQuery(r.entity, scope)) &&
         (!geo || matchesGeoQuery(r.entity, geo)),
     );
     if (geo?.georel === 'near') {
-      const d = new Map(rows.map((r) => [r.id, geoDistance(r.entity, geo)]));
-      rows.sort((a, b) => d.get(a.id)! - d.get(b.id)! || (a.id < b.id ? -1 : 1));
+      const d = new Map(kept.map((r) => [r.id, geoDistance(r.entity, geo)]));
+      kept.sort((a, b) => d.get(a.id)! - d.get(b.id)! || (a.id < b.id ? -1 : 1));
     }
-    const result: QueryResult = { items: rows.slice(offset, offset + limit).map(view) };
-    if (query.count) result.count = rows.length;
+    const result: QueryResult = { items: kept.slice(offset, offset + limit).map(view) };
+    if (query.count) result.count = kept.length;
     return result;
+  }
+
+  /** idPattern without q: the pattern runs over the visible ids, then only the page is read. */
+  async #queryByIdPattern(
+    caller: Caller,
+    filter: EntityFilter,
+    pattern: UserPattern,
+    budget: QueryBudget,
+    page: { limit: number; offset: number; count: boolean },
+  ): Promise<QueryResult> {
+    const ids = await this.#read((db) => findEntityIds(db, filter, this.#maxScan + 1));
+    if (ids.length > this.#maxScan) budget.chargeRows(ids.length);
+    const kept = await budget.filter(ids, (id) => pattern.test(id));
+    const pageIds = kept.slice(page.offset, page.offset + page.limit);
+    const rows = await this.#read((db) => getVisibleEntities(db, caller.tenant, pageIds, caller.readKeys));
+    const result: QueryResult = { items: rows.map(view) };
+    if (page.count) result.count = kept.length;
+    return result;
+  }
+
+  get #maxScan(): number {
+    return this.#o.maxScan ?? 200_000;
+  }
+
+  #budget(): QueryBudget {
+    return new QueryBudget({ maxScan: this.#maxScan, maxEvaluationMs: this.#o.queryTimeoutMs ?? 10_000 });
+  }
+
+  /**
+   * Runs a query's reads. A statement past the store's statement timeout (PostgreSQL: set on every
+   * connection, see postgres-store.ts) answers 403 TooComplexQuery, not 500. PGlite has no statement
+   * timeout (it runs each statement to its end), so there the statements are bounded by their row limits.
+   */
+  async #read<T>(fn: (db: AnyDb) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.#o.store.db);
+    } catch (e) {
+      if ((e as { code?: unknown })?.code === '57014') {
+        throw new AppError(
+          'CONTEXT_QUERY_TOO_COMPLEX',
+          `the query took longer than the database allows a statement; ${NARROW_HINT}`,
+          undefined,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
   }
 
   /** Entity types visible to the caller (GET /types). */
@@ -176,8 +222,10 @@ export class EntityQueries {
     caller: Caller,
   ): Promise<{ type: string; count: number; attributes: Map<string, string[]> }[]> {
     await this.#requireTenant(caller.tenant);
-    const counts = await typeCounts(this.#o.store.db, caller.tenant, caller.readKeys);
-    const stats = await attributeStats(this.#o.store.db, caller.tenant, caller.readKeys);
+    const [counts, stats] = await this.#read(async (db) => [
+      await typeCounts(db, caller.tenant, caller.readKeys),
+      await attributeStats(db, caller.tenant, caller.readKeys),
+    ]);
     return [...counts].map(([type, count]) => {
       const attributes = new Map<string, string[]>();
       for (const s of stats) if (s.type === type) attributes.set(s.attr, s.attrTypes);
@@ -190,7 +238,7 @@ export class EntityQueries {
     caller: Caller,
   ): Promise<{ attribute: string; count: number; typeNames: string[]; attributeTypes: string[] }[]> {
     await this.#requireTenant(caller.tenant);
-    const stats = await attributeStats(this.#o.store.db, caller.tenant, caller.readKeys);
+    const stats = await this.#read((db) => attributeStats(db, caller.tenant, caller.readKeys));
     const byAttr = new Map<string, { count: number; typeNames: Set<string>; attributeTypes: Set<string> }>();
     for (const s of stats) {
       let a = byAttr.get(s.attr);
@@ -218,8 +266,10 @@ export class EntityQueries {
     filter: EntityFilter,
     geo: GeoQuery,
     o: {
-      ast: ReturnType<typeof parseQuery> | undefined;
-      scope: ReturnType<typeof parseScopeQuery> | undefined;
+      ast: QueryNode | undefined;
+      scope: ScopeNode | undefined;
+      idPattern: UserPattern | undefined;
+      budget: QueryBudget;
       limit: number;
       offset: number;
       count: boolean;
@@ -228,15 +278,19 @@ export class EntityQueries {
     const index = await this.#o.geoIndexes.indexFor(caller.tenant);
     const keys = new Set(caller.readKeys);
     const ids = filter.ids ? new Set(filter.ids) : undefined;
-    const pattern = filter.idPattern ? new RegExp(filter.idPattern) : undefined;
+    const pattern = o.idPattern;
     const groups = filter.typeGroups;
     const near = geo.georel === 'near' ? (geo.geometry.coordinates as number[]) : undefined;
+    // Visibility first: the caller's own predicates (ids, idPattern, types, geometry) never run on an
+    // entry it may not see, so an invisible entity costs what an absent one costs.
+    const visibleHits = index
+      .search(geo.geoproperty, geo.searchBox)
+      .filter((e) => e.readKeys.some((k) => keys.has(k)));
     const matched = new Map<string, number>();
-    for (const e of index.search(geo.geoproperty, geo.searchBox)) {
-      if (ids && !ids.has(e.id)) continue;
-      if (pattern && !pattern.test(e.id)) continue;
-      if (groups && !groups.some((g) => g.every((t) => e.types.includes(t)))) continue;
-      if (!e.readKeys.some((k) => keys.has(k))) continue;
+    await o.budget.filter(visibleHits, (e) => {
+      if (ids && !ids.has(e.id)) return false;
+      if (groups && !groups.some((g) => g.every((t) => e.types.includes(t)))) return false;
+      if (pattern && !pattern.test(e.id)) return false;
       let d = 0;
       if (near) {
         d = distanceToGeometry(near, e.geometry);
@@ -244,31 +298,29 @@ export class EntityQueries {
           (geo.maxDistance !== undefined && d > geo.maxDistance) ||
           (geo.minDistance !== undefined && d < geo.minDistance)
         ) {
-          continue;
+          return false;
         }
-      } else if (!geometryMatches(e.geometry, geo)) continue;
+      } else if (!geometryMatches(e.geometry, geo)) return false;
       const prev = matched.get(e.id);
       if (prev === undefined || d < prev) matched.set(e.id, d);
-    }
+      return true;
+    });
     const order = (a: string, b: string) => matched.get(a)! - matched.get(b)! || (a < b ? -1 : a > b ? 1 : 0);
     let candidates = [...matched.keys()].sort(near ? order : undefined);
-    const db = this.#o.store.db;
     if (o.ast || o.scope || filter.attrsAny) {
-      // Filters on attribute values need the entities: read the geo matches, then filter.
-      const maxScan = this.#o.maxScan ?? 200_000;
-      if (candidates.length > maxScan) {
-        throw new AppError(
-          'CONTEXT_TOO_MANY_RESULTS',
-          `the query would evaluate more than ${maxScan} entities; narrow it by type, id, attrs or geo-query`,
-        );
-      }
+      // Filters on attribute values need the entities: read the geo matches, then filter (the rows were
+      // charged to the budget above).
       const attrs = filter.attrsAny;
-      const rows = await getVisibleEntities(db, caller.tenant, candidates, caller.readKeys);
-      const kept = rows.filter(
+      const rows = await this.#read((db) =>
+        getVisibleEntities(db, caller.tenant, candidates, caller.readKeys),
+      );
+      const kept = await o.budget.filter(
+        rows,
         (r) =>
           (!o.ast || matchesQuery(r.entity, o.ast)) &&
           (!o.scope || matchesScopeQuery(r.entity, o.scope)) &&
           (!attrs || attrs.some((a) => a in r.entity)),
+        { charge: false },
       );
       const result: QueryResult = { items: kept.slice(o.offset, o.offset + o.limit).map(view) };
       if (o.count) result.count = kept.length;
@@ -276,7 +328,7 @@ export class EntityQueries {
     }
     const total = candidates.length;
     candidates = candidates.slice(o.offset, o.offset + o.limit);
-    const rows = await getVisibleEntities(db, caller.tenant, candidates, caller.readKeys);
+    const rows = await this.#read((db) => getVisibleEntities(db, caller.tenant, candidates, caller.readKeys));
     const result: QueryResult = { items: rows.map(view) };
     if (o.count) result.count = total;
     return result;
@@ -288,17 +340,21 @@ export class EntityQueries {
     selection: { types: string[]; ids: string[]; idPatterns: string[] },
     readKeys: string[],
   ): Promise<ExpandedEntity[]> {
-    for (const p of selection.idPatterns) checkPattern(p);
+    const patterns = selection.idPatterns.map(compileIdPattern);
     const filter: EntityFilter = {
       tenant,
       readKeys,
       typeGroups: selection.types.length > 0 ? selection.types.map((t) => [t]) : undefined,
-      ids: selection.ids.length > 0 && selection.idPatterns.length === 0 ? selection.ids : undefined,
-      idPattern:
-        selection.idPatterns.length > 0 ? selection.idPatterns.map((p) => `(${p})`).join('|') : undefined,
+      ids: selection.ids.length > 0 && patterns.length === 0 ? selection.ids : undefined,
     };
-    const rows = await findEntities(this.#o.store.db, filter);
-    return rows.map((r) => r.entity);
+    const budget = this.#budget();
+    const rows = await this.#read((db) => findEntities(db, filter, { limit: this.#maxScan + 1, offset: 0 }));
+    if (rows.length > this.#maxScan) budget.chargeRows(rows.length);
+    const kept = await budget.filter(
+      rows,
+      (r) => patterns.length === 0 || patterns.some((p) => p.test(r.id)),
+    );
+    return kept.map((r) => r.entity);
   }
 
   async #requireTenant(tenant: string): Promise<void> {
@@ -322,15 +378,9 @@ function prefilter(ast: QueryNode | undefined, hasScopeQuery: boolean): RawBuild
   return q ?? scope;
 }
 
-/** Rejects id patterns that are not valid regular expressions (PostgreSQL evaluates them). */
-function checkPattern(p: string): void {
-  try {
-    new RegExp(p);
-  } catch {
-    throw badRequest(`idPattern "${p}" is not a valid regular expression`);
-  }
-  const unsafe = unsafeRegexReason(p);
-  if (unsafe) throw badRequest(`idPattern "${p}" ${unsafe}`);
+/** An idPattern compiled for RE2 (user-pattern.ts), or 400 saying why not. */
+function compileIdPattern(p: string): UserPattern {
+  return compileUserPattern(p, (why) => badRequest(`idPattern: ${why}`));
 }
 
 /** `A,B` and `A|B`: either; `A;B`: both; parentheses are accepted around groups. */

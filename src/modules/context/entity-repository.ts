@@ -7,6 +7,7 @@ import type { AnyDb } from '../../ports/store.ts';
 import type { Marking } from '../sharing/index.ts';
 import { type ExpandedEntity, instancesOf } from './entity-model.ts';
 import { type BBox, bbox, validateGeometry } from './geometry.ts';
+import { likePrefixPattern } from './user-pattern.ts';
 
 export interface EntityRecord {
   tenant: string;
@@ -24,8 +25,11 @@ export interface EntityFilter {
   tenant: string;
   readKeys: string[];
   ids?: string[] | undefined;
-  /** A POSIX regular expression the id must match. */
-  idPattern?: string | undefined;
+  /**
+   * A literal the id starts with: the SQL prefilter of an idPattern (the pattern itself runs in memory,
+   * see user-pattern.ts; user patterns never reach SQL's `~`).
+   */
+  idPrefix?: string | undefined;
   /** OR of AND-groups of expanded types. */
   typeGroups?: string[][] | undefined;
   /** The entity has at least one of these attributes (expanded). */
@@ -64,18 +68,23 @@ function toRecord(r: EntityRow): EntityRecord {
 
 const textArray = (a: string[]): RawBuilder<unknown> => sql`${sql.val(a)}::text[]`;
 
+/** The caller's visibility: the read keys meet. */
+const visibleTo = (readKeys: string[]): RawBuilder<unknown> => sql`e.read_keys && ${textArray(readKeys)}`;
+
+/**
+ * Selectors served by indexes (tenant, ids, types, geo box) stand beside visibility; conditions on an
+ * entity's content chosen by the caller (id prefix, attrs, the q prefilter) sit inside `case when visible`,
+ * which PostgreSQL evaluates in order: they never run on a row the caller cannot see, so their cost cannot
+ * tell anything about such rows.
+ */
 function whereClause(f: EntityFilter): RawBuilder<unknown> {
-  const parts: RawBuilder<unknown>[] = [
-    sql`e.tenant = ${f.tenant}`,
-    sql`e.read_keys && ${textArray(f.readKeys)}`,
-  ];
+  const visible = visibleTo(f.readKeys);
+  const parts: RawBuilder<unknown>[] = [sql`e.tenant = ${f.tenant}`, visible];
   if (f.ids && f.ids.length > 0) parts.push(sql`e.id = any(${textArray(f.ids)})`);
-  if (f.idPattern) parts.push(sql`e.id ~ ${f.idPattern}`);
   if (f.typeGroups && f.typeGroups.length > 0) {
     const ors = f.typeGroups.map((g) => sql`e.types @> ${textArray(g)}`);
     parts.push(sql`(${sql.join(ors, sql` or `)})`);
   }
-  if (f.attrsAny && f.attrsAny.length > 0) parts.push(sql`e.entity ?| ${textArray(f.attrsAny)}`);
   if (f.geo) {
     const b = f.geo.box;
     const boxCond = b
@@ -85,7 +94,13 @@ function whereClause(f: EntityFilter): RawBuilder<unknown> {
       sql`e.id in (select g.entity_id from context_entity_geo g where g.tenant = ${f.tenant} and g.attr = ${f.geo.attr}${boxCond})`,
     );
   }
-  if (f.where) parts.push(f.where);
+  const content: RawBuilder<unknown>[] = [];
+  if (f.idPrefix) content.push(sql`e.id like ${likePrefixPattern(f.idPrefix)}`);
+  if (f.attrsAny && f.attrsAny.length > 0) content.push(sql`e.entity ?| ${textArray(f.attrsAny)}`);
+  if (f.where) content.push(f.where);
+  if (content.length > 0) {
+    parts.push(sql`(case when ${visible} then ${sql.join(content, sql` and `)} else false end)`);
+  }
   return sql.join(parts, sql` and `);
 }
 
@@ -102,6 +117,14 @@ export async function findEntities(
       db,
     );
   return r.rows.map(toRecord);
+}
+
+/** The ids of the entities the filter selects, in id order, at most `limit`. */
+export async function findEntityIds(db: AnyDb, f: EntityFilter, limit: number): Promise<string[]> {
+  const r = await sql<{
+    id: string;
+  }>`select e.id from context_entity e where ${whereClause(f)} order by e.id limit ${limit}`.execute(db);
+  return r.rows.map((x) => x.id);
 }
 
 export async function countEntities(db: AnyDb, f: EntityFilter): Promise<number> {
@@ -258,8 +281,9 @@ export async function attributeStats(
 
 /**
  * Visible entities by id, in the order of `ids` (absent or invisible ones are skipped). Visibility is
- * checked here rather than in SQL so that the lookup always goes by primary key, whatever the planner's
- * statistics say (PGlite has no autovacuum).
+ * tested in SQL, so an invisible row is never sent, parsed or timed, but inside `case` so that the lookup
+ * always goes by primary key whatever the planner's statistics say (PGlite has no autovacuum): the read
+ * keys' index cannot serve a `case`.
  */
 export async function getVisibleEntities(
   db: AnyDb,
@@ -268,11 +292,11 @@ export async function getVisibleEntities(
   readKeys: string[],
 ): Promise<EntityRecord[]> {
   if (ids.length === 0) return [];
-  const keys = new Set(readKeys);
   const r = await sql<EntityRow>`select ${COLUMNS} from context_entity e
-    where e.tenant = ${tenant} and e.id = any(${textArray(ids)})`.execute(db);
+    where e.tenant = ${tenant} and e.id = any(${textArray(ids)})
+      and (case when ${visibleTo(readKeys)} then true else false end)`.execute(db);
   const byId = new Map<string, EntityRecord>();
-  for (const row of r.rows) if (row.read_keys.some((k) => keys.has(k))) byId.set(row.id, toRecord(row));
+  for (const row of r.rows) byId.set(row.id, toRecord(row));
   return ids.map((id) => byId.get(id)).filter((x): x is EntityRecord => x !== undefined);
 }
 

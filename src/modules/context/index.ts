@@ -46,6 +46,8 @@ export { HostedContexts } from './hosted-contexts.ts';
 export type { ActiveContext, ContextResolverOptions, LdContext } from './json-ld-context.ts';
 export { ContextResolver, readContextMap } from './json-ld-context.ts';
 export { contextMigrations } from './migrations.ts';
+export type { QueryLimits } from './query-budget.ts';
+export { QueryBudget } from './query-budget.ts';
 export type { AttributePath, CompareOp, QueryNode, QueryValue, ScopeNode } from './query-language.ts';
 export {
   attributeValue,
@@ -55,4 +57,5 @@ export {
   parseScopeQuery,
 } from './query-language.ts';
 export { TenantGeoIndexes } from './tenant-geo-indexes.ts';
+export { compileUserPattern, likePrefixPattern, UserPattern } from './user-pattern.ts';
 export type { BatchError, BatchItem, BatchResult, UpdateResult } from './write-plan.ts';

@@ -9,6 +9,7 @@
  */
 import { AppError } from '../../kernel/errors.ts';
 import type { ExpandedAttribute, ExpandedEntity } from './entity-model.ts';
+import { compileUserPattern, MatchWork, type UserPattern } from './user-pattern.ts';
 
 export type CompareOp = '==' | '!=' | '>' | '>=' | '<' | '<=' | '~=' | '!~=';
 
@@ -19,7 +20,7 @@ export type QueryValue =
   | { kind: 'datetime'; value: string; time: number }
   | { kind: 'range'; from: QueryValue; to: QueryValue }
   | { kind: 'list'; values: QueryValue[] }
-  | { kind: 'regex'; source: string; regex: RegExp };
+  | { kind: 'regex'; source: string; pattern: UserPattern };
 
 /** A path into an entity: the attribute, then sub-attributes (`.`), then keys into the value (`[k]`). */
 export interface AttributePath {
@@ -59,11 +60,12 @@ export const CORE_ATTRIBUTE_MEMBERS = new Set([
 
 export const MAX_QUERY_LENGTH = 4096;
 
+function shortQuery(q: string): string {
+  return q.length > 200 ? `${q.slice(0, 200)}…` : q;
+}
+
 function invalid(q: string, why: string): never {
-  throw new AppError(
-    'CONTEXT_INVALID_QUERY',
-    `invalid q "${q.length > 200 ? `${q.slice(0, 200)}…` : q}": ${why}`,
-  );
+  throw new AppError('CONTEXT_INVALID_QUERY', `invalid q "${shortQuery(q)}": ${why}`);
 }
 
 const DATETIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
@@ -194,19 +196,11 @@ class QueryParser {
       const raw = this.readRaw();
       const source = raw.startsWith('"') && raw.endsWith('"') && raw.length >= 2 ? raw.slice(1, -1) : raw;
       if (source === '') invalid(this.q, 'empty pattern');
-      let flags = '';
-      let body = source;
-      if (body.startsWith('(?i)')) {
-        flags = 'i';
-        body = body.slice(4);
-      }
-      const unsafe = unsafeRegexReason(body);
-      if (unsafe) invalid(this.q, `pattern "${source}" ${unsafe}`);
-      try {
-        return { kind: 'regex', source, regex: new RegExp(body, flags) };
-      } catch {
-        return invalid(this.q, `invalid pattern "${source}"`);
-      }
+      const pattern = compileUserPattern(
+        source,
+        (why) => new AppError('CONTEXT_INVALID_QUERY', `invalid q "${shortQuery(this.q)}": ${why}`),
+      );
+      return { kind: 'regex', source, pattern };
     }
     const first = this.parseScalar();
     if (this.q.startsWith('..', this.pos)) {
@@ -289,44 +283,6 @@ class QueryParser {
   }
 }
 
-/**
- * Patterns run on the event loop against every candidate, so the ones that can backtrack for
- * exponential time are refused: a quantified group holding a quantifier or an alternation, like
- * `(a+)+`, `(a|aa)*`, and back-references. Returns why, or undefined when the pattern is acceptable.
- */
-export function unsafeRegexReason(source: string): string | undefined {
-  if (source.length > 256) return 'is longer than 256 characters';
-  if (/\\[1-9]|\\k</.test(source)) return 'uses back-references';
-  // A group (possibly nested) that contains a quantifier or `|`, followed by a quantifier.
-  const stack: { quantified: boolean }[] = [];
-  for (let i = 0; i < source.length; i++) {
-    const c = source[i];
-    if (c === '\\') {
-      i++;
-      continue;
-    }
-    if (c === '[') {
-      const end = source.indexOf(']', i + 2);
-      if (end < 0) return undefined;
-      i = end;
-      continue;
-    }
-    if (c === '(') stack.push({ quantified: false });
-    else if (c === ')') {
-      const g = stack.pop();
-      const next = source[i + 1];
-      const quantifiedAfter = next === '*' || next === '+' || next === '{' || next === '?';
-      if (g?.quantified && quantifiedAfter && next !== '?')
-        return 'nests quantifiers, which can take exponential time';
-      if (g?.quantified && stack.length > 0) stack[stack.length - 1]!.quantified = true;
-      if (quantifiedAfter && stack.length > 0) stack[stack.length - 1]!.quantified = true;
-    } else if ((c === '*' || c === '+' || c === '{' || c === '|') && stack.length > 0) {
-      stack[stack.length - 1]!.quantified = true;
-    }
-  }
-  return undefined;
-}
-
 function stringOrDate(raw: string): QueryValue {
   if (DATETIME_RE.test(raw) || DATE_RE.test(raw)) {
     const time = Date.parse(raw);
@@ -335,19 +291,22 @@ function stringOrDate(raw: string): QueryValue {
   return { kind: 'string', value: raw };
 }
 
-/** True when the entity (expanded normalized form) satisfies the query. */
-export function matchesQuery(entity: ExpandedEntity, ast: QueryNode): boolean {
+/**
+ * True when the entity (expanded normalized form) satisfies the query. The patterns of the query share one
+ * bound of work on the entity (user-pattern.ts): past it, CONTEXT_QUERY_TOO_COMPLEX.
+ */
+export function matchesQuery(entity: ExpandedEntity, ast: QueryNode, work = new MatchWork()): boolean {
   switch (ast.kind) {
     case 'and':
-      return ast.terms.every((t) => matchesQuery(entity, t));
+      return ast.terms.every((t) => matchesQuery(entity, t, work));
     case 'or':
-      return ast.terms.some((t) => matchesQuery(entity, t));
+      return ast.terms.some((t) => matchesQuery(entity, t, work));
     case 'exists':
       return targetValues(entity, ast.path).length > 0;
     case 'compare': {
       const targets = targetValues(entity, ast.path);
       if (targets.length === 0) return false;
-      return targets.some((t) => compareTarget(t, ast.op, ast.value));
+      return targets.some((t) => compareTarget(t, ast.op, ast.value, work));
     }
   }
 }
@@ -412,11 +371,11 @@ export function attributeValue(a: ExpandedAttribute): unknown {
   }
 }
 
-function compareTarget(target: unknown, op: CompareOp, qv: QueryValue): boolean {
+function compareTarget(target: unknown, op: CompareOp, qv: QueryValue, work: MatchWork): boolean {
   if (Array.isArray(target)) {
     // An array value matches when one of its elements does; != means none of them equals.
-    if (op === '!=') return target.length > 0 && target.every((t) => compareTarget(t, op, qv));
-    return target.some((t) => compareTarget(t, op, qv));
+    if (op === '!=') return target.length > 0 && target.every((t) => compareTarget(t, op, qv, work));
+    return target.some((t) => compareTarget(t, op, qv, work));
   }
   const scalar = unwrapTyped(target);
   switch (op) {
@@ -427,7 +386,7 @@ function compareTarget(target: unknown, op: CompareOp, qv: QueryValue): boolean 
     case '~=':
     case '!~=': {
       if (typeof scalar !== 'string' || qv.kind !== 'regex') return false;
-      const m = qv.regex.test(scalar);
+      const m = qv.pattern.test(scalar, work);
       return op === '~=' ? m : !m;
     }
     default: {
@@ -544,6 +503,11 @@ export function parseScopeQuery(q: string): ScopeNode {
   return node;
 }
 
+/**
+ * A JavaScript RegExp is safe here, unlike for `~=`: the expression is ours, built from escaped literal
+ * levels and `[^/]+` between slashes, which cannot match in more than one way, so it never backtracks
+ * more than linearly.
+ */
 function scopeRegex(pattern: string): RegExp {
   if (pattern === '/#') return /^\/.*$/;
   const parts = pattern.split('/').slice(1);

@@ -191,6 +191,10 @@ export class WritePlanner {
       const id = p.entity.id;
       try {
         const prev = latest.get(id) ?? existing.get(id);
+        if (prev && !latest.has(id) && !this.#gate.canSee(gatePrincipal(caller), prev)) {
+          // As for a create: the id is taken, and nothing else is said (docs/ngsi-ld.md).
+          throw new AppError('CONTEXT_ENTITY_EXISTS', `entity ${id} already exists`);
+        }
         if (!prev) {
           const rec = this.newRecord(caller, p.entity, markings.of(p.marking));
           latest.set(id, rec);
