@@ -10,11 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../adapters/storage/testing.ts';
-import {
-  ContextResolver,
-  ContextService,
-  type ContextServiceOptions,
-} from '../../modules/context/index.ts';
+import { ContextResolver, ContextService, type ContextServiceOptions } from '../../modules/context/index.ts';
 import {
   CONTEXT_TEST_MIGRATIONS,
   openTestDirectory,
