@@ -316,6 +316,7 @@ export async function createPlatform(
   const routing = new RoutingService({
     store,
     bus,
+    gate,
     source: config.roads,
     dataDir: config.dataDir,
     instance: config.instanceId,

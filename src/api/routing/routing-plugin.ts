@@ -1,13 +1,17 @@
 /**
  * First-responder routing API: routes, tables, dispatch, isochrones, and live closures and slow-downs.
  * Errors are RFC 9457 problem+json (the app's handler); an unreachable destination is an answer, not an error.
+ *
+ * Closures and slow-downs are marked objects: the routing service asks the sharing gate who may create,
+ * lift and see them. Every route answer is computed with every active change (safety), but names none:
+ * only the lists, single reads and counts describe changes, and only those the caller may see.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { AppError } from '../../kernel/errors.ts';
 import type { Unit } from '../../modules/routing/index.ts';
 import type { LiveChangeKind, RoutingService } from '../../modules/routing-live/index.ts';
-import { hasRole } from '../../modules/sharing/index.ts';
 import type { Principal } from '../http/principal.ts';
+import { marking } from '../platform/schemas.ts';
 
 export interface RoutingApiOptions {
   routing: RoutingService;
@@ -56,15 +60,6 @@ function principalOf(p: Principal | undefined): Principal {
   return p;
 }
 
-function requireDispatcher(p: Principal): void {
-  if (!hasRole(p, 'admin', 'operator', 'analyst', 'responder')) {
-    throw new AppError(
-      'AUTH_ROLE_REQUIRED',
-      'closures and slow-downs need the operator, responder or admin role',
-    );
-  }
-}
-
 export const routingApi: FastifyPluginAsync<RoutingApiOptions> = async (app, opts) => {
   const { routing } = opts;
   const maxCells = opts.maxTableCells ?? 10_000;
@@ -77,7 +72,7 @@ export const routingApi: FastifyPluginAsync<RoutingApiOptions> = async (app, opt
         summary: 'The road network: status (loading progress), size, bounding box, attribution',
       },
     },
-    async () => {
+    async (request) => {
       const status = routing.status;
       if (status.state !== 'ready') return { status, attribution: routing.attribution };
       const engine = routing.engine();
@@ -87,7 +82,8 @@ export const routingApi: FastifyPluginAsync<RoutingApiOptions> = async (app, opt
         bbox: engine.network.meta.bbox,
         profile: engine.network.meta.profile,
         builtAt: engine.network.meta.builtAt,
-        stats: engine.stats(),
+        // The engine counts every active change; the caller is told only of those it may see.
+        stats: { ...engine.stats(), ...(await routing.countChanges(principalOf(request.principal))) },
       };
     },
   );
@@ -361,13 +357,28 @@ export const routingApi: FastifyPluginAsync<RoutingApiOptions> = async (app, opt
       radius_m: { type: 'number', exclusiveMinimum: 0, maximum: 50_000 },
       expiresAt: { type: 'string', format: 'date-time' },
       reason: { type: 'string', maxLength: 500 },
+      marking,
     },
   });
+  const idParams = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id'],
+    properties: { id: { type: 'string', minLength: 1, maxLength: 100 } },
+  } as const;
 
   for (const kind of ['closure', 'slowdown'] as const) {
     const path = `/api/routing/${kind === 'closure' ? 'closures' : 'slowdowns'}`;
+    const one = kind === 'closure' ? 'closure' : 'slow-down';
     app.post<{
-      Body: { geometry: unknown; factor?: number; radius_m?: number; expiresAt?: string; reason?: string };
+      Body: {
+        geometry: unknown;
+        factor?: number;
+        radius_m?: number;
+        expiresAt?: string;
+        reason?: string;
+        marking?: unknown;
+      };
     }>(
       path,
       {
@@ -375,54 +386,65 @@ export const routingApi: FastifyPluginAsync<RoutingApiOptions> = async (app, opt
           tags,
           summary:
             kind === 'closure'
-              ? 'Close the road segments a geometry covers (point with radius_m, line, polygon, multi-geometries); visible to the next route'
-              : 'Slow down the road segments a geometry covers by a speed factor (0.5 = half speed)',
+              ? 'Close the road segments a geometry covers (point with radius_m, line, polygon, multi-geometries); applied to the next route of everyone, listed only to who may see it (marking: the request’s or the organisation’s default)'
+              : 'Slow down the road segments a geometry covers by a speed factor (0.5 = half speed); applied to everyone’s routes, listed only to who may see it',
           body: changeBody(kind),
         },
       },
       async (request, reply) => {
         const p = principalOf(request.principal);
-        requireDispatcher(p);
         const b = request.body;
         const expiresAt = b.expiresAt ? new Date(b.expiresAt) : undefined;
         if (expiresAt && Number.isNaN(expiresAt.getTime())) {
           throw new AppError('ROUTING_INVALID_ARGUMENT', 'expiresAt must be an ISO 8601 date-time');
         }
-        const change = await routing.addChange(
-          { userId: p.userId, orgId: p.orgId },
-          {
-            kind,
-            geometry: b.geometry,
-            ...(b.factor !== undefined ? { factor: b.factor } : {}),
-            ...(b.radius_m !== undefined ? { radiusMeters: b.radius_m } : {}),
-            ...(expiresAt ? { expiresAt } : {}),
-            ...(b.reason !== undefined ? { reason: b.reason } : {}),
-          },
-        );
+        const change = await routing.addChange(p, {
+          kind,
+          geometry: b.geometry,
+          ...(b.factor !== undefined ? { factor: b.factor } : {}),
+          ...(b.radius_m !== undefined ? { radiusMeters: b.radius_m } : {}),
+          ...(expiresAt ? { expiresAt } : {}),
+          ...(b.reason !== undefined ? { reason: b.reason } : {}),
+          ...(b.marking !== undefined ? { marking: b.marking } : {}),
+        });
         reply.status(201).header('location', `${path}/${change.id}`);
         return change;
       },
     );
     app.get(
       path,
-      { schema: { tags, summary: `Active ${kind === 'closure' ? 'closures' : 'slow-downs'}` } },
-      async () => ({
-        items: await routing.listChanges(kind),
+      {
+        schema: {
+          tags,
+          summary: `Active ${kind === 'closure' ? 'closures' : 'slow-downs'} the caller may see, each with its marking and owner`,
+        },
+      },
+      async (request) => ({
+        items: await routing.listChanges(principalOf(request.principal), kind),
       }),
+    );
+    app.get<{ Params: { id: string } }>(
+      `${path}/:id`,
+      {
+        schema: {
+          tags,
+          summary: `One active ${one} (404 when it does not exist or the caller may not see it)`,
+          params: idParams,
+        },
+      },
+      async (request) => routing.getChange(principalOf(request.principal), request.params.id, kind),
     );
     app.delete<{ Params: { id: string } }>(
       `${path}/:id`,
       {
         schema: {
           tags,
-          summary: `Lift a ${kind === 'closure' ? 'closure' : 'slow-down'}`,
-          params: { type: 'object', properties: { id: { type: 'string', maxLength: 100 } } },
+          summary: `Lift a ${one}: writers and responders of its owner organisation who can see it`,
+          params: idParams,
         },
       },
       async (request, reply) => {
-        const p = principalOf(request.principal);
-        requireDispatcher(p);
-        await routing.liftChange({ userId: p.userId, orgId: p.orgId }, request.params.id, kind);
+        await routing.liftChange(principalOf(request.principal), request.params.id, kind);
         reply.status(204);
       },
     );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EntityChangeEvent } from '../context/index.ts';
-import { liveChangeFor } from './context-inputs.ts';
+import { liveChangeFor, sourceIncarnation } from './context-inputs.ts';
 
 const SDM = 'https://smartdatamodels.org/dataModel.Transportation/';
 const point = { type: 'GeoProperty', value: { type: 'Point', coordinates: [7.42, 43.73] } };
@@ -73,7 +73,7 @@ describe('live road changes from context entities', () => {
     expect(liveChangeFor(event('RoadAccident', { [`${SDM}status`]: prop('solved') }))).toBe('lift');
   });
 
-  it('lifts on delete, on expiry, and for restricted markings; ignores other types', () => {
+  it('lifts on delete, on expiry, and for markings that forbid an observable action; ignores other types', () => {
     expect(liveChangeFor({ ...event('Alert', {}), entity: null })).toBe('lift');
     expect(
       liveChangeFor(
@@ -83,13 +83,30 @@ describe('live road changes from context entities', () => {
         }),
       ),
     ).toBe('lift');
-    expect(liveChangeFor(event('Alert', { [`${SDM}subCategory`]: prop('roadClosed') }, 'AMBER'))).toBe(
-      'lift',
-    );
-    expect(liveChangeFor(event('Alert', { [`${SDM}subCategory`]: prop('roadClosed') }, 'RED'))).toBe('lift');
-    expect(
-      liveChangeFor(event('Alert', { [`${SDM}subCategory`]: prop('roadClosed') }, 'CLEAR')),
-    ).toMatchObject({ kind: 'closure' });
+    const closed = { [`${SDM}subCategory`]: prop('roadClosed') };
+    for (const tlp of ['CLEAR', 'GREEN', 'AMBER'] as const) {
+      expect(liveChangeFor(event('Alert', closed, tlp))).toMatchObject({ kind: 'closure' });
+    }
+    expect(liveChangeFor(event('Alert', closed, 'RED'))).toBe('lift');
+    for (const pap of ['AMBER', 'RED'] as const) {
+      const e = event('Alert', closed);
+      expect(liveChangeFor({ ...e, marking: { ...e.marking, pap } })).toBe('lift');
+    }
+    const e = event('Alert', closed, 'AMBER');
+    expect(liveChangeFor({ ...e, marking: { ...e.marking, pap: 'GREEN' } })).toMatchObject({
+      kind: 'closure',
+    });
     expect(liveChangeFor(event('WeatherObserved', {}))).toBeNull();
+  });
+
+  it("takes an entity's creation time as its incarnation", () => {
+    const e = event('Alert', {});
+    expect(
+      sourceIncarnation({
+        ...e,
+        entity: { ...(e.entity as object), createdAt: '2026-12-01T07:00:00Z' },
+      } as EntityChangeEvent),
+    ).toBe('2026-12-01T07:00:00Z');
+    expect(sourceIncarnation({ ...e, entity: null })).toBe('');
   });
 });

@@ -1,18 +1,24 @@
 /**
  * Live inputs of the road network from the context broker (Smart Data Models):
- * - `Alert` with subCategory roadClosed, carAccident, hazardOnRoad, flood, buildingFire, forestFire, or
- *   suspiciousAction → a closure around its location (radius 50 m for a point), until validTo;
+ * - `Alert` with subCategory roadClosed, carAccident, hazardOnRoad, flood, buildingFire, forestFire,
+ *   suspiciousAction or civilDisorder → a closure around its location (radius 50 m for a point), until validTo;
  * - `Alert` trafficJam / roadWorks → a slow-down to 30 % / 50 % speed;
  * - `RoadAccident` whose status is not solved/closed → a closure of 30 m around it;
  * - `TrafficFlowObserved` → a slow-down by averageVehicleSpeed / 50 km/h (or 30 % when `congested`),
  *   lifted when traffic flows again (≥ 45 km/h, or congested false);
  * - deleting the entity lifts its change.
- * Only entities marked TLP:CLEAR or TLP:GREEN become live inputs: a closure changes every user's routes
- * and is listed to every user, so a more restricted entity would leak through it. Restricted sources
- * publish a closure explicitly (POST /api/routing/closures) if they choose to.
+ *
+ * A derived change is owned, created and marked like its source (the gate's `recordDerived`): only who may
+ * see the entity sees the closure, its reason and its location. It follows the source: a new marking is the
+ * closure's new marking; the entity deleted, or deleted and created again (another incarnation), lifts the
+ * old closure. The closure's effect on routes is the one thing others may notice (every route avoids the
+ * road), so it is taken only when the source allows an action others can observe: never for TLP:RED (named
+ * people only) and never for PAP:AMBER or PAP:RED (no detectable action). docs/routing.md argues the rule.
  */
+import { isAppError } from '../../kernel/errors.ts';
 import type { EventBus, PlatformEvent, Subscription } from '../../ports/event-bus.ts';
 import { ENTITY_CREATED, ENTITY_DELETED, ENTITY_UPDATED, type EntityChangeEvent } from '../context/index.ts';
+import type { Marking } from '../sharing/index.ts';
 import type { LiveChangeInput, RoutingService } from './routing-service.ts';
 
 const CLOSING_ALERTS = new Set([
@@ -44,13 +50,21 @@ function attr(entity: Record<string, unknown>, name: string): unknown {
   return undefined;
 }
 
+/**
+ * May the platform act on a source with this marking in a way others can observe (every route avoids the
+ * road)? Not on TLP:RED (for named people only), not against PAP:AMBER or PAP:RED (passive use only).
+ */
+export function allowsRoadEffect(marking: Marking): boolean {
+  return marking.tlp !== 'RED' && marking.pap !== 'AMBER' && marking.pap !== 'RED';
+}
+
 /** What an entity asks of the road network: a change, 'lift' (it no longer affects traffic) or null (not ours). */
-export function liveChangeFor(event: EntityChangeEvent): Omit<LiveChangeInput, 'source'> | 'lift' | null {
+export function liveChangeFor(event: EntityChangeEvent): LiveChangeInput | 'lift' | null {
   const types = event.entityType.map(localName);
   const relevant = types.some((t) => t === 'Alert' || t === 'RoadAccident' || t === 'TrafficFlowObserved');
   if (!relevant) return null;
   if (!event.entity) return 'lift';
-  if (event.marking.tlp !== 'CLEAR' && event.marking.tlp !== 'GREEN') return 'lift';
+  if (!allowsRoadEffect(event.marking)) return 'lift';
   const e = event.entity as Record<string, unknown>;
   const geometry = attr(e, 'location');
   if (!geometry || typeof geometry !== 'object') return 'lift';
@@ -85,6 +99,14 @@ export function liveChangeFor(event: EntityChangeEvent): Omit<LiveChangeInput, '
 }
 
 /**
+ * The incarnation of the entity an event is about: its creation time, which deleting the id and creating it
+ * again changes (the entity's own row keeps it from its creation on).
+ */
+export function sourceIncarnation(event: EntityChangeEvent): string {
+  return event.entity?.createdAt ?? '';
+}
+
+/**
  * Follows entity changes as one durable consumer group shared by all instances: each change is turned
  * into a closure or slow-down once, stored, and spread to every instance by the routing service.
  */
@@ -106,10 +128,23 @@ export async function followContextInputs(
       if (change === null) return;
       const source = `entity:${data.tenant}:${data.entityId}`;
       try {
-        await routing.liftBySource(null, source);
-        if (change !== 'lift') await routing.addChange(null, { ...change, source });
+        await routing.followSource(
+          source,
+          change === 'lift'
+            ? null
+            : {
+                ...change,
+                ownerOrg: data.ownerOrg,
+                createdBy: data.createdBy,
+                marking: data.marking,
+                sourceIncarnation: sourceIncarnation(data),
+              },
+        );
       } catch (e) {
-        // A geometry the network cannot use (e.g. invalid) is the entity's problem, not a reason to retry.
+        // A geometry or value the network cannot use is the entity's problem, not a reason to retry: the
+        // entity no longer describes a usable change, so its old one is lifted. Other failures are retried.
+        if (!isAppError(e) || (e.kind !== 'invalid' && e.kind !== 'unprocessable')) throw e;
+        await routing.followSource(source, null);
         onError(e, event);
       }
     },

@@ -1,14 +1,26 @@
 /** Routing as a platform service: the loaded road network and its live changes, shared by all instances. */
 
-export { followContextInputs, liveChangeFor } from './context-inputs.ts';
+export {
+  allowsRoadEffect,
+  followContextInputs,
+  liveChangeFor,
+  sourceIncarnation,
+} from './context-inputs.ts';
 export { type RoutingLiveTables, routingLiveMigrations } from './migrations.ts';
 export {
+  CLOSURE_KIND,
+  type DerivedChangeInput,
   type LiveChangeInput,
   type LiveChangeKind,
   type LiveChangeRecord,
+  type ManualChangeInput,
+  ROAD_CHANGE_ROLES,
   ROUTING_CHANGE_ADDED,
   ROUTING_CHANGE_LIFTED,
+  ROUTING_CHANGE_UPDATED,
+  type RoutingChangeEvent,
   RoutingService,
   type RoutingServiceOptions,
   type RoutingStatus,
+  SLOWDOWN_KIND,
 } from './routing-service.ts';

@@ -329,7 +329,8 @@ export class SharingGate {
 
   /**
    * Registers objects the platform derives from others (a closure from an Alert entity): owned by the
-   * source's owner and creator, with the source's marking (or a tighter one), audited as the platform's act.
+   * source's owner and creator, with the source's marking (or a tighter one), audited as the platform's act
+   * with the creator named in the record.
    */
   async recordDerived(
     trx: AnyDb,
@@ -358,7 +359,14 @@ export class SharingGate {
         objectKind: o.kind,
         objectId: o.id,
         ownerOrg: o.ownerOrg,
-        details: { ...details, ...(o.scope ? { scope: o.scope } : {}), marking: o.marking, derived: true },
+        // The platform acted, on behalf of the source's creator: the record names both.
+        details: {
+          ...details,
+          ...(o.scope ? { scope: o.scope } : {}),
+          marking: o.marking,
+          createdBy: o.createdBy,
+          derived: true,
+        },
       })),
       this.clock,
     );
