@@ -46,15 +46,24 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
         orgs: [
           ['police', 'police'],
           ['metro', 'transport'],
+          ['fire', 'fire'],
         ],
         users: [
           ['dispatcher', 'police', 'operator'],
           ['watcher', 'police', 'viewer'],
+          ['patrol', 'police', 'responder'],
           ['guard', 'metro', 'operator'],
           ['chief', 'police', 'admin'],
+          ['finn', 'fire', 'responder'],
         ],
       }),
     );
+    const crisis = await call('POST', '/api/communities', 'admin', {
+      id: 'crisis',
+      name: 'Crisis cell',
+      members: ['police', 'fire'],
+    });
+    expect(crisis.statusCode, crisis.body).toBe(201);
   });
   afterAll(async () => {
     await platform?.shutdown();
@@ -127,6 +136,12 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
     expect(closure.statusCode).toBe(201);
     const { id, segments } = closure.json();
     expect(segments).toBeGreaterThan(0);
+    // Marked like any object: the organisation's default, and its owner, in the answer.
+    expect(closure.json()).toMatchObject({
+      ownerOrg: 'police',
+      marking: { tlp: 'AMBER', audience: { orgs: [], communities: [], users: [] } },
+      reason: 'suspicious package',
+    });
     expect(closure.headers.location).toBe(`/api/routing/closures/${id}`);
 
     const after = (
@@ -141,6 +156,8 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
     }
     const list = (await call('GET', '/api/routing/closures', 'watcher')).json();
     expect(list.items.map((c: { id: string }) => c.id)).toContain(id);
+    const theirs = (await call('GET', '/api/routing/closures', 'guard')).json();
+    expect(theirs.items.map((c: { id: string }) => c.id)).not.toContain(id);
 
     expect((await call('DELETE', `/api/routing/closures/${id}`, 'dispatcher')).statusCode).toBe(204);
     const lifted = (
@@ -209,7 +226,7 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
     expect(body.excluded.map((u: { id: string }) => u.id)).toEqual(['busy']);
   });
 
-  it('dispatches the vehicles of the context broker, only those the caller may see', async () => {
+  it('dispatches the vehicles of the context broker, only those the caller may see (two organisations)', async () => {
     const vehicle = (id: string, coords: number[], tlp: string) => ({
       id: `urn:ngsi-ld:Vehicle:${id}`,
       type: 'Vehicle',
@@ -218,32 +235,30 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
       vehicleType: { type: 'Property', value: 'car' },
       marking: { type: 'Property', value: { tlp } },
     });
-    for (const v of [
-      vehicle('police-1', [7.4275, 43.7385], 'AMBER+STRICT'),
-      vehicle('police-2', [7.417, 43.731], 'AMBER+STRICT'),
-    ]) {
+    for (const [who, v] of [
+      ['dispatcher', vehicle('police-1', [7.4275, 43.7385], 'AMBER+STRICT')],
+      ['dispatcher', vehicle('police-2', [7.417, 43.731], 'AMBER+STRICT')],
+      ['guard', vehicle('metro-1', [7.428, 43.739], 'AMBER+STRICT')],
+    ] as const) {
       const res = await platform.server.inject({
         method: 'POST',
         url: '/ngsi-ld/v1/entities',
-        headers: { authorization: auth.dispatcher as string, 'content-type': 'application/json' },
+        headers: { authorization: auth[who] as string, 'content-type': 'application/json' },
         payload: JSON.stringify(v),
       });
       expect(res.statusCode, res.body).toBe(201);
     }
-    const mine = (
-      await call('POST', '/api/routing/dispatch', 'dispatcher', {
-        incident: CASINO.split(',').map(Number),
-        k: 0,
-      })
-    ).json();
-    expect(mine.ranked.map((r: { id: string }) => r.id)).toEqual([
+    const ranked = async (who: string) =>
+      (await call('POST', '/api/routing/dispatch', who, { incident: CASINO.split(',').map(Number), k: 0 }))
+        .json()
+        .ranked.map((r: { id: string }) => r.id);
+    expect(await ranked('dispatcher')).toEqual([
       'urn:ngsi-ld:Vehicle:police-1',
       'urn:ngsi-ld:Vehicle:police-2',
     ]);
-    const theirs = (
-      await call('POST', '/api/routing/dispatch', 'guard', { incident: CASINO.split(',').map(Number), k: 0 })
-    ).json();
-    expect(theirs.ranked).toEqual([]);
+    expect(await ranked('watcher')).toEqual(['urn:ngsi-ld:Vehicle:police-1', 'urn:ngsi-ld:Vehicle:police-2']);
+    expect(await ranked('guard')).toEqual(['urn:ngsi-ld:Vehicle:metro-1']);
+    expect(await ranked('finn')).toEqual([]);
   });
 
   it('closes roads from a TLP:GREEN roadClosed Alert in the context broker, and reopens them when it is deleted', async () => {
@@ -293,34 +308,124 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
     expect(reopened).toBe(true);
   });
 
-  it('ignores restricted (AMBER) alerts: a closure would show them to everyone', async () => {
-    const url = `/api/routing/route?from=${FONTVIEILLE}&to=${CASINO}`;
-    const before = (await call('GET', url, 'watcher')).json();
-    const coords = before.geometry.coordinates as [number, number][];
-    const created = await platform.server.inject({
-      method: 'POST',
-      url: '/ngsi-ld/v1/entities',
-      headers: { authorization: auth.dispatcher as string, 'content-type': 'application/json' },
-      payload: JSON.stringify({
-        id: 'urn:ngsi-ld:Alert:secret-closure',
+  describe('gap 3: GREEN becomes public', () => {
+    const ALERT = 'urn:ngsi-ld:Alert:crisis-closure';
+    const ngsi = (method: 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown) =>
+      platform.server.inject({
+        method,
+        url: `/ngsi-ld/v1${url}`,
+        headers: {
+          authorization: auth.dispatcher as string,
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(payload ? { payload: JSON.stringify(payload) } : {}),
+      });
+    const derived = async (who: string) =>
+      (
+        (await call('GET', '/api/routing/closures', who)).json().items as { source: string; id: string }[]
+      ).filter((c) => c.source === `entity::${ALERT}`);
+    const until = async (what: () => Promise<boolean>) => {
+      for (let i = 0; i < 100 && !(await what()); i++) await new Promise((r) => setTimeout(r, 50));
+      return what();
+    };
+
+    it('a TLP:GREEN Alert shared with one community closes the road for every route, but only that community sees the closure', async () => {
+      const url = `/api/routing/route?from=${FONTVIEILLE}&to=${CASINO}`;
+      const before = (await call('GET', url, 'guard')).json();
+      const coords = before.geometry.coordinates as [number, number][];
+      const created = await ngsi('POST', '/entities', {
+        id: ALERT,
         type: 'Alert',
         subCategory: { type: 'Property', value: 'roadClosed' },
         location: {
           type: 'GeoProperty',
           value: { type: 'Point', coordinates: coords[Math.floor(coords.length / 2)] },
         },
-        marking: { type: 'Property', value: { tlp: 'AMBER' } },
-      }),
+        marking: { type: 'Property', value: { tlp: 'GREEN', audience: { communities: ['crisis'] } } },
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      expect(await until(async () => (await derived('finn')).length === 1)).toBe(true);
+
+      // The community (police, fire) sees it, with its marking and owner; metro does not, by any path.
+      const [seen] = await derived('finn');
+      expect(seen).toMatchObject({
+        kind: 'closure',
+        ownerOrg: 'police',
+        marking: { tlp: 'GREEN', audience: { orgs: [], communities: ['crisis'], users: [] } },
+        reason: `Alert ${ALERT}`,
+      });
+      const id = (seen as { id: string }).id;
+      expect(await derived('watcher')).toHaveLength(1);
+      expect(await derived('guard')).toEqual([]);
+      const single = await call('GET', `/api/routing/closures/${id}`, 'guard');
+      expect([single.statusCode, single.json().code]).toEqual([404, 'ROUTING_CLOSURE_NOT_FOUND']);
+      expect((await call('GET', `/api/routing/closures/${id}`, 'finn')).json()).toMatchObject({ id });
+      const network = async (who: string) => (await call('GET', '/api/routing/network', who)).json().stats;
+      expect((await network('finn')).closures).toBe((await network('guard')).closures + 1);
+
+      // Safety: metro's routes avoid the closed road too, and the answer names nothing about it.
+      const after = await call('GET', url, 'guard');
+      expect(after.json().properties.duration_s).toBeGreaterThan(before.properties.duration_s);
+      expect(after.body).not.toContain(id);
+      expect(after.body).not.toContain('Alert');
+
+      // Gap 4's routing part: the platform closed the road for the Alert's creator; the audit says who.
+      const audit = (await call('GET', `/api/audit?object=${id}`, 'chief')).json().items;
+      expect(audit).toMatchObject([
+        {
+          action: 'create',
+          actorId: null,
+          ownerOrg: 'police',
+          details: { derived: true, createdBy: expect.any(String) },
+        },
+      ]);
+      const me = (await call('GET', '/api/auth/me', 'dispatcher')).json();
+      expect(audit[0].details.createdBy).toBe(me.userId);
     });
-    expect(created.statusCode).toBe(201);
-    await new Promise((r) => setTimeout(r, 300));
-    const closures = (await call('GET', '/api/routing/closures', 'guard')).json().items;
-    expect(closures.map((c: { source: string }) => c.source)).not.toContain(
-      'entity::urn:ngsi-ld:Alert:secret-closure',
-    );
-    expect((await call('GET', url, 'watcher')).json().properties.duration_s).toBe(
-      before.properties.duration_s,
-    );
+
+    it("follows the Alert's marking, and lifts the closure when the Alert is deleted", async () => {
+      const [before] = await derived('finn');
+      const remarked = await ngsi('PATCH', `/entities/${ALERT}/attrs`, {
+        marking: { type: 'Property', value: { tlp: 'AMBER+STRICT' } },
+      });
+      expect(remarked.statusCode, remarked.body).toBe(204);
+      expect(await until(async () => (await derived('finn')).length === 0)).toBe(true);
+      const [now] = await derived('watcher');
+      expect(now).toMatchObject({ id: before?.id, marking: { tlp: 'AMBER+STRICT' } });
+
+      expect((await ngsi('DELETE', `/entities/${ALERT}`)).statusCode).toBe(204);
+      expect(await until(async () => (await derived('watcher')).length === 0)).toBe(true);
+    });
+  });
+
+  describe("gap 9: any responder lifts another organisation's closure", () => {
+    it('only writers and responders of the owner organisation who see it lift it', async () => {
+      const made = await call('POST', '/api/routing/closures', 'dispatcher', {
+        geometry: { type: 'Point', coordinates: [7.4245, 43.7349] },
+        marking: { tlp: 'GREEN', audience: { communities: ['crisis'] } },
+      });
+      expect(made.statusCode, made.body).toBe(201);
+      const { id } = made.json();
+      const lift = async (who: string) => {
+        const res = await call('DELETE', `/api/routing/closures/${id}`, who);
+        return res.statusCode === 204 ? [204] : [res.statusCode, res.json().code];
+      };
+      expect(await lift('finn')).toEqual([403, 'ACCESS_DENIED']);
+      expect(await lift('guard')).toEqual([404, 'ROUTING_CLOSURE_NOT_FOUND']);
+      expect(await lift('watcher')).toEqual([403, 'AUTH_ROLE_REQUIRED']);
+      expect(await lift('patrol')).toEqual([204]);
+      const audit = (await call('GET', `/api/audit?object=${id}`, 'chief')).json().items;
+      expect(
+        audit.map((r: { action: string; ownerOrg: string; actorOrg: string }) => [
+          r.action,
+          r.ownerOrg,
+          r.actorOrg,
+        ]),
+      ).toEqual([
+        ['create', 'police', 'police'],
+        ['delete', 'police', 'police'],
+      ]);
+    });
   });
 
   it('answers the area reachable within N minutes as a polygon', async () => {
@@ -373,6 +478,24 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
         geometry: { type: 'Point', coordinates: [7.42, 43.73] },
       }),
     ).toEqual([403, 'AUTH_ROLE_REQUIRED']);
+    expect(
+      await bad('POST', '/api/routing/closures', 'dispatcher', {
+        geometry: { type: 'Point', coordinates: [7.42, 43.73] },
+        marking: 'TLP:GREEN',
+      }),
+    ).toEqual([400, 'PLATFORM_VALIDATION_FAILED']);
+    expect(
+      await bad('POST', '/api/routing/closures', 'dispatcher', {
+        geometry: { type: 'Point', coordinates: [7.42, 43.73] },
+        marking: { tlp: 'GREEN', audience: { orgs: ['nobody'] } },
+      }),
+    ).toEqual([404, 'ACCESS_ORG_NOT_FOUND']);
+    expect(
+      await bad('POST', '/api/routing/closures', 'dispatcher', {
+        geometry: { type: 'Point', coordinates: [7.42, 43.73] },
+        marking: { tlp: 'PURPLE' },
+      }),
+    ).toEqual([400, 'ACCESS_INVALID_TLP']);
     const many = Array.from({ length: 200 }, () => [7.42, 43.73]);
     expect(await bad('POST', '/api/routing/table', 'watcher', { sources: many, targets: many })).toEqual([
       400,
@@ -481,6 +604,58 @@ describe.skipIf(SERVER_SKIP)(
         if (!restored) await new Promise((r) => setTimeout(r, 50));
       }
       expect(restored).toBe(true);
+    });
+
+    it('a closure derived on one instance from a community Alert is listed on the other only to that community', async () => {
+      const auth = await seedWorld(a, ADMIN_PASSWORD, PW, {
+        orgs: [
+          ['police', 'police'],
+          ['fire', 'fire'],
+          ['metro', 'transport'],
+        ],
+        users: [
+          ['pat', 'police', 'operator'],
+          ['finn', 'fire', 'responder'],
+          ['guard', 'metro', 'operator'],
+        ],
+      });
+      const community = await a.server.inject({
+        method: 'POST',
+        url: '/api/communities',
+        headers: { authorization: auth.admin as string },
+        payload: { id: 'crisis', name: 'Crisis cell', members: ['police', 'fire'] },
+      });
+      expect(community.statusCode, community.body).toBe(201);
+      const alert = await a.server.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/entities',
+        headers: { authorization: auth.pat as string, 'content-type': 'application/json' },
+        payload: JSON.stringify({
+          id: 'urn:ngsi-ld:Alert:two-instances',
+          type: 'Alert',
+          subCategory: { type: 'Property', value: 'roadClosed' },
+          location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [7.4245, 43.7349] } },
+          marking: { type: 'Property', value: { tlp: 'GREEN', audience: { communities: ['crisis'] } } },
+        }),
+      });
+      expect(alert.statusCode, alert.body).toBe(201);
+      const listed = async (who: string) =>
+        (
+          await b.server.inject({
+            method: 'GET',
+            url: '/api/routing/closures',
+            headers: { authorization: auth[who] as string },
+          })
+        )
+          .json()
+          .items.filter((c: { source: string }) => c.source === 'entity::urn:ngsi-ld:Alert:two-instances');
+      let seen: unknown[] = [];
+      for (let i = 0; i < 100 && seen.length === 0; i++) {
+        seen = await listed('finn');
+        if (seen.length === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(seen).toMatchObject([{ ownerOrg: 'police', marking: { tlp: 'GREEN' } }]);
+      expect(await listed('guard')).toEqual([]);
     });
   },
 );
