@@ -51,13 +51,18 @@ interface Row {
 const ORG: Record<Relation, string> = { owner: 'police', client: 'metro', stranger: 'energy' };
 const WRITERS: readonly Role[] = ['admin', 'operator', 'analyst'];
 const writer = (c: Caller) => WRITERS.includes(c.role);
+/** Closures and slow-downs: field units (responders) create and lift them too. */
+const roadWriter = (c: Caller) => writer(c) || c.role === 'responder';
 
 /** The usual rule for a marked object shared TLP:AMBER by its owner (its clients read it). */
-function amberObjectRule(kind: 'read' | 'change'): (c: Caller) => Outcome {
+function amberObjectRule(
+  kind: 'read' | 'change',
+  mayWrite: (c: Caller) => boolean = writer,
+): (c: Caller) => Outcome {
   return (c) => {
     if (c.relation === 'stranger') return 'absent';
     if (kind === 'read') return 'ok';
-    if (!writer(c)) return 'role';
+    if (!mayWrite(c)) return 'role';
     return c.relation === 'owner' ? 'ok' : 'denied';
   };
 }
@@ -166,6 +171,25 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
     );
     expect(res.statusCode, res.body).toBe(201);
     return String(res.headers.location);
+  };
+
+  /** A TLP:AMBER closure or slow-down of the owner organisation. */
+  const roadChange = (kind: 'closures' | 'slowdowns') => async () => {
+    const res = await send(
+      {
+        method: 'POST',
+        url: `/api/routing/${kind}`,
+        payload: {
+          geometry: { type: 'Point', coordinates: [7.4245, 43.7349] },
+          ...(kind === 'slowdowns' ? { factor: 0.5 } : {}),
+          reason: 'water main burst',
+          marking: { tlp: 'AMBER' },
+        },
+      },
+      ownerOperator,
+    );
+    expect(res.statusCode, res.body).toBe(201);
+    return res.json().id as string;
   };
 
   const rows: Row[] = [
@@ -372,6 +396,46 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
       action: 'explain a TLP:AMBER report',
       fresh: report,
       request: (id) => ({ method: 'GET', url: `/api/access/explain?object=${id}&user=${ownerOperator}` }),
+      expect: (c) => (c.role !== 'admin' ? 'role' : c.relation === 'stranger' ? 'absent' : 'ok'),
+    },
+    // ------------------------------------------------------------------------------------ routing
+    ...(['closures', 'slowdowns'] as const).flatMap((kind): Row[] => [
+      {
+        surface: 'routing',
+        action: `read a TLP:AMBER ${kind.slice(0, -1)}`,
+        fresh: roadChange(kind),
+        request: (id) => ({ method: 'GET', url: `/api/routing/${kind}/${id}` }),
+        expect: amberObjectRule('read'),
+      },
+      {
+        surface: 'routing',
+        action: `create a ${kind.slice(0, -1)}`,
+        request: () => ({
+          method: 'POST',
+          url: `/api/routing/${kind}`,
+          payload: {
+            geometry: { type: 'Point', coordinates: [7.4245, 43.7349] },
+            ...(kind === 'slowdowns' ? { factor: 0.5 } : {}),
+          },
+        }),
+        expect: (c) => (roadWriter(c) ? 'ok' : 'role'),
+      },
+      {
+        surface: 'routing',
+        action: `lift a TLP:AMBER ${kind.slice(0, -1)}`,
+        fresh: roadChange(kind),
+        request: (id) => ({ method: 'DELETE', url: `/api/routing/${kind}/${id}` }),
+        expect: amberObjectRule('change', roadWriter),
+      },
+    ]),
+    {
+      surface: 'platform',
+      action: 'explain a TLP:AMBER closure',
+      fresh: roadChange('closures'),
+      request: (id) => ({
+        method: 'GET',
+        url: `/api/access/explain?object=${id}&kind=closure&user=${ownerOperator}`,
+      }),
       expect: (c) => (c.role !== 'admin' ? 'role' : c.relation === 'stranger' ? 'absent' : 'ok'),
     },
   ];
