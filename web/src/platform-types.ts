@@ -81,6 +81,9 @@ export interface Closure {
   reason?: string;
   segments?: number | null;
   expiresAt?: string | null;
+  /** Who may see it (the platform lists only the closures the operator may see) and who owns it. */
+  marking?: Marking;
+  ownerOrg?: string;
 }
 
 export interface NetworkInfo {

@@ -14,6 +14,7 @@ import {
   parseLonLat,
 } from './geo.ts';
 import type { MapView } from './map-view.ts';
+import { papBadge, tlpBadge } from './marking-badge.ts';
 import type { Closure, Feature, FeatureCollection, NetworkInfo, RouteProperties } from './platform-types.ts';
 import { listOf } from './platform-types.ts';
 
@@ -277,6 +278,10 @@ export class RoutingPanel {
         geometry: closureShape(c),
         properties: {
           id: c.id,
+          ...(c.marking
+            ? { marking: `TLP:${c.marking.tlp}${c.marking.pap ? ` PAP:${c.marking.pap}` : ''}` }
+            : {}),
+          ...(c.ownerOrg ? { owner: c.ownerOrg } : {}),
           reason: c.reason ?? '',
           ...(c.radiusMeters ? { radius_m: c.radiusMeters } : {}),
           ...(c.segments !== undefined && c.segments !== null ? { roadSegments: c.segments } : {}),
@@ -296,7 +301,18 @@ export class RoutingPanel {
         return h(
           'li',
           { class: 'item', 'data-id': c.id },
-          h('div', { class: 'head' }, h('span', { class: 'title' }, `Closure ${c.id.slice(0, 8)}`), remove),
+          h(
+            'div',
+            { class: 'head' },
+            tlpBadge(c.marking?.tlp),
+            papBadge(c.marking?.pap),
+            h(
+              'span',
+              { class: 'title' },
+              `Closure ${c.id.slice(0, 8)}${c.ownerOrg ? ` · ${c.ownerOrg}` : ''}`,
+            ),
+            remove,
+          ),
           h(
             'div',
             { class: 'meta' },
