@@ -368,19 +368,6 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
       expect(after.json().properties.duration_s).toBeGreaterThan(before.properties.duration_s);
       expect(after.body).not.toContain(id);
       expect(after.body).not.toContain('Alert');
-
-      // Gap 4's routing part: the platform closed the road for the Alert's creator; the audit says who.
-      const audit = (await call('GET', `/api/audit?object=${id}`, 'chief')).json().items;
-      expect(audit).toMatchObject([
-        {
-          action: 'create',
-          actorId: null,
-          ownerOrg: 'police',
-          details: { derived: true, createdBy: expect.any(String) },
-        },
-      ]);
-      const me = (await call('GET', '/api/auth/me', 'dispatcher')).json();
-      expect(audit[0].details.createdBy).toBe(me.userId);
     });
 
     it("follows the Alert's marking, and lifts the closure when the Alert is deleted", async () => {
@@ -395,6 +382,56 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
 
       expect((await ngsi('DELETE', `/entities/${ALERT}`)).statusCode).toBe(204);
       expect(await until(async () => (await derived('watcher')).length === 0)).toBe(true);
+    });
+  });
+
+  describe('gap 4: closes roads for first responders through a CLEAR Alert (routing part)', () => {
+    it("a derived closure records its Alert's creator, and the gate's audit names them", async () => {
+      const ALERT = 'urn:ngsi-ld:Alert:clear-closure';
+      const headers = { authorization: auth.dispatcher as string, 'content-type': 'application/json' };
+      const created = await platform.server.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/entities',
+        headers,
+        payload: JSON.stringify({
+          id: ALERT,
+          type: 'Alert',
+          subCategory: { type: 'Property', value: 'hazardOnRoad' },
+          location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [7.4245, 43.7349] } },
+          marking: { type: 'Property', value: { tlp: 'CLEAR' } },
+        }),
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      const me = (await call('GET', '/api/auth/me', 'dispatcher')).json();
+      let closure: { id: string; createdBy: string; ownerOrg: string } | undefined;
+      for (let i = 0; i < 100 && !closure; i++) {
+        closure = (await call('GET', '/api/routing/closures', 'guard'))
+          .json()
+          .items.find((c: { source: string }) => c.source === `entity::${ALERT}`);
+        if (!closure) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(closure).toMatchObject({ createdBy: me.userId, ownerOrg: 'police' });
+      const audit = (await call('GET', `/api/audit?object=${closure?.id}`, 'chief')).json().items;
+      expect(audit).toMatchObject([
+        {
+          action: 'create',
+          actorId: null,
+          ownerOrg: 'police',
+          objectKind: 'closure',
+          details: {
+            derived: true,
+            createdBy: me.userId,
+            source: `entity::${ALERT}`,
+            marking: { tlp: 'CLEAR' },
+          },
+        },
+      ]);
+      const deleted = await platform.server.inject({
+        method: 'DELETE',
+        url: `/ngsi-ld/v1/entities/${ALERT}`,
+        headers: { authorization: auth.dispatcher as string },
+      });
+      expect(deleted.statusCode).toBe(204);
     });
   });
 
