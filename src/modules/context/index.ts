@@ -59,3 +59,4 @@ export {
 export { TenantGeoIndexes } from './tenant-geo-indexes.ts';
 export { compileUserPattern, likePrefixPattern, UserPattern } from './user-pattern.ts';
 export type { BatchError, BatchItem, BatchResult, UpdateResult } from './write-plan.ts';
+export { ENTITY_KIND } from './write-planner.ts';

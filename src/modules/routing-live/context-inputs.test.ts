@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EntityChangeEvent } from '../context/index.ts';
-import { liveChangeFor, sourceIncarnation } from './context-inputs.ts';
+import { liveChangeFor } from './context-inputs.ts';
 
 const SDM = 'https://smartdatamodels.org/dataModel.Transportation/';
 const point = { type: 'GeoProperty', value: { type: 'Point', coordinates: [7.42, 43.73] } };
@@ -97,16 +97,5 @@ describe('live road changes from context entities', () => {
       kind: 'closure',
     });
     expect(liveChangeFor(event('WeatherObserved', {}))).toBeNull();
-  });
-
-  it("takes an entity's creation time as its incarnation", () => {
-    const e = event('Alert', {});
-    expect(
-      sourceIncarnation({
-        ...e,
-        entity: { ...(e.entity as object), createdAt: '2026-12-01T07:00:00Z' },
-      } as EntityChangeEvent),
-    ).toBe('2026-12-01T07:00:00Z');
-    expect(sourceIncarnation({ ...e, entity: null })).toBe('');
   });
 });

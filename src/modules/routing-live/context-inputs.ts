@@ -17,9 +17,15 @@
  */
 import { isAppError } from '../../kernel/errors.ts';
 import type { EventBus, PlatformEvent, Subscription } from '../../ports/event-bus.ts';
-import { ENTITY_CREATED, ENTITY_DELETED, ENTITY_UPDATED, type EntityChangeEvent } from '../context/index.ts';
+import {
+  ENTITY_CREATED,
+  ENTITY_DELETED,
+  ENTITY_KIND,
+  ENTITY_UPDATED,
+  type EntityChangeEvent,
+} from '../context/index.ts';
 import type { Marking } from '../sharing/index.ts';
-import type { LiveChangeInput, RoutingService } from './routing-service.ts';
+import type { ChangeSource, LiveChangeInput, RoutingService } from './routing-service.ts';
 
 const CLOSING_ALERTS = new Set([
   'roadClosed',
@@ -99,14 +105,6 @@ export function liveChangeFor(event: EntityChangeEvent): LiveChangeInput | 'lift
 }
 
 /**
- * The incarnation of the entity an event is about: its creation time, which deleting the id and creating it
- * again changes (the entity's own row keeps it from its creation on).
- */
-export function sourceIncarnation(event: EntityChangeEvent): string {
-  return event.entity?.createdAt ?? '';
-}
-
-/**
  * Follows entity changes as one durable consumer group shared by all instances: each change is turned
  * into a closure or slow-down once, stored, and spread to every instance by the routing service.
  */
@@ -126,19 +124,17 @@ export async function followContextInputs(
       const data = event.data as EntityChangeEvent;
       const change = liveChangeFor(data);
       if (change === null) return;
-      const source = `entity:${data.tenant}:${data.entityId}`;
+      const source: ChangeSource = {
+        name: `entity:${data.tenant}:${data.entityId}`,
+        ref: { kind: ENTITY_KIND, scope: data.tenant, id: data.entityId },
+        incarnation: data.incarnation,
+      };
       try {
         await routing.followSource(
           source,
           change === 'lift'
             ? null
-            : {
-                ...change,
-                ownerOrg: data.ownerOrg,
-                createdBy: data.createdBy,
-                marking: data.marking,
-                sourceIncarnation: sourceIncarnation(data),
-              },
+            : { ...change, ownerOrg: data.ownerOrg, createdBy: data.createdBy, marking: data.marking },
         );
       } catch (e) {
         // A geometry or value the network cannot use is the entity's problem, not a reason to retry: the

@@ -1,13 +1,9 @@
 /** Routing as a platform service: the loaded road network and its live changes, shared by all instances. */
 
-export {
-  allowsRoadEffect,
-  followContextInputs,
-  liveChangeFor,
-  sourceIncarnation,
-} from './context-inputs.ts';
+export { allowsRoadEffect, followContextInputs, liveChangeFor } from './context-inputs.ts';
 export { type RoutingLiveTables, routingLiveMigrations } from './migrations.ts';
 export {
+  type ChangeSource,
   CLOSURE_KIND,
   type DerivedChangeInput,
   type LiveChangeInput,

@@ -35,8 +35,8 @@ export const routingLiveMigrations: Record<string, Migration> = {
      * and a derived one the incarnation of its source.
      *
      * Active changes of an existing deployment are marked once, here:
-     * - derived from an entity that still exists: the entity's owner, creator, marking and read keys (the
-     *   entity's own row has them, computed by the policy when it was written);
+     * - derived from an entity that still exists: the entity's owner, creator, marking, read keys and
+     *   incarnation (the entity's own row keeps a copy of its registry entry, `context_0004` runs before);
      * - drawn by an operator: TLP:GREEN for the community `all`, i.e. what every user saw before, owned by
      *   the operator's organisation;
      * - anything else (the entity is gone, no owner): lifted.
@@ -62,7 +62,7 @@ export const routingLiveMigrations: Record<string, Migration> = {
             pap = e.marking->>'pap',
             audience = e.marking->'audience',
             read_keys = e.read_keys,
-            source_incarnation = coalesce(e.entity->>'createdAt', '')
+            source_incarnation = e.incarnation
           from context_entity e
           where c.lifted_at is null and c.source = 'entity:' || e.tenant || ':' || e.id`.execute(db);
       }
@@ -109,7 +109,7 @@ export type RoutingLiveTables = {
     reason: string;
     /** 'api' for an operator's drawing; `entity:<tenant>:<id>` for a change derived from a context entity. */
     source: string;
-    /** The source's incarnation for a derived change (its entity's creation time); null for 'api'. */
+    /** The source's incarnation for a derived change (its entity's, at the sharing gate); null for 'api'. */
     source_incarnation: string | null;
     created_by: string;
     owner_org: string;

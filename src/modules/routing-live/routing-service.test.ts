@@ -257,7 +257,25 @@ for (const factory of testStoreFactories()) {
     });
 
     describe('gap 3: GREEN becomes public', () => {
-      const alert = (marking: Marking, incarnation = '2026-12-01T07:00:00.000Z'): DerivedChangeInput => ({
+      // The source object, registered at the gate like an NGSI-LD entity: deleting it and creating it again
+      // gives a new incarnation.
+      const ref = { kind: 'test-alert', scope: '', id: 'urn:ngsi-ld:Alert:a1' };
+      const name = 'entity::urn:ngsi-ld:Alert:a1';
+      const incarnations: string[] = [];
+      const source = (incarnation = incarnations.at(-1) as string) => ({ name, ref, incarnation });
+      const createSource = async () => {
+        const r = await store.transaction((trx) =>
+          gate.create(trx, who.ana as Principal, { kind: ref.kind, id: ref.id, marking: green('crisis') }),
+        );
+        incarnations.push(r.incarnation);
+      };
+      const deleteSource = () =>
+        store.transaction((trx) =>
+          gate.recordDeleted(trx, who.ana as Principal, ref.kind, [
+            { id: ref.id, ownerOrg: 'police', createdBy: ids.ana as string, marking: green('crisis') },
+          ]),
+        );
+      const alert = (marking: Marking): DerivedChangeInput => ({
         kind: 'closure',
         geometry: AT,
         radiusMeters: 50,
@@ -265,14 +283,15 @@ for (const factory of testStoreFactories()) {
         ownerOrg: 'police',
         createdBy: ids.ana as string,
         marking,
-        sourceIncarnation: incarnation,
       });
-      const source = 'entity::urn:ngsi-ld:Alert:a1';
       const active = async () =>
-        (await routing.listChanges(who.pat as Principal)).filter((c) => c.source === source);
+        (await routing.listChanges(who.pat as Principal)).filter((c) => c.source === name);
+
+      beforeAll(() => gate.defineKind(ref.kind, { label: 'alert' }));
 
       it('a closure derived from a TLP:GREEN Alert shared with one community is seen only by that community', async () => {
-        await routing.followSource(source, alert(green('crisis')));
+        await createSource();
+        await routing.followSource(source(), alert(green('crisis')));
         const [c] = await active();
         expect(c).toMatchObject({
           kind: 'closure',
@@ -294,13 +313,13 @@ for (const factory of testStoreFactories()) {
           actorId: null,
           ownerOrg: 'police',
           objectKind: 'closure',
-          details: { derived: true, createdBy: ids.ana, source, marking: green('crisis') },
+          details: { derived: true, createdBy: ids.ana, source: name, marking: green('crisis') },
         });
       });
 
       it("follows the source's marking: same closure, new marking, audited as a share", async () => {
         const [before] = await active();
-        await routing.followSource(source, alert({ tlp: 'AMBER', audience: { ...none, orgs: ['fire'] } }));
+        await routing.followSource(source(), alert({ tlp: 'AMBER', audience: { ...none, orgs: ['fire'] } }));
         const [after] = await active();
         expect(after?.id).toBe(before?.id);
         expect(after?.marking).toEqual({ tlp: 'AMBER', audience: { ...none, orgs: ['fire'] } });
@@ -315,26 +334,43 @@ for (const factory of testStoreFactories()) {
         });
         // The same marking again is no change at all.
         const count = (await auditOf(after?.id as string)).length;
-        await routing.followSource(source, alert({ tlp: 'AMBER', audience: { ...none, orgs: ['fire'] } }));
+        await routing.followSource(source(), alert({ tlp: 'AMBER', audience: { ...none, orgs: ['fire'] } }));
         expect((await auditOf(after?.id as string)).length).toBe(count);
       });
 
-      it('a source deleted and created again (another incarnation) lifts the old closure', async () => {
-        const [old] = await active();
-        await routing.followSource(source, alert(green('crisis'), '2026-12-01T09:00:00.000Z'));
-        const [renewed] = await active();
-        expect(renewed?.id).not.toBe(old?.id);
-        expect(await errorOf(routing.getChange(who.finn as Principal, old?.id as string, 'closure'))).toBe(
-          'ROUTING_CLOSURE_NOT_FOUND',
-        );
-        expect((await auditOf(old?.id as string)).at(-1)).toMatchObject({
+      it('follows the incarnation: deleted → lifted; created again → a new closure that late events of the old one never touch', async () => {
+        const [first] = await active();
+        const old = incarnations.at(-1) as string;
+        await deleteSource();
+        await createSource();
+        // The deletion's event lifts the old incarnation's closure, as the platform's act under its owner.
+        await routing.followSource(source(old), null);
+        expect(await active()).toEqual([]);
+        expect((await auditOf(first?.id as string)).at(-1)).toMatchObject({
           action: 'delete',
           actorId: null,
           ownerOrg: 'police',
         });
-        await routing.followSource(source, null);
-        expect(await active()).toEqual([]);
+        await routing.followSource(source(), alert(green('crisis')));
+        const [renewed] = await active();
+        expect(renewed?.id).not.toBe(first?.id);
+        // A late or repeated delivery about the gone incarnation changes nothing.
+        await routing.followSource(source(old), alert(green()));
+        await routing.followSource(source(old), null);
+        expect((await active()).map((c) => [c.id, c.marking])).toEqual([[renewed?.id, green('crisis')]]);
+
+        // Created again while the deletion's event was lost: the new incarnation's event replaces the closure.
+        await deleteSource();
+        await createSource();
+        await routing.followSource(source(), alert(green('crisis')));
+        const [third] = await active();
+        expect(third?.id).not.toBe(renewed?.id);
         expect((await auditOf(renewed?.id as string)).map((r) => r.action)).toEqual(['create', 'delete']);
+
+        // Deleted for good: its event lifts the last closure.
+        await deleteSource();
+        await routing.followSource(source(), null);
+        expect(await active()).toEqual([]);
       });
     });
 
@@ -394,11 +430,10 @@ for (const factory of testStoreFactories()) {
           .execute();
         const marking = { tlp: 'GREEN', audience: { orgs: [], communities: ['crisis'], users: [] } };
         await sql`insert into context_entity
-            (tenant, id, types, entity, created_at, modified_at, owner_org, created_by, marking, read_keys)
-          values ('', 'urn:ngsi-ld:Alert:x', '{Alert}',
-            ${JSON.stringify({ id: 'urn:ngsi-ld:Alert:x', createdAt: '2026-11-30T11:00:00.000Z' })}::jsonb,
+            (tenant, id, types, entity, created_at, modified_at, owner_org, created_by, marking, read_keys, incarnation)
+          values ('', 'urn:ngsi-ld:Alert:x', '{Alert}', ${JSON.stringify({ id: 'urn:ngsi-ld:Alert:x' })}::jsonb,
             ${now}, ${now}, 'fire', 'fire-user', ${JSON.stringify(marking)}::jsonb,
-            '{community:crisis,org:fire}')`.execute(store.db);
+            '{community:crisis,org:fire}', 'incarnation-of-x')`.execute(store.db);
 
         await routing_live_0002_marked?.up(store.db as never);
 
@@ -412,7 +447,7 @@ for (const factory of testStoreFactories()) {
           tlp: 'GREEN',
           audience: marking.audience,
           read_keys: ['community:crisis', 'org:fire'],
-          source_incarnation: '2026-11-30T11:00:00.000Z',
+          source_incarnation: 'incarnation-of-x',
           lifted: false,
         });
         expect(byId.manual).toMatchObject({

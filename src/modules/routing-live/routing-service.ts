@@ -25,7 +25,15 @@ import {
   ROAD_DATA_ATTRIBUTION,
   type RoutingEngine,
 } from '../routing/index.ts';
-import type { CurrentObject, GatePrincipal, Marking, Role, SharingGate, Tlp } from '../sharing/index.ts';
+import {
+  type CurrentObject,
+  currentIncarnations,
+  type GatePrincipal,
+  type Marking,
+  type Role,
+  type SharingGate,
+  type Tlp,
+} from '../sharing/index.ts';
 import type { RoutingLiveTables } from './migrations.ts';
 
 export const ROUTING_CHANGE_ADDED = 'routing.change.added';
@@ -68,8 +76,16 @@ export interface DerivedChangeInput extends LiveChangeInput {
   ownerOrg: string;
   createdBy: string;
   marking: Marking;
-  /** The source's incarnation: a source deleted and created again is another source. */
-  sourceIncarnation: string;
+}
+
+/** The object a derived change comes from, as one event saw it. */
+export interface ChangeSource {
+  /** How the change names it: `entity:<tenant>:<id>`. */
+  name: string;
+  /** The object at the sharing gate (its kind, scope and id), whose registry tells its live incarnation. */
+  ref: { kind: string; scope: string; id: string };
+  /** The incarnation the event is about: a source deleted and created again is another source. */
+  incarnation: string;
 }
 
 export interface LiveChangeRecord {
@@ -411,13 +427,14 @@ export class RoutingService {
   }
 
   /**
-   * Makes the change derived from a source (`entity:<tenant>:<id>`) what the source now asks for, as the
-   * platform's act: `next` null lifts it; a change of another incarnation of the source, or with another
-   * effect on the roads, is lifted and replaced; the same effect of the same incarnation keeps its id and
-   * follows the source's marking (audited as a `share` by the platform).
+   * Makes the change derived from a source what the source now asks for, as the platform's act: `next` null
+   * lifts it; a change of another incarnation of the source, or with another effect on the roads, is lifted
+   * and replaced; the same effect of the same incarnation keeps its id and follows the source's marking
+   * (audited as a `share` by the platform). An event about an incarnation the registry no longer holds (a
+   * late or repeated delivery) only lifts a change of a gone incarnation: it never touches the live one's.
    */
-  async followSource(source: string, next: DerivedChangeInput | null): Promise<void> {
-    const row = next ? this.#newRow(next, source) : undefined;
+  async followSource(source: ChangeSource, next: DerivedChangeInput | null): Promise<void> {
+    const row = next ? this.#newRow(next, source.name) : undefined;
     const events: [string, RoutingChangeEvent][] = [];
     let added: Row | undefined;
     let removed: Row | undefined;
@@ -426,11 +443,23 @@ export class RoutingService {
         const current = await this.#db(trx)
           .selectFrom('routing_live_change')
           .selectAll()
-          .where('source', '=', source)
+          .where('source', '=', source.name)
           .where('lifted_at', 'is', null)
           .forUpdate()
           .executeTakeFirst();
-        if (current && next && row && sameSource(current, next) && sameEffect(current, row)) {
+        const { kind, scope, id } = source.ref;
+        const live = (await currentIncarnations(trx, kind, scope, [id])).get(id);
+        const lift = async (r: Row) => {
+          await this.#gate.recordDeleted(trx, null, r.kind, [currentObject(r)]);
+          await this.#markLifted(trx, [r.id]);
+          removed = r;
+          events.push([ROUTING_CHANGE_LIFTED, changeEvent(undefined, r)]);
+        };
+        if (source.incarnation !== live) {
+          if (current && current.source_incarnation !== live) await lift(current);
+          return;
+        }
+        if (current && next && row && sameSource(current, source, next) && sameEffect(current, row)) {
           if (!sameMarking(markingOf(current), next.marking)) {
             const readKeys = await this.#gate.recordMarkingChange(
               trx,
@@ -453,12 +482,7 @@ export class RoutingService {
           }
           return;
         }
-        if (current) {
-          await this.#gate.recordDeleted(trx, null, current.kind, [currentObject(current)]);
-          await this.#markLifted(trx, [current.id]);
-          removed = current;
-          events.push([ROUTING_CHANGE_LIFTED, changeEvent(undefined, current)]);
-        }
+        if (current) await lift(current);
         if (next && row) {
           const [r] = await this.#gate.recordDerived(
             trx,
@@ -471,10 +495,10 @@ export class RoutingService {
                 marking: next.marking,
               },
             ],
-            { source },
+            { source: source.name },
           );
           Object.assign(row, registered(r as NonNullable<typeof r>), {
-            source_incarnation: next.sourceIncarnation,
+            source_incarnation: source.incarnation,
           });
           // Applying validates the geometry on the real network before anything is stored.
           if (this.#engine) this.#apply(row);
@@ -642,9 +666,9 @@ function changeEvent(now: Row | undefined, before: Row | undefined): RoutingChan
 }
 
 /** The same incarnation of the same source, owned by the same organisation and creator. */
-function sameSource(row: Row, next: DerivedChangeInput): boolean {
+function sameSource(row: Row, source: ChangeSource, next: DerivedChangeInput): boolean {
   return (
-    row.source_incarnation === next.sourceIncarnation &&
+    row.source_incarnation === source.incarnation &&
     row.owner_org === next.ownerOrg &&
     row.created_by === next.createdBy
   );
