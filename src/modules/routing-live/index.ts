@@ -15,6 +15,7 @@ export {
   ROUTING_CHANGE_LIFTED,
   ROUTING_CHANGE_UPDATED,
   type RoutingChangeEvent,
+  type RoutingLiveEvents,
   RoutingService,
   type RoutingServiceOptions,
   type RoutingStatus,

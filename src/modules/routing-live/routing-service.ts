@@ -123,6 +123,14 @@ export interface RoutingChangeEvent {
   marking: Marking;
 }
 
+/** The events this module emits (its part of the platform's event map), each about one change. */
+export type RoutingLiveEvents = {
+  [ROUTING_CHANGE_ADDED]: RoutingChangeEvent;
+  [ROUTING_CHANGE_UPDATED]: RoutingChangeEvent;
+  [ROUTING_CHANGE_LIFTED]: RoutingChangeEvent;
+};
+type RoutingEventType = keyof RoutingLiveEvents;
+
 export type RoutingStatus =
   | { state: 'off' }
   | { state: 'loading'; progress: ImportProgress | null; source: string }
@@ -435,7 +443,7 @@ export class RoutingService {
    */
   async followSource(source: ChangeSource, next: DerivedChangeInput | null): Promise<void> {
     const row = next ? this.#newRow(next, source.name) : undefined;
-    const events: [string, RoutingChangeEvent][] = [];
+    const events: [RoutingEventType, RoutingChangeEvent][] = [];
     let added: Row | undefined;
     let removed: Row | undefined;
     try {
@@ -589,7 +597,7 @@ export class RoutingService {
     return { closures: n(CLOSURE_KIND), slowdowns: n(SLOWDOWN_KIND) };
   }
 
-  async #announce(type: string, data: RoutingChangeEvent): Promise<void> {
+  async #announce(type: RoutingEventType, data: RoutingChangeEvent): Promise<void> {
     await this.#o.bus.publish({
       id: newTimeOrderedId(),
       type,
