@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../app/config.ts';
 import { createPlatform, type Platform } from '../../app/platform.ts';
 import { SERVER_SKIP, type ServerTestEnv, seedWorld, serverTestEnv } from '../../app/testing.ts';
+import { openStream, until } from '../stream/testing.ts';
 
 const ADMIN_PASSWORD = 'long-secret-for-tests';
 const PW = 'correct-horse-staple-9';
@@ -324,7 +325,7 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
       (
         (await call('GET', '/api/routing/closures', who)).json().items as { source: string; id: string }[]
       ).filter((c) => c.source === `entity::${ALERT}`);
-    const until = async (what: () => Promise<boolean>) => {
+    const eventually = async (what: () => Promise<boolean>) => {
       for (let i = 0; i < 100 && !(await what()); i++) await new Promise((r) => setTimeout(r, 50));
       return what();
     };
@@ -344,7 +345,7 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
         marking: { type: 'Property', value: { tlp: 'GREEN', audience: { communities: ['crisis'] } } },
       });
       expect(created.statusCode, created.body).toBe(201);
-      expect(await until(async () => (await derived('finn')).length === 1)).toBe(true);
+      expect(await eventually(async () => (await derived('finn')).length === 1)).toBe(true);
 
       // The community (police, fire) sees it, with its marking and owner; metro does not, by any path.
       const [seen] = await derived('finn');
@@ -376,12 +377,12 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
         marking: { type: 'Property', value: { tlp: 'AMBER+STRICT' } },
       });
       expect(remarked.statusCode, remarked.body).toBe(204);
-      expect(await until(async () => (await derived('finn')).length === 0)).toBe(true);
+      expect(await eventually(async () => (await derived('finn')).length === 0)).toBe(true);
       const [now] = await derived('watcher');
       expect(now).toMatchObject({ id: before?.id, marking: { tlp: 'AMBER+STRICT' } });
 
       expect((await ngsi('DELETE', `/entities/${ALERT}`)).statusCode).toBe(204);
-      expect(await until(async () => (await derived('watcher')).length === 0)).toBe(true);
+      expect(await eventually(async () => (await derived('watcher')).length === 0)).toBe(true);
     });
   });
 
@@ -463,6 +464,31 @@ describe('routing API on the real Monaco network (embedded platform)', () => {
         ['delete', 'police', 'police'],
       ]);
     });
+  });
+
+  it('tells live streams of a closure only its readers, with its marking, and nothing of its content', async () => {
+    const address = await platform.listen();
+    const finn = await openStream(address, auth.finn as string, '?kinds=closure,slowdown');
+    const guard = await openStream(address, auth.guard as string, '?kinds=closure,slowdown');
+    await until(() => finn.events.length > 0 && guard.events.length > 0, 'ready');
+    const made = await call('POST', '/api/routing/closures', 'patrol', {
+      geometry: { type: 'Point', coordinates: [7.4245, 43.7349] },
+      reason: 'armed suspect',
+      marking: { tlp: 'GREEN', audience: { communities: ['crisis'] } },
+    });
+    expect(made.statusCode, made.body).toBe(201);
+    const { id } = made.json();
+    expect((await call('DELETE', `/api/routing/closures/${id}`, 'patrol')).statusCode).toBe(204);
+    await until(() => finn.events.filter((e) => e.data.id === id).length === 2, 'finn told');
+    const about = { kind: 'closure', id, ownerOrg: 'police', marking: 'TLP:GREEN; owner=police' };
+    expect(finn.events.filter((e) => e.data.id === id)).toEqual([
+      { event: 'closure.changed', data: about },
+      { event: 'closure.removed', data: about },
+    ]);
+    expect(JSON.stringify(finn.events)).not.toContain('armed');
+    expect(guard.events.filter((e) => e.event !== 'ready')).toEqual([]);
+    finn.close();
+    guard.close();
   });
 
   it('answers the area reachable within N minutes as a polygon', async () => {

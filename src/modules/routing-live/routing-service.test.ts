@@ -252,6 +252,7 @@ for (const factory of testStoreFactories()) {
           readKeys: [],
           previousReadKeys: keys,
           marking: green('crisis'),
+          previousMarking: green('crisis'),
         },
       ]);
     });
@@ -331,6 +332,8 @@ for (const factory of testStoreFactories()) {
           type: ROUTING_CHANGE_UPDATED,
           readKeys: ['amber:fire', 'amber:police'],
           previousReadKeys: ['community:crisis', 'org:police'],
+          marking: { tlp: 'AMBER', audience: { ...none, orgs: ['fire'] } },
+          previousMarking: green('crisis'),
         });
         // The same marking again is no change at all.
         const count = (await auditOf(after?.id as string)).length;

@@ -121,6 +121,11 @@ export interface RoutingChangeEvent {
   previousReadKeys: string[];
   /** The marking after the change (before it, once lifted). */
   marking: Marking;
+  /**
+   * The marking before the change (absent when added): a reader who loses sight of the change is told of it
+   * under the label it saw, never under the new one.
+   */
+  previousMarking?: Marking;
 }
 
 /** The events this module emits (its part of the platform's event map), each about one change. */
@@ -670,6 +675,7 @@ function changeEvent(now: Row | undefined, before: Row | undefined): RoutingChan
     readKeys: now ? [...now.read_keys] : [],
     previousReadKeys: before ? [...before.read_keys] : [],
     marking: markingOf(r),
+    ...(before ? { previousMarking: markingOf(before) } : {}),
   };
 }
 
