@@ -25,7 +25,7 @@ import type { ExpandedEntity } from './entity-model.ts';
 import { EntityQueries, type EntityQuery, type QueryResult } from './entity-queries.ts';
 import { getEntities, type HostedContextRow } from './entity-repository.ts';
 import { type EntityFormat, renderEntity } from './entity-representation.ts';
-import type { Caller, EntityView } from './entity-view.ts';
+import { type Caller, type EntityView, gatePrincipal } from './entity-view.ts';
 import { EntityWriter } from './entity-writer.ts';
 import { HostedContexts } from './hosted-contexts.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
@@ -81,8 +81,10 @@ export class ContextService {
   readonly hosted: HostedContexts;
   readonly terms: ClientTerms;
   readonly #geoIndexes: TenantGeoIndexes;
+  readonly #gate: SharingGate;
 
   constructor(o: ContextServiceOptions) {
+    this.#gate = o.gate;
     const clock = o.clock ?? systemClock;
     this.resolver = o.resolver;
     this.#geoIndexes = new TenantGeoIndexes({ store: o.store, bus: o.bus, refreshMs: o.geoIndexRefreshMs });
@@ -134,12 +136,29 @@ export class ContextService {
 
   // ------------------------------------------------------------------------------------------ reads
 
-  getEntity(caller: Caller, id: string): Promise<EntityView> {
-    return this.queries.getEntity(caller, id);
+  /**
+   * One entity. Reads of TLP:AMBER, AMBER+STRICT and RED entities from outside their owner organisation are
+   * recorded as disclosures by the gate (once per user, entity and label per window).
+   */
+  async getEntity(caller: Caller, id: string): Promise<EntityView> {
+    const view = await this.queries.getEntity(caller, id);
+    await this.#disclosed(caller, [view]);
+    return view;
   }
 
-  queryEntities(caller: Caller, query: EntityQuery, ctx: ActiveContext): Promise<QueryResult> {
-    return this.queries.queryEntities(caller, query, ctx);
+  /** A query; its answer's disclosures are recorded like single reads (one audit record per owner for many). */
+  async queryEntities(caller: Caller, query: EntityQuery, ctx: ActiveContext): Promise<QueryResult> {
+    const result = await this.queries.queryEntities(caller, query, ctx);
+    await this.#disclosed(caller, result.items);
+    return result;
+  }
+
+  #disclosed(caller: Caller, views: readonly EntityView[]): Promise<void> {
+    return this.#gate.recordDisclosures(
+      gatePrincipal(caller),
+      ENTITY_KIND,
+      views.map((v) => ({ scope: caller.tenant, id: v.entity.id, ownerOrg: v.ownerOrg, marking: v.marking })),
+    );
   }
 
   listTypes(caller: Caller): ReturnType<EntityQueries['listTypes']> {

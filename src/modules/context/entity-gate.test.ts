@@ -209,6 +209,29 @@ for (const f of testStoreFactories()) {
       });
 
       describe('gap 5: entities bypass the access module', () => {
+        it('records reads from outside the owner organisation as disclosures: once, and a page as one record', async () => {
+          const ctx = await svc.resolveContext(null);
+          const shared: Marking = {
+            tlp: 'AMBER',
+            audience: { orgs: ['police'], communities: [], users: [] },
+          };
+          const ids = Array.from({ length: 6 }, (_, i) => `urn:ngsi-ld:Camera:disclosed-${i}`);
+          for (const id of ids) await svc.createEntity(op, { id, type: 'Camera', marking: shared }, ctx);
+          await svc.getEntity(op, ids[0] as string);
+          await svc.getEntity(police, ids[0] as string);
+          await svc.getEntity(police, ids[0] as string);
+          const single = (await audit(ids[0] as string)).filter((r) => r.action === 'disclose');
+          expect(single.map((r) => [r.actorId, r.ownerOrg, r.details.tlp])).toEqual([
+            ['op-police', 'metro', 'AMBER'],
+          ]);
+          await svc.queryEntities(police, { type: 'Camera' }, ctx);
+          await svc.queryEntities(police, { type: 'Camera' }, ctx);
+          const page = (await audit(ids[5] as string)).filter((r) => r.action === 'disclose');
+          expect(page).toHaveLength(1);
+          expect(page[0]?.details).toMatchObject({ batch: true, count: 5, tlps: ['AMBER'] });
+          expect(page[0]?.details.ids).toEqual(ids.slice(1));
+        });
+
         it('refuses audiences naming unknown organisations, communities and users', async () => {
           const ctx = await svc.resolveContext(null);
           const cases: [Marking['audience'], string][] = [

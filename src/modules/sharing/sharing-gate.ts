@@ -616,25 +616,49 @@ export class SharingGate {
       }
     }
     if (disclosed.length === 0) return;
-    await this.store.transaction((trx) =>
-      appendAudit(
-        trx,
-        disclosed.map((o) => ({
-          actorId: p.userId,
-          actorOrg: p.orgId,
-          action: 'disclose' as const,
+    const actor = { actorId: p.userId, actorOrg: p.orgId };
+    const username = p.username ?? p.userId;
+    const entries: AuditEntry[] = [];
+    if (disclosed.length <= 3) {
+      for (const o of disclosed) {
+        entries.push({
+          ...actor,
+          action: 'disclose',
           objectKind: kind,
           objectId: o.id,
           ownerOrg: o.ownerOrg,
-          details: {
-            ...(o.scope ? { scope: o.scope } : {}),
-            tlp: o.marking.tlp,
-            username: p.username ?? p.userId,
-          },
-        })),
-        this.clock,
-      ),
-    );
+          details: { ...(o.scope ? { scope: o.scope } : {}), tlp: o.marking.tlp, username },
+        });
+      }
+    } else {
+      // A page of a query is one record per owner organisation (and scope), its objects' ids listed.
+      const groups = new Map<string, typeof disclosed>();
+      for (const o of disclosed) {
+        const key = `${o.ownerOrg}\u0000${o.scope ?? ''}`;
+        groups.set(key, [...(groups.get(key) ?? []), o]);
+      }
+      for (const group of groups.values()) {
+        for (let n = 0; n < group.length; n += AUDIT_IDS_PER_RECORD) {
+          const part = group.slice(n, n + AUDIT_IDS_PER_RECORD);
+          const first = part[0] as (typeof disclosed)[number];
+          entries.push({
+            ...actor,
+            action: 'disclose',
+            objectKind: kind,
+            ownerOrg: first.ownerOrg,
+            details: {
+              ...(first.scope ? { scope: first.scope } : {}),
+              batch: true,
+              count: part.length,
+              ids: part.map((o) => o.id),
+              tlps: [...new Set(part.map((o) => o.marking.tlp))].sort(),
+              username,
+            },
+          });
+        }
+      }
+    }
+    await this.store.transaction((trx) => appendAudit(trx, entries, this.clock));
   }
 
   // ------------------------------------------------------------------------------------------ explaining
