@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WEB_APP_CSP } from '../src/api/http/server.ts';
 import { loadConfig } from '../src/app/config.ts';
 import { createPlatform, type Platform } from '../src/app/platform.ts';
 import type { Report } from '../src/modules/reports/index.ts';
@@ -46,6 +47,7 @@ describe.skipIf(NO_BROWSER)(
     let base: string;
     let context: BrowserContext;
     let page: Page;
+    let cspViolations: string[] = [];
     let api: ReturnType<typeof apiOf>;
 
     beforeAll(async () => {
@@ -81,7 +83,7 @@ describe.skipIf(NO_BROWSER)(
         category: 'other',
         marking: { tlp: 'GREEN', audience: { orgs: [], communities: ['all'], users: [] } },
       });
-      ({ context, page } = await launchBrowser(temp));
+      ({ context, page, cspViolations } = await launchBrowser(temp));
     });
 
     afterAll(async () => {
@@ -101,6 +103,8 @@ describe.skipIf(NO_BROWSER)(
         const r = await fetch(`${base}${path}`);
         expect(r.status, path).toBe(200);
         expect(r.headers.get('content-type'), path).toContain(type);
+        expect(r.headers.get('x-content-type-options'), path).toBe('nosniff');
+        expect(r.headers.get('content-security-policy'), path).toBe(WEB_APP_CSP);
       }
     });
 
@@ -332,6 +336,10 @@ describe.skipIf(NO_BROWSER)(
       await page.waitForSelector('#app-view[data-ready]');
       expect(await page.locator('#whoami').textContent()).toBe('bruno · police');
     });
+
+    it('runs under its Content-Security-Policy without a single violation', () => {
+      expect(cspViolations).toEqual([]);
+    });
   },
 );
 
@@ -346,6 +354,7 @@ describe.skipIf(NO_BROWSER)(
     let platform: Platform;
     let context: BrowserContext;
     let page: Page;
+    let cspViolations: string[] = [];
     let api: ReturnType<typeof apiOf>;
 
     beforeAll(async () => {
@@ -429,7 +438,7 @@ describe.skipIf(NO_BROWSER)(
         name: 'Patrol 3',
         serviceStatus: 'outOfService',
       });
-      ({ context, page } = await launchBrowser(temp));
+      ({ context, page, cspViolations } = await launchBrowser(temp));
       await signIn(page, base, 'alice');
     });
 
@@ -602,6 +611,10 @@ describe.skipIf(NO_BROWSER)(
         .toBe('Alert: Unattended bag at the casino square');
       expect(await page.locator('.maplibregl-popup dl').textContent()).toContain('severityhigh');
       expect(await page.locator('.maplibregl-popup .badge.tlp').textContent()).toBe('TLP:GREEN');
+    });
+
+    it('runs under its Content-Security-Policy without a single violation', () => {
+      expect(cspViolations).toEqual([]);
     });
   },
 );

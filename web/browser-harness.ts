@@ -17,8 +17,13 @@ export const PW = 'a-long-enough-passphrase';
 
 export type Pos = [number, number];
 
-/** A fresh Chromium profile in `dir`; every request off the test server is refused (no internet tiles). */
-export async function launchBrowser(dir: string): Promise<{ context: BrowserContext; page: Page }> {
+/**
+ * A fresh Chromium profile in `dir`; every request off the test server is refused (no internet tiles).
+ * `cspViolations` collects what the page's Content-Security-Policy refused (Chromium says so on the console).
+ */
+export async function launchBrowser(
+  dir: string,
+): Promise<{ context: BrowserContext; page: Page; cspViolations: string[] }> {
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
@@ -39,7 +44,11 @@ export async function launchBrowser(dir: string): Promise<{ context: BrowserCont
   });
   await context.route(/^(?!http:\/\/127\.0\.0\.1)/, (route) => route.abort());
   const page = context.pages()[0] ?? (await context.newPage());
-  return { context, page };
+  const cspViolations: string[] = [];
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  return { context, page, cspViolations };
 }
 
 /** Calls the platform in-process, as a given bearer token; throws with the body on any error. */

@@ -1,6 +1,6 @@
 /**
  * Builds the operators' web app into web/dist: one esbuild bundle of web/src/main.ts, the page, the styles and
- * MapLibre GL copied as it ships (ESM plus its worker, found beside it at run time through an import map).
+ * MapLibre GL copied as it ships (ESM plus its worker, found beside it at run time), imported from vendor/.
  * Run: `node bin/run-ts.js web/build.ts [outDir]` (about a second).
  */
 import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -38,8 +38,19 @@ export async function buildWebApp(outDir = join(webDir, 'dist')): Promise<BuildR
     target: 'es2022',
     minify: true,
     sourcemap: true,
-    // MapLibre is loaded as shipped (its worker is resolved relative to its own URL); see the import map.
-    external: ['maplibre-gl'],
+    // MapLibre is loaded as shipped (its worker is resolved relative to its own URL), from vendor/: the
+    // import is rewritten here rather than by an inline import map, which the page's CSP would refuse.
+    plugins: [
+      {
+        name: 'maplibre-vendor',
+        setup(build) {
+          build.onResolve({ filter: /^maplibre-gl$/ }, () => ({
+            path: './vendor/maplibre-gl.mjs',
+            external: true,
+          }));
+        },
+      },
+    ],
     logLevel: 'warning',
   });
   copyFileSync(join(webDir, 'src', 'styles.css'), join(outDir, 'styles.css'));

@@ -12,7 +12,7 @@ import { startMqttRuntime } from '../adapters/mqtt/index.ts';
 import { createStore } from '../adapters/storage/index.ts';
 import type { Principal } from '../api/http/principal.ts';
 import { buildServer } from '../api/http/server.ts';
-import { ngsiLdPlugin } from '../api/ngsi-ld/index.ts';
+import { ngsiLdErrorHandler, ngsiLdPlugin } from '../api/ngsi-ld/index.ts';
 import { ngsiLdLivePlugin } from '../api/ngsi-ld-live/index.ts';
 import { platformApi } from '../api/platform/index.ts';
 import { routingApi } from '../api/routing/index.ts';
@@ -417,8 +417,14 @@ export async function createPlatform(
           plugin: ngsiLdPlugin,
           options: { service: context, bodyLimit: config.bodyLimit },
           prefix: '/ngsi-ld/v1',
+          errors: NGSI_LD_ERRORS,
         },
-        { name: 'ngsi-ld-live', plugin: ngsiLdLivePlugin, options: { live, bodyLimit: config.bodyLimit } },
+        {
+          name: 'ngsi-ld-live',
+          plugin: ngsiLdLivePlugin,
+          options: { live, bodyLimit: config.bodyLimit },
+          errors: NGSI_LD_ERRORS,
+        },
         {
           name: 'stream',
           plugin: streamApi,
@@ -467,6 +473,13 @@ export async function createPlatform(
     throw e;
   }
 }
+
+/** NGSI-LD ProblemDetails for /ngsi-ld/v1 and the ingestion endpoint, errors before routing included. */
+const NGSI_LD_ERRORS = {
+  prefixes: ['/ngsi-ld/', '/ingest/'],
+  handler: ngsiLdErrorHandler,
+  mediaType: 'application/json',
+};
 
 /** What ingestion needs to know of the account a sensor or gateway connects with. */
 function ingestPrincipal(p: Principal): IngestPrincipal {

@@ -7,11 +7,15 @@ export type ErrorKind =
   | 'unauthenticated' // 401
   | 'forbidden' // 403
   | 'not_found' // 404
+  | 'method_not_allowed' // 405
+  | 'timeout' // 408
   | 'conflict' // 409
   | 'too_large' // 413
+  | 'uri_too_long' // 414
   | 'unsupported_media' // 415
   | 'unprocessable' // 422
   | 'rate_limited' // 429
+  | 'headers_too_large' // 431
   | 'unavailable' // 503
   | 'internal'; // 500
 
@@ -28,6 +32,15 @@ export const ERROR_CODES = {
   PLATFORM_BODY_TOO_LARGE: { kind: 'too_large', title: 'Request body too large' },
   PLATFORM_UNSUPPORTED_MEDIA_TYPE: { kind: 'unsupported_media', title: 'Unsupported media type' },
   PLATFORM_ROUTE_NOT_FOUND: { kind: 'not_found', title: 'No such route' },
+  PLATFORM_METHOD_NOT_ALLOWED: { kind: 'method_not_allowed', title: 'Method not allowed on this resource' },
+  PLATFORM_REQUEST_TIMEOUT: { kind: 'timeout', title: 'The request was not received in time' },
+  PLATFORM_URI_TOO_LONG: { kind: 'uri_too_long', title: 'URI too long' },
+  PLATFORM_HEADERS_TOO_LARGE: { kind: 'headers_too_large', title: 'Request header fields too large' },
+  PLATFORM_INVALID_TEXT: {
+    kind: 'invalid',
+    title: 'Text with a NUL character, a lone surrogate or not in UTF-8',
+  },
+  PLATFORM_JSON_TOO_DEEP: { kind: 'invalid', title: 'JSON nested too deep' },
   PLATFORM_RATE_LIMITED: { kind: 'rate_limited', title: 'Too many requests' },
   PLATFORM_UNAVAILABLE: { kind: 'unavailable', title: 'Service unavailable' },
   PLATFORM_SHUTTING_DOWN: { kind: 'unavailable', title: 'The instance is shutting down' },

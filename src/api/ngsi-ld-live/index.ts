@@ -7,8 +7,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../kernel/errors.ts';
 import type { ContextLive, IngestPrincipal } from '../../modules/context-live/index.ts';
+import { bodyText, jsonBodyParser } from '../http/json-body.ts';
 import type {} from '../http/principal.ts';
+import { edgeValidatorCompiler } from '../http/validation.ts';
 import { ngsiLdErrorHandler } from '../ngsi-ld/index.ts';
+import { CONSUMES, PAYLOADS, queryOf } from '../ngsi-ld/openapi.ts';
 import {
   answerType,
   contextFromLink,
@@ -27,6 +30,18 @@ export interface NgsiLdLivePluginOptions {
   bodyLimit?: number;
 }
 
+const TEMPORAL_PARAMETERS = [
+  'timerel',
+  'timeAt',
+  'endTimeAt',
+  'timeproperty',
+  'lastN',
+  'options',
+  'format',
+  'aggrMethods',
+  'aggrPeriodDuration',
+] as const;
+
 const PAYLOAD_TYPES = ['application/json', 'application/ld+json', 'application/merge-patch+json'];
 const SUBSCRIPTIONS = '/ngsi-ld/v1/subscriptions';
 const TEMPORAL = '/ngsi-ld/v1/temporal/entities';
@@ -35,49 +50,57 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
   const { live } = opts;
   const bodyLimit = opts.bodyLimit ?? 1024 * 1024;
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(PAYLOAD_TYPES, { parseAs: 'string', bodyLimit }, (request, text, done) => {
-    // Ingestion keeps the raw text: a malformed message is dead-lettered as it came, not refused here.
-    if (request.url.startsWith('/ingest/')) return done(null, String(text));
-    const s = String(text);
-    if (s.trim() === '') {
-      // A content type on a bodiless request (DELETE, GET) is harmless.
-      if (request.method === 'DELETE' || request.method === 'GET') return done(null, undefined);
-      return done(new AppError('CONTEXT_INVALID_JSON', 'the payload is empty'), undefined);
+  const parseJson = jsonBodyParser({ malformed: (m) => new AppError('CONTEXT_INVALID_JSON', m) });
+  app.addContentTypeParser(PAYLOAD_TYPES, { parseAs: 'buffer', bodyLimit }, (request, body, done) => {
+    // Ingestion keeps the raw text: a malformed message is dead-lettered as it came, not refused here;
+    // only what cannot be text at all (not UTF-8, NUL characters) is refused at the edge.
+    if (request.url.startsWith('/ingest/')) {
+      let text: string;
+      try {
+        text = bodyText(request, body as Buffer);
+      } catch (e) {
+        done(e as Error, undefined);
+        return;
+      }
+      done(null, text);
+      return;
     }
-    try {
-      done(null, JSON.parse(s));
-    } catch (e) {
-      done(
-        new AppError('CONTEXT_INVALID_JSON', `the payload is not valid JSON: ${(e as Error).message}`),
-        undefined,
-      );
-    }
+    parseJson(request, body as Buffer, done);
   });
+  app.setValidatorCompiler(edgeValidatorCompiler({ documentedBodies: true }));
   app.setErrorHandler(ngsiLdErrorHandler);
   const tags = ['NGSI-LD'];
 
   // ------------------------------------------------------------------------------------ subscriptions
-  app.post(SUBSCRIPTIONS, { schema: { tags, summary: 'Create a subscription' } }, async (request, reply) => {
-    const { body, context } = splitPayload(request, request.body);
-    const rec = await live.subscriptions.create(tenantOf(request), principalOf(request), body, context);
-    reply.header('Location', `${SUBSCRIPTIONS}/${encodeURIComponent(rec.spec.id)}`);
-    reply.status(201).send();
-  });
+  app.post(
+    SUBSCRIPTIONS,
+    { schema: { tags, summary: 'Create a subscription', body: PAYLOADS.subscription, consumes: CONSUMES } },
+    async (request, reply) => {
+      const { body, context } = splitPayload(request, request.body);
+      const rec = await live.subscriptions.create(tenantOf(request), principalOf(request), body, context);
+      reply.header('Location', `${SUBSCRIPTIONS}/${encodeURIComponent(rec.spec.id)}`);
+      reply.status(201).send();
+    },
+  );
 
-  app.get(SUBSCRIPTIONS, { schema: { tags, summary: 'List subscriptions' } }, async (request, reply) => {
-    const query = request.query as Record<string, unknown>;
-    const type = negotiate(request);
-    const page = pageOf(query);
-    const { items, total } = await live.subscriptions.list(tenantOf(request), principalOf(request), page);
-    const context = linkContext(request);
-    if (query.count === 'true') reply.header('NGSILD-Results-Count', String(total));
-    answerType(reply, type, context);
-    return Promise.all(
-      items.map((r) =>
-        live.subscriptions.view(r, context, { includeContext: type === 'application/ld+json' }),
-      ),
-    );
-  });
+  app.get(
+    SUBSCRIPTIONS,
+    { schema: { tags, summary: 'List subscriptions', querystring: queryOf('limit', 'offset', 'count') } },
+    async (request, reply) => {
+      const query = request.query as Record<string, unknown>;
+      const type = negotiate(request);
+      const page = pageOf(query);
+      const { items, total } = await live.subscriptions.list(tenantOf(request), principalOf(request), page);
+      const context = linkContext(request);
+      if (query.count === 'true') reply.header('NGSILD-Results-Count', String(total));
+      answerType(reply, type, context);
+      return Promise.all(
+        items.map((r) =>
+          live.subscriptions.view(r, context, { includeContext: type === 'application/ld+json' }),
+        ),
+      );
+    },
+  );
 
   app.get(
     `${SUBSCRIPTIONS}/:id`,
@@ -94,7 +117,14 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
 
   app.patch(
     `${SUBSCRIPTIONS}/:id`,
-    { schema: { tags, summary: 'Update a subscription' } },
+    {
+      schema: {
+        tags,
+        summary: 'Update a subscription',
+        body: PAYLOADS.subscriptionPatch,
+        consumes: CONSUMES,
+      },
+    },
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const { body, context } = splitPayload(request, request.body);
@@ -116,17 +146,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
   // ---------------------------------------------------------------------------------------- temporal
   const temporalParams = (query: Record<string, unknown>): Record<string, string | undefined> => {
     const out: Record<string, string | undefined> = {};
-    for (const k of [
-      'timerel',
-      'timeAt',
-      'endTimeAt',
-      'timeproperty',
-      'lastN',
-      'options',
-      'format',
-      'aggrMethods',
-      'aggrPeriodDuration',
-    ]) {
+    for (const k of TEMPORAL_PARAMETERS) {
       if (query[k] !== undefined) out[k] = String(query[k]);
     }
     return out;
@@ -134,7 +154,13 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
 
   app.get(
     TEMPORAL,
-    { schema: { tags, summary: 'Query the temporal evolution of entities' } },
+    {
+      schema: {
+        tags,
+        summary: 'Query the temporal evolution of entities',
+        querystring: queryOf('type', 'id', 'idPattern', 'attrs', 'limit', 'offset', ...TEMPORAL_PARAMETERS),
+      },
+    },
     async (request, reply) => {
       const query = request.query as Record<string, unknown>;
       const type = negotiate(request);
@@ -171,7 +197,13 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
 
   app.get(
     `${TEMPORAL}/:id`,
-    { schema: { tags, summary: 'Retrieve the temporal evolution of an entity' } },
+    {
+      schema: {
+        tags,
+        summary: 'Retrieve the temporal evolution of an entity',
+        querystring: queryOf('attrs', ...TEMPORAL_PARAMETERS),
+      },
+    },
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const query = request.query as Record<string, unknown>;
@@ -209,7 +241,14 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
 
   app.put(
     '/ngsi-ld/v1/temporal/retention/:entityType',
-    { schema: { tags, summary: 'Set the history retention of an entity type' } },
+    {
+      schema: {
+        tags,
+        summary: 'Set the history retention of an entity type',
+        body: PAYLOADS.retention,
+        consumes: CONSUMES,
+      },
+    },
     async (request, reply) => {
       requireAdmin(request);
       const { entityType } = request.params as { entityType: string };
@@ -253,7 +292,14 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
 
   app.post(
     '/ingest/v1/:tenant/measurements/:entityType/:deviceId',
-    { bodyLimit, schema: { tags: ['IoT ingestion'], summary: 'Publish plain measurements of a device' } },
+    {
+      bodyLimit,
+      schema: {
+        tags: ['IoT ingestion'],
+        summary: 'Publish plain measurements of a device',
+        body: PAYLOADS.measurements,
+      },
+    },
     async (request) => {
       const p = request.params as { tenant: string; entityType: string; deviceId: string };
       return ingest(request, `safecity/v1/${p.tenant}/measurements/${p.entityType}/${p.deviceId}`);
@@ -262,7 +308,14 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
 
   app.post(
     '/ingest/v1/:tenant/entities',
-    { bodyLimit, schema: { tags: ['IoT ingestion'], summary: 'Publish NGSI-LD entity fragments' } },
+    {
+      bodyLimit,
+      schema: {
+        tags: ['IoT ingestion'],
+        summary: 'Publish NGSI-LD entity fragments',
+        body: PAYLOADS.ingestEntities,
+      },
+    },
     async (request) => {
       const p = request.params as { tenant: string };
       return ingest(request, `safecity/v1/${p.tenant}/entities`);
@@ -271,7 +324,13 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
 
   app.get(
     '/ingest/v1/dead-letters',
-    { schema: { tags: ['IoT ingestion'], summary: "List the organisation's refused messages" } },
+    {
+      schema: {
+        tags: ['IoT ingestion'],
+        summary: "List the organisation's refused messages",
+        querystring: queryOf('limit', 'before'),
+      },
+    },
     async (request) => {
       const p = principalOf(request);
       const query = request.query as Record<string, unknown>;

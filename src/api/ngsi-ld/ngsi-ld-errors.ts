@@ -10,7 +10,9 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, type ErrorCode } from '../../kernel/error-codes.ts';
 import { AppError, isAppError } from '../../kernel/errors.ts';
+import { frameworkAppError } from '../http/framework-errors.ts';
 import { STATUS_OF_KIND } from '../http/problem.ts';
+import { echoTenant } from './ngsi-ld-request.ts';
 
 export const NGSI_LD_ERRORS = 'https://uri.etsi.org/ngsi-ld/errors/';
 
@@ -40,6 +42,8 @@ const TYPE_OF_CODE: Partial<Record<ErrorCode, NgsiLdErrorType>> = {
   CONTEXT_INVALID_JSON: 'InvalidRequest',
   PLATFORM_BAD_REQUEST: 'InvalidRequest',
   PLATFORM_UNSUPPORTED_MEDIA_TYPE: 'InvalidRequest',
+  PLATFORM_INVALID_TEXT: 'InvalidRequest',
+  PLATFORM_JSON_TOO_DEEP: 'InvalidRequest',
   CONTEXT_NOT_ACCEPTABLE: 'InvalidRequest',
   CONTEXT_ENTITY_EXISTS: 'AlreadyExists',
   CONTEXT_LDCONTEXT_NOT_AVAILABLE: 'LdContextNotAvailable',
@@ -66,8 +70,7 @@ const STATUS_OF_CODE: Partial<Record<ErrorCode, number>> = {
 
 export function toNgsiLdAppError(err: unknown): AppError {
   if (isAppError(err)) return err;
-  const e = err as Partial<FastifyError>;
-  switch (e?.code) {
+  switch ((err as Partial<FastifyError>)?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new AppError('PLATFORM_BODY_TOO_LARGE', 'the payload is larger than this broker accepts');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -80,14 +83,10 @@ export function toNgsiLdAppError(err: unknown): AppError {
     default:
       break;
   }
-  if (typeof e?.statusCode === 'number') {
-    if (e.statusCode === 413) return new AppError('PLATFORM_BODY_TOO_LARGE', 'the payload is too large');
-    if (e.statusCode === 415)
-      return new AppError('PLATFORM_UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type');
-    if (e.statusCode === 400)
-      return new AppError('CONTEXT_INVALID_REQUEST', e.message ?? 'malformed request');
-  }
-  return new AppError('PLATFORM_INTERNAL', 'internal error', undefined, { cause: err });
+  const mapped = frameworkAppError(err);
+  if (mapped?.code === 'PLATFORM_VALIDATION_FAILED' || mapped?.code === 'PLATFORM_BAD_REQUEST')
+    return new AppError('CONTEXT_INVALID_REQUEST', mapped.message, mapped.details);
+  return mapped ?? new AppError('PLATFORM_INTERNAL', 'internal error', undefined, { cause: err });
 }
 
 export function toProblemDetails(err: AppError): ProblemDetails {
@@ -119,7 +118,8 @@ export function ngsiLdErrorHandler(error: unknown, request: FastifyRequest, repl
   const err = toNgsiLdAppError(error);
   const problem = toProblemDetails(err);
   if (err.kind === 'internal') request.log.error({ err: error }, 'ngsi-ld: internal error');
-  const tenant = request.headers['ngsild-tenant'];
-  if (typeof tenant === 'string' && tenant) reply.header('NGSILD-Tenant', tenant);
+  echoTenant(request, reply);
+  const allow = err.details?.allow;
+  if (Array.isArray(allow)) reply.header('allow', allow.join(', '));
   reply.status(problem.status).type('application/json').send(problem);
 }

@@ -23,12 +23,16 @@ import {
   renderFeatureCollection,
 } from '../../modules/context/index.ts';
 import { MARKING_HEADER, markingLabel } from '../../modules/sharing/index.ts';
+import { jsonBodyParser } from '../http/json-body.ts';
 import type {} from '../http/principal.ts';
+import { routeMissError } from '../http/route-table.ts';
+import { edgeValidatorCompiler } from '../http/validation.ts';
 import { ngsiLdErrorHandler, toProblemDetails } from './ngsi-ld-errors.ts';
 import {
   answerHeaders,
   callerOf,
   contextFromLink,
+  echoTenant,
   intParam,
   list,
   mediaTypeOf,
@@ -41,6 +45,7 @@ import {
   splitBatchItem,
   splitPayload,
 } from './ngsi-ld-request.ts';
+import { CONSUMES, queryOf as documentedQuery, PAYLOADS } from './openapi.ts';
 
 export interface NgsiLdPluginOptions {
   service: ContextService;
@@ -62,36 +67,32 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
   const prefix = app.prefix;
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(PAYLOAD_TYPES, { parseAs: 'string' }, (_req, text, done) => {
-    const s = String(text);
-    if (s.trim() === '') {
-      done(new AppError('CONTEXT_INVALID_JSON', 'the payload is empty'), undefined);
-      return;
-    }
-    try {
-      done(null, JSON.parse(s));
-    } catch (e) {
-      done(
-        new AppError('CONTEXT_INVALID_JSON', `the payload is not valid JSON: ${(e as Error).message}`),
-        undefined,
-      );
-    }
-  });
+  app.addContentTypeParser(
+    PAYLOAD_TYPES,
+    { parseAs: 'buffer' },
+    jsonBodyParser({ malformed: (m) => new AppError('CONTEXT_INVALID_JSON', m) }),
+  );
+  app.setValidatorCompiler(edgeValidatorCompiler({ documentedBodies: true }));
   app.setErrorHandler(ngsiLdErrorHandler);
   app.setNotFoundHandler((request, reply) => {
-    ngsiLdErrorHandler(
-      new AppError(
-        'PLATFORM_ROUTE_NOT_FOUND',
-        `no NGSI-LD operation ${request.method} ${request.url.split('?')[0]}`,
-      ),
-      request,
-      reply,
-    );
+    ngsiLdErrorHandler(routeMissError(request, 'NGSI-LD operation'), request, reply);
   });
 
   const tags = ['NGSI-LD'];
-  const one = { bodyLimit, schema: { tags } };
-  const batch = { bodyLimit: batchBodyLimit, schema: { tags } };
+  /** Route options: the OpenAPI summary, query parameters and payload (see openapi.ts). */
+  const op = (
+    summary: string,
+    parts: { query?: ReturnType<typeof documentedQuery>; body?: object; batch?: boolean } = {},
+  ) => ({
+    bodyLimit: parts.batch ? batchBodyLimit : bodyLimit,
+    schema: {
+      tags,
+      summary,
+      ...(parts.query ? { querystring: parts.query } : {}),
+      ...(parts.body ? { body: parts.body, consumes: CONSUMES } : {}),
+    },
+  });
+  const view = ['attrs', 'pick', 'omit', 'options', 'format', 'lang', 'geometryProperty'] as const;
 
   async function payload(request: FastifyRequest): Promise<{ body: unknown; ctx: ActiveContext }> {
     if (request.body === undefined)
@@ -141,7 +142,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
 
   // ------------------------------------------------------------------------------------ entities
 
-  app.post('/entities', one, async (request, reply) => {
+  app.post('/entities', op('Create an entity', { body: PAYLOADS.entity }), async (request, reply) => {
     requireWriter(request);
     const { body, ctx } = await payload(request);
     const view = await svc.createEntity(callerOf(request), body, ctx);
@@ -150,46 +151,72 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     return reply.status(201).send();
   });
 
-  app.get('/entities', one, async (request, reply) => {
-    const query = queryOf(request);
-    const type = negotiate(request);
-    const out = outputOptions(query);
-    const ctx = await readContext(svc, request);
-    const q = entityQuery(query);
-    const result = await svc.queryEntities(callerOf(request), q, ctx);
-    answerHeaders(reply, request, type, ctx);
-    markingHeader(reply, result.items);
-    if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
-    if (type === 'application/geo+json') {
-      const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
-      return renderFeatureCollection(
-        result.items.map((v) => v.entity),
-        ctx,
-        {
-          format: out.format,
-          sysAttrs: out.sysAttrs,
-          attrs: attrSet(query, ctx),
-          lang: query.lang,
-          geometryProperty: gp,
-        },
-      );
-    }
-    return result.items.map((v) => render(v, ctx, out, query, type));
-  });
+  app.get(
+    '/entities',
+    op('Query entities', {
+      query: documentedQuery(
+        'type',
+        'id',
+        'idPattern',
+        'q',
+        'scopeQ',
+        'georel',
+        'geometry',
+        'coordinates',
+        'geoproperty',
+        'limit',
+        'offset',
+        'count',
+        'local',
+        'csf',
+        ...view,
+      ),
+    }),
+    async (request, reply) => {
+      const query = queryOf(request);
+      const type = negotiate(request);
+      const out = outputOptions(query);
+      const ctx = await readContext(svc, request);
+      const q = entityQuery(query);
+      const result = await svc.queryEntities(callerOf(request), q, ctx);
+      answerHeaders(reply, request, type, ctx);
+      markingHeader(reply, result.items);
+      if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
+      if (type === 'application/geo+json') {
+        const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
+        return renderFeatureCollection(
+          result.items.map((v) => v.entity),
+          ctx,
+          {
+            format: out.format,
+            sysAttrs: out.sysAttrs,
+            attrs: attrSet(query, ctx),
+            lang: query.lang,
+            geometryProperty: gp,
+          },
+        );
+      }
+      return result.items.map((v) => render(v, ctx, out, query, type));
+    },
+  );
 
-  app.get('/entities/:entityId', one, async (request, reply) => {
-    const { entityId } = request.params as Params;
-    const query = queryOf(request);
-    const type = negotiate(request);
-    const out = outputOptions(query);
-    const ctx = await readContext(svc, request);
-    const view = await svc.getEntity(callerOf(request), entityId);
-    answerHeaders(reply, request, type, ctx);
-    markingHeader(reply, [view]);
-    return render(view, ctx, out, query, type);
-  });
+  app.get(
+    '/entities/:entityId',
+    op('Retrieve an entity', { query: documentedQuery(...view) }),
+    async (request, reply) => {
+      const { entityId } = request.params as Params;
+      const query = queryOf(request);
+      const type = negotiate(request);
+      const out = outputOptions(query);
+      const ctx = await readContext(svc, request);
+      const view = await svc.getEntity(callerOf(request), entityId);
+      answerHeaders(reply, request, type, ctx);
+      markingHeader(reply, [view]);
+      return render(view, ctx, out, query, type);
+    },
+  );
 
-  app.delete('/entities/:entityId', one, async (request, reply) => {
+  app.delete('/entities/:entityId', op('Delete an entity'), async (request, reply) => {
     requireWriter(request);
     const { entityId } = request.params as Params;
     await svc.deleteEntity(callerOf(request), entityId);
@@ -197,78 +224,106 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     return reply.status(204).send();
   });
 
-  app.put('/entities/:entityId', one, async (request, reply) => {
-    requireWriter(request);
-    const { entityId } = request.params as Params;
-    const { body, ctx } = await payload(request);
-    await svc.replaceEntity(callerOf(request), entityId, body, ctx);
-    tenantEcho(request, reply);
-    return reply.status(204).send();
-  });
+  app.put(
+    '/entities/:entityId',
+    op('Replace an entity', { body: PAYLOADS.entity }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { entityId } = request.params as Params;
+      const { body, ctx } = await payload(request);
+      await svc.replaceEntity(callerOf(request), entityId, body, ctx);
+      tenantEcho(request, reply);
+      return reply.status(204).send();
+    },
+  );
 
-  app.patch('/entities/:entityId', one, async (request, reply) => {
-    requireWriter(request);
-    const { entityId } = request.params as Params;
-    const { body, ctx } = await payload(request);
-    const r = await svc.mergeEntity(callerOf(request), entityId, body, ctx);
-    tenantEcho(request, reply);
-    return updateAnswer(reply, ctx, r);
-  });
+  app.patch(
+    '/entities/:entityId',
+    op('Merge into an entity', { body: PAYLOADS.fragment }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { entityId } = request.params as Params;
+      const { body, ctx } = await payload(request);
+      const r = await svc.mergeEntity(callerOf(request), entityId, body, ctx);
+      tenantEcho(request, reply);
+      return updateAnswer(reply, ctx, r);
+    },
+  );
 
-  app.post('/entities/:entityId/attrs', one, async (request, reply) => {
-    requireWriter(request);
-    const { entityId } = request.params as Params;
-    const out = outputOptions(queryOf(request));
-    const { body, ctx } = await payload(request);
-    const r = await svc.appendAttributes(callerOf(request), entityId, body, ctx, {
-      noOverwrite: out.noOverwrite,
-    });
-    tenantEcho(request, reply);
-    return updateAnswer(reply, ctx, r);
-  });
+  app.post(
+    '/entities/:entityId/attrs',
+    op('Append attributes', { body: PAYLOADS.fragment, query: documentedQuery('options') }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { entityId } = request.params as Params;
+      const out = outputOptions(queryOf(request));
+      const { body, ctx } = await payload(request);
+      const r = await svc.appendAttributes(callerOf(request), entityId, body, ctx, {
+        noOverwrite: out.noOverwrite,
+      });
+      tenantEcho(request, reply);
+      return updateAnswer(reply, ctx, r);
+    },
+  );
 
-  app.patch('/entities/:entityId/attrs', one, async (request, reply) => {
-    requireWriter(request);
-    const { entityId } = request.params as Params;
-    const { body, ctx } = await payload(request);
-    const r = await svc.updateAttributes(callerOf(request), entityId, body, ctx);
-    tenantEcho(request, reply);
-    return updateAnswer(reply, ctx, r);
-  });
+  app.patch(
+    '/entities/:entityId/attrs',
+    op('Update attributes', { body: PAYLOADS.fragment }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { entityId } = request.params as Params;
+      const { body, ctx } = await payload(request);
+      const r = await svc.updateAttributes(callerOf(request), entityId, body, ctx);
+      tenantEcho(request, reply);
+      return updateAnswer(reply, ctx, r);
+    },
+  );
 
-  app.patch('/entities/:entityId/attrs/:attrId', one, async (request, reply) => {
-    requireWriter(request);
-    const { entityId, attrId } = request.params as Params;
-    const { body, ctx } = await payload(request);
-    await svc.partialUpdateAttribute(callerOf(request), entityId, attrId, body, ctx);
-    tenantEcho(request, reply);
-    return reply.status(204).send();
-  });
+  app.patch(
+    '/entities/:entityId/attrs/:attrId',
+    op('Partially update an attribute', { body: PAYLOADS.attribute }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { entityId, attrId } = request.params as Params;
+      const { body, ctx } = await payload(request);
+      await svc.partialUpdateAttribute(callerOf(request), entityId, attrId, body, ctx);
+      tenantEcho(request, reply);
+      return reply.status(204).send();
+    },
+  );
 
-  app.put('/entities/:entityId/attrs/:attrId', one, async (request, reply) => {
-    requireWriter(request);
-    const { entityId, attrId } = request.params as Params;
-    const { body, ctx } = await payload(request);
-    const r = await svc.updateAttributes(callerOf(request), entityId, { [attrId]: body }, ctx);
-    if (r.updated.length === 0) {
-      throw new AppError('CONTEXT_ATTRIBUTE_NOT_FOUND', `entity ${entityId} has no attribute ${attrId}`);
-    }
-    tenantEcho(request, reply);
-    return reply.status(204).send();
-  });
+  app.put(
+    '/entities/:entityId/attrs/:attrId',
+    op('Replace an attribute', { body: PAYLOADS.attribute }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { entityId, attrId } = request.params as Params;
+      const { body, ctx } = await payload(request);
+      const r = await svc.updateAttributes(callerOf(request), entityId, { [attrId]: body }, ctx);
+      if (r.updated.length === 0) {
+        throw new AppError('CONTEXT_ATTRIBUTE_NOT_FOUND', `entity ${entityId} has no attribute ${attrId}`);
+      }
+      tenantEcho(request, reply);
+      return reply.status(204).send();
+    },
+  );
 
-  app.delete('/entities/:entityId/attrs/:attrId', one, async (request, reply) => {
-    requireWriter(request);
-    const { entityId, attrId } = request.params as Params;
-    const query = queryOf(request);
-    const ctx = await readContext(svc, request);
-    await svc.deleteAttribute(callerOf(request), entityId, attrId, ctx, {
-      datasetId: query.datasetId,
-      deleteAll: query.deleteAll === 'true',
-    });
-    tenantEcho(request, reply);
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/entities/:entityId/attrs/:attrId',
+    op('Delete an attribute', { query: documentedQuery('datasetId', 'deleteAll') }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { entityId, attrId } = request.params as Params;
+      const query = queryOf(request);
+      const ctx = await readContext(svc, request);
+      await svc.deleteAttribute(callerOf(request), entityId, attrId, ctx, {
+        datasetId: query.datasetId,
+        deleteAll: query.deleteAll === 'true',
+      });
+      tenantEcho(request, reply);
+      return reply.status(204).send();
+    },
+  );
 
   // ------------------------------------------------------------------------------ batch operations
 
@@ -322,96 +377,131 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       });
   }
 
-  app.post('/entityOperations/create', batch, async (request, reply) => {
-    requireWriter(request);
-    const { items, earlier } = await batchItems(request);
-    const r = await svc.batchCreate(callerOf(request), items);
-    r.errors.unshift(...earlier);
-    tenantEcho(request, reply);
-    return batchAnswer(reply, r, 201, r.success);
-  });
+  app.post(
+    '/entityOperations/create',
+    op('Create entities (batch)', { body: PAYLOADS.entities, batch: true }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { items, earlier } = await batchItems(request);
+      const r = await svc.batchCreate(callerOf(request), items);
+      r.errors.unshift(...earlier);
+      tenantEcho(request, reply);
+      return batchAnswer(reply, r, 201, r.success);
+    },
+  );
 
-  app.post('/entityOperations/upsert', batch, async (request, reply) => {
-    requireWriter(request);
-    const out = outputOptions(queryOf(request));
-    const { items, earlier } = await batchItems(request);
-    const r = await svc.batchUpsert(callerOf(request), items, out.upsertMode);
-    r.errors.unshift(...earlier);
-    tenantEcho(request, reply);
-    const createdIds = r.created ?? [];
-    if (r.errors.length === 0 && createdIds.length === 0) return reply.status(204).send();
-    return batchAnswer(reply, r, 201, createdIds);
-  });
+  app.post(
+    '/entityOperations/upsert',
+    op('Create or replace entities (batch)', {
+      body: PAYLOADS.entities,
+      batch: true,
+      query: documentedQuery('options'),
+    }),
+    async (request, reply) => {
+      requireWriter(request);
+      const out = outputOptions(queryOf(request));
+      const { items, earlier } = await batchItems(request);
+      const r = await svc.batchUpsert(callerOf(request), items, out.upsertMode);
+      r.errors.unshift(...earlier);
+      tenantEcho(request, reply);
+      const createdIds = r.created ?? [];
+      if (r.errors.length === 0 && createdIds.length === 0) return reply.status(204).send();
+      return batchAnswer(reply, r, 201, createdIds);
+    },
+  );
 
-  app.post('/entityOperations/update', batch, async (request, reply) => {
-    requireWriter(request);
-    const out = outputOptions(queryOf(request));
-    const { items, earlier } = await batchItems(request);
-    const r = await svc.batchUpdate(callerOf(request), items, { noOverwrite: out.noOverwrite });
-    r.errors.unshift(...earlier);
-    tenantEcho(request, reply);
-    return batchAnswer(reply, r, 204);
-  });
+  app.post(
+    '/entityOperations/update',
+    op('Update entities (batch)', {
+      body: PAYLOADS.entities,
+      batch: true,
+      query: documentedQuery('options'),
+    }),
+    async (request, reply) => {
+      requireWriter(request);
+      const out = outputOptions(queryOf(request));
+      const { items, earlier } = await batchItems(request);
+      const r = await svc.batchUpdate(callerOf(request), items, { noOverwrite: out.noOverwrite });
+      r.errors.unshift(...earlier);
+      tenantEcho(request, reply);
+      return batchAnswer(reply, r, 204);
+    },
+  );
 
-  app.post('/entityOperations/merge', batch, async (request, reply) => {
-    requireWriter(request);
-    const { items, earlier } = await batchItems(request);
-    const r = await svc.batchMerge(callerOf(request), items);
-    r.errors.unshift(...earlier);
-    tenantEcho(request, reply);
-    return batchAnswer(reply, r, 204);
-  });
+  app.post(
+    '/entityOperations/merge',
+    op('Merge into entities (batch)', { body: PAYLOADS.entities, batch: true }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { items, earlier } = await batchItems(request);
+      const r = await svc.batchMerge(callerOf(request), items);
+      r.errors.unshift(...earlier);
+      tenantEcho(request, reply);
+      return batchAnswer(reply, r, 204);
+    },
+  );
 
-  app.post('/entityOperations/delete', batch, async (request, reply) => {
-    requireWriter(request);
-    const body = request.body;
-    if (!Array.isArray(body))
-      throw new AppError('CONTEXT_INVALID_REQUEST', 'a batch delete payload is a JSON array of ids');
-    const r = await svc.batchDelete(callerOf(request), body);
-    tenantEcho(request, reply);
-    return batchAnswer(reply, r, 204);
-  });
+  app.post(
+    '/entityOperations/delete',
+    op('Delete entities (batch)', { body: PAYLOADS.entityIds, batch: true }),
+    async (request, reply) => {
+      requireWriter(request);
+      const body = request.body;
+      if (!Array.isArray(body))
+        throw new AppError('CONTEXT_INVALID_REQUEST', 'a batch delete payload is a JSON array of ids');
+      const r = await svc.batchDelete(callerOf(request), body);
+      tenantEcho(request, reply);
+      return batchAnswer(reply, r, 204);
+    },
+  );
 
   /** POST /entityOperations/query: a Query object in the body (clause 5.7.2 by POST). */
-  app.post('/entityOperations/query', one, async (request, reply) => {
-    const type = negotiate(request, false);
-    const query = queryOf(request);
-    const out = outputOptions(query);
-    const { body, ctx } = await payload(request);
-    const b = (body ?? {}) as Record<string, unknown>;
-    if (b.type !== 'Query')
-      throw new AppError('CONTEXT_INVALID_REQUEST', 'the payload must be a Query (type "Query")');
-    const entities = Array.isArray(b.entities) ? (b.entities as Record<string, unknown>[]) : [];
-    const q: EntityQuery = {
-      type:
-        entities
-          .map((e) => e.type)
-          .filter((t): t is string => typeof t === 'string')
-          .join(',') || undefined,
-      ids: entities.map((e) => e.id).filter((t): t is string => typeof t === 'string'),
-      idPattern: entities.map((e) => e.idPattern).find((t): t is string => typeof t === 'string'),
-      attrs: Array.isArray(b.attrs) ? (b.attrs as string[]) : undefined,
-      q: typeof b.q === 'string' ? b.q : undefined,
-      scopeQ: typeof b.scopeQ === 'string' ? b.scopeQ : undefined,
-      geo: b.geoQ && typeof b.geoQ === 'object' ? (b.geoQ as GeoQueryInput) : undefined,
-      limit: intParam(query.limit, 'limit'),
-      offset: intParam(query.offset, 'offset'),
-      count: query.count === 'true',
-    };
-    if (q.ids?.length === 0) q.ids = undefined;
-    const result = await svc.queryEntities(callerOf(request), q, ctx);
-    answerHeaders(reply, request, type, ctx);
-    markingHeader(reply, result.items);
-    if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
-    return result.items.map((v) => render(v, ctx, out, { ...query, attrs: q.attrs?.join(',') }, type));
-  });
+  app.post(
+    '/entityOperations/query',
+    op('Query entities with a Query payload', {
+      body: PAYLOADS.query,
+      query: documentedQuery('limit', 'offset', 'count', 'options', 'format'),
+    }),
+    async (request, reply) => {
+      const type = negotiate(request, false);
+      const query = queryOf(request);
+      const out = outputOptions(query);
+      const { body, ctx } = await payload(request);
+      const b = (body ?? {}) as Record<string, unknown>;
+      if (b.type !== 'Query')
+        throw new AppError('CONTEXT_INVALID_REQUEST', 'the payload must be a Query (type "Query")');
+      const entities = Array.isArray(b.entities) ? (b.entities as Record<string, unknown>[]) : [];
+      const q: EntityQuery = {
+        type:
+          entities
+            .map((e) => e.type)
+            .filter((t): t is string => typeof t === 'string')
+            .join(',') || undefined,
+        ids: entities.map((e) => e.id).filter((t): t is string => typeof t === 'string'),
+        idPattern: entities.map((e) => e.idPattern).find((t): t is string => typeof t === 'string'),
+        attrs: Array.isArray(b.attrs) ? (b.attrs as string[]) : undefined,
+        q: typeof b.q === 'string' ? b.q : undefined,
+        scopeQ: typeof b.scopeQ === 'string' ? b.scopeQ : undefined,
+        geo: b.geoQ && typeof b.geoQ === 'object' ? (b.geoQ as GeoQueryInput) : undefined,
+        limit: intParam(query.limit, 'limit'),
+        offset: intParam(query.offset, 'offset'),
+        count: query.count === 'true',
+      };
+      if (q.ids?.length === 0) q.ids = undefined;
+      const result = await svc.queryEntities(callerOf(request), q, ctx);
+      answerHeaders(reply, request, type, ctx);
+      markingHeader(reply, result.items);
+      if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
+      return result.items.map((v) => render(v, ctx, out, { ...query, attrs: q.attrs?.join(',') }, type));
+    },
+  );
 
   // ----------------------------------------------------------------------- @context API (5.13)
 
   const contextUrl = (request: FastifyRequest, id: string) =>
     `${request.protocol}://${request.host}${prefix}/jsonldContexts/${encodeURIComponent(id)}`;
 
-  app.post('/jsonldContexts', one, async (request, reply) => {
+  app.post('/jsonldContexts', op('Host a @context', { body: PAYLOADS.context }), async (request, reply) => {
     requireWriter(request);
     if (request.body === undefined)
       throw new AppError('CONTEXT_INVALID_JSON', 'the request needs a JSON payload');
@@ -420,35 +510,43 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     return reply.status(201).send();
   });
 
-  app.get('/jsonldContexts', one, async (request, reply) => {
-    negotiate(request, false);
-    const query = queryOf(request);
-    const { hosted, cached } = await svc.listContexts();
-    if (query.kind !== undefined && !['Hosted', 'Cached', 'ImplicitlyCreated'].includes(query.kind)) {
-      throw new AppError('CONTEXT_INVALID_REQUEST', `kind must be Hosted, Cached or ImplicitlyCreated`);
-    }
-    const infos = [
-      ...hosted.map((h) => ({
-        URL: contextUrl(request, h.id),
-        localId: h.id,
-        kind: 'Hosted',
-        createdAt: h.createdAt,
-      })),
-      ...cached.map((url) => ({ URL: url, localId: url, kind: 'Cached' })),
-    ].filter((i) => query.kind === undefined || i.kind === query.kind);
-    reply.type('application/json');
-    return query.details === 'true' ? infos : infos.map((i) => i.URL);
-  });
+  app.get(
+    '/jsonldContexts',
+    op('List @contexts', { query: documentedQuery('kind', 'details') }),
+    async (request, reply) => {
+      negotiate(request, false);
+      const query = queryOf(request);
+      const { hosted, cached } = await svc.listContexts();
+      if (query.kind !== undefined && !['Hosted', 'Cached', 'ImplicitlyCreated'].includes(query.kind)) {
+        throw new AppError('CONTEXT_INVALID_REQUEST', `kind must be Hosted, Cached or ImplicitlyCreated`);
+      }
+      const infos = [
+        ...hosted.map((h) => ({
+          URL: contextUrl(request, h.id),
+          localId: h.id,
+          kind: 'Hosted',
+          createdAt: h.createdAt,
+        })),
+        ...cached.map((url) => ({ URL: url, localId: url, kind: 'Cached' })),
+      ].filter((i) => query.kind === undefined || i.kind === query.kind);
+      reply.type('application/json');
+      return query.details === 'true' ? infos : infos.map((i) => i.URL);
+    },
+  );
 
   // Served to anyone: JSON-LD processors dereference contexts without credentials.
-  app.get('/jsonldContexts/:contextId', { ...one, config: { public: true } }, async (request, reply) => {
-    const { contextId } = request.params as { contextId: string };
-    const row = await svc.getHostedContext(contextId);
-    reply.type('application/ld+json');
-    return row.body;
-  });
+  app.get(
+    '/jsonldContexts/:contextId',
+    { ...op('Serve a hosted @context'), config: { public: true } },
+    async (request, reply) => {
+      const { contextId } = request.params as { contextId: string };
+      const row = await svc.getHostedContext(contextId);
+      reply.type('application/ld+json');
+      return row.body;
+    },
+  );
 
-  app.delete('/jsonldContexts/:contextId', one, async (request, reply) => {
+  app.delete('/jsonldContexts/:contextId', op('Delete a hosted @context'), async (request, reply) => {
     requireWriter(request);
     const { contextId } = request.params as { contextId: string };
     await svc.deleteHostedContext(callerOf(request), contextId);
@@ -457,7 +555,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
 
   // ------------------------------------------------------------------------------------- discovery
 
-  app.get('/types', one, async (request, reply) => {
+  app.get('/types', op('Entity types', { query: documentedQuery('details') }), async (request, reply) => {
     const type = negotiate(request, false);
     const ctx = await readContext(svc, request);
     const types = await svc.listTypes(callerOf(request));
@@ -481,7 +579,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     });
   });
 
-  app.get('/types/:type', one, async (request, reply) => {
+  app.get('/types/:type', op('One entity type'), async (request, reply) => {
     const type = negotiate(request, false);
     const ctx = await readContext(svc, request);
     const wanted = ctx.expandTerm((request.params as Params).type);
@@ -505,7 +603,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     return body;
   });
 
-  app.get('/attributes', one, async (request, reply) => {
+  app.get('/attributes', op('Attributes', { query: documentedQuery('details') }), async (request, reply) => {
     const type = negotiate(request, false);
     const ctx = await readContext(svc, request);
     const attrs = await svc.listAttributes(callerOf(request));
@@ -522,7 +620,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     });
   });
 
-  app.get('/attributes/:attrId', one, async (request, reply) => {
+  app.get('/attributes/:attrId', op('One attribute'), async (request, reply) => {
     const type = negotiate(request, false);
     const ctx = await readContext(svc, request);
     const wanted = ctx.expandTerm((request.params as Params).attrId);
@@ -633,8 +731,7 @@ function markingHeader(reply: FastifyReply, views: readonly EntityView[]): void 
 }
 
 function tenantEcho(request: FastifyRequest, reply: FastifyReply): void {
-  const tenant = request.headers['ngsild-tenant'];
-  if (typeof tenant === 'string' && tenant) reply.header('NGSILD-Tenant', tenant);
+  echoTenant(request, reply);
 }
 
 function hashOf(s: string): string {

@@ -223,8 +223,13 @@ export function answerHeaders(
     const url = typeof ctx.echo === 'string' ? ctx.echo : CORE_CONTEXT_URL;
     reply.header('Link', `<${url}>; rel="${JSONLD_CONTEXT_REL}"; type="application/ld+json"`);
   }
+  echoTenant(request, reply);
+}
+
+/** Echoes a valid NGSILD-Tenant header in the answer (an invalid one is refused, never echoed). */
+export function echoTenant(request: FastifyRequest, reply: FastifyReply): void {
   const tenant = request.headers['ngsild-tenant'];
-  if (typeof tenant === 'string' && tenant) reply.header('NGSILD-Tenant', tenant);
+  if (typeof tenant === 'string' && TENANT_RE.test(tenant)) reply.header('NGSILD-Tenant', tenant);
 }
 
 /** Splits a comma-separated query parameter. */

@@ -80,7 +80,12 @@ export function accessRoutes(app: FastifyInstance, { access, gate }: PlatformApi
           required: ['object', 'reason'],
           properties: {
             object: { type: 'string', minLength: 1, maxLength: 2048 },
-            reason: { type: 'string', maxLength: 2000 },
+            reason: {
+              type: 'string',
+              maxLength: 2000,
+              description: 'Why (10 characters at least); shown to the owner organisation',
+              examples: ['Bomb threat at gate 3: the camera report is needed now'],
+            },
             kind,
             tenant,
           },
@@ -139,7 +144,7 @@ export function accessRoutes(app: FastifyInstance, { access, gate }: PlatformApi
             action: { type: 'string', maxLength: 40 },
             from: { type: 'string', format: 'date-time' },
             to: { type: 'string', format: 'date-time' },
-            after: { type: 'integer', minimum: 0 },
+            after: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
             limit,
             order: { type: 'string', enum: ['asc', 'desc'] },
           },

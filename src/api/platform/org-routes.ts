@@ -4,7 +4,13 @@ import type { PlatformApiOptions } from './platform-deps.ts';
 import { principalOf } from './principal-of.ts';
 import { communityOut, id, idParams, itemsOf, marking, name, orgKind, orgOut, slug } from './schemas.ts';
 
-const clients = { type: 'array', maxItems: 1000, uniqueItems: true, items: slug } as const;
+const clients = {
+  type: 'array',
+  maxItems: 1000,
+  uniqueItems: true,
+  items: slug,
+  examples: [['police']],
+} as const;
 
 export function orgRoutes(app: FastifyInstance, { access }: PlatformApiOptions): void {
   const tags = ['platform: organisations'];

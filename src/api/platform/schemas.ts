@@ -12,6 +12,7 @@ export const audience = {
   type: 'object',
   additionalProperties: false,
   description: 'Organisations, communities (GREEN) and named users (RED) the object is shared with',
+  examples: [{ orgs: ['police'], communities: [], users: [] }],
   properties: { orgs: idList, communities: idList, users: idList },
 } as const;
 
@@ -23,7 +24,7 @@ export const marking = {
     'TLP 2.0 label (CLEAR, GREEN, AMBER, AMBER+STRICT, RED; TLP: prefix optional), optional PAP, audience',
   properties: {
     tlp: { type: 'string', minLength: 1, maxLength: 20, examples: ['TLP:AMBER'] },
-    pap: { type: 'string', minLength: 1, maxLength: 20 },
+    pap: { type: 'string', minLength: 1, maxLength: 20, examples: ['PAP:GREEN'] },
     audience,
   },
 } as const;
@@ -55,7 +56,12 @@ export const idParams = {
   properties: { id },
 } as const;
 
-export const password = { type: 'string', minLength: 1, maxLength: 256 } as const;
+export const password = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 256,
+  examples: ['correct-horse-battery-staple'],
+} as const;
 export const username = { type: 'string', minLength: 1, maxLength: 100 } as const;
 export const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
 export const limit = { type: 'integer', minimum: 1, maximum: 1000 } as const;

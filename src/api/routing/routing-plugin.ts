@@ -28,6 +28,7 @@ const lonLat = {
   maxItems: 2,
   items: { type: 'number' },
   description: '[longitude, latitude] (WGS 84)',
+  examples: [[7.4245, 43.7349]],
 } as const;
 const lonLatParam = {
   type: 'string',
@@ -37,8 +38,9 @@ const lonLatParam = {
 const geometry = {
   type: 'object',
   required: ['type'],
-  properties: { type: { type: 'string' } },
+  properties: { type: { type: 'string', maxLength: 40 } },
   description: 'GeoJSON geometry or Feature: Point (with radius_m), LineString, Polygon, their Multi* forms',
+  examples: [{ type: 'Point', coordinates: [7.4245, 43.7349] }],
 } as const;
 
 function parseLonLat(value: string, name: string): [number, number] {

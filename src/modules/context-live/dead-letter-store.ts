@@ -1,6 +1,7 @@
 /** Ingestion messages that were refused, each with the reason (the dead-letter record). */
 import type { Kysely } from 'kysely';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
+import { toStorableText } from '../../kernel/text.ts';
 import type { Store } from '../../ports/store.ts';
 import type { ContextLiveTables } from './tables.ts';
 
@@ -13,7 +14,7 @@ export interface DeadLetter {
   orgId: string | null;
   principal: string | null;
   reason: string;
-  /** The message as received (UTF-8 text, cut at 256 KiB). */
+  /** The message as received (UTF-8 text, cut at 256 KiB; NUL and lone surrogates shown as U+FFFD). */
   payload: string;
 }
 
@@ -37,12 +38,13 @@ export class DeadLetterStore {
           id: newTimeOrderedId(l.receivedAt.getTime()),
           received_at: l.receivedAt,
           source: l.source,
-          topic: l.topic,
-          tenant: l.tenant,
+          // A refused message is kept whatever it holds: text PostgreSQL cannot store is replaced (U+FFFD).
+          topic: l.topic === null ? null : toStorableText(l.topic.slice(0, 1024)),
+          tenant: l.tenant === null ? null : toStorableText(l.tenant),
           org_id: l.orgId,
           principal: l.principal,
-          reason: l.reason.slice(0, 2000),
-          payload: l.payload.slice(0, 256 * 1024),
+          reason: toStorableText(l.reason.slice(0, 2000)),
+          payload: toStorableText(l.payload.slice(0, 256 * 1024)),
         })),
       )
       .execute();

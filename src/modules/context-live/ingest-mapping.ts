@@ -7,6 +7,8 @@
  * The HTTP ingestion endpoint takes the same payloads at the same paths below /ingest.
  */
 import { AppError } from '../../kernel/errors.ts';
+import { parseJsonSafely } from '../../kernel/safe-json.ts';
+import { decodeUtf8 } from '../../kernel/text.ts';
 import type { EntityFragment, JsonLdContext } from './ports.ts';
 
 export const TOPIC_ROOT = 'safecity/v1';
@@ -183,14 +185,19 @@ export function mapEntities(payload: unknown): {
   return { fragments, context };
 }
 
-/** Parses a raw message body; throws CONTEXT_LIVE_INGEST_INVALID. */
+/**
+ * Parses a raw message body; throws CONTEXT_LIVE_INGEST_INVALID. A message is UTF-8 JSON (a UTF-16 one is
+ * refused, not stored with its NUL bytes), nested at most MAX_JSON_DEPTH deep, without NUL characters,
+ * lone surrogates, out-of-range numbers or `__proto__` keys (kernel/safe-json.ts).
+ */
 export function parsePayload(raw: Buffer | string): unknown {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length;
   if (size === 0) throw invalid('the message is empty');
   if (size > MAX_PAYLOAD_BYTES) throw invalid(`the message is larger than ${MAX_PAYLOAD_BYTES} bytes`);
-  try {
-    return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
-  } catch {
-    throw invalid('the message is not JSON');
-  }
+  const text = typeof raw === 'string' ? raw : decodeUtf8(raw);
+  if (text === undefined) throw invalid('the message is not UTF-8 text (send JSON in UTF-8)');
+  const r = parseJsonSafely(text);
+  if (r.ok) return r.value;
+  if (r.problem.kind === 'syntax') throw invalid('the message is not JSON');
+  throw invalid(`the message is refused: ${r.problem.message}`);
 }

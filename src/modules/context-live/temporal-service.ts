@@ -31,6 +31,8 @@ const VALUE_KEYS: Record<string, [string, string]> = {
   ListProperty: ['valueList', 'valueLists'],
 };
 
+const MAX_RETENTION_SECONDS = 2_000_000_000;
+
 export class TemporalService {
   readonly #store: TemporalStore;
   readonly #ld: LdContextPort;
@@ -96,9 +98,16 @@ export class TemporalService {
     return e;
   }
 
+  /**
+   * The answer's entity, keyed by attribute names that users chose: without a prototype, so that an
+   * attribute named `constructor` or `toString` is read back as absent, not as Object's own function.
+   */
   #head(e: { id: string; types: string[] }, ac: ActiveLdContext): Record<string, unknown> {
     const types = e.types.map((t) => ac.compactIri(t));
-    return { id: e.id, type: types.length === 1 ? types[0] : types };
+    const out: Record<string, unknown> = Object.create(null);
+    out.id = e.id;
+    out.type = types.length === 1 ? types[0] : types;
+    return out;
   }
 
   #temporal(
@@ -168,14 +177,19 @@ export class TemporalService {
     seconds: number | null,
     context?: JsonLdContext,
   ): Promise<void> {
-    if (seconds !== null && (!Number.isFinite(seconds) || seconds <= 0)) {
+    // The store keeps whole seconds in an integer column: 1 s to about 63 years.
+    if (seconds !== null && (!Number.isFinite(seconds) || seconds < 1 || seconds > MAX_RETENTION_SECONDS)) {
       throw new AppError(
         'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
-        'retention must be a positive number of seconds',
+        `retention must be a number of seconds from 1 to ${MAX_RETENTION_SECONDS}`,
       );
     }
     const ac = await this.#ld.resolve(context);
-    await this.#store.setRetention(tenant, ac.expandTerm(entityType), seconds);
+    const iri = ac.expandTerm(entityType);
+    // The entity type is a key of the retention table's index (as in the entity model: 512 bytes at most).
+    if (Buffer.byteLength(iri) > 512)
+      throw new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', 'the entity type is longer than 512 bytes');
+    await this.#store.setRetention(tenant, iri, seconds);
   }
 
   listRetention(tenant: string): Promise<Array<{ entityType: string; seconds: number }>> {

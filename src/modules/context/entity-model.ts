@@ -59,6 +59,14 @@ export const DEFAULT_TENANT = '';
 
 export const MAX_ATTRIBUTE_DEPTH = 8;
 
+/**
+ * Lengths in UTF-8 bytes. Ids, types and attribute names are keys of B-tree indexes (several in one row,
+ * with the tenant), whose rows PostgreSQL caps at 2,704 bytes: 256 (tenant) + 1,024 (id) + 512 (attribute)
+ * + 512 (datasetId) stays under it.
+ */
+export const MAX_ID_BYTES = 1024;
+export const MAX_NAME_BYTES = 512;
+
 export type TermExpander = (term: string) => string;
 
 const URI_RE = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"{}|\\^`]+$/;
@@ -74,16 +82,33 @@ export function isUri(v: unknown): v is string {
   return typeof v === 'string' && v.length <= 2048 && URI_RE.test(v);
 }
 
+/** A name or id for an error message: long ones are cut. */
+function shown(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 80)}… (${s.length} characters)` : s;
+}
+
+function tooLong(s: string, bytes: number): boolean {
+  return s.length > bytes || Buffer.byteLength(s) > bytes;
+}
+
 export function checkEntityId(id: unknown): string {
   if (typeof id !== 'string' || id === '') invalid('the entity id is missing');
-  if (!isUri(id)) invalid(`the entity id "${id}" is not a URI`);
+  if (tooLong(id, MAX_ID_BYTES)) invalid(`the entity id "${shown(id)}" is longer than ${MAX_ID_BYTES} bytes`);
+  if (!isUri(id)) invalid(`the entity id "${shown(id)}" is not a URI`);
   return id;
 }
 
 export function checkAttributeName(name: string): void {
-  if (name === '' || name.length > 512 || NAME_FORBIDDEN_RE.test(name)) {
-    invalid(`"${name}" is not a valid attribute name`);
+  // `__proto__` would become an object's prototype wherever an attribute is copied by assignment.
+  if (name === '' || name === '__proto__' || tooLong(name, MAX_NAME_BYTES) || NAME_FORBIDDEN_RE.test(name)) {
+    invalid(`"${shown(name)}" is not a valid attribute name`);
   }
+}
+
+/** An expanded name (type or attribute IRI) within the index bounds. */
+export function checkExpandedName(iri: string, what: string): string {
+  if (tooLong(iri, MAX_NAME_BYTES)) invalid(`${what} "${shown(iri)}" is longer than ${MAX_NAME_BYTES} bytes`);
+  return iri;
 }
 
 /** Expands the `type` member of an entity (string or list) to IRIs. */
@@ -93,10 +118,14 @@ export function expandTypes(raw: unknown, expand: TermExpander): string[] {
   return [
     ...new Set(
       list.map((t) => {
-        if (typeof t !== 'string' || t === '' || NAME_FORBIDDEN_RE.test(t)) {
-          invalid(`entity type ${JSON.stringify(t)} is not a valid type name`);
+        if (typeof t !== 'string' || t === '' || t === '__proto__' || NAME_FORBIDDEN_RE.test(t)) {
+          invalid(
+            `entity type ${JSON.stringify(typeof t === 'string' ? shown(t) : t)} is not a valid type name`,
+          );
         }
-        return expand(t);
+        if (tooLong(t, MAX_NAME_BYTES))
+          invalid(`entity type "${shown(t)}" is longer than ${MAX_NAME_BYTES} bytes`);
+        return checkExpandedName(expand(t), 'entity type');
       }),
     ),
   ];
@@ -105,8 +134,8 @@ export function expandTypes(raw: unknown, expand: TermExpander): string[] {
 export function parseScope(raw: unknown): string[] {
   const list = Array.isArray(raw) ? raw : [raw];
   for (const s of list) {
-    if (typeof s !== 'string' || !SCOPE_RE.test(s))
-      invalid(`scope ${JSON.stringify(s)} is not like /City/Area`);
+    if (typeof s !== 'string' || tooLong(s, MAX_NAME_BYTES) || !SCOPE_RE.test(s))
+      invalid(`scope ${JSON.stringify(typeof s === 'string' ? shown(s) : s)} is not like /City/Area`);
   }
   return [...new Set(list as string[])];
 }
@@ -156,7 +185,7 @@ export function parseEntity(body: unknown, expand: TermExpander, opts: ParseEnti
       continue;
     }
     checkAttributeName(key);
-    const iri = expand(key);
+    const iri = checkExpandedName(expand(key), 'attribute');
     if (ENTITY_MEMBERS.has(iri)) invalid(`"${key}" is not a valid attribute name`);
     entity[iri] = parseAttribute(key, value, expand, 0);
   }
@@ -305,18 +334,20 @@ function parseOne(name: string, value: unknown, expand: TermExpander, depth: num
       continue;
     }
     if (key === 'unitCode') {
-      if (typeof v !== 'string' || v === '') invalid(`unitCode of "${name}" must be a string`);
+      if (typeof v !== 'string' || v === '' || v.length > 64)
+        invalid(`unitCode of "${name}" must be a string of at most 64 characters`);
       attr.unitCode = v;
       continue;
     }
     if (key === 'datasetId') {
-      if (!isUri(v)) invalid(`datasetId of "${name}" must be a URI`);
+      if (!isUri(v) || tooLong(v, MAX_NAME_BYTES))
+        invalid(`datasetId of "${name}" must be a URI of at most ${MAX_NAME_BYTES} bytes`);
       attr.datasetId = v;
       continue;
     }
     if (key === 'lang' || key === 'deletedAt') continue;
     checkAttributeName(key);
-    const iri = CORE_ATTRIBUTE_MEMBERS.has(key) ? key : expand(key);
+    const iri = CORE_ATTRIBUTE_MEMBERS.has(key) ? key : checkExpandedName(expand(key), 'sub-attribute');
     attr[iri] = parseAttribute(key, v, expand, depth + 1);
   }
   return attr;

@@ -77,11 +77,11 @@ function languageValue(
   if (lang === '*') return undefined;
   const wanted = lang.split(',').map((l) => l.split(';')[0]!.trim());
   for (const w of wanted) {
-    if (w in lm) return { value: lm[w], lang: w };
+    if (Object.hasOwn(lm, w)) return { value: lm[w], lang: w };
     const prefix = Object.keys(lm).find((k) => k.toLowerCase().startsWith(`${w.toLowerCase()}-`));
     if (prefix) return { value: lm[prefix], lang: prefix };
   }
-  if ('@none' in lm) return { value: lm['@none'], lang: '@none' };
+  if (Object.hasOwn(lm, '@none')) return { value: lm['@none'], lang: '@none' };
   const first = Object.keys(lm)[0];
   return first === undefined ? undefined : { value: lm[first], lang: first };
 }

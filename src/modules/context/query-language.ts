@@ -338,7 +338,9 @@ function targetValues(entity: ExpandedEntity, path: AttributePath): unknown[] {
     else v = attributeValue(a as ExpandedAttribute);
     if (v === undefined) continue;
     for (const key of path.valueKeys) {
-      if (v !== null && typeof v === 'object' && !Array.isArray(v)) v = (v as Record<string, unknown>)[key];
+      // Keys come from the query: only the value's own members, never Object.prototype's.
+      if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.hasOwn(v, key))
+        v = (v as Record<string, unknown>)[key];
       else v = undefined;
       if (v === undefined) break;
     }
