@@ -1,9 +1,14 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../kernel/errors.ts';
 import type { Principal } from './principal.ts';
-import { buildServer } from './server.ts';
+import { STATUS_OF_KIND, toAppError } from './problem.ts';
+import { buildServer, WEB_APP_CSP } from './server.ts';
 
 const alice: Principal = {
   userId: 'u-alice',
@@ -281,5 +286,267 @@ describe('HTTP server: the common layer of every API', () => {
     const page = await app.inject({ method: 'GET', url: '/docs/' });
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-type']).toMatch(/text\/html/);
+  });
+});
+
+// Another standard's surface, with its own error shape, to show that errors raised before its routes run
+// (router, parser, 404, 405, 414) reach its handler and not problem+json.
+const otherStandard: FastifyPluginAsync = async (app) => {
+  app.setErrorHandler((error, _request, reply) => {
+    const e = toAppError(error);
+    reply
+      .status(STATUS_OF_KIND[e.kind])
+      .type('application/vnd.other+json')
+      .send({ failure: { code: e.code, status: STATUS_OF_KIND[e.kind] } });
+  });
+  app.post('/std/things', async (request) => ({ got: request.body }));
+  app.get('/std/things/:id', async (request) => request.params);
+};
+const otherFormat = (error: unknown, _request: unknown, reply: import('fastify').FastifyReply) => {
+  const e = toAppError(error);
+  reply
+    .status(STATUS_OF_KIND[e.kind])
+    .type('application/vnd.other+json')
+    .send({ failure: { code: e.code, status: STATUS_OF_KIND[e.kind] } });
+};
+
+const numbers: FastifyPluginAsync = async (app) => {
+  app.post(
+    '/api/measure',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { n: { type: 'integer', minimum: 0, maximum: 1000 }, exact: { type: 'boolean' } },
+        },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { radius: { type: 'number' }, label: { type: 'string' }, on: { type: 'boolean' } },
+        },
+      },
+    },
+    async (request) => ({ query: request.query, body: request.body }),
+  );
+};
+
+describe('HTTP server: the edge policy every surface shares', () => {
+  let app: FastifyInstance;
+  let ready = true;
+  const web = mkdtempSync(join(tmpdir(), 'safecity-web-root-'));
+  writeFileSync(join(web, 'index.html'), '<!doctype html><title>app</title>');
+
+  beforeAll(async () => {
+    app = await buildServer({
+      logger: pino({ level: 'silent' }),
+      bodyLimit: 64 * 1024,
+      instanceId: 'test-2',
+      version: '0.0.0-test',
+      authenticate: async () => alice,
+      healthChecks: [],
+      isReady: () => ready,
+      surfaces: [
+        { name: 'numbers', plugin: numbers },
+        {
+          name: 'other',
+          plugin: otherStandard,
+          errors: { prefixes: ['/std/'], handler: otherFormat, mediaType: 'application/vnd.other+json' },
+        },
+      ],
+      protectedPrefixes: ['/api/'],
+      webRoot: web,
+    });
+  });
+  afterAll(async () => {
+    await app?.close();
+    rmSync(web, { recursive: true, force: true });
+  });
+
+  const post = (url: string, payload: string | Buffer, type = 'application/json') =>
+    app.inject({
+      method: 'POST',
+      url,
+      headers: { authorization: 'Bearer good', 'content-type': type },
+      payload,
+    });
+
+  it('never coerces a body: a number is not a string, a boolean not a number', async () => {
+    expect((await post('/api/measure', '{"radius":50,"label":"a","on":true}')).json().body).toEqual({
+      radius: 50,
+      label: 'a',
+      on: true,
+    });
+    for (const body of [
+      '{"radius":"50"}',
+      '{"label":1.5}',
+      '{"on":"true"}',
+      '{"radius":true}',
+      '{"radius":1e999}',
+    ]) {
+      const res = await post('/api/measure', body);
+      expect([res.statusCode, res.headers['content-type']], body).toEqual([
+        400,
+        'application/problem+json; charset=utf-8',
+      ]);
+    }
+  });
+
+  it('reads plain decimal numbers and true/false from a query string, and nothing else', async () => {
+    expect((await post('/api/measure?n=42&exact=true', '{}')).json().query).toEqual({ n: 42, exact: true });
+    for (const n of [
+      'Infinity',
+      '1e999',
+      '1e3',
+      '0x10',
+      '%205',
+      '-1',
+      '1001',
+      '1.5',
+      'NaN',
+      '',
+      '9007199254740993',
+    ]) {
+      const res = await post(`/api/measure?n=${n}`, '{}');
+      expect([res.statusCode, res.json().code], n).toEqual([400, 'PLATFORM_VALIDATION_FAILED']);
+    }
+    expect((await post('/api/measure?exact=1', '{}')).statusCode).toBe(400);
+  });
+
+  it('refuses JSON deeper than 64 levels, not in UTF-8, or with NUL, lone surrogates or __proto__', async () => {
+    const cases: Array<[string | Buffer, string, number, string]> = [
+      [
+        `{"label":"x","radius":${'['.repeat(65)}${']'.repeat(65)}}`,
+        'application/json',
+        400,
+        'PLATFORM_JSON_TOO_DEEP',
+      ],
+      ['{"label":"a\\u0000b"}', 'application/json', 400, 'PLATFORM_INVALID_TEXT'],
+      ['{"label":"\\ud800"}', 'application/json', 400, 'PLATFORM_INVALID_TEXT'],
+      [Buffer.from('{"label":"x"}', 'utf16le'), 'application/json', 400, 'PLATFORM_INVALID_TEXT'],
+      [Buffer.from([0x7b, 0xff, 0x7d]), 'application/json', 400, 'PLATFORM_INVALID_TEXT'],
+      ['{"label":"x"}', 'application/json; charset=iso-8859-1', 415, 'PLATFORM_UNSUPPORTED_MEDIA_TYPE'],
+      ['{"label":"x","__proto__":{"a":1}}', 'application/json', 400, 'PLATFORM_BAD_REQUEST'],
+      ['', 'application/json', 400, 'PLATFORM_BAD_REQUEST'],
+    ];
+    for (const [payload, type, status, code] of cases) {
+      const res = await post('/api/measure', payload, type);
+      expect([res.statusCode, res.json().code], String(payload).slice(0, 40)).toEqual([status, code]);
+    }
+    expect((await post('/api/measure', '\ufeff{"label":"BOM is dropped"}')).statusCode).toBe(200);
+    expect(
+      (await post('/api/measure', '{"label":"charset ok"}', 'application/json; charset=UTF-8')).statusCode,
+    ).toBe(200);
+  });
+
+  it('refuses NUL and lone surrogates in the URL and headers, and malformed percent-encodings', async () => {
+    for (const url of [
+      '/api/measure?n=%00',
+      '/api/me%00asure',
+      '/api/measure?x=%ED%A0%80',
+      '/api/measure?x=%E0%A4%A',
+    ]) {
+      const res = await post(url, '{}');
+      expect([res.statusCode, res.json().code], url).toEqual([400, 'PLATFORM_INVALID_TEXT']);
+    }
+    const header = await app.inject({
+      method: 'POST',
+      url: '/api/measure',
+      headers: { authorization: 'Bearer good', 'content-type': 'application/json', 'x-thing': 'a\u0000b' },
+      payload: '{}',
+    });
+    expect([header.statusCode, header.json().code]).toEqual([400, 'PLATFORM_INVALID_TEXT']);
+  });
+
+  it('answers 405 with Allow for a path that has other methods, 404 for none, 414 for long URLs', async () => {
+    const wrong = await app.inject({ method: 'DELETE', url: '/api/measure' });
+    expect([wrong.statusCode, wrong.headers.allow, wrong.json().code]).toEqual([
+      405,
+      'POST',
+      'PLATFORM_METHOD_NOT_ALLOWED',
+    ]);
+    expect((await app.inject({ method: 'GET', url: '/api/nowhere' })).statusCode).toBe(404);
+    const longUrl = await post(`/api/measure?label=${'x'.repeat(9000)}`, '{}');
+    expect([longUrl.statusCode, longUrl.json().code]).toEqual([414, 'PLATFORM_URI_TOO_LONG']);
+  });
+
+  it("answers what happens before another surface's routes run in that surface's format", async () => {
+    const cases: Array<[string, string, string | undefined, number, string]> = [
+      ['GET', '/std/nowhere', undefined, 404, 'PLATFORM_ROUTE_NOT_FOUND'],
+      ['DELETE', '/std/things', undefined, 405, 'PLATFORM_METHOD_NOT_ALLOWED'],
+      ['GET', `/std/things/${'i'.repeat(5000)}`, undefined, 414, 'PLATFORM_URI_TOO_LONG'],
+      ['GET', '/std/things/%E0%A4%A', undefined, 400, 'PLATFORM_INVALID_TEXT'],
+      ['GET', '/std/things/a%00b', undefined, 400, 'PLATFORM_INVALID_TEXT'],
+      ['POST', '/std/things', '{"a":', 400, 'PLATFORM_BAD_REQUEST'],
+      ['POST', '/std/things', `${'['.repeat(100)}${']'.repeat(100)}`, 400, 'PLATFORM_JSON_TOO_DEEP'],
+      ['POST', '/std/things', `"${'x'.repeat(70_000)}"`, 413, 'PLATFORM_BODY_TOO_LARGE'],
+    ];
+    for (const [method, url, payload, status, code] of cases) {
+      const res = await app.inject({
+        method: method as 'GET',
+        url,
+        ...(payload !== undefined ? { payload, headers: { 'content-type': 'application/json' } } : {}),
+      });
+      expect([res.statusCode, res.headers['content-type'], res.json()], url.slice(0, 40)).toEqual([
+        status,
+        'application/vnd.other+json; charset=utf-8',
+        { failure: { code, status } },
+      ]);
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+    }
+  });
+
+  it('serves the web app with its Content-Security-Policy, and nosniff on everything', async () => {
+    const page = await app.inject({ method: 'GET', url: '/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-security-policy']).toBe(WEB_APP_CSP);
+    expect(WEB_APP_CSP).toMatch(/script-src 'self';/);
+    expect(WEB_APP_CSP).not.toMatch(/unsafe-inline|unsafe-eval/);
+    for (const url of ['/', '/health/live', '/openapi.json', '/nowhere', '/std/nowhere']) {
+      expect((await app.inject({ method: 'GET', url })).headers['x-content-type-options'], url).toBe(
+        'nosniff',
+      );
+    }
+  });
+
+  it("answers the HTTP parser's own refusals in the surface's format (431 for huge headers)", async () => {
+    const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = new URL(address);
+    const raw = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`);
+        });
+        let text = '';
+        socket.on('data', (d) => {
+          text += d.toString();
+        });
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+    const api = await raw('/api/measure');
+    expect(api).toMatch(/^HTTP\/1.1 431 /);
+    expect(api).toMatch(/Content-Type: application\/problem\+json/);
+    expect(api).toMatch(/X-Content-Type-Options: nosniff/);
+    expect(JSON.parse(api.slice(api.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      status: 431,
+      code: 'PLATFORM_HEADERS_TOO_LARGE',
+    });
+    expect(await raw('/std/things')).toMatch(/Content-Type: application\/vnd.other\+json/);
+  });
+
+  it('refuses new requests in the surface format while shutting down; health still answers', async () => {
+    ready = false;
+    try {
+      const res = await app.inject({ method: 'GET', url: '/std/things/1' });
+      expect([res.statusCode, res.json()]).toEqual([
+        503,
+        { failure: { code: 'PLATFORM_SHUTTING_DOWN', status: 503 } },
+      ]);
+      expect(res.headers.connection).toBe('close');
+      expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(503);
+    } finally {
+      ready = true;
+    }
   });
 });

@@ -107,4 +107,18 @@ describe('payload mapping', () => {
     expect(() => parsePayload('{')).toThrow(/not JSON/);
     expect(() => parsePayload(Buffer.alloc(300 * 1024, 32))).toThrow(/larger/);
   });
+
+  it('rejects payloads that are not UTF-8 JSON within bounds (a UTF-16 message was stored with its NUL bytes)', () => {
+    const json = '{"speed":42}';
+    expect(parsePayload(Buffer.from(json))).toEqual({ speed: 42 });
+    expect(() =>
+      parsePayload(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(json, 'utf16le')])),
+    ).toThrow(/not UTF-8/);
+    expect(() => parsePayload(Buffer.from(json, 'utf16le'))).toThrow(/not JSON/);
+    expect(() => parsePayload('{"status":"a\\u0000b"}')).toThrow(/NUL character/);
+    expect(() => parsePayload('{"status":"\\ud800"}')).toThrow(/lone UTF-16 surrogate/);
+    expect(() => parsePayload(`${'['.repeat(5000)}${']'.repeat(5000)}`)).toThrow(/deeper than 64/);
+    expect(() => parsePayload('{"speed":1e999}')).toThrow(/out of range/);
+    expect(() => parsePayload('{"__proto__":{"speed":1}}')).toThrow(/__proto__/);
+  });
 });
