@@ -1159,7 +1159,7 @@ function reproducedByReviewers(get: () => { platform: Platform; world: World }) 
         payload: string;
       }>;
       const kept = letters.find((l) => l.topic === 'safecity/v1/default/measurements/Probe/nul\ufffdtopic');
-      expect(kept?.payload).toBe(text.split('').join('\ufffd') + '\ufffd');
+      expect(kept?.payload).toBe(`${text.split('').join('\ufffd')}\ufffd`);
     });
 
     it('routing bodies and queries are never coerced: "radius_m":"50", "reason":1.5, k:true, limit=1e999 answer 400 (were 2xx)', async () => {
