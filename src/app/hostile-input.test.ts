@@ -598,6 +598,8 @@ interface World {
   pathValue(path: string, name: string): string;
   fixtures: Record<string, unknown>;
   bodyFixtures(path: string): Record<string, unknown>;
+  /** Signs the role in again (a password change ends the account's other sessions). */
+  relogin(role: (typeof ROLES)[number]): Promise<void>;
 }
 
 async function seed(platform: Platform): Promise<World> {
@@ -708,8 +710,19 @@ async function seed(platform: Platform): Promise<World> {
     tenant: 'default',
     deviceId: 'fz-dev-1',
   };
+  const roles = { admin: auth.admin as string, operator: auth.op as string };
   return {
-    auth: { admin: auth.admin as string, operator: auth.op as string },
+    auth: roles,
+    async relogin(role) {
+      const [username, password] = role === 'admin' ? ['admin', ADMIN_PASSWORD] : ['op', PW];
+      const res = await platform.server.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { username, password },
+      });
+      if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`);
+      roles[role] = `Bearer ${(res.json() as { token: string }).token}`;
+    },
     pathValue(path, name) {
       for (const [re, values] of byPath) if (re.test(path) && values[name]) return values[name];
       return common[name] ?? 'fz-unknown';
@@ -717,7 +730,7 @@ async function seed(platform: Platform): Promise<World> {
     // Query parameters and body fields whose examples must name objects of this world.
     fixtures: { object: report.id, user: me.userId, actor: me.userId, owner: 'police', org: 'police' },
     bodyFixtures(path) {
-      if (path === '/api/auth/login') return { username: 'op', password: PW };
+      if (path === '/api/auth/login') return { username: 'op', password: PW, newPassword: PW };
       if (path === '/api/auth/password') return { currentPassword: PW, newPassword: PW };
       if (path === '/api/access/break-glass') return { object: report.id };
       if (path === '/api/tokens') return { orgId: 'police', name: 'fz-svc' };
@@ -814,6 +827,9 @@ async function run(platform: Platform, world: World, label: string) {
           body = Buffer.concat(chunks).toString('utf8');
         } else body = r.body;
         sent += 1;
+        // A password change (or a login that sets a new one) ends the account's other sessions.
+        if (['/api/auth/password', '/api/auth/login'].includes(op.path) && res.statusCode < 300)
+          for (const r of ROLES) await world.relogin(r);
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
         const opKey = `${op.method} ${op.path}`;
         const seen = byOperation.get(opKey) ?? new Map<string, number>();
