@@ -1209,6 +1209,17 @@ function reproducedByReviewers(get: () => { platform: Platform; world: World }) 
       ).toBe(200);
     });
 
+    it('a Query payload naming null entities or non-string attrs answers 400 (found by the generated test; was 500)', async () => {
+      const url = '/ngsi-ld/v1/entityOperations/query';
+      for (const body of [
+        { type: 'Query', entities: [null] },
+        { type: 'Query', entities: 'Vehicle' },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], attrs: [1] },
+      ]) {
+        refused(url, await send('operator', 'POST', url, { body }), 400, 'CONTEXT_INVALID_REQUEST');
+      }
+    });
+
     it("Fastify's own refusals and those before any route are in the surface's format: bad JSON, content type, size, 404, 405, 414", async () => {
       const cases: Array<[string, string, number, string, { raw?: string | Buffer; type?: string }?]> = [
         ['POST', '/api/reports', 400, 'PLATFORM_BAD_REQUEST', { raw: '{"title":' }],

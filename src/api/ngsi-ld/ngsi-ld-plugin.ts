@@ -470,7 +470,15 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const b = (body ?? {}) as Record<string, unknown>;
       if (b.type !== 'Query')
         throw new AppError('CONTEXT_INVALID_REQUEST', 'the payload must be a Query (type "Query")');
-      const entities = Array.isArray(b.entities) ? (b.entities as Record<string, unknown>[]) : [];
+      const isObject = (e: unknown) => e !== null && typeof e === 'object' && !Array.isArray(e);
+      if (b.entities !== undefined && !(Array.isArray(b.entities) && b.entities.every(isObject)))
+        throw new AppError(
+          'CONTEXT_INVALID_REQUEST',
+          'entities must be a list of {type, id, idPattern} objects',
+        );
+      if (b.attrs !== undefined && !(Array.isArray(b.attrs) && b.attrs.every((a) => typeof a === 'string')))
+        throw new AppError('CONTEXT_INVALID_REQUEST', 'attrs must be a list of attribute names');
+      const entities = (b.entities ?? []) as Record<string, unknown>[];
       const q: EntityQuery = {
         type:
           entities
