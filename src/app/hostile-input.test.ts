@@ -794,6 +794,7 @@ async function run(platform: Platform, world: World, label: string) {
   const statuses = new Map<number, number>();
   const byOperation = new Map<string, Map<string, number>>();
   const wellFormedRefusals: string[] = [];
+  const timing = new Map<string, number>();
   let sent = 0;
   let n = 0;
   const t0 = performance.now();
@@ -810,6 +811,7 @@ async function run(platform: Platform, world: World, label: string) {
         n += 1;
         const req = mutation ? mutation(freshen(clone(base), n), rng) : freshen(clone(base), n);
         if (!req) continue;
+        const started = performance.now();
         const options = injectOptions(req, world.auth[role]);
         const streaming = op.path === '/api/stream';
         const res = await platform.server.inject({
@@ -827,6 +829,10 @@ async function run(platform: Platform, world: World, label: string) {
           body = Buffer.concat(chunks).toString('utf8');
         } else body = r.body;
         sent += 1;
+        if (process.env.SAFECITY_FUZZ_REPORT) {
+          const kind = `${op.method} ${op.path}`;
+          timing.set(kind, (timing.get(kind) ?? 0) + (performance.now() - started));
+        }
         // A password change (or a login that sets a new one) ends the account's other sessions.
         if (['/api/auth/password', '/api/auth/login'].includes(op.path) && res.statusCode < 300)
           for (const r of ROLES) await world.relogin(r);
@@ -855,7 +861,18 @@ async function run(platform: Platform, world: World, label: string) {
     const table = [...byOperation].map(([k, m]) => `${k}: ${[...m].map(([s, c]) => `${s}×${c}`).join(' ')}`);
     writeFileSync(
       process.env.SAFECITY_FUZZ_REPORT,
-      [...failures, '', ...table, '', ...wellFormedRefusals].join('\n'),
+      [
+        ...failures,
+        '',
+        ...table,
+        '',
+        ...wellFormedRefusals,
+        '',
+        ...[...timing]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 20)
+          .map(([k, ms]) => `${k}: ${Math.round(ms)} ms`),
+      ].join('\n'),
     );
   }
   return { ops, sent, failures };
