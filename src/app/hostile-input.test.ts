@@ -1079,12 +1079,15 @@ function reproducedByReviewers(get: () => { platform: Platform; world: World }) 
       expect(
         (await send('operator', 'PATCH', `/ngsi-ld/v1/entities/${id}/attrs`, { body: attrs(2) })).status,
       ).toBe(204);
-      // History is recorded from the change events, a moment after the answer.
-      for (let i = 0; i < 100; i++) {
-        const res = await send('operator', 'GET', `/ngsi-ld/v1/temporal/entities/${id}?attrs=valueOf`);
-        if (res.status === 200 && JSON.stringify(res.json()).split('"instanceId"').length > 2) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      // History is recorded from the change events, a moment after the answer (longer through NATS).
+      const recorded = async () => {
+        const res = await send('operator', 'GET', `/ngsi-ld/v1/temporal/entities/${id}`);
+        if (res.status !== 200) return false;
+        const e = res.json();
+        return names.every((n) => Array.isArray(e[n]) && (e[n] as unknown[]).length === 2);
+      };
+      const deadline = Date.now() + 30_000;
+      while (!(await recorded()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       for (const query of [
         '',
         '&options=temporalValues',
