@@ -47,7 +47,12 @@ import { EgressPolicy } from '../modules/egress/index.ts';
 import { ReportService } from '../modules/reports/index.ts';
 import { loadOrBuildRoadNetwork, ROAD_DATA_ATTRIBUTION, type Unit } from '../modules/routing/index.ts';
 import { followContextInputs, RoutingService, routingLiveMigrations } from '../modules/routing-live/index.ts';
-import { parseMarking, SharingGate, sharingMigrations } from '../modules/sharing/index.ts';
+import {
+  parseMarking,
+  SharingGate,
+  type SharingGateOptions,
+  sharingMigrations,
+} from '../modules/sharing/index.ts';
 import type { Store } from '../ports/store.ts';
 import type { Config } from './config.ts';
 import { createLogger } from './logger.ts';
@@ -147,6 +152,11 @@ export interface CoreOptions {
   accessFactsTtlMs?: number;
   /** How often open streams and MQTT connections are checked again without an event (default 10 s). */
   sessionRecheckMs?: number;
+  /**
+   * Makes the sharing gate (default `new SharingGate(o)`). Tests plant a deliberately broken gate here to prove
+   * that the randomized reference-model test catches it; nothing else should pass one.
+   */
+  makeGate?: (o: SharingGateOptions) => SharingGate;
 }
 
 export async function openCore(
@@ -189,7 +199,8 @@ export async function openCore(
     source: config.instanceId,
     ...(opts.accessFactsTtlMs !== undefined ? { factsTtlMs: opts.accessFactsTtlMs } : {}),
   });
-  const gate = new SharingGate({ store, directory: access });
+  const gateOptions: SharingGateOptions = { store, directory: access };
+  const gate = opts.makeGate ? opts.makeGate(gateOptions) : new SharingGate(gateOptions);
   const reports = new ReportService(gate, (type, data) => access.publish(type, data));
   const authenticator = createAuthenticator({
     service: access,

@@ -491,6 +491,23 @@ for (const factory of testStoreFactories()) {
           });
         });
 
+        it('existence: an unknown audience named for an invisible report answers like a missing report', async () => {
+          // Found by the randomized reference model: the audience was checked before visibility, so the
+          // error told an outsider that the report exists (ACCESS_ORG_NOT_FOUND instead of not found).
+          const id = await create(as.alice, { tlp: 'RED' });
+          const unknown = { marking: { tlp: 'CLEAR', audience: { orgs: ['no-such-org'] } } };
+          const missing = problem(
+            await req('PATCH', '/api/reports/01a2a2a2-0000-7000-8000-000000000000', as.bob, unknown),
+          );
+          expect(problem(await req('PATCH', `/api/reports/${id}`, as.bob, unknown))).toEqual(missing);
+          expect(missing).toEqual({ status: 404, code: 'ACCESS_OBJECT_NOT_FOUND' });
+          // And a role is checked before the audience: a viewer is told it may not, not what is unknown.
+          const amber = await create(as.alice, { tlp: 'AMBER' });
+          expect(problem(await req('PATCH', `/api/reports/${amber}`, as.vic, unknown))).toMatchObject({
+            status: 403,
+          });
+        });
+
         it('lets TLP:AMBER reach declared clients, and AMBER+STRICT never', async () => {
           const amber = await create(as.fred, { tlp: 'AMBER', audience: { orgs: ['police'] } });
           const strict = await create(as.fred, { tlp: 'AMBER+STRICT', audience: { orgs: ['police'] } });

@@ -136,19 +136,24 @@ export class ContextService {
 
   // ------------------------------------------------------------------------------------------ reads
 
+  /** The caller with the keys the gate reads with: every read below is the gate's decision, not the module's. */
+  #reading(caller: Caller): Caller {
+    return { ...caller, readKeys: this.#gate.readKeysOf(caller) };
+  }
+
   /**
    * One entity. Reads of TLP:AMBER, AMBER+STRICT and RED entities from outside their owner organisation are
    * recorded as disclosures by the gate (once per user, entity and label per window).
    */
   async getEntity(caller: Caller, id: string): Promise<EntityView> {
-    const view = await this.queries.getEntity(caller, id);
+    const view = await this.queries.getEntity(this.#reading(caller), id);
     await this.#disclosed(caller, [view]);
     return view;
   }
 
   /** A query; its answer's disclosures are recorded like single reads (one audit record per owner for many). */
   async queryEntities(caller: Caller, query: EntityQuery, ctx: ActiveContext): Promise<QueryResult> {
-    const result = await this.queries.queryEntities(caller, query, ctx);
+    const result = await this.queries.queryEntities(this.#reading(caller), query, ctx);
     await this.#disclosed(caller, result.items);
     return result;
   }
@@ -162,11 +167,11 @@ export class ContextService {
   }
 
   listTypes(caller: Caller): ReturnType<EntityQueries['listTypes']> {
-    return this.queries.listTypes(caller);
+    return this.queries.listTypes(this.#reading(caller));
   }
 
   listAttributes(caller: Caller): ReturnType<EntityQueries['listAttributes']> {
-    return this.queries.listAttributes(caller);
+    return this.queries.listAttributes(this.#reading(caller));
   }
 
   /** Visible entities of a tenant matching expanded types, ids or id patterns (for periodic notifications). */
@@ -175,7 +180,7 @@ export class ContextService {
     selection: { types: string[]; ids: string[]; idPatterns: string[] },
     readKeys: string[],
   ): Promise<ExpandedEntity[]> {
-    return this.queries.findEntities(tenant, selection, readKeys);
+    return this.queries.findEntities(tenant, selection, this.#gate.readKeysOf({ readKeys }));
   }
 
   // ----------------------------------------------------------------------------------------- writes

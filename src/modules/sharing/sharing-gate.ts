@@ -396,11 +396,14 @@ export class SharingGate {
       fields?: string[];
     },
   ): Promise<{ marking: Marking; readKeys: string[]; markingChanged: boolean }> {
+    // Visibility, role and owner first: an unknown audience named for an object the caller cannot see must
+    // answer like a missing object, or its error would tell that the object exists.
+    this.checkChange(p, input.kind, input.current);
     const next =
       input.marking === undefined
         ? undefined
         : await this.#directory.resolveMarking(trx, parseMarking(input.marking));
-    this.checkChange(p, input.kind, input.current, next);
+    if (next) this.checkChange(p, input.kind, input.current, next);
     const changed = next !== undefined && !sameMarking(next, input.current.marking);
     const fields = input.fields ?? [];
     if (fields.length > 0) {
