@@ -51,8 +51,12 @@ export interface ModelObject {
   marking: ModelMarking;
 }
 
-/** What a write answers: done, a role missing, refused (not the owner, RED re-shared), or absent (404). */
-export type WriteOutcome = 'ok' | 'role' | 'denied' | 'absent' | 'unknown-audience';
+/**
+ * What a write answers: done, a role missing, refused (not the owner, RED re-shared), absent (404), an audience
+ * naming nobody known, or an id already taken (409: the one thing an organisation may learn of an entity it
+ * cannot see, docs/ngsi-ld.md).
+ */
+export type WriteOutcome = 'ok' | 'role' | 'denied' | 'absent' | 'unknown-audience' | 'taken';
 
 /** The roles that write objects (docs/access.md, "Roles"); closures and slow-downs also `responder`. */
 const WRITERS = ['admin', 'operator', 'analyst'];
@@ -137,6 +141,19 @@ export class ReferenceModel {
       if (o.marking.tlp === 'RED' && u.id !== o.createdBy) return 'denied';
     }
     return 'ok';
+  }
+
+  /**
+   * docs/ngsi-ld.md, "What an organisation can learn about entities it cannot see": creating an id that is
+   * taken answers AlreadyExists — for a writer; an upsert meeting an entity the caller cannot see answers
+   * the same; an upsert of an entity it sees is a change like any other.
+   */
+  mayCreateTaken(u: ModelUser, o: ModelObject): WriteOutcome {
+    return this.#writes(u, o.kind) ? 'taken' : 'role';
+  }
+
+  mayUpsert(u: ModelUser, o: ModelObject): WriteOutcome {
+    return this.maySee(u, o) ? this.mayChange(u, o) : 'taken';
   }
 
   #writes(u: ModelUser, kind: string): boolean {

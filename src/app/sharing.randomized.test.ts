@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OpenedStream, openStream } from '../api/stream/testing.ts';
 import { ORG_KINDS } from '../modules/access/index.ts';
 import { type PlantedBug, PlantedBugGate } from '../modules/sharing/testing.ts';
 import { loadConfig } from './config.ts';
@@ -175,6 +176,7 @@ function outcomeOf(status: number, code: string | undefined): Outcome {
     code === 'ACCESS_USER_NOT_FOUND'
   )
     return 'unknown-audience';
+  if (status === 409) return 'taken';
   if (status === 404) return 'absent';
   if (status === 403) return code === 'AUTH_ROLE_REQUIRED' ? 'role' : 'denied';
   return 'other';
@@ -233,6 +235,7 @@ for (const preset of PRESETS) {
       const model = new ReferenceModel();
       let platform: Platform;
       let gate: PlantedBugGate;
+      let address = '';
       let cleanup: () => Promise<void> = async () => {};
       const accounts: Account[] = [];
       const orgs: string[] = ['city'];
@@ -449,6 +452,7 @@ for (const preset of PRESETS) {
             },
           },
         );
+        address = await platform.listen();
         const login = async (username: string, password: string) => {
           const res = await send(null, 'POST', '/api/auth/login', { username, password });
           if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`);
@@ -1244,9 +1248,22 @@ for (const preset of PRESETS) {
             if (batchOutcome(res) === 'ok') e.attrs.set('level', v);
             return { got: batchOutcome(res), detail: res.body };
           },
-          // An upsert of an id the caller cannot see would create it: the id is taken, so it is refused as
-          // absent (404) or taken; the model says absent.
-          expect: (u, e) => model.mayChange(u, e),
+          expect: (u, e) => model.mayUpsert(u, e),
+          apply: () => {},
+        },
+        {
+          path: 'POST /entities (an id that is taken)',
+          send: async (u, e) => {
+            const res = await send(
+              u,
+              'POST',
+              `${NGSI}/entities`,
+              entityBody(e.id, e.type, entityAttrs(e.type)),
+              tenantHeader(e.scope),
+            );
+            return { got: outcome(res), detail: res.body };
+          },
+          expect: (u, e) => model.mayCreateTaken(u, e),
           apply: () => {},
         },
         {
@@ -1623,6 +1640,192 @@ for (const preset of PRESETS) {
         victim.disabled = true;
       };
 
+      // ------------------------------------------------------------------------------------ live streams
+      const streams = new Map<Account, OpenedStream>();
+      const openStreams = async () => {
+        for (const u of active()) streams.set(u, await openStream(address, u.auth));
+        for (const [u, s] of streams) {
+          if (!(await waitFor(() => s.events.some((e) => e.event === 'ready')))) {
+            throw new Error(`${u.username}'s stream is not ready`);
+          }
+        }
+      };
+      const waitFor = async (check: () => boolean, ms = 5000): Promise<boolean> => {
+        const t0 = Date.now();
+        while (!check()) {
+          if (Date.now() - t0 > ms) return false;
+          await new Promise((res) => setTimeout(res, 10));
+        }
+        return true;
+      };
+      /** Time for events nobody should get to arrive anyway, if they were going to. */
+      const GRACE_MS = 150;
+
+      /**
+       * One change, then every open stream against the model: a reader who sees the object after the change is
+       * told `changed` (with a label at least as tight as the object's marking), a reader who saw it before and no
+       * longer does is told `removed`, and nobody else is told anything. Content never travels.
+       */
+      const streamChange = async (
+        what: string,
+        change: () => Promise<{ before: ModelObject | undefined; after: ModelObject | undefined }>,
+      ) => {
+        const marks = new Map([...streams].map(([u, s]) => [u, s.events.length]));
+        const { before, after } = await change();
+        const o = (after ?? before) as ModelObject;
+        const about = (e: { data: Record<string, unknown> }) =>
+          e.data.kind === o.kind && e.data.id === o.id && String(e.data.tenant ?? '') === o.scope;
+        const expected = (u: Account) =>
+          after && model.maySee(u, after)
+            ? 'changed'
+            : before && model.maySee(u, before)
+              ? 'removed'
+              : 'nothing';
+        const told = (u: Account) => (streams.get(u)?.events ?? []).slice(marks.get(u) ?? 0).filter(about);
+        await waitFor(() =>
+          [...streams.keys()].every((u) => u.disabled || expected(u) === 'nothing' || told(u).length > 0),
+        );
+        await new Promise((res) => setTimeout(res, GRACE_MS));
+        for (const u of streams.keys()) {
+          if (u.disabled) continue;
+          const events = told(u);
+          const names = new Set(events.map((e) => e.event.split('.').pop()));
+          const want = expected(u);
+          const who = nameOf(u);
+          tally.read(
+            'SSE changed',
+            who,
+            `${label(o)} after ${what}`,
+            want === 'changed',
+            names.has('changed'),
+          );
+          tally.holds(
+            'SSE removed',
+            want !== 'changed' || !names.has('removed'),
+            'wrongAnswer',
+            `${who} told removed of ${label(o)} it sees (${what})`,
+          );
+          if (want === 'removed') {
+            tally.holds(
+              'SSE removed',
+              names.has('removed'),
+              'wrongAnswer',
+              `${who} not told it lost ${label(o)} (${what})`,
+            );
+          } else if (want === 'nothing') {
+            tally.holds(
+              'SSE nothing',
+              names.size === 0,
+              'leak',
+              `${who} told ${[...names].join(',')} of ${label(o)} (${what})`,
+            );
+          }
+          for (const e of events) {
+            const held = e.event.endsWith('.removed') ? before : after;
+            tally.holds(
+              'SSE marking label',
+              held === undefined || atLeastAsTight(readMarkingHeader(String(e.data.marking)), [held]),
+              'leak',
+              `${who}: ${e.event} labelled ${String(e.data.marking)} for ${label(held ?? o)}`,
+            );
+            tally.holds(
+              'SSE content',
+              !JSON.stringify(e.data).includes(MARK),
+              'leak',
+              `${who}: ${JSON.stringify(e.data)}`,
+            );
+          }
+        }
+      };
+
+      /**
+       * Who sees what changes with the directory too: a new client, a client dropped, a community member added
+       * or removed must reach open streams at once, as it reaches every request at once.
+       */
+      const changeDirectory = async () => {
+        const org = r.pick(orgs.slice(1));
+        const clients = r.some(
+          orgs.filter((x) => x !== org && x !== 'city'),
+          3,
+        );
+        await must(adminOf(org), 'PATCH', `/api/orgs/${org}`, { clients });
+        model.clients.set(org, new Set(clients));
+        const c = r.pick(communities);
+        const member = r.pick(orgs);
+        const members = model.communities.get(c) as Set<string>;
+        const add = !members.has(member);
+        await must(platformAdmin(), add ? 'PUT' : 'DELETE', `/api/communities/${c}/members/${member}`);
+        if (add) members.add(member);
+        else members.delete(member);
+      };
+
+      const streamChanges = async () => {
+        for (let i = 0; i < 8; i++) {
+          if (i % 2 === 0) await changeDirectory();
+          // Re-marked by its creator.
+          const o = r.pick(reports.filter((x) => !accounts.find((u) => u.id === x.createdBy)?.disabled));
+          const creator = accounts.find((u) => u.id === o.createdBy) as Account;
+          await streamChange('a report re-marked', async () => {
+            const before = { ...o };
+            const m = randomMarking(creator);
+            await must(creator, 'PATCH', `/api/reports/${o.id}`, { marking: m.wire });
+            o.marking = m.model;
+            return { before, after: o };
+          });
+          const e = r.pick(entities.filter((x) => !accounts.find((u) => u.id === x.createdBy)?.disabled));
+          const entityCreator = accounts.find((u) => u.id === e.createdBy) as Account;
+          await streamChange('an entity re-marked', async () => {
+            const before = { ...e };
+            const m = randomMarking(entityCreator);
+            await must(entityCreator, 'POST', url(e, '/attrs'), { marking: m.wire }, tenantHeader(e.scope));
+            e.marking = m.model;
+            return { before, after: e };
+          });
+        }
+        for (let i = 0; i < 4; i++) {
+          const creator = r.pick(writersOf());
+          await streamChange('a report created', async () => ({
+            before: undefined,
+            after: await createReport(creator),
+          }));
+          const e = r.pick(entities);
+          const owner = writersOf(e.owner).find((w) => model.maySee(w, e));
+          if (owner) {
+            await streamChange('an entity changed', async () => {
+              const v = r.int(101);
+              await must(
+                owner,
+                'PATCH',
+                url(e, '/attrs'),
+                { level: { type: 'Property', value: v } },
+                tenantHeader(e.scope),
+              );
+              e.attrs.set('level', v);
+              return { before: e, after: e };
+            });
+            await streamChange('an entity deleted', async () => {
+              await must(owner, 'DELETE', url(e), undefined, tenantHeader(e.scope));
+              entities.splice(entities.indexOf(e), 1);
+              return { before: e, after: undefined };
+            });
+            const other = r.pick(writersOf().filter((w) => w.org !== e.owner));
+            await streamChange('the id re-created by another organisation', async () => ({
+              before: undefined,
+              after: await createEntity(other, e.scope, e.id),
+            }));
+          }
+          const rep = r.pick(reports);
+          const repOwner = writersOf(rep.owner).find((w) => model.maySee(w, rep));
+          if (repOwner) {
+            await streamChange('a report deleted', async () => {
+              await must(repOwner, 'DELETE', `/api/reports/${rep.id}`);
+              reports.splice(reports.indexOf(rep), 1);
+              return { before: rep, after: undefined };
+            });
+          }
+        }
+      };
+
       // ------------------------------------------------------------------------------------ the tests
       it('answers every read path of every user as the model does', async () => {
         const t = await run('round 1 reads', readEverything);
@@ -1642,8 +1845,30 @@ for (const preset of PRESETS) {
       });
 
       it('still does after clients, communities, markings, an entity id and an account change', async () => {
+        await openStreams();
         await rerandomise();
-        expectClean(await run('round 2 reads', readEverything));
+        // The disabled account's live stream ends.
+        const [victim, stream] = [...streams].find(([u]) => u.disabled) as [Account, OpenedStream];
+        const ended = await waitFor(() => stream.ended());
+        expectClean(
+          await run('round 2 reads', async () => {
+            tally.holds(
+              'SSE of a disabled account',
+              ended,
+              'leak',
+              `${victim.username}'s stream is still open`,
+            );
+            await readEverything();
+          }),
+        );
+      });
+
+      it('tells each live stream of exactly the changes its user may see, under their labels', async () => {
+        try {
+          expectClean(await run('live streams', streamChanges));
+        } finally {
+          for (const s of streams.values()) s.close();
+        }
       });
 
       it('shows each administrator only its organisation’s audit records, with no content', async () => {

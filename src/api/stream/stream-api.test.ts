@@ -49,6 +49,7 @@ describe('live stream of changes, under the marking policy', () => {
         users: [
           ['officer', 'police', 'operator'],
           ['guard', 'metro', 'operator'],
+          ['chief', 'police', 'admin'],
         ],
       }),
     );
@@ -246,6 +247,41 @@ describe('live stream of changes, under the marking policy', () => {
     expect(guard.events.filter((e) => e.event !== 'ready').map((e) => [e.event, e.data.id])).toEqual([
       ['closure.changed', 'c-public'],
     ]);
+    guard.close();
+    officer.close();
+  });
+
+  it('follows the directory at once: a client declared or dropped while its stream is open', async () => {
+    // Found by the randomized reference model: streams decided with the keys of when they were opened (or
+    // last re-checked, every 10 s), so a dropped client went on being told of its former patron's TLP:AMBER
+    // objects, and a new client was not told, while every request already answered under the change.
+    const guard = await openStream(address, auth.guard as string, '?kinds=report');
+    await until(() => guard.events.length > 0, 'ready');
+    const clients = (list: string[]) =>
+      call('PATCH', '/api/orgs/police', 'chief', { clients: list }).then((r) =>
+        expect(r.statusCode).toBe(200),
+      );
+    const report = async (title: string) => {
+      const r = await call('POST', '/api/reports', 'officer', {
+        title,
+        category: 'other',
+        marking: { tlp: 'AMBER' },
+      });
+      expect(r.statusCode).toBe(201);
+      return r.json().id as string;
+    };
+    await clients(['metro']);
+    const shared = await report('for metro too');
+    await until(() => guard.events.some((e) => e.data.id === shared), 'the new client told');
+    await clients([]);
+    const mine = await report('police only');
+    const after = await report('police only, again');
+    // The officer's stream would have the two; the guard, no longer a client, is told of neither.
+    const officer = await openStream(address, auth.officer as string, '?kinds=report');
+    await until(() => officer.events.length > 0, 'ready');
+    await call('PATCH', `/api/reports/${after}`, 'officer', { title: 'changed' });
+    await until(() => officer.events.some((e) => e.data.id === after), 'officer told');
+    expect(guard.events.some((e) => e.data.id === mine || e.data.id === after)).toBe(false);
     guard.close();
     officer.close();
   });

@@ -4,7 +4,8 @@
  * object (kind, id) and carries its marking (`marking`: the label form of docs/access.md, and `ownerOrg`) —
  * never its content: the client reads the object through the API, under the policy.
  *
- * Who is told is the gate's decision (`canSee`), at delivery time, with the caller's current read keys: a
+ * Who is told is the gate's decision (`canSee`), at delivery time, with the caller's read keys as the
+ * directory stands at that moment (`readKeysFor`: a client declared or dropped counts at once): a
  * marking change takes effect at once (a reader who loses sight of an object is told `removed`, under the
  * label it saw). The stream is a live session: disabling the account, revoking its token or changing its
  * password ends it within seconds on every instance (src/modules/access/live-sessions.ts).
@@ -20,6 +21,8 @@ import type { Principal } from '../http/principal.ts';
 export interface StreamGate {
   /** The one visibility decision in memory. */
   canSee(p: { readKeys: readonly string[] }, o: { readKeys: readonly string[] }): boolean;
+  /** A user's read keys as the directory stands now (a new client or community member counts at once). */
+  readKeysFor(who: { userId: string; orgId: string }): Promise<string[]>;
   /** The kinds of marked objects declared at the gate. */
   kinds(): string[];
 }
@@ -190,10 +193,14 @@ export const streamApi: FastifyPluginAsync<StreamApiOptions> = async (app, opts)
     let removed: unknown;
     for (const c of clients) {
       if (!c.kinds.has(change.kind) || (c.session && !c.session.active)) continue;
-      if (gate.canSee(c.principal, now)) {
+      // The keys of now, not of when the stream opened or was last checked: the directory may have changed
+      // since (a client declared or dropped, a community member added or removed).
+      const reader = { readKeys: await gate.readKeysFor(c.principal) };
+      if (!c.kinds.has(change.kind) || (c.session && !c.session.active)) continue;
+      if (gate.canSee(reader, now)) {
         changed ??= { ...about, marking: markingLabel([change]) };
         send(c, `${change.kind}.changed`, changed);
-      } else if (gate.canSee(c.principal, before)) {
+      } else if (gate.canSee(reader, before)) {
         // Under the label the reader saw: the new one is not its to know.
         removed ??= {
           ...about,

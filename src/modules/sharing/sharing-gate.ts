@@ -181,6 +181,15 @@ export class SharingGate {
   }
 
   /**
+   * The keys a user reads with as the directory stands now (its organisation's communities and patrons, cached
+   * for a few seconds and dropped at once on a change): for connections that outlive the request that opened
+   * them (live streams), which must follow a new client or community member as every request does.
+   */
+  async readKeysFor(who: { userId: string; orgId: string }): Promise<string[]> {
+    return principalReadKeys(await this.#directory.principalFacts(who));
+  }
+
+  /**
    * The keys of an organisation's systems (a notification endpoint, a subscription): what any user of the
    * organisation reads, without the `user:` keys of TLP:RED (a system is nobody's named user).
    */
