@@ -419,12 +419,17 @@ for (const factory of testStoreFactories()) {
           const soon = await t.access.accounts.createServiceAccountToken(null, {
             orgId: 'metro',
             name: 'gate-sensor-7',
-            expiresAt: new Date(Date.now() + 150),
+            expiresAt: new Date(Date.now() + 2000),
           });
           expect(
             (await req('GET', '/api/auth/me', { authorization: `Bearer ${soon.secret}` })).statusCode,
           ).toBe(200);
-          await new Promise((r) => setTimeout(r, 200));
+          await new Promise((r) =>
+            setTimeout(
+              r,
+              Math.max(0, soon.token.expiresAt ? Date.parse(soon.token.expiresAt) - Date.now() + 50 : 0),
+            ),
+          );
           expect(
             problem(await req('GET', '/api/auth/me', { authorization: `Bearer ${soon.secret}` })),
           ).toEqual({

@@ -7,6 +7,8 @@ import { applyRandomChanges, checkRandomPairs } from './testing/oracle-check.ts'
 import { randomRoadPoint, seededRandom } from './testing/random-points.ts';
 
 // The built graph is cached between runs (keyed by the extract's size and mtime) to keep the suite fast.
+// Alone these take seconds; beside the suite's heaviest files on two cores they take several times longer.
+const HEAVY = { timeout: 240_000 };
 const dataDir = join(tmpdir(), 'safecity-routing-test-cache');
 let engine: RoutingEngine;
 let oracle: DijkstraOracle;
@@ -17,19 +19,19 @@ beforeAll(async () => {
 });
 
 describe('Porto', () => {
-  it('has the largest strongly connected component of the metro area, with turn restrictions', () => {
+  it('has the largest strongly connected component of the metro area, with turn restrictions', HEAVY, () => {
     const s = engine.stats();
     expect(s.junctions).toBeGreaterThan(55_000);
     expect(s.nodes).toBeGreaterThan(s.junctions);
     expect(engine.network.meta.importStats.restrictions).toBeGreaterThan(250);
   });
 
-  it('equals a plain Dijkstra on 300 random pairs, with valid paths', () => {
+  it('equals a plain Dijkstra on 300 random pairs, with valid paths', HEAVY, () => {
     const res = checkRandomPairs(engine, oracle, seededRandom(100), 300);
     expect(res.mismatches).toEqual([]);
   });
 
-  it('equals Dijkstra under random closures and slow-downs, and after they are lifted', () => {
+  it('equals Dijkstra under random closures and slow-downs, and after they are lifted', HEAVY, () => {
     const rnd = seededRandom(101);
     const { closures, slowdowns } = applyRandomChanges(engine, rnd, 40);
     expect(checkRandomPairs(engine, oracle, rnd, 40).mismatches).toEqual([]);
@@ -40,7 +42,7 @@ describe('Porto', () => {
     expect(checkRandomPairs(engine, oracle, rnd, 20).mismatches).toEqual([]);
   });
 
-  it('a partially customized metric equals a fully customized one', () => {
+  it('a partially customized metric equals a fully customized one', HEAVY, () => {
     const rnd = seededRandom(102);
     const { closures } = applyRandomChanges(engine, rnd, 30);
     const partial = engine.metric;
@@ -56,7 +58,7 @@ describe('Porto', () => {
     expect(closures.length).toBeGreaterThan(0);
   });
 
-  it('dispatch agrees with one route per unit', () => {
+  it('dispatch agrees with one route per unit', HEAVY, () => {
     const rnd = seededRandom(103);
     const incident = randomRoadPoint(engine.network, rnd);
     const units = Array.from({ length: 50 }, (_, i) => ({
