@@ -167,6 +167,46 @@ export class ReferenceModel {
   }
 }
 
+/**
+ * docs/routing.md, "Derived from context entities" and "Which sources may close roads": an `Alert` whose
+ * sub-category closes roads becomes a closure, one that slows traffic a slow-down, owned and created as its
+ * source and marked like it — unless the source is TLP:RED or PAP:AMBER/RED, which never act on the roads.
+ * The derived change is named here by its source (`entity:<tenant>:<id>`), as the platform's answers name it.
+ */
+export function derivedRoadChange(
+  source: ModelObject & { type: string; attrs: Map<string, unknown> },
+): ModelObject | undefined {
+  if (source.type !== 'Alert' || !source.attrs.has('location')) return undefined;
+  const sub = String(source.attrs.get('subCategory') ?? '');
+  const kind = CLOSING_ALERTS.includes(sub)
+    ? 'closure'
+    : SLOWING_ALERTS.includes(sub)
+      ? 'slowdown'
+      : undefined;
+  if (!kind) return undefined;
+  const m = source.marking;
+  if (m.tlp === 'RED' || m.pap === 'AMBER' || m.pap === 'RED') return undefined;
+  return {
+    kind,
+    scope: '',
+    id: `entity:${source.scope}:${source.id}`,
+    owner: source.owner,
+    createdBy: source.createdBy,
+    marking: m,
+  };
+}
+export const CLOSING_ALERTS = [
+  'roadClosed',
+  'carAccident',
+  'hazardOnRoad',
+  'flood',
+  'buildingFire',
+  'forestFire',
+  'suspiciousAction',
+  'civilDisorder',
+];
+export const SLOWING_ALERTS = ['trafficJam', 'roadWorks'];
+
 export function sameMarking(a: ModelMarking, b: ModelMarking): boolean {
   const norm = (m: ModelMarking) =>
     JSON.stringify([

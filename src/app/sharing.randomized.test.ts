@@ -30,6 +30,7 @@ import { loadConfig } from './config.ts';
 import { createPlatform, type Platform } from './platform.ts';
 import {
   atLeastAsTight,
+  derivedRoadChange,
   type ModelMarking,
   type ModelObject,
   type ModelTlp,
@@ -162,6 +163,17 @@ class Tally {
     }
   }
 
+  merge(t: Tally) {
+    this.pairs += t.pairs;
+    this.reads += t.reads;
+    this.writes += t.writes;
+    this.leaks += t.leaks;
+    this.wrongDenials += t.wrongDenials;
+    this.wrongAnswers += t.wrongAnswers;
+    for (const f of t.failures) if (this.failures.length < 25) this.failures.push(f);
+    for (const [p, n] of t.paths) this.paths.set(p, (this.paths.get(p) ?? 0) + n);
+  }
+
   get clean(): boolean {
     return this.leaks === 0 && this.wrongDenials === 0 && this.wrongAnswers === 0;
   }
@@ -243,6 +255,8 @@ for (const preset of PRESETS) {
       const reports: ModelObject[] = [];
       const entities: EntityObject[] = [];
       const contexts: ModelObject[] = [];
+      /** Closures and slow-downs drawn by people (derived ones are a function of the entities: derivedRoadChange). */
+      const roadChanges: ModelObject[] = [];
       let tally = new Tally();
       const totals = new Tally();
       let started = 0;
@@ -359,8 +373,9 @@ for (const preset of PRESETS) {
           attrs.set('serviceStatus', 'available');
           attrs.set('vehicleType', r.pick(['ambulance', 'fireTruck', 'police']));
         }
-        // Alerts that neither close nor slow roads (closures are their own kind, checked on their own).
-        if (type === 'Alert') attrs.set('subCategory', r.pick(['weather', 'noise', 'airQuality']));
+        // Alerts that close roads, slow them, or neither: derived closures and slow-downs follow them.
+        if (type === 'Alert')
+          attrs.set('subCategory', r.pick(['roadClosed', 'flood', 'trafficJam', 'roadWorks', 'weather']));
         return attrs;
       };
       const entityBody = (id: string, type: string, attrs: Map<string, unknown>, marking?: unknown) => {
@@ -424,6 +439,31 @@ for (const preset of PRESETS) {
           marking: m?.model ?? (model.defaults.get(creator.org) as ModelMarking),
         };
         reports.push(o);
+        return o;
+      };
+
+      const roadPath = (kind: string) => `/api/routing/${kind === 'closure' ? 'closures' : 'slowdowns'}`;
+      const roadChangeBody = (kind: string, marking?: unknown) => ({
+        geometry: { type: 'Point', coordinates: randomPoint() },
+        radius_m: 40,
+        reason: `${MARK}reason ${r.int(1e6)}`,
+        ...(kind === 'slowdown' ? { factor: 0.5 } : {}),
+        ...(marking !== undefined ? { marking } : {}),
+      });
+      /** Draws a closure or slow-down as `creator` through the API and adds it to the model. */
+      const drawRoadChange = async (creator: Account, kind = r.pick(['closure', 'slowdown'])) => {
+        const m = r.chance(0.15) ? undefined : randomMarking(creator);
+        const res = await send(creator, 'POST', roadPath(kind), roadChangeBody(kind, m?.wire));
+        if (res.statusCode !== 201) throw new Error(`draw a ${kind}: ${res.statusCode} ${res.body}`);
+        const o: ModelObject = {
+          kind,
+          scope: '',
+          id: res.json().id,
+          owner: creator.org,
+          createdBy: creator.id,
+          marking: m?.model ?? (model.defaults.get(creator.org) as ModelMarking),
+        };
+        roadChanges.push(o);
         return o;
       };
 
@@ -525,6 +565,8 @@ for (const preset of PRESETS) {
         for (let i = 0; i < N_ENTITIES; i++) {
           await createEntity(r.pick(writersOf()), i % 5 === 4 ? 'ops' : '');
         }
+        const drawers = () => active().filter((u) => !u.roles.includes('viewer'));
+        for (let i = 0; i < 10; i++) await drawRoadChange(r.pick(drawers()));
         for (let i = 0; i < 4; i++) {
           const creator = r.pick(writersOf());
           const res = await send(creator, 'POST', `${NGSI}/jsonldContexts`, {
@@ -981,6 +1023,98 @@ for (const preset of PRESETS) {
         }
       };
 
+      /** Closures and slow-downs, drawn and derived, as one user sees them: lists, single reads, counts. */
+      const readRoadChanges = async (u: Account) => {
+        const who = nameOf(u);
+        const derived = entities.map(derivedRoadChange).filter((o): o is ModelObject => o !== undefined);
+        const counted = { closure: 0, slowdown: 0 } as Record<string, number>;
+        for (const kind of ['closure', 'slowdown']) {
+          const listed = (await must(u, 'GET', roadPath(kind))).items as {
+            id: string;
+            source: string;
+            ownerOrg: string;
+            marking: { tlp: string };
+          }[];
+          const byId = new Map(listed.map((x) => [x.id, x]));
+          const bySource = new Map(listed.filter((x) => x.source !== 'api').map((x) => [x.source, x]));
+          for (const o of roadChanges.filter((x) => x.kind === kind)) {
+            const expected = model.maySee(u, o);
+            if (expected) counted[kind] = (counted[kind] ?? 0) + 1;
+            tally.read(`GET ${roadPath(kind)}`, who, label(o), expected, byId.has(o.id));
+          }
+          for (const o of derived.filter((x) => x.kind === kind)) {
+            const expected = model.maySee(u, o);
+            if (expected) counted[kind] = (counted[kind] ?? 0) + 1;
+            const got = bySource.get(o.id);
+            tally.read(`GET ${roadPath(kind)} (derived)`, who, label(o), expected, got !== undefined);
+            if (got) {
+              tally.holds(
+                `GET ${roadPath(kind)} (derived) marking`,
+                got.ownerOrg === o.owner && got.marking.tlp === o.marking.tlp,
+                'leak',
+                `${label(o)} listed as ${got.marking.tlp} of ${got.ownerOrg}`,
+              );
+            }
+          }
+          const known = new Set([
+            ...roadChanges.map((o) => o.id),
+            ...derived.filter((o) => o.kind === kind).map((o) => o.id),
+          ]);
+          for (const x of listed) {
+            tally.holds(
+              `GET ${roadPath(kind)}`,
+              known.has(x.source === 'api' ? x.id : x.source),
+              'leak',
+              `${who} is shown ${kind} ${x.id} from ${x.source}, which the model does not have`,
+            );
+          }
+        }
+        for (const o of roadChanges) {
+          if (!r.chance(ONE_BY_ONE)) continue;
+          const res = await send(u, 'GET', `${roadPath(o.kind)}/${o.id}`);
+          tally.read(
+            `GET ${roadPath(o.kind)}/:id`,
+            who,
+            label(o),
+            model.maySee(u, o),
+            res.statusCode === 200,
+          );
+        }
+        const stats = (await must(u, 'GET', '/api/routing/network')).stats as Record<string, number>;
+        tally.count(
+          'GET /api/routing/network stats.closures',
+          who,
+          'closures',
+          counted.closure ?? 0,
+          stats.closures,
+        );
+        tally.count(
+          'GET /api/routing/network stats.slowdowns',
+          who,
+          'slow-downs',
+          counted.slowdown ?? 0,
+          stats.slowdowns,
+        );
+      };
+
+      /**
+       * Derived changes follow their sources asynchronously (one consumer group of entity events): the road
+       * changes are compared once the derivation has settled — again and again for up to five seconds, the last
+       * comparison counting.
+       */
+      const readAllRoadChanges = async () => {
+        const outer = tally;
+        for (let attempt = 0; ; attempt++) {
+          tally = new Tally();
+          for (const u of active()) await readRoadChanges(u);
+          if (tally.clean || attempt >= 25) break;
+          await new Promise((res) => setTimeout(res, 200));
+        }
+        const mine = tally;
+        tally = outer;
+        tally.merge(mine);
+      };
+
       const readEverything = async () => {
         indexEntities();
         for (const u of accounts) {
@@ -1007,6 +1141,7 @@ for (const preset of PRESETS) {
           await readDispatch(u);
           await readContexts(u);
         }
+        await readAllRoadChanges();
         await readPublic();
         await readContexts(null);
       };
@@ -1359,6 +1494,21 @@ for (const preset of PRESETS) {
         },
       ];
 
+      const roadWrites: EntityWrite[] = [
+        {
+          path: 'DELETE /api/routing/{closures,slowdowns}/:id',
+          send: async (u, o) => {
+            const res = await send(u, 'DELETE', `${roadPath(o.kind)}/${o.id}`);
+            return { got: outcome(res), detail: res.body };
+          },
+          expect: (u, o) => model.mayChange(u, o),
+          apply: async (_u, o) => {
+            roadChanges.splice(roadChanges.indexOf(o), 1);
+            await drawRoadChange(r.pick(active().filter((x) => !x.roles.includes('viewer'))));
+          },
+        },
+      ];
+
       /** Every write of a kind, as every active account, on a rotating choice of targets. */
       const tryWrites = async (kind: string, writes: EntityWrite[], pool: () => ModelObject[]) => {
         let turn = 0;
@@ -1429,6 +1579,27 @@ for (const preset of PRESETS) {
               attrs,
             });
           }
+          const kind = r.pick(['closure', 'slowdown']);
+          const m2 = randomMarking(u);
+          const drawn = await send(u, 'POST', roadPath(kind), roadChangeBody(kind, m2.wire));
+          tally.write(
+            `${kind}: POST ${roadPath(kind)}`,
+            nameOf(u),
+            `a new ${kind}`,
+            model.mayCreate(u, kind),
+            outcome(drawn),
+            drawn.body.slice(0, 200),
+          );
+          if (outcome(drawn) === 'ok') {
+            roadChanges.push({
+              kind,
+              scope: '',
+              id: drawn.json().id,
+              owner: u.org,
+              createdBy: u.id,
+              marking: m2.model,
+            });
+          }
           const hosted = await send(u, 'POST', `${NGSI}/jsonldContexts`, {
             '@context': { mine: `https://example.org/${MARK}/${r.int(1e6)}` },
           });
@@ -1458,6 +1629,7 @@ for (const preset of PRESETS) {
         await tryWrites('report', reportWrites, () => reports);
         await tryWrites('entity', entityWrites, () => entities);
         await tryWrites('jsonld-context', contextWrites, () => contexts);
+        await tryWrites('closure/slowdown', roadWrites, () => roadChanges);
       };
 
       // ------------------------------------------------------------------------------------ audit, explain
@@ -1504,7 +1676,7 @@ for (const preset of PRESETS) {
             const ids = (rec.details as { ids?: string[] } | undefined)?.ids ?? [];
             for (const id of ids) created.add(`${rec.objectKind}|${id}`);
           }
-          for (const o of [...reports, ...entities, ...contexts]) {
+          for (const o of [...reports, ...entities, ...contexts, ...roadChanges]) {
             if (o.owner !== a.org) continue;
             tally.read(
               'GET /api/audit completeness',
@@ -1537,7 +1709,7 @@ for (const preset of PRESETS) {
       };
 
       const readExplain = async (samples: number) => {
-        const objects = [...reports, ...entities, ...contexts];
+        const objects = [...reports, ...entities, ...contexts, ...roadChanges];
         for (let i = 0; i < samples; i++) {
           const o = r.pick(objects);
           const u = r.pick(accounts);
@@ -1760,6 +1932,20 @@ for (const preset of PRESETS) {
       };
 
       const streamChanges = async () => {
+        for (let i = 0; i < 3; i++) {
+          const drawer = r.pick(active().filter((x) => !x.roles.includes('viewer')));
+          const drawn = { o: undefined as ModelObject | undefined };
+          await streamChange('a closure or slow-down drawn', async () => {
+            drawn.o = await drawRoadChange(drawer);
+            return { before: undefined, after: drawn.o };
+          });
+          const o = drawn.o as ModelObject;
+          await streamChange('a closure or slow-down lifted', async () => {
+            await must(drawer, 'DELETE', `${roadPath(o.kind)}/${o.id}`);
+            roadChanges.splice(roadChanges.indexOf(o), 1);
+            return { before: o, after: undefined };
+          });
+        }
         for (let i = 0; i < 8; i++) {
           if (i % 2 === 0) await changeDirectory();
           // Re-marked by its creator.
