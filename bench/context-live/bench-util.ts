@@ -8,6 +8,7 @@ import { ContextService } from '../../src/modules/context/index.ts';
 import { CONTEXT_TEST_MIGRATIONS, openTestDirectory } from '../../src/modules/context/testing.ts';
 import { contextLiveMigrations } from '../../src/modules/context-live/index.ts';
 import { testLdContext } from '../../src/modules/context-live/testing.ts';
+import { TransactionalOutbox } from '../../src/modules/events/index.ts';
 import type { Store } from '../../src/ports/store.ts';
 
 export interface Percentiles {
@@ -46,7 +47,13 @@ export function openCore(store: Store, maxPending = 1_000_000) {
   const bus = createMemoryBus({ maxPending, maxBroadcastPending: maxPending });
   const ld = testLdContext();
   const { gate } = openTestDirectory(store);
-  const core = new ContextService({ store, bus, gate, resolver: ld });
+  const core = new ContextService({
+    store,
+    bus,
+    events: new TransactionalOutbox({ store, bus }).emitter('context'),
+    gate,
+    resolver: ld,
+  });
   return { bus, ld, core };
 }
 

@@ -13,6 +13,7 @@ import { createMemoryBus } from '../../src/adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../src/adapters/storage/testing.ts';
 import { type Caller, ContextResolver, ContextService } from '../../src/modules/context/index.ts';
 import { CONTEXT_TEST_MIGRATIONS, openTestDirectory } from '../../src/modules/context/testing.ts';
+import { TransactionalOutbox } from '../../src/modules/events/index.ts';
 import { emptyAudience, principalReadKeys } from '../../src/modules/sharing/marking.ts';
 import { writeBenchSection } from '../write-section.ts';
 
@@ -85,7 +86,14 @@ export async function runGeoBench(
       : await openTestPgliteStore(CONTEXT_TEST_MIGRATIONS);
   const bus = createMemoryBus();
   const { gate } = openTestDirectory(store);
-  const svc = new ContextService({ store, bus, gate, resolver: new ContextResolver() });
+  const outbox = new TransactionalOutbox({ store, bus });
+  const svc = new ContextService({
+    store,
+    bus,
+    events: outbox.emitter('context'),
+    gate,
+    resolver: new ContextResolver(),
+  });
   const ctx = await svc.resolveContext(null);
   const orgs = ['metro', 'police', 'energy', 'city'];
   const callerOf = (org: string): Caller => ({
@@ -196,6 +204,7 @@ export async function runGeoBench(
     const sqlOnly = new ContextService({
       store,
       bus,
+      events: outbox.emitter('context'),
       gate,
       resolver: new ContextResolver(),
       memoryGeoIndex: false,

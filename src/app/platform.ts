@@ -44,6 +44,7 @@ import {
   type IngestPrincipal,
 } from '../modules/context-live/index.ts';
 import { EgressPolicy } from '../modules/egress/index.ts';
+import { type EventMap, eventsMigrations, TransactionalOutbox } from '../modules/events/index.ts';
 import { ReportService } from '../modules/reports/index.ts';
 import { loadOrBuildRoadNetwork, ROAD_DATA_ATTRIBUTION, type Unit } from '../modules/routing/index.ts';
 import { followContextInputs, RoutingService, routingLiveMigrations } from '../modules/routing-live/index.ts';
@@ -69,6 +70,7 @@ export const MIGRATIONS = {
   ...contextMigrations,
   ...contextLiveMigrations,
   ...routingLiveMigrations,
+  ...eventsMigrations,
 };
 
 /** Store, bus and modules, without HTTP: what the CLI commands and the server share. */
@@ -77,6 +79,8 @@ export interface Core {
   log: Logger;
   store: Store;
   bus: EventBusAdapter;
+  /** Domain events: written in the transaction of each change, relayed to the bus after the commit. */
+  events: TransactionalOutbox<EventMap>;
   access: AccessService;
   gate: SharingGate;
   reports: ReportService;
@@ -193,15 +197,21 @@ export async function openCore(
     unlock();
     throw e;
   }
-  const access = new AccessService({
+  const events = new TransactionalOutbox<EventMap>({
     store,
     bus,
-    source: config.instanceId,
+    onError: (message, err, details) => log.error({ err, ...details }, message),
+  });
+  // Rows another instance committed but never relayed (it died, or its bus was down) are taken over here.
+  events.start();
+  const access = new AccessService({
+    store,
+    events: events.emitter(config.instanceId),
     ...(opts.accessFactsTtlMs !== undefined ? { factsTtlMs: opts.accessFactsTtlMs } : {}),
   });
   const gateOptions: SharingGateOptions = { store, directory: access };
   const gate = opts.makeGate ? opts.makeGate(gateOptions) : new SharingGate(gateOptions);
-  const reports = new ReportService(gate, (type, data) => access.publish(type, data));
+  const reports = new ReportService(gate, events.emitter(config.instanceId));
   const authenticator = createAuthenticator({
     service: access,
     jwtSecret: config.jwtSecret,
@@ -216,10 +226,9 @@ export async function openCore(
   const context = new ContextService({
     store,
     gate,
+    events: events.emitter('context'),
     bus,
     resolver: contexts,
-    onPublishError: (err, event) =>
-      log.error({ err, eventType: event.type, eventId: event.id }, 'event not published'),
   });
   const s = store;
   const b = bus;
@@ -262,6 +271,7 @@ export async function openCore(
     log,
     store: s,
     bus: b,
+    events,
     access,
     gate,
     reports,
@@ -272,6 +282,7 @@ export async function openCore(
     cli,
     async close() {
       await context.close().catch((e) => log.error({ err: e }, 'closing the context service failed'));
+      await events.stop().catch((e) => log.error({ err: e }, 'stopping the event outbox failed'));
       await b.close().catch((e) => log.error({ err: e }, 'closing the bus failed'));
       await s.close().catch((e) => log.error({ err: e }, 'closing the store failed'));
       unlock();
@@ -327,10 +338,10 @@ export async function createPlatform(
   const routing = new RoutingService({
     store,
     bus,
+    events: core.events.emitter(config.instanceId),
     gate,
     source: config.roads,
     dataDir: config.dataDir,
-    instance: config.instanceId,
     onProgress: (p) => {
       if (p.fraction - lastProgress >= 0.1 || p.fraction === 1) {
         lastProgress = p.fraction;
@@ -386,6 +397,7 @@ export async function createPlatform(
     });
     live = createContextLive({
       store,
+      events: core.events.emitter('context-live'),
       ld: contexts,
       query: createCoreQueryPort(contexts),
       writer: context,

@@ -6,4 +6,5 @@ export type {
   SubscribeOptions,
   Subscription,
 } from './event-bus.ts';
+export type { EventOf, EventOutbox } from './event-outbox.ts';
 export type { AnyDb, MigrationResult, Store } from './store.ts';

@@ -20,8 +20,18 @@ export interface Store {
   /** 'pglite' or 'postgres' — for reports and benchmarks only; the SQL is the same. */
   readonly kind: 'pglite' | 'postgres';
   readonly db: AnyDb;
-  /** Runs `fn` in one transaction; it commits when fn resolves, rolls back when it throws. */
+  /**
+   * Runs `fn` in one transaction; it commits when fn resolves, rolls back when it throws. Resolves after
+   * the commit and after the hooks registered with `afterCommit` for it have run.
+   */
   transaction<T>(fn: (trx: AnyDb) => Promise<T>): Promise<T>;
+  /**
+   * Runs `hook` once the transaction `trx` belongs to has committed, before `transaction` resolves; never
+   * when it rolls back. `trx` is the one `transaction` gave (or one derived from it, e.g. `withTables`);
+   * given `db` (no transaction), the hook runs at once, since each statement there commits by itself.
+   * A hook handles its own errors: the transaction committed whatever a hook does.
+   */
+  afterCommit(trx: Pick<AnyDb, 'getExecutor' | 'isTransaction'>, hook: () => Promise<void>): void;
   /** Applies pending migrations in order; safe to call from several instances at once. */
   migrate(): Promise<MigrationResult[]>;
   /** Resolves when the database answers a trivial query. */

@@ -18,6 +18,7 @@ import {
 } from '../../modules/context-live/index.ts';
 import { loopbackEgress, testLdContext } from '../../modules/context-live/testing.ts';
 import { EgressPolicy } from '../../modules/egress/index.ts';
+import { TransactionalOutbox } from '../../modules/events/index.ts';
 import { principalReadKeys } from '../../modules/sharing/marking.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
@@ -66,6 +67,7 @@ describe('IoT ingestion and MQTT notifications', () => {
   let bus: EventBus;
   let core: ContextService;
   let live: ContextLive;
+  let outbox: TransactionalOutbox;
   let runtime: MqttRuntime;
   let broker: EmbeddedMqttBroker;
   let url: string;
@@ -76,7 +78,14 @@ describe('IoT ingestion and MQTT notifications', () => {
     const ld = testLdContext();
     const directory = openTestDirectory(store);
     await directory.addOrgs('org-a', 'org-b', 'org-c');
-    core = new ContextService({ store, bus, gate: directory.gate, resolver: ld });
+    outbox = new TransactionalOutbox({ store, bus });
+    core = new ContextService({
+      store,
+      bus,
+      events: outbox.emitter('context'),
+      gate: directory.gate,
+      resolver: ld,
+    });
     runtime = await startMqttRuntime({
       port: 0,
       host: '127.0.0.1',
@@ -91,6 +100,7 @@ describe('IoT ingestion and MQTT notifications', () => {
     url = `mqtt://127.0.0.1:${broker.port}`;
     live = createContextLive({
       store,
+      events: outbox.emitter('context-live'),
       ld,
       query: createCoreQueryPort(ld),
       writer: core,
@@ -104,6 +114,7 @@ describe('IoT ingestion and MQTT notifications', () => {
   afterAll(async () => {
     await live?.stop();
     await runtime?.close();
+    await outbox?.stop();
     await bus?.close();
     await store?.close();
   });

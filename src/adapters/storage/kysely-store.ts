@@ -1,4 +1,13 @@
-import { type Kysely, sql } from 'kysely';
+import {
+  type Kysely,
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryResult,
+  type RootOperationNode,
+  sql,
+  type UnknownRow,
+} from 'kysely';
 import { type Migration, Migrator } from 'kysely/migration';
 import { AppError } from '../../kernel/errors.ts';
 import type { AnyDb, MigrationResult, Store } from '../../ports/store.ts';
@@ -32,8 +41,31 @@ export class KyselyStore implements Store {
     this.#openMigrationDb = opts.openMigrationDb;
   }
 
-  transaction<T>(fn: (trx: AnyDb) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => fn(trx as unknown as AnyDb));
+  async transaction<T>(fn: (trx: AnyDb) => Promise<T>): Promise<T> {
+    const hooks = new CommitHooks();
+    const result = await this.db
+      .transaction()
+      .execute((trx) => fn(trx.withPlugin(hooks) as unknown as AnyDb));
+    for (const hook of hooks.list) {
+      try {
+        await hook();
+      } catch {
+        // The transaction committed; a hook reports its own failures (see the Store port).
+      }
+    }
+    return result;
+  }
+
+  afterCommit(trx: Pick<AnyDb, 'getExecutor' | 'isTransaction'>, hook: () => Promise<void>): void {
+    const hooks = trx.getExecutor().plugins.find((p) => p instanceof CommitHooks);
+    if (hooks) {
+      hooks.list.push(hook);
+      return;
+    }
+    if (trx.isTransaction) {
+      throw new Error('afterCommit needs a transaction opened by Store.transaction');
+    }
+    void hook().catch(() => undefined);
   }
 
   async migrate(): Promise<MigrationResult[]> {
@@ -96,5 +128,22 @@ export class KyselyStore implements Store {
     this.#closed = true;
     await this.db.destroy();
     await this.#onClose();
+  }
+}
+
+/**
+ * Marks the connection of one `Store.transaction` and holds its after-commit hooks. A plugin, because
+ * Kysely carries plugins into every instance derived from the transaction (`withTables`, `withSchema`),
+ * so the hooks are found from whichever one a module passes on. It changes no query and no result.
+ */
+class CommitHooks implements KyselyPlugin {
+  readonly list: Array<() => Promise<void>> = [];
+
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    return args.node;
+  }
+
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return args.result;
   }
 }

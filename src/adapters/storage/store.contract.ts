@@ -160,6 +160,42 @@ export function runStoreContract(factory: TestStoreFactory): void {
         expect(rows).toEqual([]);
       });
 
+      it('runs after-commit hooks once the commit is visible, before transaction resolves; never on rollback', async () => {
+        const seen: string[] = [];
+        const visibleToOthers = async (id: string) =>
+          (await db().selectFrom('contract_item').select('id').where('id', '=', id).execute()).length === 1;
+        await store.transaction(async (trx) => {
+          await trx
+            .withTables<Tables>()
+            .insertInto('contract_item')
+            .values({ id: 'h1', n: 1, doc: '{}', tags: [], at: new Date() })
+            .execute();
+          // Registered through an instance derived from the transaction, as modules pass it on.
+          store.afterCommit(trx.withTables<Tables>(), async () => {
+            seen.push(`h1 committed: ${await visibleToOthers('h1')}`);
+          });
+          store.afterCommit(trx, async () => {
+            throw new Error('a failing hook does not fail the committed transaction');
+          });
+          seen.push('body done');
+        });
+        expect(seen).toEqual(['body done', 'h1 committed: true']);
+        await expect(
+          store.transaction(async (trx) => {
+            store.afterCommit(trx, async () => {
+              seen.push('rolled back yet hooked');
+            });
+            throw new Error('rolls back');
+          }),
+        ).rejects.toThrow('rolls back');
+        expect(seen).toHaveLength(2);
+        let outside = false;
+        store.afterCommit(store.db, async () => {
+          outside = true;
+        });
+        expect(outside).toBe(true);
+      });
+
       it('keeps parameters as data: hostile strings are stored, never executed', async () => {
         const hostile = "x'); drop table contract_item; --";
         await db()

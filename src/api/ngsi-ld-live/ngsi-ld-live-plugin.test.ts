@@ -16,6 +16,7 @@ import {
   startReceiver,
   testLdContext,
 } from '../../modules/context-live/testing.ts';
+import { TransactionalOutbox } from '../../modules/events/index.ts';
 import { emptyAudience, normaliseTlp, principalReadKeys } from '../../modules/sharing/marking.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
@@ -28,6 +29,7 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
   let bus: EventBus;
   let core: ContextService;
   let live: ContextLive;
+  let outbox: TransactionalOutbox;
   let app: FastifyInstance;
   let rx: Receiver;
 
@@ -37,9 +39,17 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
     const ld = testLdContext();
     const directory = openTestDirectory(store);
     await directory.addOrgs('org-a', 'org-b', 'org-c', 'org-city');
-    core = new ContextService({ store, bus, gate: directory.gate, resolver: ld });
+    outbox = new TransactionalOutbox({ store, bus });
+    core = new ContextService({
+      store,
+      bus,
+      events: outbox.emitter('context'),
+      gate: directory.gate,
+      resolver: ld,
+    });
     live = createContextLive({
       store,
+      events: outbox.emitter('context-live'),
       ld,
       query: createCoreQueryPort(ld),
       writer: core,
@@ -76,6 +86,7 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
     await app?.close();
     await live?.stop();
     await rx?.close();
+    await outbox?.stop();
     await bus?.close();
     await store?.close();
   });

@@ -16,6 +16,7 @@ import {
   openTestDirectory,
   type TestDirectory,
 } from '../../modules/context/testing.ts';
+import { TransactionalOutbox } from '../../modules/events/index.ts';
 import { emptyAudience, normaliseTlp, principalReadKeys, type Role } from '../../modules/sharing/index.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
@@ -57,9 +58,11 @@ export async function openTestApp(
   await bus.subscribe({ types: ['context.>'], mode: 'broadcast' }, async (e) => {
     events.push(e);
   });
+  const outbox = new TransactionalOutbox({ store, bus });
   const service = new ContextService({
     store,
     bus,
+    events: outbox.emitter('context'),
     gate: directory.gate,
     resolver: new ContextResolver({ contextMapFile: CONTEXT_MAP, timeoutMs: 500 }),
     ...opts.budgets,
@@ -97,6 +100,7 @@ export async function openTestApp(
     events,
     async close() {
       await app.close();
+      await outbox.stop();
       await bus.close();
       await store.close();
     },

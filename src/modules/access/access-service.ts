@@ -5,11 +5,12 @@
  * what a principal's organisation is part of.
  */
 import { type Clock, systemClock } from '../../kernel/clock.ts';
-import { newTimeOrderedId } from '../../kernel/ids.ts';
 import type { EventBus, Subscription } from '../../ports/event-bus.ts';
+import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
 import type { Marking, PrincipalFacts } from '../sharing/marking.ts';
 import type { Directory } from '../sharing/sharing-gate.ts';
+import type { AccessEvents } from './access-events.ts';
 import type { Principal, User } from './access-types.ts';
 import { Accounts } from './accounts.ts';
 import type { AccessContext } from './administration.ts';
@@ -18,12 +19,11 @@ import { PrincipalFactsCache } from './principal-facts.ts';
 
 export interface AccessServiceOptions {
   store: Store;
-  bus?: EventBus | undefined;
+  /** Where access changes are written in the transaction of the change, to reach every instance. */
+  events?: EventOutbox<AccessEvents> | undefined;
   clock?: Clock | undefined;
   /** How long an organisation's communities and patrons, and a session's account, are cached (default 5 s). */
   factsTtlMs?: number | undefined;
-  /** The name events are published under (default `access`). */
-  source?: string | undefined;
 }
 
 export class AccessService implements Directory {
@@ -32,20 +32,20 @@ export class AccessService implements Directory {
   readonly orgs: OrgDirectory;
   readonly accounts: Accounts;
   readonly facts: PrincipalFactsCache;
-  readonly #bus: EventBus | undefined;
-  readonly #source: string;
+  readonly #events: EventOutbox<AccessEvents> | undefined;
 
   constructor(opts: AccessServiceOptions) {
     this.store = opts.store;
     this.clock = opts.clock ?? systemClock;
-    this.#bus = opts.bus;
-    this.#source = opts.source ?? 'access';
+    this.#events = opts.events;
     const ttl = opts.factsTtlMs ?? 5000;
     this.facts = new PrincipalFactsCache(opts.store, ttl);
     const context: AccessContext = {
       store: opts.store,
       clock: this.clock,
-      announce: (type, data) => this.publish(type, data),
+      announce: async (trx, type, data) => {
+        await this.#events?.emit(trx, type, data);
+      },
       invalidate: (orgId) => this.invalidateFacts(orgId),
     };
     this.orgs = new OrgDirectory(context);
@@ -82,18 +82,6 @@ export class AccessService implements Directory {
   listenForChanges(bus: EventBus): Promise<Subscription> {
     return bus.subscribe({ types: ['access.>'], mode: 'broadcast' }, async () => {
       this.invalidateFacts();
-    });
-  }
-
-  /** Announces a fact on the bus after its transaction committed (no-op without a bus). */
-  async publish(type: string, data: unknown): Promise<void> {
-    if (!this.#bus) return;
-    await this.#bus.publish({
-      id: newTimeOrderedId(),
-      type,
-      time: this.clock.now().toISOString(),
-      source: this.#source,
-      data,
     });
   }
 }

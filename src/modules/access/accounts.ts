@@ -1,8 +1,9 @@
 /**
  * Accounts and their credentials: users (password, argon2id), service accounts (API tokens, sha256),
  * external OIDC identities, password login, the session key. Every change is audited in the transaction of
- * the write, under the account's organisation (whose administrators read it), and announced on the bus
- * (`access.user.changed`, `access.token.revoked`) so every instance ends the account's sessions at once.
+ * the write, under the account's organisation (whose administrators read it), and announced in that
+ * transaction (`access.user.changed`, `access.token.revoked`, through the outbox) so every instance ends the
+ * account's sessions at once.
  */
 import { sql } from 'kysely';
 import { AppError } from '../../kernel/errors.ts';
@@ -27,6 +28,7 @@ import {
   newJwtSecret,
   verifyPassword,
 } from './credentials.ts';
+import { ACCOUNT_CHANGED, TOKEN_REVOKED } from './live-sessions.ts';
 import type { OrgDirectory } from './org-directory.ts';
 
 const USERNAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$/;
@@ -230,9 +232,9 @@ export class Accounts {
         before.org_id,
         details,
       );
+      await this.#c.announce(trx, ACCOUNT_CHANGED, { id, orgId: target.orgId, sessionsEnded: ended });
     });
     this.#sessions.delete(id);
-    await this.#c.announce('access.user.changed', { id, orgId: target.orgId, sessionsEnded: ended });
     return this.getUser(id);
   }
 
@@ -418,13 +420,13 @@ export class Accounts {
             to: { org: input.orgId, roles },
             by: 'oidc',
           });
+          await this.#c.announce(trx, ACCOUNT_CHANGED, {
+            id: row.id,
+            orgId: input.orgId,
+            sessionsEnded: false,
+          });
         });
         this.#sessions.delete(row.id);
-        await this.#c.announce('access.user.changed', {
-          id: row.id,
-          orgId: input.orgId,
-          sessionsEnded: false,
-        });
         return this.getUser(row.id);
       }
       return userFromRow(row);
@@ -575,6 +577,8 @@ export class Accounts {
         .where('id', '=', id)
         .forUpdate()
         .executeTakeFirst();
+      // Announced even when it was revoked already: every instance ends its sessions, whatever it missed.
+      await this.#c.announce(trx, TOKEN_REVOKED, { id, userId: found.userId, orgId: found.orgId });
       if (!row || row.revoked_at) return;
       await t
         .updateTable('access_api_token')
@@ -585,7 +589,6 @@ export class Accounts {
         serviceAccount: found.username,
       });
     });
-    await this.#c.announce('access.token.revoked', { id, userId: found.userId, orgId: found.orgId });
     const [token] = await this.#tokens({ id });
     if (!token) throw new AppError('ACCESS_TOKEN_NOT_FOUND', `no API token ${id}`);
     return token;

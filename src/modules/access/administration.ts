@@ -10,6 +10,7 @@ import { AppError } from '../../kernel/errors.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
 import { type AuditEntry, appendAudit } from '../audit/index.ts';
 import { isOrgAdmin, isPlatformAdmin } from '../sharing/roles.ts';
+import type { AccessEvents } from './access-events.ts';
 
 /** Who changes the directory: an account with its roles, or null for the platform itself (CLI, bootstrap). */
 export type Administrator = { userId: string; orgId: string; roles: readonly string[] } | null;
@@ -17,8 +18,11 @@ export type Administrator = { userId: string; orgId: string; roles: readonly str
 export interface AccessContext {
   store: Store;
   clock: Clock;
-  /** Publishes an access event once its transaction committed (no-op without a bus). */
-  announce(type: string, data: unknown): Promise<void>;
+  /**
+   * Writes an access event in the transaction of the change (the outbox publishes it once committed; no-op
+   * without one).
+   */
+  announce<K extends keyof AccessEvents>(trx: AnyDb, type: K, data: AccessEvents[K]): Promise<void>;
   /** Drops cached facts on this instance (all of them when no organisation is named). */
   invalidate(orgId?: string): void;
 }

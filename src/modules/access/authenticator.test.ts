@@ -9,12 +9,13 @@ import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
 import type { Store } from '../../ports/store.ts';
 import { auditMigrations, listAudit, verifyAuditChain } from '../audit/index.ts';
+import { eventsMigrations, TransactionalOutbox } from '../events/index.ts';
 import { AccessService, accessMigrations, bootstrapAccess, createAuthenticator } from './index.ts';
 
 let store: Store;
 let access: AccessService;
 beforeAll(async () => {
-  store = await openTestPgliteStore({ ...accessMigrations, ...auditMigrations });
+  store = await openTestPgliteStore({ ...accessMigrations, ...auditMigrations, ...eventsMigrations });
   access = new AccessService({ store });
 });
 afterAll(async () => {
@@ -110,8 +111,9 @@ describe('login', () => {
 describe('principal facts', () => {
   it('follow client and community changes at once here, and on another instance when the bus says so', async () => {
     const bus = createMemoryBus();
-    const here = new AccessService({ store, bus, factsTtlMs: 60_000 });
-    const there = new AccessService({ store, bus, factsTtlMs: 60_000 });
+    const outbox = new TransactionalOutbox({ store, bus });
+    const here = new AccessService({ store, events: outbox.emitter('access'), factsTtlMs: 60_000 });
+    const there = new AccessService({ store, factsTtlMs: 60_000 });
     const sub = await there.listenForChanges(bus);
     try {
       await here.orgs.createOrg(null, { id: 'rail', name: 'Rail', kind: 'transport' });
@@ -127,6 +129,7 @@ describe('principal facts', () => {
       expect((await factsOf(there)).communities).toEqual(['harbour']);
     } finally {
       await sub.unsubscribe();
+      await outbox.stop();
       await bus.close();
     }
   });

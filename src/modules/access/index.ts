@@ -4,6 +4,14 @@
  */
 export type { Marking } from '../sharing/marking.ts';
 export type { Role } from '../sharing/roles.ts';
+export {
+  type AccessChangedEvent,
+  type AccessEvents,
+  type AccountChangedEvent,
+  COMMUNITY_CHANGED,
+  ORG_CHANGED,
+  type TokenRevokedEvent,
+} from './access-events.ts';
 export { AccessService, type AccessServiceOptions } from './access-service.ts';
 export * from './access-types.ts';
 export type { CreatedToken, CreateTokenInput, CreateUserInput, UpdateUserInput } from './accounts.ts';

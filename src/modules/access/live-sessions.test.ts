@@ -4,6 +4,7 @@ import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import { auditMigrations } from '../audit/index.ts';
+import { eventsMigrations, TransactionalOutbox } from '../events/index.ts';
 import {
   AccessService,
   type Authenticator,
@@ -28,26 +29,29 @@ async function until(check: () => boolean, what: string, ms = 3000): Promise<voi
 describe('live sessions end when their credential stops holding', () => {
   let store: Store;
   let bus: EventBus;
+  let outbox: TransactionalOutbox;
   let access: AccessService;
   let auth: Authenticator;
   let sessions: LiveSessions;
   const admin = { userId: '', orgId: 'city', roles: ['platform-admin', 'admin'] as string[] };
 
   beforeAll(async () => {
-    store = await openTestPgliteStore({ ...accessMigrations, ...auditMigrations });
+    store = await openTestPgliteStore({ ...accessMigrations, ...auditMigrations, ...eventsMigrations });
     bus = createMemoryBus();
-    access = new AccessService({ store, bus, factsTtlMs: 60_000 });
+    outbox = new TransactionalOutbox({ store, bus });
+    access = new AccessService({ store, events: outbox.emitter('access'), factsTtlMs: 60_000 });
     await bootstrapAccess(access, { adminPassword: 'long-secret-for-tests' });
     admin.userId = (await access.accounts.getUser('admin')).id;
     // The sessions live on another instance, which caches accounts for a minute and hears of changes only
     // through the announcements; the periodic fallback is out of reach: only the events can end them in time.
-    const other = new AccessService({ store, bus, factsTtlMs: 60_000 });
+    const other = new AccessService({ store, factsTtlMs: 60_000 });
     auth = createAuthenticator({ service: other });
     sessions = new LiveSessions({ authenticate: (h, o) => auth.authenticate(h, o), recheckMs: 600_000 });
     await sessions.listen(bus);
   });
   afterAll(async () => {
     sessions?.close();
+    await outbox?.stop();
     await bus?.close();
     await store?.close();
   });

@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import { AppError } from '../../kernel/errors.ts';
 import type { AnyDb } from '../../ports/store.ts';
 import { COMMUNITY_ALL, type Marking, parseMarking } from '../sharing/marking.ts';
+import { COMMUNITY_CHANGED, ORG_CHANGED } from './access-events.ts';
 import type { AccessTables } from './access-tables.ts';
 import { type Community, ORG_KINDS, type Org, type OrgKind } from './access-types.ts';
 import {
@@ -80,8 +81,8 @@ export class OrgDirectory {
         defaultMarking: marking,
         clients,
       });
+      await this.#changed(trx, 'org', input.id);
     });
-    await this.#changed('org', input.id);
     return this.getOrg(input.id);
   }
 
@@ -136,8 +137,8 @@ export class OrgDirectory {
         id,
         details,
       );
+      await this.#changed(trx, 'org', id);
     });
-    await this.#changed('org', id);
     return this.getOrg(id);
   }
 
@@ -315,8 +316,8 @@ export class OrgDirectory {
         name: input.name,
         members,
       });
+      await this.#changed(trx, 'community', input.id);
     });
-    await this.#changed('community', input.id);
     return this.getCommunity(input.id);
   }
 
@@ -355,8 +356,8 @@ export class OrgDirectory {
       await auditAdministration(trx, this.#c.clock, actor, 'share', 'community', communityId, null, {
         [member ? 'added' : 'removed']: orgId,
       });
+      await this.#changed(trx, 'community', communityId);
     });
-    await this.#changed('community', communityId);
     return this.getCommunity(communityId);
   }
 
@@ -413,10 +414,10 @@ export class OrgDirectory {
     };
   }
 
-  async #changed(kind: 'org' | 'community', id: string): Promise<void> {
-    // Client and membership changes touch other organisations' facts too: drop them all.
-    this.#c.invalidate();
-    await this.#c.announce(`access.${kind}.changed`, { id });
+  async #changed(trx: AnyDb, kind: 'org' | 'community', id: string): Promise<void> {
+    // Client and membership changes touch other organisations' facts too: drop them all, once committed.
+    this.#c.store.afterCommit(trx, async () => this.#c.invalidate());
+    await this.#c.announce(trx, kind === 'org' ? ORG_CHANGED : COMMUNITY_CHANGED, { id });
   }
 }
 

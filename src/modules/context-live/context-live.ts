@@ -4,10 +4,11 @@
  */
 import type { Clock } from '../../kernel/clock.ts';
 import { systemClock } from '../../kernel/clock.ts';
-import { newTimeOrderedId } from '../../kernel/ids.ts';
 import type { EventBus, Subscription } from '../../ports/event-bus.ts';
+import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { Store } from '../../ports/store.ts';
 import { EgressPolicy } from '../egress/index.ts';
+import { type ContextLiveEvents, SUBSCRIPTION_CHANGED } from './context-live-events.ts';
 import { DeadLetterStore } from './dead-letter-store.ts';
 import { DeliveryEngine, type RetryPolicy } from './delivery-engine.ts';
 import { changeKindOf, ENTITY_EVENT_TYPES, type LiveEntityChange } from './entity-change-event.ts';
@@ -27,10 +28,10 @@ import { SubscriptionStore } from './subscription-store.ts';
 import { TemporalService } from './temporal-service.ts';
 import { type RecordedChange, TemporalStore } from './temporal-store.ts';
 
-export const SUBSCRIPTION_CHANGED = 'context.subscription.changed';
-
 export interface ContextLiveDeps {
   store: Store;
+  /** Where subscription changes are announced to every instance, in their transaction. */
+  events?: EventOutbox<ContextLiveEvents>;
   ld: LdContextPort;
   query?: QueryPort;
   entityReader?: EntityReaderPort;
@@ -91,7 +92,6 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     ...(deps.spillMs !== undefined ? { spillMs: deps.spillMs } : {}),
     ...(deps.onError ? { onError: deps.onError } : {}),
   });
-  let bus: EventBus | undefined;
   const subscriptions = new SubscriptionService({
     subscriptions: subStore,
     engine,
@@ -99,14 +99,8 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     query: deps.query,
     entityReader: deps.entityReader,
     clock,
-    announce: async (tenant, id) => {
-      await bus?.publish({
-        id: newTimeOrderedId(),
-        type: SUBSCRIPTION_CHANGED,
-        time: clock.now().toISOString(),
-        source: 'context-live',
-        data: { tenant, id },
-      });
+    announce: async (trx, tenant, id) => {
+      await deps.events?.emit(trx, SUBSCRIPTION_CHANGED, { tenant, id });
     },
   });
   const temporal = new TemporalService({
@@ -150,7 +144,6 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
       }, deps.pruneEveryMs ?? 3600_000);
       pruneTimer.unref();
       if (!eventBus) return;
-      bus = eventBus;
       const members = deps.busMembers ?? 64;
       for (let i = 0; i < members; i++) {
         busSubs.push(

@@ -3,7 +3,8 @@
  * Other modules and the API use only what is exported here.
  */
 export type { ContextLive, ContextLiveDeps } from './context-live.ts';
-export { createContextLive, SUBSCRIPTION_CHANGED } from './context-live.ts';
+export { createContextLive } from './context-live.ts';
+export { type ContextLiveEvents, SUBSCRIPTION_CHANGED } from './context-live-events.ts';
 export { createCoreQueryPort } from './core-query-port.ts';
 export type { DeadLetter } from './dead-letter-store.ts';
 export type { PendingItem, RetryPolicy } from './delivery-engine.ts';

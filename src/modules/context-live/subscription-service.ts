@@ -6,6 +6,7 @@
 import type { Clock } from '../../kernel/clock.ts';
 import { AppError } from '../../kernel/errors.ts';
 import { newId } from '../../kernel/ids.ts';
+import type { AnyDb } from '../../ports/store.ts';
 import type { DeliveryEngine } from './delivery-engine.ts';
 import type { EntityReaderPort, JsonLdContext, LdContextPort, QueryPort } from './ports.ts';
 import {
@@ -31,8 +32,11 @@ export interface SubscriptionServiceDeps {
   query?: QueryPort | undefined;
   entityReader?: EntityReaderPort | undefined;
   clock: Clock;
-  /** Tells other instances that a subscription changed (bus broadcast); optional for one instance. */
-  announce?: ((tenant: string, id: string) => Promise<void>) | undefined;
+  /**
+   * Tells every instance that a subscription changed, in the transaction of the change (through the
+   * outbox); optional for one instance.
+   */
+  announce?: ((trx: AnyDb, tenant: string, id: string) => Promise<void>) | undefined;
 }
 
 export class SubscriptionService {
@@ -76,9 +80,11 @@ export class SubscriptionService {
       createdAt: now.toISOString(),
       modifiedAt: now.toISOString(),
     };
-    await this.#d.subscriptions.insert(rec);
+    await this.#d.subscriptions.transaction(async (trx) => {
+      await this.#d.subscriptions.insert(rec, trx);
+      await this.#d.announce?.(trx, tenant, spec.id);
+    });
     await this.#d.engine.put(rec);
-    await this.#d.announce?.(tenant, spec.id);
     return rec;
   }
 
@@ -119,18 +125,22 @@ export class SubscriptionService {
     if (spec.notification.endpoint.uri !== rec.spec.notification.endpoint.uri) {
       await this.#d.engine.checkEndpoint(spec.notification.endpoint.uri, rec.ownerOrg);
     }
-    await this.#d.subscriptions.update(tenant, spec, now);
+    await this.#d.subscriptions.transaction(async (trx) => {
+      await this.#d.subscriptions.update(tenant, spec, now, trx);
+      await this.#d.announce?.(trx, tenant, id);
+    });
     const next: SubscriptionRecord = { ...rec, spec, modifiedAt: now.toISOString() };
     await this.#d.engine.put(next);
-    await this.#d.announce?.(tenant, id);
     return next;
   }
 
   async delete(tenant: string, principal: LivePrincipal, id: string): Promise<void> {
     await this.get(tenant, principal, id);
-    await this.#d.subscriptions.delete(tenant, id);
+    await this.#d.subscriptions.transaction(async (trx) => {
+      await this.#d.subscriptions.delete(tenant, id, trx);
+      await this.#d.announce?.(trx, tenant, id);
+    });
     this.#d.engine.remove(tenant, id);
-    await this.#d.announce?.(tenant, id);
   }
 
   /** The API view (clause 5.2.12), compacted with the request's @context. */

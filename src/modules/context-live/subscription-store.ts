@@ -1,7 +1,7 @@
 /** Subscriptions and their delivery status in the store. */
 import { type Kysely, sql } from 'kysely';
 import { AppError } from '../../kernel/errors.ts';
-import type { Store } from '../../ports/store.ts';
+import type { AnyDb, Store } from '../../ports/store.ts';
 import type { DeliveryStatus, SubscriptionRecord, SubscriptionSpec } from './subscription.ts';
 import type { ContextLiveTables, SubscriptionRow } from './tables.ts';
 
@@ -37,11 +37,20 @@ export class SubscriptionStore {
   }
 
   get #db(): Kysely<ContextLiveTables> {
-    return this.#store.db.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
+    return this.#tables(this.#store.db);
   }
 
-  async insert(rec: SubscriptionRecord): Promise<void> {
-    const res = await this.#db
+  #tables(db: AnyDb): Kysely<ContextLiveTables> {
+    return db.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
+  }
+
+  /** Runs writes (given `trx`) and what must commit with them in one transaction. */
+  transaction<T>(fn: (trx: AnyDb) => Promise<T>): Promise<T> {
+    return this.#store.transaction(fn);
+  }
+
+  async insert(rec: SubscriptionRecord, db: AnyDb = this.#store.db): Promise<void> {
+    const res = await this.#tables(db)
       .insertInto('context_live_subscription')
       .values({
         tenant: rec.tenant,
@@ -67,8 +76,13 @@ export class SubscriptionStore {
     }
   }
 
-  async update(tenant: string, spec: SubscriptionSpec, modifiedAt: Date): Promise<void> {
-    await this.#db
+  async update(
+    tenant: string,
+    spec: SubscriptionSpec,
+    modifiedAt: Date,
+    db: AnyDb = this.#store.db,
+  ): Promise<void> {
+    await this.#tables(db)
       .updateTable('context_live_subscription')
       .set({
         body: JSON.stringify(spec),
@@ -132,13 +146,13 @@ export class SubscriptionStore {
     return rows.map(toRecord);
   }
 
-  async delete(tenant: string, id: string): Promise<boolean> {
-    const res = await this.#db
+  async delete(tenant: string, id: string, db: AnyDb = this.#store.db): Promise<boolean> {
+    const res = await this.#tables(db)
       .deleteFrom('context_live_subscription')
       .where('tenant', '=', tenant)
       .where('id', '=', id)
       .executeTakeFirst();
-    await this.#db
+    await this.#tables(db)
       .deleteFrom('context_live_outbox')
       .where('tenant', '=', tenant)
       .where('subscription_id', '=', id)

@@ -4,6 +4,7 @@ import { testStoreFactories } from '../../adapters/storage/testing.ts';
 import type { AppError } from '../../kernel/errors.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
+import { TransactionalOutbox } from '../events/index.ts';
 import { emptyAudience, type Marking, principalReadKeys } from '../sharing/marking.ts';
 import { type Caller, ContextService } from './context-service.ts';
 import type { EntityChangeEvent } from './entity-change-event.ts';
@@ -35,6 +36,7 @@ for (const f of testStoreFactories()) {
   describe.skipIf(f.skip)(`ContextService on ${f.name}${f.skip ? ` (skipped: ${f.skip})` : ''}`, () => {
     let store: Store;
     let bus: EventBus;
+    let outbox: TransactionalOutbox;
     let svc: ContextService;
     let dir: TestDirectory;
     const events: PlatformEvent[] = [];
@@ -47,17 +49,20 @@ for (const f of testStoreFactories()) {
       dir = openTestDirectory(store);
       await dir.addOrgs('metro', 'police');
       bus = createMemoryBus();
+      outbox = new TransactionalOutbox({ store, bus });
       await bus.subscribe({ types: ['context.>'], mode: 'broadcast' }, async (e) => {
         events.push(e);
       });
       svc = new ContextService({
         store,
         bus,
+        events: outbox.emitter('context'),
         gate: dir.gate,
         resolver: new ContextResolver(),
       });
     });
     afterAll(async () => {
+      await outbox?.stop();
       await bus?.close();
       await store?.close();
     });
@@ -347,6 +352,7 @@ for (const f of testStoreFactories()) {
       const narrow = new ContextService({
         store,
         bus,
+        events: outbox.emitter('context'),
         gate: dir.gate,
         resolver: new ContextResolver(),
         maxScan: 5,
@@ -369,12 +375,14 @@ for (const f of testStoreFactories()) {
       const other = new ContextService({
         store,
         bus,
+        events: outbox.emitter('context'),
         gate: dir.gate,
         resolver: new ContextResolver(),
       });
       const sqlOnly = new ContextService({
         store,
         bus,
+        events: outbox.emitter('context'),
         gate: dir.gate,
         resolver: new ContextResolver(),
         memoryGeoIndex: false,
@@ -422,6 +430,7 @@ for (const f of testStoreFactories()) {
       const other = new ContextService({
         store,
         bus,
+        events: outbox.emitter('context'),
         gate: dir.gate,
         resolver: new ContextResolver(),
       });

@@ -17,10 +17,12 @@
  * It works on the expanded normalized form; the API layer resolves @contexts and renders representations.
  */
 import { type Clock, systemClock } from '../../kernel/clock.ts';
-import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
+import type { EventBus } from '../../ports/event-bus.ts';
+import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { Store } from '../../ports/store.ts';
 import type { Marking, SharingGate } from '../sharing/index.ts';
 import { ClientTerms } from './client-terms.ts';
+import type { ContextEvents } from './entity-change-event.ts';
 import type { ExpandedEntity } from './entity-model.ts';
 import { EntityQueries, type EntityQuery, type QueryResult } from './entity-queries.ts';
 import { getEntities, type HostedContextRow } from './entity-repository.ts';
@@ -41,6 +43,9 @@ export interface ContextServiceOptions {
   store: Store;
   /** The sharing gate: decides and records every write of entities and hosted @contexts. */
   gate: SharingGate;
+  /** Where entity changes are written in each write's transaction, to reach the bus after the commit. */
+  events: EventOutbox<ContextEvents>;
+  /** Other instances' changes keep this instance's geo index in step (broadcast). */
   bus: EventBus;
   resolver: ContextResolver;
   clock?: Clock;
@@ -70,8 +75,6 @@ export interface ContextServiceOptions {
   memoryGeoIndex?: boolean;
   /** Rebuild a tenant's geo index from the store when older than this (default 10 min; 0: never). */
   geoIndexRefreshMs?: number;
-  /** Called when an event cannot be published after a commit (default: console.error). */
-  onPublishError?: (error: unknown, event: PlatformEvent) => void;
 }
 
 export class ContextService {
@@ -100,13 +103,12 @@ export class ContextService {
     this.writer = new EntityWriter({
       store: o.store,
       gate: o.gate,
-      bus: o.bus,
+      events: o.events,
       resolver: o.resolver,
       clock,
       geoIndexes: this.#geoIndexes,
       maxBatch: o.maxBatch,
       defaultMarking: o.defaultMarking,
-      onPublishError: o.onPublishError,
     });
     this.hosted = new HostedContexts({ store: o.store, gate: o.gate, resolver: o.resolver, clock });
     this.terms = new ClientTerms(o.resolver);

@@ -51,3 +51,11 @@ export interface EntityMarkingChangedEvent {
   previousReadKeys: string[];
   readKeys: string[];
 }
+
+/** The events this module emits (its part of the platform's event map, src/modules/events/event-map.ts). */
+export type ContextEvents = {
+  [ENTITY_CREATED]: EntityChangeEvent;
+  [ENTITY_UPDATED]: EntityChangeEvent;
+  [ENTITY_DELETED]: EntityChangeEvent;
+  [ENTITY_MARKING_CHANGED]: EntityMarkingChangedEvent;
+};

@@ -10,6 +10,7 @@ import type { AppError } from '../../kernel/errors.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import { type AuditRecord, listAudit } from '../audit/index.ts';
+import { TransactionalOutbox } from '../events/index.ts';
 import {
   currentIncarnations,
   type GatePrincipal,
@@ -49,6 +50,7 @@ for (const f of testStoreFactories()) {
     () => {
       let store: Store;
       let bus: EventBus;
+      let outbox: TransactionalOutbox;
       let dir: TestDirectory;
       let svc: ContextService;
       const events: PlatformEvent[] = [];
@@ -63,18 +65,21 @@ for (const f of testStoreFactories()) {
         dir = openTestDirectory(store);
         await dir.addOrgs('metro', 'police', 'fire');
         bus = createMemoryBus();
+        outbox = new TransactionalOutbox({ store, bus });
         await bus.subscribe({ types: ['context.>'], mode: 'broadcast' }, async (e) => {
           events.push(e);
         });
         svc = new ContextService({
           store,
           bus,
+          events: outbox.emitter('context'),
           gate: dir.gate,
           resolver: new ContextResolver(),
         });
       });
       afterAll(async () => {
         await svc?.close();
+        await outbox?.stop();
         await bus?.close();
         await store?.close();
       });

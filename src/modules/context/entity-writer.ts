@@ -1,14 +1,15 @@
 /**
  * The write paths of the NGSI-LD broker: entity and attribute operations, batches and IoT ingestion. Each
  * write locks the rows of the entities it names, lets the write planner decide item by item, writes the
- * result in the same transaction, then brings the geo index up to date and publishes the changes' events.
+ * result and the changes' events (through the outbox) in the same transaction, then brings the geo index up
+ * to date.
  */
 import type { Clock } from '../../kernel/clock.ts';
 import { AppError, isAppError } from '../../kernel/errors.ts';
-import { newTimeOrderedId } from '../../kernel/ids.ts';
-import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
+import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
 import type { Marking, Registered, SharingGate } from '../sharing/index.ts';
+import type { ContextEvents } from './entity-change-event.ts';
 import {
   attributeNamesOf,
   checkAttributeName,
@@ -69,7 +70,8 @@ export interface EntityWriterOptions {
   store: Store;
   /** Decides every write and records it (registry, audit) in the write's transaction. */
   gate: SharingGate;
-  bus: EventBus;
+  /** Where the changes' events are written, in the write's transaction, to reach the bus after the commit. */
+  events: EventOutbox<ContextEvents>;
   resolver: ContextResolver;
   clock: Clock;
   geoIndexes: TenantGeoIndexes;
@@ -77,8 +79,6 @@ export interface EntityWriterOptions {
   maxBatch?: number | undefined;
   /** Marking for writes by principals without one (IoT ingestion) (default TLP:AMBER). */
   defaultMarking?: Marking | undefined;
-  /** Called when an event cannot be published after a commit (default: console.error). */
-  onPublishError?: ((error: unknown, event: PlatformEvent) => void) | undefined;
 }
 
 export class EntityWriter {
@@ -483,8 +483,8 @@ export class EntityWriter {
    * Runs a plan in one transaction over the rows of `ids` (locked): the markings it names are validated by
    * the gate first, the plan decides item by item (the gate's checks), then the gate records the write —
    * registry rows of created and deleted entities, marking changes (`share`), audit records naming the
-   * changed attributes — in the same transaction as the entities' rows. After the commit the geo index is
-   * brought up to date and the events are published.
+   * changed attributes — in the same transaction as the entities' rows, and so are the changes' events
+   * (outbox). After the commit the geo index is brought up to date.
    */
   async #write<T>(
     caller: Caller,
@@ -511,6 +511,7 @@ export class EntityWriter {
         );
         await writeEntities(trx, planned.writes, created, geoChanged);
         await deleteEntities(trx, caller.tenant, planned.deletes);
+        await this.#o.events.emitAll(trx, planned.changes.flatMap(changeEvents));
         return planned;
       });
     let p: WritePlan<T>;
@@ -527,7 +528,6 @@ export class EntityWriter {
       }
     }
     await this.#o.geoIndexes.apply(caller.tenant, p.changes, this.#plan.now());
-    await this.#publish(p.changes);
     await this.#keepStatistics(p.writes.length + p.deletes.length);
     return p.result;
   }
@@ -589,36 +589,6 @@ export class EntityWriter {
         p,
         ENTITY_KIND,
         removed.map((c) => currentOf(c.record)),
-      );
-    }
-  }
-
-  /** Publishes the changes' events: different entities in parallel (32 at a time), each entity's in order. */
-  async #publish(changes: Change[]): Promise<void> {
-    for (let i = 0; i < changes.length; i += 32) {
-      await Promise.all(
-        changes.slice(i, i + 32).map(async (c) => {
-          for (const e of changeEvents(c)) await this.#emit(e.type, e.data);
-        }),
-      );
-    }
-  }
-
-  async #emit(type: string, data: unknown): Promise<void> {
-    const now = this.#o.clock.now();
-    const event: PlatformEvent = {
-      id: newTimeOrderedId(now.getTime()),
-      type,
-      time: now.toISOString(),
-      source: 'context',
-      data,
-    };
-    try {
-      await this.#o.bus.publish(event);
-    } catch (e) {
-      (this.#o.onPublishError ?? ((err) => console.error('context: event not published', type, err)))(
-        e,
-        event,
       );
     }
   }

@@ -5,7 +5,11 @@
 export { ClientTerms } from './client-terms.ts';
 export { ContextService, type ContextServiceOptions } from './context-service.ts';
 export { CORE_CONTEXT_URL, CORE_CONTEXT_URLS } from './core-context.ts';
-export type { EntityChangeEvent, EntityMarkingChangedEvent } from './entity-change-event.ts';
+export type {
+  ContextEvents,
+  EntityChangeEvent,
+  EntityMarkingChangedEvent,
+} from './entity-change-event.ts';
 export {
   ENTITY_CREATED,
   ENTITY_DELETED,

@@ -11,6 +11,7 @@ import { testStoreFactories } from '../../adapters/storage/testing.ts';
 import type { AppError } from '../../kernel/errors.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
+import { TransactionalOutbox } from '../events/index.ts';
 import { emptyAudience, type Marking, principalReadKeys } from '../sharing/marking.ts';
 import { type Caller, ContextService, type EntityQuery } from './context-service.ts';
 import { type ActiveContext, ContextResolver } from './json-ld-context.ts';
@@ -82,6 +83,7 @@ for (const f of testStoreFactories()) {
   describe.skipIf(f.skip)(`query isolation on ${f.name}${f.skip ? ` (skipped: ${f.skip})` : ''}`, () => {
     let store: Store;
     let bus: EventBus;
+    let outbox: TransactionalOutbox;
     let svc: ContextService;
     let ctx: ActiveContext;
     const alice = caller('alice', 'metro');
@@ -95,7 +97,8 @@ for (const f of testStoreFactories()) {
       await dir.addOrgs('metro', 'police', 'fire');
       gate = dir.gate;
       bus = createMemoryBus();
-      svc = new ContextService({ store, bus, gate, resolver });
+      outbox = new TransactionalOutbox({ store, bus });
+      svc = new ContextService({ store, bus, events: outbox.emitter('context'), gate, resolver });
       ctx = await svc.resolveContext(null);
       const at = (i: number) => ({
         type: 'GeoProperty',
@@ -130,6 +133,7 @@ for (const f of testStoreFactories()) {
     });
     afterAll(async () => {
       await svc?.close();
+      await outbox?.stop();
       await bus?.close();
       await store?.close();
     });
@@ -164,7 +168,14 @@ for (const f of testStoreFactories()) {
       });
 
       it('a query past its time budget ends in 403 TooComplexQuery, not a stall', async () => {
-        const hurried = new ContextService({ store, bus, gate, resolver, queryTimeoutMs: 30 });
+        const hurried = new ContextService({
+          store,
+          bus,
+          events: outbox.emitter('context'),
+          gate,
+          resolver,
+          queryTimeoutMs: 30,
+        });
         const err = await rejects(
           hurried.queryEntities(
             alice,
@@ -176,7 +187,15 @@ for (const f of testStoreFactories()) {
           'CONTEXT_QUERY_TOO_COMPLEX',
           expect.stringMatching(/took more than 30 ms to evaluate; narrow it/),
         ]);
-        const narrow = new ContextService({ store, bus, gate, resolver, maxScan: 10, memoryGeoIndex: false });
+        const narrow = new ContextService({
+          store,
+          bus,
+          events: outbox.emitter('context'),
+          gate,
+          resolver,
+          maxScan: 10,
+          memoryGeoIndex: false,
+        });
         const many = await rejects(narrow.queryEntities(alice, { idPattern: '^urn:ngsi-ld:Gauge:' }, ctx));
         expect(many.code).toBe('CONTEXT_TOO_MANY_RESULTS');
       });
@@ -203,6 +222,8 @@ for (const f of testStoreFactories()) {
           const hurried = new ContextService({
             store: strict,
             bus,
+            // Reads only: nothing is written through this outbox.
+            events: new TransactionalOutbox({ store: strict, bus }).emitter('context'),
             gate: openTestDirectory(strict).gate,
             resolver,
           });
@@ -274,7 +295,14 @@ for (const f of testStoreFactories()) {
           { geo: box, q: bigQ, count: true },
           { attrs: ['label'], q: bigQ, count: true },
         ];
-        const sqlOnly = new ContextService({ store, bus, gate, resolver, memoryGeoIndex: false });
+        const sqlOnly = new ContextService({
+          store,
+          bus,
+          events: outbox.emitter('context'),
+          gate,
+          resolver,
+          memoryGeoIndex: false,
+        });
         for (const s of [svc, sqlOnly]) {
           for (const query of queries) {
             const r = await s.queryEntities(alice, { limit: 100, ...query }, ctx);

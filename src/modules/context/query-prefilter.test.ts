@@ -3,6 +3,7 @@ import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { testStoreFactories } from '../../adapters/storage/testing.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
+import { TransactionalOutbox } from '../events/index.ts';
 import { emptyAudience, principalReadKeys } from '../sharing/marking.ts';
 import { type Caller, ContextService } from './context-service.ts';
 import { ContextResolver } from './json-ld-context.ts';
@@ -66,12 +67,20 @@ for (const f of testStoreFactories()) {
   describe.skipIf(f.skip)(`q prefilter on ${f.name}${f.skip ? ` (skipped: ${f.skip})` : ''}`, () => {
     let store: Store;
     let bus: EventBus;
+    let outbox: TransactionalOutbox;
     let svc: ContextService;
     beforeAll(async () => {
       store = await f.open(CONTEXT_TEST_MIGRATIONS);
       bus = createMemoryBus();
       const { gate } = openTestDirectory(store);
-      svc = new ContextService({ store, bus, gate, resolver: new ContextResolver() });
+      outbox = new TransactionalOutbox({ store, bus });
+      svc = new ContextService({
+        store,
+        bus,
+        events: outbox.emitter('context'),
+        gate,
+        resolver: new ContextResolver(),
+      });
       const ctx = await svc.resolveContext(null);
       const r = await svc.batchCreate(
         caller,
@@ -80,6 +89,7 @@ for (const f of testStoreFactories()) {
       expect(r.errors).toEqual([]);
     });
     afterAll(async () => {
+      await outbox?.stop();
       await bus?.close();
       await store?.close();
     });

@@ -7,6 +7,7 @@
 import type { Store } from '../../ports/store.ts';
 import { AccessService, accessMigrations, type OrgKind, type Role } from '../access/index.ts';
 import { auditMigrations } from '../audit/index.ts';
+import { eventsMigrations } from '../events/index.ts';
 import { type Marking, SharingGate, sharingMigrations } from '../sharing/index.ts';
 import { contextMigrations } from './migrations.ts';
 
@@ -16,6 +17,7 @@ export const CONTEXT_TEST_MIGRATIONS = {
   ...sharingMigrations,
   ...auditMigrations,
   ...contextMigrations,
+  ...eventsMigrations,
 };
 
 export interface TestDirectory {

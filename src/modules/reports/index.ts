@@ -7,7 +7,7 @@ export {
   REPORT_KIND,
   REPORT_UPDATED,
   type Report,
-  type ReportAnnouncer,
+  type ReportEvents,
   type ReportInput,
   type ReportPatch,
   type ReportQuery,

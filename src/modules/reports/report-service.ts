@@ -6,6 +6,7 @@
  */
 import { AppError } from '../../kernel/errors.ts';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
+import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { AnyDb } from '../../ports/store.ts';
 import type { Marking, Tlp } from '../sharing/marking.ts';
 import type { SharedObjectTables } from '../sharing/shared-object-registry.ts';
@@ -98,16 +99,21 @@ type Row = ReportTables['report'] &
     'owner_org' | 'created_by' | 'tlp' | 'pap' | 'audience' | 'read_keys'
   >;
 
-/** Announces a change after its commit (the composition root wires the bus or the outbox). */
-export type ReportAnnouncer = (type: string, data: ObjectChangeEvent) => Promise<void>;
+/** The events this module emits (its part of the platform's event map, src/modules/events/event-map.ts). */
+export type ReportEvents = {
+  [REPORT_CREATED]: ObjectChangeEvent;
+  [REPORT_UPDATED]: ObjectChangeEvent;
+  [REPORT_DELETED]: ObjectChangeEvent;
+};
 
 export class ReportService {
   readonly #gate: SharingGate;
-  readonly #announce: ReportAnnouncer;
+  readonly #events: EventOutbox<ReportEvents> | undefined;
 
-  constructor(gate: SharingGate, announce: ReportAnnouncer = async () => {}) {
+  /** `events`: where changes are announced, in their transaction (none: not announced). */
+  constructor(gate: SharingGate, events?: EventOutbox<ReportEvents>) {
     this.#gate = gate;
-    this.#announce = announce;
+    this.#events = events;
     gate.defineKind(REPORT_KIND, {
       label: 'report',
       load: async (ref) => {
@@ -165,10 +171,9 @@ export class ReportService {
           updated_at: now,
         })
         .execute();
+      await this.#changed(trx, REPORT_CREATED, await this.#mustGet(trx, id), undefined);
     });
-    const report = await this.#mustGet(this.#gate.store.db, id);
-    await this.#changed(REPORT_CREATED, report, undefined);
-    return report;
+    return this.#mustGet(this.#gate.store.db, id);
   }
 
   /** One report, or ACCESS_OBJECT_NOT_FOUND when it does not exist or the principal may not see it. */
@@ -221,21 +226,18 @@ export class ReportService {
         fields,
       });
       await trx.withTables<ReportTables>().updateTable('report').set(set).where('id', '=', id).execute();
+      await this.#changed(trx, REPORT_UPDATED, await this.#mustGet(trx, id), previous);
     });
-    const report = await this.#mustGet(this.#gate.store.db, id);
-    await this.#changed(REPORT_UPDATED, report, previous);
-    return report;
+    return this.#mustGet(this.#gate.store.db, id);
   }
 
   async remove(principal: GatePrincipal, id: string): Promise<void> {
-    let removed: Report | undefined;
     await this.#gate.store.transaction(async (trx) => {
       const current = await this.#locked(trx, id);
       await this.#gate.remove(trx, principal, { kind: REPORT_KIND, current: current ?? this.#absent(id) });
-      removed = current;
       await trx.withTables<ReportTables>().deleteFrom('report').where('id', '=', id).execute();
+      if (current) await this.#changed(trx, REPORT_DELETED, undefined, current);
     });
-    if (removed) await this.#changed(REPORT_DELETED, undefined, removed);
   }
 
   /** A missing report, to the gate: invisible to everyone, so a write answers exactly as for an invisible one. */
@@ -258,9 +260,14 @@ export class ReportService {
    * Tells live streams that a report changed: its id and who may see it now and before (read keys), never its
    * content — a stream client reads the report through the API, under the policy.
    */
-  async #changed(type: string, now: Report | undefined, before: Report | undefined): Promise<void> {
+  async #changed(
+    trx: AnyDb,
+    type: keyof ReportEvents,
+    now: Report | undefined,
+    before: Report | undefined,
+  ): Promise<void> {
     const r = (now ?? before) as Report;
-    await this.#announce(type, {
+    await this.#events?.emit(trx, type, {
       kind: REPORT_KIND,
       id: r.id,
       ownerOrg: r.ownerOrg,

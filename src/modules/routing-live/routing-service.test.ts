@@ -18,6 +18,7 @@ import type { Store } from '../../ports/store.ts';
 import { AccessService, accessMigrations, type Principal } from '../access/index.ts';
 import { type AuditRecord, auditMigrations, listAudit } from '../audit/index.ts';
 import { contextMigrations } from '../context/index.ts';
+import { eventsMigrations, TransactionalOutbox } from '../events/index.ts';
 import { type Marking, SharingGate, sharingMigrations } from '../sharing/index.ts';
 import { routingLiveMigrations } from './migrations.ts';
 import {
@@ -51,6 +52,7 @@ for (const factory of testStoreFactories()) {
     let gate: SharingGate;
     let access: AccessService;
     let routing: RoutingService;
+    let outbox: TransactionalOutbox;
     const events: PlatformEvent<RoutingChangeEvent>[] = [];
     const who: Record<string, Principal> = {};
     const ids: Record<string, string> = {};
@@ -61,11 +63,21 @@ for (const factory of testStoreFactories()) {
         ...sharingMigrations,
         ...auditMigrations,
         ...routingLiveMigrations,
+        ...eventsMigrations,
       });
       bus = createMemoryBus();
+      outbox = new TransactionalOutbox({ store, bus });
       access = new AccessService({ store });
       gate = new SharingGate({ store, directory: access });
-      routing = new RoutingService({ store, bus, gate, clock, dataDir: dir, expirySweepMs: 0 });
+      routing = new RoutingService({
+        store,
+        bus,
+        events: outbox.emitter('routing'),
+        gate,
+        clock,
+        dataDir: dir,
+        expirySweepMs: 0,
+      });
       await routing.start();
       await bus.subscribe({ types: ['routing.change.*'], mode: 'broadcast' }, async (e) => {
         events.push(e as PlatformEvent<RoutingChangeEvent>);
@@ -99,6 +111,7 @@ for (const factory of testStoreFactories()) {
     });
     afterAll(async () => {
       await routing?.stop();
+      await outbox?.stop();
       await bus?.close();
       await store?.close();
       rmSync(dir, { recursive: true, force: true });

@@ -16,6 +16,7 @@ import { type Clock, systemClock } from '../../kernel/clock.ts';
 import { AppError, isAppError } from '../../kernel/errors.ts';
 import { newTimeOrderedId } from '../../kernel/ids.ts';
 import type { EventBus, Subscription } from '../../ports/event-bus.ts';
+import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
 import { canonicalJson } from '../audit/index.ts';
 import {
@@ -144,7 +145,10 @@ export type RoutingStatus =
 
 export interface RoutingServiceOptions {
   store: Store;
+  /** Other instances' changes, applied here (broadcast). */
   bus: EventBus;
+  /** Where changes are announced, in the transaction that stores them. */
+  events: EventOutbox<RoutingLiveEvents>;
   gate: SharingGate;
   clock?: Clock;
   /** Road network source (.osm.pbf path, extract name or URL); unset: routing is off. */
@@ -152,8 +156,6 @@ export interface RoutingServiceOptions {
   dataDir: string;
   onProgress?: (p: ImportProgress) => void;
   onError?: (e: unknown) => void;
-  /** Instance name used in events. */
-  instance?: string;
   /** How often expired changes are lifted at the gate (default 60 s; 0: never, for tests that do it). */
   expirySweepMs?: number;
 }
@@ -404,12 +406,12 @@ export class RoutingService {
         });
         Object.assign(row, registered(r));
         await this.#insert(trx, row);
+        await this.#announce(trx, [[ROUTING_CHANGE_ADDED, changeEvent(row, undefined)]]);
       });
     } catch (e) {
       this.#unapply(row.id);
       throw e;
     }
-    await this.#announce(ROUTING_CHANGE_ADDED, changeEvent(row, undefined));
     return this.#record(row);
   }
 
@@ -433,10 +435,10 @@ export class RoutingService {
       }
       lifted = current;
       await this.#markLifted(trx, [id]);
+      if (current) await this.#announce(trx, [[ROUTING_CHANGE_LIFTED, changeEvent(undefined, current)]]);
     });
     if (!lifted) return;
     this.#unapply(id);
-    await this.#announce(ROUTING_CHANGE_LIFTED, changeEvent(undefined, lifted));
   }
 
   /**
@@ -453,79 +455,82 @@ export class RoutingService {
     let removed: Row | undefined;
     try {
       await this.#o.store.transaction(async (trx) => {
-        const current = await this.#db(trx)
-          .selectFrom('routing_live_change')
-          .selectAll()
-          .where('source', '=', source.name)
-          .where('lifted_at', 'is', null)
-          .forUpdate()
-          .executeTakeFirst();
-        const { kind, scope, id } = source.ref;
-        const live = (await currentIncarnations(trx, kind, scope, [id])).get(id);
-        const lift = async (r: Row) => {
-          await this.#gate.recordDeleted(trx, null, r.kind, [currentObject(r)]);
-          await this.#markLifted(trx, [r.id]);
-          removed = r;
-          events.push([ROUTING_CHANGE_LIFTED, changeEvent(undefined, r)]);
-        };
-        if (source.incarnation !== live) {
-          if (current && current.source_incarnation !== live) await lift(current);
-          return;
-        }
-        if (current && next && row && sameSource(current, source, next) && sameEffect(current, row)) {
-          if (!sameMarking(markingOf(current), next.marking)) {
-            const readKeys = await this.#gate.recordMarkingChange(
-              trx,
-              null,
-              current.kind,
-              currentObject(current),
-              next.marking,
-            );
-            const after: Row = { ...current, ...markingColumns(next.marking), read_keys: readKeys };
-            await this.#db(trx)
-              .updateTable('routing_live_change')
-              .set({
-                ...markingColumns(next.marking),
-                audience: JSON.stringify(next.marking.audience),
-                read_keys: readKeys,
-              })
-              .where('id', '=', current.id)
-              .execute();
-            events.push([ROUTING_CHANGE_UPDATED, changeEvent(after, current)]);
+        // What the source asks for is decided first; its events are written with it, whatever the path.
+        await (async () => {
+          const current = await this.#db(trx)
+            .selectFrom('routing_live_change')
+            .selectAll()
+            .where('source', '=', source.name)
+            .where('lifted_at', 'is', null)
+            .forUpdate()
+            .executeTakeFirst();
+          const { kind, scope, id } = source.ref;
+          const live = (await currentIncarnations(trx, kind, scope, [id])).get(id);
+          const lift = async (r: Row) => {
+            await this.#gate.recordDeleted(trx, null, r.kind, [currentObject(r)]);
+            await this.#markLifted(trx, [r.id]);
+            removed = r;
+            events.push([ROUTING_CHANGE_LIFTED, changeEvent(undefined, r)]);
+          };
+          if (source.incarnation !== live) {
+            if (current && current.source_incarnation !== live) await lift(current);
+            return;
           }
-          return;
-        }
-        if (current) await lift(current);
-        if (next && row) {
-          const [r] = await this.#gate.recordDerived(
-            trx,
-            [
-              {
-                kind: row.kind,
-                id: row.id,
-                ownerOrg: next.ownerOrg,
-                createdBy: next.createdBy,
-                marking: next.marking,
-              },
-            ],
-            { source: source.name },
-          );
-          Object.assign(row, registered(r as NonNullable<typeof r>), {
-            source_incarnation: source.incarnation,
-          });
-          // Applying validates the geometry on the real network before anything is stored.
-          if (this.#engine) this.#apply(row);
-          added = row;
-          await this.#insert(trx, row);
-          events.push([ROUTING_CHANGE_ADDED, changeEvent(row, undefined)]);
-        }
+          if (current && next && row && sameSource(current, source, next) && sameEffect(current, row)) {
+            if (!sameMarking(markingOf(current), next.marking)) {
+              const readKeys = await this.#gate.recordMarkingChange(
+                trx,
+                null,
+                current.kind,
+                currentObject(current),
+                next.marking,
+              );
+              const after: Row = { ...current, ...markingColumns(next.marking), read_keys: readKeys };
+              await this.#db(trx)
+                .updateTable('routing_live_change')
+                .set({
+                  ...markingColumns(next.marking),
+                  audience: JSON.stringify(next.marking.audience),
+                  read_keys: readKeys,
+                })
+                .where('id', '=', current.id)
+                .execute();
+              events.push([ROUTING_CHANGE_UPDATED, changeEvent(after, current)]);
+            }
+            return;
+          }
+          if (current) await lift(current);
+          if (next && row) {
+            const [r] = await this.#gate.recordDerived(
+              trx,
+              [
+                {
+                  kind: row.kind,
+                  id: row.id,
+                  ownerOrg: next.ownerOrg,
+                  createdBy: next.createdBy,
+                  marking: next.marking,
+                },
+              ],
+              { source: source.name },
+            );
+            Object.assign(row, registered(r as NonNullable<typeof r>), {
+              source_incarnation: source.incarnation,
+            });
+            // Applying validates the geometry on the real network before anything is stored.
+            if (this.#engine) this.#apply(row);
+            added = row;
+            await this.#insert(trx, row);
+            events.push([ROUTING_CHANGE_ADDED, changeEvent(row, undefined)]);
+          }
+        })();
+        await this.#announce(trx, events);
       });
     } catch (e) {
       if (added) this.#unapply(added.id);
       throw e;
     }
     if (removed) this.#unapply(removed.id);
-    for (const [type, data] of events) await this.#announce(type, data);
   }
 
   /**
@@ -547,12 +552,13 @@ export class RoutingService {
         const of = rows.filter((r) => r.kind === kind);
         if (of.length > 0) await this.#gate.recordDeleted(trx, null, kind, of.map(currentObject));
       }
+      await this.#announce(
+        trx,
+        rows.map((row) => [ROUTING_CHANGE_LIFTED, changeEvent(undefined, row)]),
+      );
       return rows;
     });
-    for (const row of expired) {
-      this.#unapply(row.id);
-      await this.#announce(ROUTING_CHANGE_LIFTED, changeEvent(undefined, row));
-    }
+    for (const row of expired) this.#unapply(row.id);
     return expired.length;
   }
 
@@ -602,14 +608,12 @@ export class RoutingService {
     return { closures: n(CLOSURE_KIND), slowdowns: n(SLOWDOWN_KIND) };
   }
 
-  async #announce(type: RoutingEventType, data: RoutingChangeEvent): Promise<void> {
-    await this.#o.bus.publish({
-      id: newTimeOrderedId(),
-      type,
-      time: this.#clock.now().toISOString(),
-      source: this.#o.instance ?? 'routing',
-      data,
-    });
+  /** Announces changes to every instance, in the transaction that makes them (outbox). */
+  async #announce(trx: AnyDb, events: [RoutingEventType, RoutingChangeEvent][]): Promise<void> {
+    await this.#o.events.emitAll(
+      trx,
+      events.map(([type, data]) => ({ type, data })),
+    );
   }
 
   async stop(): Promise<void> {
