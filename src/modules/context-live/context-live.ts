@@ -46,6 +46,10 @@ export interface ContextLiveDeps {
   retry?: Partial<RetryPolicy>;
   /** How long a bus handler waits for a notification before it is made durable instead (default 1 s). */
   spillMs?: number;
+  /** How long a notification in work is held before another instance may take it over (default 3 s). */
+  leaseMs?: number;
+  /** How often the retry worker looks for due notifications (default 250 ms). */
+  retryPollMs?: number;
   /** History kept for entity types without their own retention; undefined keeps it forever. */
   defaultRetentionSeconds?: number;
   /** How often history past its retention is deleted (default hourly). */
@@ -90,6 +94,8 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     clock,
     ...(deps.retry ? { retry: deps.retry } : {}),
     ...(deps.spillMs !== undefined ? { spillMs: deps.spillMs } : {}),
+    ...(deps.leaseMs !== undefined ? { leaseMs: deps.leaseMs } : {}),
+    ...(deps.retryPollMs !== undefined ? { retryPollMs: deps.retryPollMs } : {}),
     ...(deps.onError ? { onError: deps.onError } : {}),
   });
   const subscriptions = new SubscriptionService({

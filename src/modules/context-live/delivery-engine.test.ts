@@ -309,3 +309,108 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
     expect(await live.engine.outbox('', sub.spec.id)).toEqual([]);
   });
 });
+
+describe('notification retries shared by instances (PGlite, real HTTP receivers)', () => {
+  let store: Store;
+  const ld = testLdContext();
+  const lives: ContextLive[] = [];
+  const receivers: Receiver[] = [];
+
+  beforeAll(async () => {
+    store = await openTestPgliteStore(contextLiveMigrations);
+  });
+  afterAll(async () => {
+    for (const l of lives) await l.stop();
+    for (const r of receivers) await r.close();
+    await store?.close();
+  });
+
+  async function instance(extra: Partial<Parameters<typeof createContextLive>[0]> = {}) {
+    const live = createContextLive({
+      store,
+      ld,
+      query: createCoreQueryPort(ld),
+      retry: { firstDelayMs: 50, maxDelayMs: 200 },
+      ...extra,
+    });
+    await live.start();
+    lives.push(live);
+    return live;
+  }
+  async function receiver() {
+    const rx = await startReceiver();
+    receivers.push(rx);
+    return rx;
+  }
+  const subscribe = (live: ContextLive, rx: Receiver, type: string) =>
+    live.subscriptions.create(
+      '',
+      orgB,
+      { type: 'Subscription', entities: [{ type }], notification: { endpoint: { uri: rx.url } } },
+      undefined,
+    );
+  const speeds = (rx: Receiver) =>
+    rx.received.flatMap((n) =>
+      (n.body.data as Array<{ speed: { value: number } }>).map((d) => d.speed.value),
+    );
+
+  it('a retry waiting for a slow receiver does not hold back another subscription’s retries', async () => {
+    const live = await instance();
+    const slow = await receiver();
+    const quick = await receiver();
+    await subscribe(live, slow, 'Bus');
+    await subscribe(live, quick, 'Tram');
+    const bus = (speed: number) => ({ ...vehicle('urn:ngsi-ld:Bus:1', speed), type: [`${V}Bus`] });
+    const tram = (speed: number) => ({ ...vehicle('urn:ngsi-ld:Tram:1', speed), type: [`${V}Tram`] });
+    slow.status = 503;
+    await live.engine.handleChange('updated', entityChange(bus(1)));
+    // The slow receiver is back but takes 3 s to answer: its retry is in flight for that long.
+    slow.status = 200;
+    slow.delayMs = 3000;
+    await new Promise((r) => setTimeout(r, 300));
+    quick.status = 503;
+    await live.engine.handleChange('updated', entityChange(tram(2)));
+    quick.status = 200;
+    const t0 = Date.now();
+    await quick.waitFor(1, 2500);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(slow.received).toHaveLength(0);
+    await slow.waitFor(1, 6000);
+    expect([speeds(slow), speeds(quick)]).toEqual([[1], [2]]);
+  });
+
+  it('a live instance keeps the lease of a slow notification: another instance does not send it again', async () => {
+    const rx = await receiver();
+    const a = await instance({ spillMs: 100, leaseMs: 300, retryPollMs: 50 });
+    const sub = await subscribe(a, rx, 'Ferry');
+    // A second instance, with the subscription loaded from the store and its retry worker polling.
+    const b = await instance({ spillMs: 100, leaseMs: 300, retryPollMs: 50 });
+    rx.delayMs = 1500;
+    const ferry = { ...vehicle('urn:ngsi-ld:Ferry:1', 7), type: [`${V}Ferry`] };
+    await a.engine.handleChange('updated', entityChange(ferry));
+    // Made durable after spillMs, held by a for five lease periods while the receiver thinks.
+    expect(await a.engine.outbox('', sub.spec.id)).toHaveLength(1);
+    await rx.waitFor(1, 4000);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(speeds(rx)).toEqual([7]);
+    expect(await b.engine.outbox('', sub.spec.id)).toEqual([]);
+  });
+
+  it('after an outage the backlog leaves in a few notifications, in order', async () => {
+    const rx = await receiver();
+    const live = await instance();
+    await subscribe(live, rx, 'Taxi');
+    rx.status = 503;
+    for (let i = 0; i < 60; i++) {
+      await live.engine.handleChange(
+        'updated',
+        entityChange({ ...vehicle('urn:ngsi-ld:Taxi:1', i), type: [`${V}Taxi`] }),
+      );
+    }
+    rx.status = 200;
+    const deadline = Date.now() + 5000;
+    while (speeds(rx).length < 60 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(speeds(rx)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    expect(rx.received.length).toBeLessThanOrEqual(5);
+  });
+});

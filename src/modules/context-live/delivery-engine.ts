@@ -8,8 +8,12 @@
  *   outbox table: nothing is lost if the receiver or this instance fails.
  * - A failed notification goes to the outbox and is retried with exponential backoff (1 s doubling up to
  *   15 s by default), oldest first per subscription, so order is kept and a receiver that was down for a
- *   minute gets everything within seconds of coming back. Outbox rows are claimed with a lease, so several
- *   instances can share the work.
+ *   minute gets everything within seconds of coming back: the retry takes the subscription's next waiting
+ *   notifications with it, in one notification.
+ * - Outbox rows in work (a retry, or a slow first attempt made durable) are held with a short lease that
+ *   the instance holding them renews while it lives (`leaseMs`, 3 s): another instance takes the work of
+ *   a dead one over within seconds. Each subscription's retries run on their own, so one that waits for
+ *   its receiver never holds back another's.
  * - Read keys are checked at delivery time, every time: the subscriber organisation's keys now, against
  *   the entity's keys at the change and (for retries) the entity's keys now. Markings only tighten.
  */
@@ -57,6 +61,8 @@ export interface DeliveryEngineOptions {
   clock?: Clock;
   retry?: Partial<RetryPolicy>;
   retryPollMs?: number;
+  /** How long a notification in work is held before another instance may take it; renewed while held (3 s). */
+  leaseMs?: number;
   statusFlushMs?: number;
   maxBatch?: number;
   /** How long a bus handler waits for a notification before it is made durable in the outbox (1 s). */
@@ -77,6 +83,8 @@ interface SubState {
   inFlight: boolean;
   /** The outbox holds undelivered notifications for it: new ones go behind them. */
   blocked: boolean;
+  /** A retry of its outbox runs on this instance. */
+  retrying: boolean;
   lastSentAt: number;
   /** Outbox writes of this subscription, in order. */
   outboxChain: Promise<void>;
@@ -98,6 +106,23 @@ interface StatusDelta {
 
 const keyOf = (tenant: string, id: string) => `${tenant}\u0000${id}`;
 
+/** Notifications a retry takes along behind the one it retries, and the most items it sends at once. */
+const MAX_FOLLOWERS = 100;
+const MAX_RETRY_ITEMS = 1000;
+
+interface OutboxRow {
+  id: string;
+  tenant: string;
+  subscription_id: string;
+  attempts: number;
+  created_at: Date;
+  payload: unknown;
+}
+
+function payloadOf(row: OutboxRow): PendingItem[] {
+  return (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as PendingItem[];
+}
+
 function intersects(a: string[], b: Set<string>): boolean {
   for (const k of a) if (b.has(k)) return true;
   return false;
@@ -112,9 +137,14 @@ export class DeliveryEngine {
   readonly #deltas = new Map<string, StatusDelta>();
   #retryTimer?: NodeJS.Timeout | undefined;
   #statusTimer?: NodeJS.Timeout | undefined;
+  #leaseTimer?: NodeJS.Timeout | undefined;
+  /** Outbox rows this instance works on: their leases are renewed until they are settled. */
+  readonly #held = new Set<string>();
+  #renewing: Promise<void> = Promise.resolve();
   #retrying = false;
   #retryAgain = false;
   #stopped = false;
+  #stopping = false;
   readonly #inflight = new Set<Promise<unknown>>();
 
   constructor(opts: DeliveryEngineOptions) {
@@ -152,6 +182,31 @@ export class DeliveryEngine {
     this.#retryTimer.unref();
     this.#statusTimer = setInterval(() => this.#track(this.flushStatus()), this.#o.statusFlushMs ?? 250);
     this.#statusTimer.unref();
+    this.#leaseTimer = setInterval(() => {
+      this.#renewing = this.#renewLeases().catch((e) => this.#o.onError?.('context-live leases', e));
+    }, this.#leaseMs / 3);
+    this.#leaseTimer.unref();
+  }
+
+  get #leaseMs(): number {
+    return this.#o.leaseMs ?? 3000;
+  }
+
+  /** Extends the leases of the rows this instance still works on (it is alive: nobody takes them). */
+  async #renewLeases(): Promise<void> {
+    if (this.#held.size === 0) return;
+    await this.#db
+      .updateTable('context_live_outbox')
+      .set({ next_attempt_at: new Date(this.#clock.now().getTime() + this.#leaseMs) })
+      .where('id', 'in', [...this.#held])
+      .where('state', '=', 'pending')
+      .execute();
+  }
+
+  /** Stops renewing rows' leases before they are deleted or rescheduled (a renewal must not undo that). */
+  async #release(ids: string[]): Promise<void> {
+    for (const id of ids) this.#held.delete(id);
+    await this.#renewing;
   }
 
   #track(p: Promise<unknown>): void {
@@ -180,6 +235,7 @@ export class DeliveryEngine {
       queue: [],
       inFlight: false,
       blocked: false,
+      retrying: false,
       lastSentAt: 0,
       outboxChain: Promise.resolve(),
     };
@@ -327,8 +383,14 @@ export class DeliveryEngine {
     const timer = setTimeout(() => {
       if (settled) return;
       s.blocked = true;
-      spill = this.#chain(s, () => this.#toOutbox(s, items, 0, undefined, 60_000));
-      spill.then(release, () => {});
+      spill = this.#chain(s, () => this.#toOutbox(s, items, 0, undefined, this.#leaseMs));
+      spill.then(
+        (id) => {
+          if (!settled) this.#held.add(id);
+          release();
+        },
+        () => {},
+      );
     }, this.#o.spillMs ?? 1000);
     this.#track(
       this.#deliver(s, items, false)
@@ -336,17 +398,19 @@ export class DeliveryEngine {
           async () => {
             settled = true;
             clearTimeout(timer);
-            if (spill)
-              await this.#db
-                .deleteFrom('context_live_outbox')
-                .where('id', '=', await spill)
-                .execute();
+            if (spill) {
+              const id = await spill;
+              await this.#release([id]);
+              await this.#db.deleteFrom('context_live_outbox').where('id', '=', id).execute();
+            }
           },
           async (e) => {
             settled = true;
             clearTimeout(timer);
             s.blocked = true;
             if (spill) {
+              const id = await spill;
+              await this.#release([id]);
               const now = this.#clock.now();
               await this.#db
                 .updateTable('context_live_outbox')
@@ -355,7 +419,7 @@ export class DeliveryEngine {
                   next_attempt_at: new Date(now.getTime() + this.#backoff(1)),
                   last_error: errorText(e),
                 })
-                .where('id', '=', await spill)
+                .where('id', '=', id)
                 .execute();
             } else {
               await this.#chain(s, () => this.#toOutbox(s, items, 1, errorText(e)));
@@ -524,7 +588,7 @@ export class DeliveryEngine {
 
   /** One pass of the retry worker: the oldest due notification of each blocked subscription. */
   async runRetries(): Promise<void> {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#stopping) return;
     if (this.#retrying) {
       // A pass is running: it makes one more when it ends, so what was just written is not left waiting.
       this.#retryAgain = true;
@@ -533,7 +597,7 @@ export class DeliveryEngine {
     this.#retrying = true;
     try {
       await this.#retryPass();
-      while (this.#retryAgain && !this.#stopped) {
+      while (this.#retryAgain && !this.#stopped && !this.#stopping) {
         this.#retryAgain = false;
         await this.#retryPass();
       }
@@ -542,31 +606,46 @@ export class DeliveryEngine {
     }
   }
 
+  /**
+   * Takes the oldest due notification of each subscription with undelivered ones (none of whose retries
+   * runs here already), leased, and starts its retry; then marks which subscriptions are blocked.
+   */
   async #retryPass(): Promise<void> {
-    for (let round = 0; round < 50; round++) {
-      const now = this.#clock.now();
-      const lease = new Date(now.getTime() + 30_000);
-      const claimed = await sql<{
-        id: string;
-        tenant: string;
-        subscription_id: string;
-        attempts: number;
-        created_at: Date;
-        payload: unknown;
-      }>`update context_live_outbox o set next_attempt_at = ${lease}
-          where o.id in (
-            select id from context_live_outbox
-            where state = 'pending' and next_attempt_at <= ${now}
-              and id in (select min(id) from context_live_outbox where state = 'pending'
-                         group by tenant, subscription_id)
-            for update skip locked)
-          returning o.id, o.tenant, o.subscription_id, o.attempts, o.created_at, o.payload`.execute(
-        this.#o.store.db,
+    const now = this.#clock.now();
+    const lease = new Date(now.getTime() + this.#leaseMs);
+    const claimed = await sql<OutboxRow>`update context_live_outbox o set next_attempt_at = ${lease}
+        where o.id in (
+          select id from context_live_outbox
+          where state = 'pending' and next_attempt_at <= ${now}
+            and id in (select min(id) from context_live_outbox where state = 'pending'
+                       group by tenant, subscription_id)
+          for update skip locked)
+        returning o.id, o.tenant, o.subscription_id, o.attempts, o.created_at, o.payload`.execute(
+      this.#o.store.db,
+    );
+    for (const row of claimed.rows) {
+      const s = this.#subs.get(keyOf(row.tenant, row.subscription_id));
+      if (s?.retrying) {
+        // Its previous retry here has not finished settling: hand the row back for the next pass.
+        await this.#db
+          .updateTable('context_live_outbox')
+          .set({ next_attempt_at: now })
+          .where('id', '=', row.id)
+          .execute();
+        continue;
+      }
+      if (s) s.retrying = true;
+      this.#held.add(row.id);
+      this.#track(
+        this.#retryOne(row).finally(() => {
+          if (s) s.retrying = false;
+          // The subscription's next notifications are due now: do not wait for the poll.
+          if (!this.#stopped) this.#track(this.runRetries());
+        }),
       );
-      if (claimed.rows.length === 0) break;
-      await Promise.all(claimed.rows.map((row) => this.#retryOne(row)));
     }
-    // Unblock subscriptions whose outbox is empty now.
+    // Unblock subscriptions whose outbox is empty now; block those with undelivered notifications
+    // (perhaps another instance's): new changes go behind them.
     const still = new Set(
       (
         await this.#db
@@ -578,7 +657,7 @@ export class DeliveryEngine {
       ).map((r) => keyOf(r.tenant, r.subscription_id)),
     );
     for (const s of this.#subs.values()) {
-      if (s.blocked && !still.has(s.key) && !s.inFlight) {
+      if (s.blocked && !still.has(s.key) && !s.inFlight && !s.retrying) {
         s.blocked = false;
         this.#pump(s);
       } else if (!s.blocked && still.has(s.key)) {
@@ -587,44 +666,111 @@ export class DeliveryEngine {
     }
   }
 
-  async #retryOne(row: {
-    id: string;
-    tenant: string;
-    subscription_id: string;
-    attempts: number;
-    created_at: Date;
-    payload: unknown;
-  }): Promise<void> {
-    const s = this.#subs.get(keyOf(row.tenant, row.subscription_id));
-    const items = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as PendingItem[];
-    if (!s || !this.#live(s, this.#clock.now().getTime())) {
-      // Deleted, paused or expired meanwhile: a paused one keeps its backlog until it is active again.
-      if (!s) await this.#db.deleteFrom('context_live_outbox').where('id', '=', row.id).execute();
-      else
-        await this.#db
-          .updateTable('context_live_outbox')
-          .set({ next_attempt_at: new Date(this.#clock.now().getTime() + this.#retry.maxDelayMs) })
-          .where('id', '=', row.id)
-          .execute();
-      return;
+  /**
+   * The notifications waiting behind a claimed one, oldest first, as long as they are due and nobody
+   * else holds them (order is kept: the run stops at the first one that is not), leased like it.
+   */
+  async #claimFollowers(first: OutboxRow, items: number): Promise<OutboxRow[]> {
+    const now = this.#clock.now();
+    const next = await this.#db
+      .selectFrom('context_live_outbox')
+      .select(['id', 'next_attempt_at'])
+      .where('tenant', '=', first.tenant)
+      .where('subscription_id', '=', first.subscription_id)
+      .where('state', '=', 'pending')
+      .where('id', '>', first.id)
+      .orderBy('id')
+      .limit(MAX_FOLLOWERS)
+      .execute();
+    const due: string[] = [];
+    for (const r of next) {
+      if (new Date(r.next_attempt_at).getTime() > now.getTime()) break;
+      due.push(r.id);
     }
-    try {
-      await this.#deliver(s, items, true);
-      await this.#db.deleteFrom('context_live_outbox').where('id', '=', row.id).execute();
-    } catch (e) {
-      const now = this.#clock.now();
-      const attempts = row.attempts + 1;
-      const dead = now.getTime() - new Date(row.created_at).getTime() > this.#retry.giveUpAfterMs;
+    if (due.length === 0) return [];
+    const claimed = await sql<OutboxRow>`update context_live_outbox o
+        set next_attempt_at = ${new Date(now.getTime() + this.#leaseMs)}
+        where o.id in (select id from context_live_outbox where id = any(${due}::text[])
+                         and state = 'pending' and next_attempt_at <= ${now}
+                       for update skip locked)
+        returning o.id, o.tenant, o.subscription_id, o.attempts, o.created_at, o.payload`.execute(
+      this.#o.store.db,
+    );
+    const got = new Map(claimed.rows.map((r) => [r.id, r]));
+    const out: OutboxRow[] = [];
+    let total = items;
+    for (const id of due) {
+      const r = got.get(id);
+      if (!r || total >= MAX_RETRY_ITEMS) break;
+      out.push(r);
+      total += payloadOf(r).length;
+    }
+    const unused = claimed.rows.filter((r) => !out.includes(r)).map((r) => r.id);
+    if (unused.length > 0) {
       await this.#db
         .updateTable('context_live_outbox')
-        .set({
-          attempts,
-          next_attempt_at: new Date(now.getTime() + this.#backoff(attempts)),
-          last_error: errorText(e),
-          state: dead ? 'dead' : 'pending',
-        })
-        .where('id', '=', row.id)
+        .set({ next_attempt_at: now })
+        .where('id', 'in', unused)
         .execute();
+    }
+    for (const r of out) this.#held.add(r.id);
+    return out;
+  }
+
+  /** Retries one claimed notification, together with those waiting behind it (one notification). */
+  async #retryOne(row: OutboxRow): Promise<void> {
+    const s = this.#subs.get(keyOf(row.tenant, row.subscription_id));
+    let rows = [row];
+    try {
+      if (!s || !this.#live(s, this.#clock.now().getTime())) {
+        await this.#release([row.id]);
+        // Deleted, paused or expired meanwhile: a paused one keeps its backlog until it is active again.
+        if (!s) await this.#db.deleteFrom('context_live_outbox').where('id', '=', row.id).execute();
+        else
+          await this.#db
+            .updateTable('context_live_outbox')
+            .set({ next_attempt_at: new Date(this.#clock.now().getTime() + this.#retry.maxDelayMs) })
+            .where('id', '=', row.id)
+            .execute();
+        return;
+      }
+      const first = payloadOf(row);
+      rows = [row, ...(await this.#claimFollowers(row, first.length))];
+      const items = rows.flatMap(payloadOf);
+      try {
+        await this.#deliver(s, items, true);
+      } catch (e) {
+        const ids = rows.map((r) => r.id);
+        await this.#release(ids);
+        const now = this.#clock.now();
+        const attempts = row.attempts + 1;
+        const dead = now.getTime() - new Date(row.created_at).getTime() > this.#retry.giveUpAfterMs;
+        const retryAt = new Date(now.getTime() + this.#backoff(attempts));
+        await this.#db
+          .updateTable('context_live_outbox')
+          .set({
+            attempts,
+            next_attempt_at: retryAt,
+            last_error: errorText(e),
+            state: dead ? 'dead' : 'pending',
+          })
+          .where('id', '=', row.id)
+          .execute();
+        // The ones behind it go again with it (a retry only ever starts from the oldest).
+        if (ids.length > 1) {
+          await this.#db
+            .updateTable('context_live_outbox')
+            .set({ next_attempt_at: retryAt })
+            .where('id', 'in', ids.slice(1))
+            .execute();
+        }
+        return;
+      }
+      const ids = rows.map((r) => r.id);
+      await this.#release(ids);
+      await this.#db.deleteFrom('context_live_outbox').where('id', 'in', ids).execute();
+    } finally {
+      for (const r of rows) this.#held.delete(r.id);
     }
   }
 
@@ -659,6 +805,7 @@ export class DeliveryEngine {
   /** Stops timers and waits for deliveries in flight; queued changes are written to the outbox. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
+    this.#stopping = true;
     clearInterval(this.#retryTimer);
     clearInterval(this.#statusTimer);
     for (const s of this.#subs.values()) {
@@ -666,7 +813,9 @@ export class DeliveryEngine {
       if (s.throttleTimer) clearTimeout(s.throttleTimer);
     }
     while (this.#retrying) await new Promise((r) => setTimeout(r, 10));
-    await Promise.all([...this.#inflight]);
+    while (this.#inflight.size > 0) await Promise.all([...this.#inflight]);
+    clearInterval(this.#leaseTimer);
+    await this.#renewing;
     this.#stopped = true;
     for (const s of this.#subs.values()) {
       if (s.queue.length === 0) continue;
