@@ -119,30 +119,75 @@ describe.skipIf(!url)('NATS JetStream bus (needs NATS_URL, e.g. nats://127.0.0.1
     await bus.close();
   });
 
-  it('redelivers to another instance an event whose handler outlived the ack wait (a crashed instance)', async () => {
+  it('keeps an event with the member that handles it for as long as that member lives, however long it takes', async () => {
     const ns = uniqueNamespace();
-    const a = await createNatsBus({ ...testOptions(), ackWaitMs: 500 });
-    const b = await createNatsBus({ ...testOptions(), ackWaitMs: 500 });
+    const a = await createNatsBus({ ...testOptions(), ackWaitMs: 300 });
+    const b = await createNatsBus({ ...testOptions(), ackWaitMs: 300 });
     let release!: () => void;
-    const stuck = new Promise<void>((r) => {
+    const slow = new Promise<void>((r) => {
       release = r;
     });
     const onA: number[] = [];
     const onB: number[] = [];
     await a.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async (_e, d) => {
       onA.push(d.attempt);
-      await stuck;
+      await slow;
     });
-    const e = makeEvent(`${ns}.job`, {});
-    await a.publish(e);
+    await a.publish(makeEvent(`${ns}.job`, {}));
     await waitFor(() => onA.length === 1);
     await b.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async (_e, d) => {
       onB.push(d.attempt);
     });
-    await waitFor(() => onB.length === 1, 10_000, 'the redelivery to b');
-    expect(onB[0]).toBeGreaterThan(1);
+    // Six lease periods: a renews its lease, so the event is not handed to b.
+    await sleep(1800);
     release();
+    await sleep(300);
+    expect([onA, onB]).toEqual([[1], []]);
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('hands the events a killed member held to another member once its lease lapses', async () => {
+    const ns = uniqueNamespace();
+    const opts = testOptions();
+    const member = spawn(
+      process.execPath,
+      [
+        join(import.meta.dirname, '../../../bin/run-ts.js'),
+        join(import.meta.dirname, 'stuck-member.fixture.ts'),
+      ],
+      {
+        env: {
+          ...process.env,
+          STUCK_STREAM: opts.stream as string,
+          STUCK_PREFIX: opts.subjectPrefix as string,
+          STUCK_TYPES: `${ns}.>`,
+          STUCK_GROUP: `${ns}-g`,
+          STUCK_ACK_WAIT_MS: '1000',
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    member.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await waitFor(() => out.includes('subscribed'), 30_000, 'the member to subscribe');
+    const b = await createNatsBus({ ...opts, ackWaitMs: 1000 });
+    const e = makeEvent(`${ns}.job`, {});
+    await b.publish(e);
+    await waitFor(() => out.includes('holding'), 10_000, 'the member to hold the event');
+    const onB: Array<[string, number]> = [];
+    await b.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, async (ev, d) => {
+      onB.push([ev.id, d.attempt]);
+    });
+    const exited = new Promise((r) => member.once('exit', r));
+    member.kill('SIGKILL');
+    await exited;
+    const killedAt = Date.now();
+    await waitFor(() => onB.length === 1, 10_000, 'the redelivery to b');
+    expect(Date.now() - killedAt).toBeLessThan(2500);
+    expect(onB).toEqual([[e.id, 2]]);
+    await b.close();
   });
 
   describe('two instances on one stream', () => {

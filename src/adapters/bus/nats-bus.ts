@@ -18,6 +18,7 @@
  */
 import {
   AckPolicy,
+  type Consumer,
   type ConsumerConfig,
   type ConsumerMessages,
   DeliverPolicy,
@@ -61,12 +62,16 @@ export interface NatsBusOptions {
   maxBytes?: number;
   /** Duplicate window of the stream (ms). Default 120 000. */
   duplicateWindowMs?: number;
-  /** How long a group waits for a handler before redelivering (ms). Handlers must finish sooner. Default 30 000. */
+  /**
+   * A group member's lease on the events it pulled (ms): while it lives it renews the lease of each event
+   * it holds (waiting or in its handler), so handlers may take longer; a dead member's events go to
+   * another member once it lapses. Default 3000.
+   */
   ackWaitMs?: number;
   /** Deliveries of a failing event before it is dead-lettered, unless the subscription says. Default 5. */
   defaultMaxDeliver?: number;
   retry?: RetryBackoff;
-  /** Events a subscription pulls ahead of its handler. Default 16. */
+  /** Events a subscription pulls ahead of its handler (a group member holds at most this many). Default 16. */
   prefetch?: number;
   /** Unacknowledged events a group may have across all its members. Default 1000. */
   maxAckPending?: number;
@@ -91,6 +96,8 @@ export interface NatsBus extends EventBusAdapter {
 }
 
 const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** How long a member's pull request waits on the server for its batch to fill (ms). */
+const FETCH_EXPIRES_MS = 5000;
 const DAY_MS = 86_400_000;
 
 function apiErrorCode(err: unknown): number | undefined {
@@ -125,7 +132,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
   const deadPrefix = `${prefix}-dead`;
   const source = options.source ?? 'nats-bus';
   const logger = options.logger ?? consoleBusLogger;
-  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const ackWaitMs = options.ackWaitMs ?? 3000;
   const defaultMaxDeliver = options.defaultMaxDeliver ?? 5;
   const prefetch = options.prefetch ?? 16;
   const maxAckPending = options.maxAckPending ?? 1000;
@@ -379,12 +386,8 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
     }
   }
 
-  function runFeed(
-    sub: RunningSubscription,
-    feed: ConsumerMessages,
-    acked: boolean,
-    onMessage: (m: JsMsg) => Promise<void>,
-  ) {
+  /** A broadcast subscriber: its ordered consumer's events reach the handler one at a time. */
+  function runFeed(sub: RunningSubscription, feed: ConsumerMessages, onMessage: (m: JsMsg) => Promise<void>) {
     sub.feed = feed;
     void (async () => {
       for await (const s of feed.status()) {
@@ -399,23 +402,115 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
     })().catch(() => undefined);
     const loop = (async () => {
       for await (const m of feed) {
-        if (sub.stopping) {
-          // Pulled but not started: hand it back at once rather than after the ack wait.
-          if (acked) m.nak();
-          continue;
-        }
-        await onMessage(m).catch((err: unknown) => {
-          // An ack or nak that cannot be sent (connection closed): JetStream redelivers after ackWait.
-          logger.warn(
-            { source, subject: m.subject, seq: m.seq, error: errorMessage(err) },
-            'event not settled',
-          );
-        });
+        if (sub.stopping) continue;
+        await onMessage(m);
       }
     })().catch((err) => {
       if (!sub.stopping) logger.error({ source, error: errorMessage(err) }, 'event bus subscription stopped');
     });
     sub.loop = loop;
+  }
+
+  /**
+   * A group member: pulls at most `prefetch` events at a time (so a member never hoards what others could
+   * handle), hands them to the handler one at a time in order, and renews the lease (`working`) of every
+   * event it holds before `ackWaitMs` lapses, so that only a dead member's events are redelivered.
+   */
+  function runGroupMember(
+    sub: RunningSubscription,
+    consumer: Consumer,
+    onMessage: (m: JsMsg) => Promise<void>,
+  ): void {
+    const held = new Map<JsMsg, number>();
+    const renewEvery = Math.max(50, Math.floor(ackWaitMs / 3));
+    const renew = setInterval(() => {
+      const due = Date.now() - renewEvery;
+      for (const [m, at] of held) {
+        if (at > due) continue;
+        try {
+          m.working();
+        } catch {
+          // Connection closed: the events come back to the group after the lease anyway.
+        }
+        held.set(m, Date.now());
+      }
+    }, renewEvery);
+    renew.unref();
+    const settle = async (m: JsMsg) => {
+      try {
+        await onMessage(m);
+      } catch (err) {
+        // An ack or nak that cannot be sent (connection closed): JetStream redelivers after the lease.
+        logger.warn(
+          { source, subject: m.subject, seq: m.seq, error: errorMessage(err) },
+          'event not settled',
+        );
+      } finally {
+        held.delete(m);
+      }
+    };
+    sub.loop = (async () => {
+      while (!sub.stopping) {
+        let batch: ConsumerMessages;
+        try {
+          batch = await consumer.fetch({ max_messages: prefetch, expires: FETCH_EXPIRES_MS });
+        } catch (err) {
+          if (sub.stopping) break;
+          logger.warn({ source, error: errorMessage(err) }, 'event bus pull failed; retrying');
+          await new Promise((r) => setTimeout(r, options.reconnectWaitMs ?? 1000));
+          continue;
+        }
+        sub.feed = batch;
+        // Not awaited: a batch closes once read, and the reader below reads it.
+        if (sub.stopping) void batch.close().catch(() => undefined);
+        // Taken from the batch as they arrive (held and renewed from then on), handled one at a time.
+        const queue: JsMsg[] = [];
+        let ended = false;
+        let wake: (() => void) | undefined;
+        const reader = (async () => {
+          for await (const m of batch) {
+            held.set(m, Date.now());
+            queue.push(m);
+            wake?.();
+          }
+        })()
+          .catch((err) => {
+            if (!sub.stopping) logger.warn({ source, error: errorMessage(err) }, 'event bus pull ended');
+          })
+          .finally(() => {
+            ended = true;
+            wake?.();
+          });
+        for (;;) {
+          const m = queue.shift();
+          if (!m) {
+            if (ended) break;
+            await new Promise<void>((r) => {
+              wake = r;
+            });
+            wake = undefined;
+            continue;
+          }
+          if (sub.stopping) {
+            // Pulled but not started: hand it back at once rather than after the lease.
+            try {
+              m.nak();
+            } catch {
+              // Connection closed: it comes back after the lease.
+            }
+            held.delete(m);
+            continue;
+          }
+          await settle(m);
+        }
+        await reader;
+      }
+    })()
+      .catch((err) => {
+        if (!sub.stopping)
+          logger.error({ source, error: errorMessage(err) }, 'event bus subscription stopped');
+      })
+      .finally(() => clearInterval(renew));
   }
 
   function unavailable(): AppError {
@@ -431,6 +526,15 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
     async publish(event) {
       if (closed) throw unavailable();
       const json = serializeEvent(event);
+      const maxPayload = nc.info?.max_payload;
+      if (maxPayload !== undefined && Buffer.byteLength(json) > maxPayload) {
+        // No retry can ever store it: refused like any other malformed event.
+        throw new AppError(
+          'BUS_INVALID_EVENT',
+          `Event ${event.id} (${event.type}) is larger than the server's max_payload (${maxPayload} bytes)`,
+          { eventId: event.id, type: event.type },
+        );
+      }
       try {
         await js.publish(subjectOf(event.type), json, {
           msgID: event.id,
@@ -457,8 +561,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
           const { group, maxDeliver, patterns } = spec;
           await ensureGroupConsumer(group, subjects, maxDeliver);
           const consumer = await js.consumers.get(stream, group);
-          const feed = await consumer.consume({ max_messages: prefetch });
-          runFeed(sub, feed, true, async (m) => {
+          runGroupMember(sub, consumer, async (m) => {
             if (exact || wanted(m, patterns)) await handleGroupMessage(m, group, maxDeliver, handler);
             else m.ack();
           });
@@ -472,7 +575,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
           });
           sub.cleanup = () => consumer.delete();
           const feed = await consumer.consume({ max_messages: prefetch });
-          runFeed(sub, feed, false, async (m) => {
+          runFeed(sub, feed, async (m) => {
             if (exact || wanted(m, patterns)) await handleBroadcastMessage(m, handler);
           });
         }

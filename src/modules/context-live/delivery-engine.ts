@@ -85,6 +85,8 @@ interface SubState {
   blocked: boolean;
   /** A retry of its outbox runs on this instance. */
   retrying: boolean;
+  /** Changes are being written to its outbox (it is blocked). */
+  spilling: boolean;
   lastSentAt: number;
   /** Outbox writes of this subscription, in order. */
   outboxChain: Promise<void>;
@@ -236,6 +238,7 @@ export class DeliveryEngine {
       inFlight: false,
       blocked: false,
       retrying: false,
+      spilling: false,
       lastSentAt: 0,
       outboxChain: Promise.resolve(),
     };
@@ -336,6 +339,10 @@ export class DeliveryEngine {
     if (s.queue.length === 0 || this.#stopped) return;
     if (s.blocked) {
       // Behind undelivered notifications (or a slow one in flight): keep the order by going to the outbox.
+      // While one write is under way, what arrives waits and goes in the next one: one row per write, not
+      // per change, so a busy subscription keeps up while it is blocked.
+      if (s.spilling) return;
+      s.spilling = true;
       const batch = s.queue.splice(0, s.queue.length);
       this.#track(
         this.#chain(s, () =>
@@ -346,7 +353,9 @@ export class DeliveryEngine {
             undefined,
           ),
         ).finally(() => {
+          s.spilling = false;
           for (const w of batch) w.done();
+          if (s.queue.length > 0) this.#pump(s);
           if (!s.inFlight) this.#track(this.runRetries());
         }),
       );
@@ -657,7 +666,7 @@ export class DeliveryEngine {
       ).map((r) => keyOf(r.tenant, r.subscription_id)),
     );
     for (const s of this.#subs.values()) {
-      if (s.blocked && !still.has(s.key) && !s.inFlight && !s.retrying) {
+      if (s.blocked && !still.has(s.key) && !s.inFlight && !s.retrying && !s.spilling) {
         s.blocked = false;
         this.#pump(s);
       } else if (!s.blocked && still.has(s.key)) {
