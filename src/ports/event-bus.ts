@@ -20,6 +20,16 @@ export interface PlatformEvent<T = unknown> {
   data: T;
 }
 
+/**
+ * An event already serialised: `json` is the JSON text of a PlatformEvent with this id and type. The outbox
+ * publishes what it wrote with the change as it is, instead of serialising every event a second time.
+ */
+export interface SerializedEvent {
+  readonly id: string;
+  readonly type: string;
+  readonly json: string;
+}
+
 /** What the bus tells a handler about this delivery of an event. */
 export interface EventDelivery {
   /**
@@ -68,7 +78,7 @@ export interface EventBus {
    * Resolves once the event is accepted (stored, for NATS); does not wait for handlers. Publishing an
    * event id again within the adapter's duplicate window is a no-op.
    */
-  publish(event: PlatformEvent): Promise<void>;
+  publish(event: PlatformEvent | SerializedEvent): Promise<void>;
   subscribe(options: SubscribeOptions, handler: EventHandler): Promise<Subscription>;
   ping(): Promise<void>;
   /** Stops taking new events, lets handlers in flight finish, then closes. */

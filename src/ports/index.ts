@@ -3,6 +3,7 @@ export type {
   EventDelivery,
   EventHandler,
   PlatformEvent,
+  SerializedEvent,
   SubscribeOptions,
   Subscription,
 } from './event-bus.ts';

@@ -364,6 +364,22 @@ export function runEventBusContract(
       expect(r.got.map((x) => x.event.data)).toEqual([{ v: 1 }, { v: 2 }]);
     });
 
+    it('publishes an event given serialised as it is, and drops it as a duplicate of the same id', async () => {
+      const bus = await open();
+      const ns = uniqueNamespace();
+      const r = recorder();
+      await bus.subscribe({ types: [`${ns}.>`], group: `${ns}-g` }, r.handler);
+      const e = makeEvent(`${ns}.a`, { v: 1, at: '2026-11-30T10:00:00.000Z' });
+      await bus.publish({ id: e.id, type: e.type, json: JSON.stringify(e) });
+      await bus.publish(e);
+      await expect(bus.publish({ id: 'has space', type: e.type, json: '{}' })).rejects.toMatchObject({
+        code: 'BUS_INVALID_EVENT',
+      });
+      await waitFor(() => r.got.length >= 1, 10_000, 'the event');
+      await sleep(settleMs);
+      expect(r.got.map((x) => x.event)).toEqual([e]);
+    });
+
     it('close() waits for handlers in flight, then refuses work', async () => {
       const bus = await open();
       const ns = uniqueNamespace();

@@ -1,5 +1,5 @@
 import { AppError } from '../../kernel/errors.ts';
-import type { PlatformEvent, SubscribeOptions } from '../../ports/event-bus.ts';
+import type { PlatformEvent, SerializedEvent, SubscribeOptions } from '../../ports/event-bus.ts';
 import { assertValidEventType, normalizePatterns } from './event-pattern.ts';
 
 export type ResolvedSubscription =
@@ -38,8 +38,11 @@ export function resolveSubscription(
   return { mode, group, patterns, maxDeliver };
 }
 
-/** Checks an event before publishing and returns it serialised (what every subscriber will receive). */
-export function serializeEvent(event: PlatformEvent): string {
+/**
+ * Checks an event before publishing and returns it serialised (what every subscriber will receive). An event
+ * given serialised is checked by its id and type and published as it is.
+ */
+export function serializeEvent(event: PlatformEvent | SerializedEvent): string {
   if (typeof event !== 'object' || event === null) {
     throw new AppError('BUS_INVALID_EVENT', 'An event must be an object');
   }
@@ -47,6 +50,11 @@ export function serializeEvent(event: PlatformEvent): string {
     throw new AppError('BUS_INVALID_EVENT', 'An event needs an id: 1 to 128 printable characters, no spaces');
   }
   assertValidEventType(event.type);
+  if ('json' in event) {
+    if (typeof event.json !== 'string')
+      throw new AppError('BUS_INVALID_EVENT', 'A serialised event needs its JSON');
+    return event.json;
+  }
   if (typeof event.time !== 'string' || typeof event.source !== 'string') {
     throw new AppError('BUS_INVALID_EVENT', 'An event needs a time and a source (strings)', { id: event.id });
   }

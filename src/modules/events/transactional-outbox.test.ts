@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { brotliDecompressSync } from 'node:zlib';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -39,10 +40,10 @@ async function until(
 const quiet = () => undefined;
 
 async function rowsIn(store: Store): Promise<Array<{ events: PlatformEvent[]; attempts: number }>> {
-  const r = await sql<{ events: unknown; attempts: number }>`select events, attempts from event_outbox
+  const r = await sql<{ events: Uint8Array; attempts: number }>`select events, attempts from event_outbox
     order by id`.execute(store.db);
   return r.rows.map((row) => ({
-    events: (typeof row.events === 'string' ? JSON.parse(row.events) : row.events) as PlatformEvent[],
+    events: JSON.parse(brotliDecompressSync(row.events).toString('utf8')) as PlatformEvent[],
     attempts: row.attempts,
   }));
 }
