@@ -27,6 +27,10 @@ const BENCHES: Record<string, { script: string; what: string }> = {
     script: 'bench/context-live/ingestion.ts',
     what: 'attribute updates/s through batch upsert and MQTT, vs raw INSERT',
   },
+  outbox: {
+    script: 'bench/context-live/outbox-cost.ts',
+    what: 'cost of the transactional outbox per 1,000-entity batch upsert, against publishing after commit',
+  },
   notifications: {
     script: 'bench/context-live/notification-latency.ts',
     what: 'notification latency, 100 subscriptions at 1,000 updates/s',
