@@ -13,6 +13,7 @@ import { sql } from 'kysely';
 import { createMemoryBus } from '../../src/adapters/bus/index.ts';
 import { newTimeOrderedId } from '../../src/kernel/ids.ts';
 import { type ContextEvents, ContextService } from '../../src/modules/context/index.ts';
+import { openTestDirectory } from '../../src/modules/context/testing.ts';
 import { createContextLive, type IngestPrincipal } from '../../src/modules/context-live/index.ts';
 import { testLdContext } from '../../src/modules/context-live/testing.ts';
 import { TransactionalOutbox } from '../../src/modules/events/index.ts';
@@ -24,7 +25,7 @@ const TITLE = 'Transactional outbox: cost per batch upsert';
 const principal: IngestPrincipal = {
   userId: 'svc-bench',
   orgId: 'org-bench',
-  roles: ['device'],
+  roles: ['operator'],
   defaultMarking: { tlp: 'GREEN', audience: { orgs: [], communities: [], users: [] } },
 };
 
@@ -41,6 +42,7 @@ export async function runOutboxCostBench(rounds = Number(process.env.OUTBOX_BENC
   const bus = createMemoryBus({ maxPending: 10_000_000, maxBroadcastPending: 10_000_000 });
   const ld = testLdContext();
   const outbox = new TransactionalOutbox({ store, bus });
+  const { gate } = openTestDirectory(store);
   const afterCommit: EventOutbox<ContextEvents> = {
     emit: (trx, type, data) => afterCommit.emitAll(trx, [{ type, data } as never]),
     async emitAll(trx, events) {
@@ -60,8 +62,8 @@ export async function runOutboxCostBench(rounds = Number(process.env.OUTBOX_BENC
     },
   };
   const sides = {
-    outbox: new ContextService({ store, bus, events: outbox.emitter('context'), resolver: ld }),
-    publishAfterCommit: new ContextService({ store, bus, events: afterCommit, resolver: ld }),
+    outbox: new ContextService({ store, bus, gate, events: outbox.emitter('context'), resolver: ld }),
+    publishAfterCommit: new ContextService({ store, bus, gate, events: afterCommit, resolver: ld }),
   };
   const live = createContextLive({ store, ld, writer: sides.outbox, busMembers: 256 });
   await live.start(bus);
