@@ -330,6 +330,7 @@ describe('notification retries shared by instances (PGlite, real HTTP receivers)
       store,
       ld,
       query: createCoreQueryPort(ld),
+      egress: loopbackEgress(),
       retry: { firstDelayMs: 50, maxDelayMs: 200 },
       ...extra,
     });
