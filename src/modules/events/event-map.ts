@@ -13,7 +13,7 @@
  * | `access.org.changed` / `community.changed` | access | { id } |
  * | `access.user.changed` | access | { id, orgId, sessionsEnded } |
  * | `access.token.revoked` | access | { id, userId, orgId } |
- * | `routing.change.added` / `lifted` | routing-live | { id } |
+ * | `routing.change.added` / `updated` / `lifted` | routing-live | RoutingChangeEvent |
  */
 import type { AccessEvents } from '../access/index.ts';
 import type { ContextEvents } from '../context/index.ts';
