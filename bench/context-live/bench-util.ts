@@ -70,7 +70,10 @@ export function rowsOfOtherStores(title: string, store: string): string[] {
   const start = text.indexOf(`## ${title}\n`);
   if (start < 0) return [];
   const next = text.indexOf('\n## ', start + 4);
-  const section = text.slice(start, next < 0 ? text.length : next);
+  let section = text.slice(start, next < 0 ? text.length : next);
+  // The generated table only: hand-written subsections have tables of their own.
+  const sub = section.indexOf('\n### ');
+  if (sub >= 0) section = section.slice(0, sub);
   return section
     .split('\n')
     .filter((l) => l.startsWith('| ') && !l.startsWith('| store') && !l.startsWith('| ---'))
