@@ -28,7 +28,12 @@ import {
   type OrgKind,
   type Role,
 } from '../modules/access/index.ts';
-import { type AuditChainVerdict, auditMigrations, verifyAuditChain } from '../modules/audit/index.ts';
+import {
+  AuditChainer,
+  type AuditChainVerdict,
+  auditMigrations,
+  verifyAuditChain,
+} from '../modules/audit/index.ts';
 import {
   ContextResolver,
   ContextService,
@@ -204,6 +209,10 @@ export async function openCore(
   });
   // Rows another instance committed but never relayed (it died, or its bus was down) are taken over here.
   events.start();
+  // Audit records are written unchained with their writes and linked into the hash chain here.
+  const chainer = new AuditChainer(store, {
+    onError: (err) => log.error({ err }, 'chaining audit records failed; retried on the next tick'),
+  });
   const access = new AccessService({
     store,
     events: events.emitter(config.instanceId),
@@ -283,6 +292,7 @@ export async function openCore(
     async close() {
       await context.close().catch((e) => log.error({ err: e }, 'closing the context service failed'));
       await events.stop().catch((e) => log.error({ err: e }, 'stopping the event outbox failed'));
+      await chainer.stop().catch((e) => log.error({ err: e }, 'chaining the last audit records failed'));
       await b.close().catch((e) => log.error({ err: e }, 'closing the bus failed'));
       await s.close().catch((e) => log.error({ err: e }, 'closing the store failed'));
       unlock();

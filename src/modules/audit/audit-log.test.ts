@@ -4,9 +4,11 @@ import { createPostgresStore } from '../../adapters/storage/postgres-store.ts';
 import { openTestPostgresStore, testStoreFactories } from '../../adapters/storage/testing.ts';
 import type { Store } from '../../ports/store.ts';
 import {
+  AuditChainer,
   appendAudit,
   auditMigrations,
   canonicalJson,
+  chainPendingAudit,
   listAudit,
   recordAudit,
   verifyAuditChain,
@@ -60,6 +62,37 @@ for (const factory of testStoreFactories()) {
         expect(await listAudit(store.db, { action: 'delete' })).toEqual([]);
         expect(await listAudit(store.db, { from: new Date(Date.now() + 60_000) })).toEqual([]);
         expect(await listAudit(store.db, { to: new Date(Date.now() + 60_000), limit: 2 })).toHaveLength(2);
+      });
+
+      it('chains committed records in the background, in the order they were written', async () => {
+        const before = (await verifyAuditChain(store)).records;
+        const chainer = new AuditChainer(store, { everyMs: 20 });
+        try {
+          await store.transaction((trx) => appendAudit(trx, [entry(300), entry(301)]));
+          const pending = async () =>
+            Number(
+              (
+                await sql<{ n: string }>`select count(*) as n from audit_record where seq is null`.execute(
+                  store.db,
+                )
+              ).rows[0]?.n,
+            );
+          for (let i = 0; i < 100 && (await pending()) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+          expect(await pending()).toBe(0);
+        } finally {
+          await chainer.stop();
+        }
+        expect(await chainPendingAudit(store.db)).toBe(0);
+        const last = await listAudit(store.db, { newestFirst: true, limit: 2 });
+        expect(last.map((r) => [r.seq, r.details.i])).toEqual([
+          [before + 2, 301],
+          [before + 1, 300],
+        ]);
+        await sql`delete from audit_record where seq > ${before}`.execute(store.db);
+        await sql`update audit_head set seq = ${before}, hash = (select hash from audit_record where seq = ${before}) where id = 1`.execute(
+          store.db,
+        );
+        expect((await verifyAuditChain(store)).ok).toBe(true);
       });
 
       it('rolls the record back with the write it belongs to', async () => {
@@ -154,6 +187,43 @@ describe.skipIf(!process.env.DATABASE_URL)(
       } finally {
         await b.close();
         await a.close();
+      }
+    });
+
+    it('lets audited writes go in parallel: an append waits for no other transaction, and only committed records are chained', async () => {
+      const store = await openTestPostgresStore(auditMigrations);
+      try {
+        const entry = (i: number) => ({
+          actorId: 'x',
+          actorOrg: 'o',
+          action: 'update' as const,
+          details: { i },
+        });
+        let release: () => void = () => {};
+        const held = new Promise<void>((r) => {
+          release = r;
+        });
+        // A long write holds its (uncommitted) audit record...
+        const slow = store.transaction(async (trx) => {
+          await appendAudit(trx, entry(1));
+          await held;
+        });
+        await new Promise((r) => setTimeout(r, 50));
+        // ...while another audited write commits, and the chain is read, without waiting for it.
+        const t0 = performance.now();
+        await recordAudit(store, entry(2));
+        expect(await verifyAuditChain(store)).toEqual({ ok: true, records: 1 });
+        expect(performance.now() - t0).toBeLessThan(5_000);
+        release();
+        await slow;
+        expect(await verifyAuditChain(store)).toEqual({ ok: true, records: 2 });
+        const all = await listAudit(store.db, { limit: 10 });
+        expect(all.map((r) => [r.seq, r.details.i])).toEqual([
+          [1, 2],
+          [2, 1],
+        ]);
+      } finally {
+        await store.close();
       }
     });
   },

@@ -1,4 +1,12 @@
-export { type AuditQuery, appendAudit, listAudit, recordAudit } from './audit-log.ts';
+export {
+  type AppendedAudit,
+  AuditChainer,
+  type AuditQuery,
+  appendAudit,
+  chainPendingAudit,
+  listAudit,
+  recordAudit,
+} from './audit-log.ts';
 export {
   type AuditAction,
   type AuditEntry,

@@ -50,4 +50,19 @@ export const auditMigrations: Record<string, Migration> = {
       await sql`insert into audit_head (id, seq, hash) values (1, 0, ${GENESIS_HASH})`.execute(db);
     },
   },
+  audit_0002_deferred_chain: {
+    // Appends write unchained records without locking; a chainer links them under the head's lock, so
+    // audited writes no longer queue behind one another across the platform.
+    async up(db) {
+      await sql`alter table audit_record drop constraint audit_record_pkey`.execute(db);
+      await sql`alter table audit_record alter column seq drop not null`.execute(db);
+      await sql`alter table audit_record alter column prev_hash drop not null`.execute(db);
+      await sql`alter table audit_record alter column hash drop not null`.execute(db);
+      await sql`alter table audit_record add primary key (id)`.execute(db);
+      await sql`create unique index audit_record_seq on audit_record (seq)`.execute(db);
+      // The order records were written in (ids are time-ordered only to the millisecond).
+      await sql`alter table audit_record add column written bigserial`.execute(db);
+      await sql`create index audit_record_pending on audit_record (written) where seq is null`.execute(db);
+    },
+  },
 };

@@ -1,5 +1,5 @@
 import type { Store } from '../../ports/store.ts';
-import { rowToAuditRecord } from './audit-log.ts';
+import { chainPendingAudit, rowToAuditRecord } from './audit-log.ts';
 import { GENESIS_HASH, hashAuditRecord } from './audit-record.ts';
 import type { AuditTables } from './audit-tables.ts';
 
@@ -21,6 +21,8 @@ const PAGE = 2000;
  * removed at the end (the chain stops short of the head row, which is kept in its own table).
  */
 export async function verifyAuditChain(store: Store): Promise<AuditChainVerdict> {
+  // Records committed but not yet chained are chained first: they are part of what is verified.
+  await chainPendingAudit(store.db);
   const db = store.db.withTables<AuditTables>();
   const head = await db
     .selectFrom('audit_head')
