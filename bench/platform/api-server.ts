@@ -66,8 +66,18 @@ for (let i = 0; i < 1000; i++) {
   if (res.statusCode !== 201) throw new Error(`seeding failed: ${res.statusCode} ${res.body}`);
   if (org === 'metro' && tlp === 'GREEN') reportId = res.json().id;
 }
+// Entities for the write scenarios: each request updates one of them (an audited NGSI-LD write).
+const ENTITIES = 200;
+for (let i = 0; i < ENTITIES; i++) {
+  const res = await inject('POST', '/ngsi-ld/v1/entities', tokens.metro, {
+    id: `urn:ngsi-ld:Counter:bench-${i}`,
+    type: 'Counter',
+    count: { type: 'Property', value: 0 },
+  });
+  if (res.statusCode !== 201) throw new Error(`seeding entities failed: ${res.statusCode} ${res.body}`);
+}
 process.stdout.write(
-  `${JSON.stringify({ address, token: tokens.metro, reportId, store: platform.store.kind })}\n`,
+  `${JSON.stringify({ address, token: tokens.metro, reportId, entities: ENTITIES, store: platform.store.kind })}\n`,
 );
 process.on('SIGTERM', () => {
   platform.shutdown().then(() => process.exit(0));

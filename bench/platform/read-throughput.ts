@@ -36,20 +36,47 @@ async function startServer(databaseUrl?: string) {
   const [line] = (await once(rl, 'line')) as [string];
   return {
     child,
-    info: JSON.parse(line) as { address: string; token: string; reportId: string; store: string },
+    info: JSON.parse(line) as {
+      address: string;
+      token: string;
+      reportId: string;
+      entities: number;
+      store: string;
+    },
   };
+}
+
+/** A write scenario: each request gets its method, path and body from `next(i)`. */
+interface Writes {
+  method: 'POST' | 'PATCH';
+  next: (i: number) => { path: string; body: string };
 }
 
 async function measure(
   url: string,
   token: string,
   seconds: number,
+  writes?: Writes,
 ): Promise<Omit<ReadThroughputRow, 'store' | 'scenario'>> {
+  let n = 0;
   const result = await autocannon({
     url,
     connections: 16,
     duration: seconds,
-    headers: { authorization: token },
+    headers: { authorization: token, ...(writes ? { 'content-type': 'application/json' } : {}) },
+    ...(writes
+      ? {
+          method: writes.method,
+          requests: [
+            {
+              setupRequest: (req: autocannon.Request) => {
+                const w = writes.next(n++);
+                return { ...req, method: writes.method, path: w.path, body: w.body };
+              },
+            },
+          ],
+        }
+      : {}),
   });
   return {
     requestsPerSec: Math.round(result.requests.average),
@@ -80,14 +107,36 @@ export async function runReadThroughputBench(seconds = 10): Promise<ReadThroughp
     for (const databaseUrl of targets) {
       const { child, info } = await startServer(databaseUrl);
       try {
-        const scenarios: [string, string][] = [
+        const scenarios: [string, string, Writes?][] = [
           ['GET /api/auth/me (authentication only)', '/api/auth/me'],
           ['GET /api/reports/:id (one object, policy in SQL)', `/api/reports/${info.reportId}`],
           ['GET /api/reports?limit=20 (list of 1,000 mixed markings)', '/api/reports?limit=20'],
+          [
+            'PATCH /ngsi-ld/v1/entities/:id/attrs (one entity per request, 200 entities: an audited write)',
+            '/',
+            {
+              method: 'PATCH',
+              next: (i) => ({
+                path: `/ngsi-ld/v1/entities/urn:ngsi-ld:Counter:bench-${i % info.entities}/attrs`,
+                body: JSON.stringify({ count: { type: 'Property', value: i } }),
+              }),
+            },
+          ],
+          [
+            'POST /api/reports (an audited create)',
+            '/',
+            {
+              method: 'POST',
+              next: (i) => ({
+                path: '/api/reports',
+                body: JSON.stringify({ title: `Bench ${i}`, category: 'other', marking: { tlp: 'AMBER' } }),
+              }),
+            },
+          ],
         ];
-        for (const [scenario, path] of scenarios) {
-          await measure(info.address + path, info.token, 2); // warm-up
-          const r = await measure(info.address + path, info.token, seconds);
+        for (const [scenario, path, writes] of scenarios) {
+          await measure(info.address + path, info.token, 2, writes); // warm-up
+          const r = await measure(info.address + path, info.token, seconds, writes);
           rows.push({ store: info.store, scenario, ...r });
           console.log(
             `${info.store.padEnd(8)} ${scenario.padEnd(58)} ${String(r.requestsPerSec).padStart(6)} req/s  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms`,
@@ -111,7 +160,7 @@ export async function runReadThroughputBench(seconds = 10): Promise<ReadThroughp
 
 export function readThroughputMarkdown(rows: ReadThroughputRow[], seconds: number): string {
   const lines = [
-    '## Platform API: authenticated read throughput',
+    '## Platform API: authenticated read and write throughput',
     '',
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadavg()[0]?.toFixed(1)} at the end (a shared machine: figures are indicative). The load generator takes one of the two cores.`,
     'Each request: session JWT verified (HS256), the account read by primary key (a disabled account is cut off at once), the organisation facts from a 5 s cache dropped on access events, then the query with the read-key filter; PGlite is one connection in the server process, PostgreSQL a pool of 10.',
@@ -133,5 +182,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
   const rows = await runReadThroughputBench(seconds);
   const { writeBenchSection } = await import('../write-section.ts');
-  writeBenchSection('Platform API: authenticated read throughput', readThroughputMarkdown(rows, seconds));
+  writeBenchSection(
+    'Platform API: authenticated read and write throughput',
+    readThroughputMarkdown(rows, seconds),
+  );
 }
