@@ -6,8 +6,7 @@ import { createMemoryBus } from '../../src/adapters/bus/index.ts';
 import { openTestPgliteStore, openTestPostgresStore } from '../../src/adapters/storage/testing.ts';
 import { ContextService } from '../../src/modules/context/index.ts';
 import { CONTEXT_TEST_MIGRATIONS, openTestDirectory } from '../../src/modules/context/testing.ts';
-import { contextLiveMigrations } from '../../src/modules/context-live/index.ts';
-import { testLdContext } from '../../src/modules/context-live/testing.ts';
+import { LIVE_TEST_MIGRATIONS, testLdContext } from '../../src/modules/context-live/testing.ts';
 import { TransactionalOutbox } from '../../src/modules/events/index.ts';
 import type { Store } from '../../src/ports/store.ts';
 
@@ -34,7 +33,7 @@ const BENCH_ORGS = ['org-bench', 'org-a', 'org-b'];
 
 /** A store for benchmarks: PostgreSQL at DATABASE_URL (fresh schema) or PGlite, with their organisations. */
 export async function openBenchStore(): Promise<Store> {
-  const migrations = { ...CONTEXT_TEST_MIGRATIONS, ...contextLiveMigrations };
+  const migrations = { ...CONTEXT_TEST_MIGRATIONS, ...LIVE_TEST_MIGRATIONS };
   const store = await (process.env.DATABASE_URL
     ? openTestPostgresStore(migrations)
     : openTestPgliteStore(migrations));

@@ -15,6 +15,7 @@ import { sql } from 'kysely';
 import mqtt from 'mqtt';
 import { startEmbeddedMqttBroker } from '../../src/adapters/mqtt/index.ts';
 import { createContextLive, type IngestPrincipal } from '../../src/modules/context-live/index.ts';
+import { openLiveWorld } from '../../src/modules/context-live/testing.ts';
 import { writeBenchSection } from '../write-section.ts';
 import { machine, openBenchStore, openCore, rowsOfOtherStores, sleep } from './bench-util.ts';
 
@@ -50,7 +51,8 @@ export async function runIngestionBench(
   const log = opts.log ?? ((s: string) => console.log(s));
   const store = await openBenchStore();
   const { bus, ld, core } = openCore(store);
-  const live = createContextLive({ store, ld, writer: core, busMembers: 256 });
+  const world = await openLiveWorld(store);
+  const live = createContextLive({ store, gate: world.gate, ld, writer: core, busMembers: 256 });
   await live.start(bus);
   const broker = await startEmbeddedMqttBroker({
     port: 0,

@@ -12,8 +12,7 @@
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { createContextLive, type IngestPrincipal } from '../../src/modules/context-live/index.ts';
-import { loopbackEgress, startReceiver } from '../../src/modules/context-live/testing.ts';
-import { principalReadKeys } from '../../src/modules/sharing/marking.ts';
+import { loopbackEgress, openLiveWorld, startReceiver } from '../../src/modules/context-live/testing.ts';
 import { writeBenchSection } from '../write-section.ts';
 import {
   machine,
@@ -61,8 +60,10 @@ export async function runNotificationLatencyBench(
   const log = opts.log ?? ((s: string) => console.log(s));
   const store = await openBenchStore();
   const { bus, ld, core } = openCore(store);
+  const world = await openLiveWorld(store);
   const live = createContextLive({
     store,
+    gate: world.gate,
     ld,
     writer: core,
     busMembers: 64,
@@ -72,11 +73,7 @@ export async function runNotificationLatencyBench(
   await live.start(bus);
   const rx = await startReceiver();
   try {
-    const subscriber = {
-      userId: 'u-b',
-      orgId: 'org-b',
-      readKeys: principalReadKeys({ userId: 'u-b', orgId: 'org-b', communities: [], patronOrgs: [] }),
-    };
+    const subscriber = await world.as('org-b-operator');
     for (let k = 0; k < SUBS; k++) {
       await core.upsertFragments(
         '',

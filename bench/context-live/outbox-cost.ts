@@ -65,7 +65,7 @@ export async function runOutboxCostBench(rounds = Number(process.env.OUTBOX_BENC
     outbox: new ContextService({ store, bus, gate, events: outbox.emitter('context'), resolver: ld }),
     publishAfterCommit: new ContextService({ store, bus, gate, events: afterCommit, resolver: ld }),
   };
-  const live = createContextLive({ store, ld, writer: sides.outbox, busMembers: 256 });
+  const live = createContextLive({ store, gate, ld, writer: sides.outbox, busMembers: 256 });
   await live.start(bus);
   let seq = 0;
   const batch = () =>

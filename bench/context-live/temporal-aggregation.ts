@@ -8,8 +8,7 @@
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { createContextLive } from '../../src/modules/context-live/index.ts';
-import { entityChange, testLdContext } from '../../src/modules/context-live/testing.ts';
-import { principalReadKeys } from '../../src/modules/sharing/marking.ts';
+import { entityChange, openLiveWorld, testLdContext } from '../../src/modules/context-live/testing.ts';
 import { writeBenchSection } from '../write-section.ts';
 import { machine, openBenchStore, type Percentiles, percentiles, rowsOfOtherStores } from './bench-util.ts';
 
@@ -35,7 +34,8 @@ export async function runTemporalAggregationBench(
   const repeats = opts.repeats ?? 30;
   const log = opts.log ?? ((s: string) => console.log(s));
   const store = await openBenchStore();
-  const live = createContextLive({ store, ld: testLdContext() });
+  const world = await openLiveWorld(store);
+  const live = createContextLive({ store, gate: world.gate, ld: testLdContext() });
   try {
     const t0 = Date.parse('2026-11-26T00:00:00Z');
     const start = performance.now();
@@ -61,7 +61,7 @@ export async function runTemporalAggregationBench(
     }
     const loadSeconds = (performance.now() - start) / 1000;
     log(`temporal: loaded ${2 * n} instances in ${loadSeconds.toFixed(1)} s`);
-    const keys = principalReadKeys({ userId: 'u', orgId: 'org-a', communities: [], patronOrgs: [] });
+    const reader = await world.as('org-a-operator');
     const params = {
       timerel: 'between',
       timeAt: new Date(t0).toISOString(),
@@ -72,9 +72,9 @@ export async function runTemporalAggregationBench(
       const ms: number[] = [];
       for (let i = 0; i < times + 3; i++) {
         const s = performance.now();
-        const e = await live.temporal.getEntity(
+        const { value: e } = await live.temporal.getEntity(
           '',
-          keys,
+          reader,
           id,
           { params: { ...params, aggrMethods, aggrPeriodDuration: period } },
           undefined,

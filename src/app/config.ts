@@ -85,7 +85,7 @@ export const SETTINGS = {
   SAFECITY_OIDC_ROLES_CLAIM: { key: 'oidc.rolesClaim', help: 'claim with the roles (default roles)' },
   SAFECITY_HISTORY_RETENTION_DAYS: {
     key: 'historyRetentionDays',
-    help: 'days of NGSI-LD history kept for entity types without their own retention (default: all)',
+    help: 'days of NGSI-LD history kept where the owner organisation set no retention (default: all)',
   },
   SAFECITY_ROADS: {
     key: 'roads',

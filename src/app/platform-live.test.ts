@@ -42,7 +42,7 @@ describe('platform: IoT over MQTT, history and subscriptions, under markings', (
   let rx: Receiver;
   const auth: Record<string, string> = {};
   let gatewayToken = '';
-  const call = (method: 'GET' | 'POST', url: string, who: string, payload?: unknown) =>
+  const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, who: string, payload?: unknown) =>
     platform.server.inject({
       method,
       url,
@@ -78,6 +78,9 @@ describe('platform: IoT over MQTT, history and subscriptions, under markings', (
         ],
         users: [
           ['analyst', 'police', 'analyst'],
+          ['police-admin', 'police', 'admin'],
+          ['police-viewer', 'police', 'viewer'],
+          ['police-responder', 'police', 'responder'],
           ['steward', 'venue', 'analyst'],
         ],
       }),
@@ -172,5 +175,110 @@ describe('platform: IoT over MQTT, history and subscriptions, under markings', (
     const status = (await call('GET', '/ngsi-ld/v1/subscriptions', 'analyst')).json()[0];
     expect(status.notification.timesSent).toBeGreaterThanOrEqual(1);
     expect(status.notification.status).toBe('ok');
+  });
+
+  it('notifications carry the marking of what they hold (gap 7)', async () => {
+    const labels = rx.received.map((n) => n.headers['safecity-marking']);
+    expect(labels.length).toBeGreaterThan(0);
+    expect(labels).toContain('TLP:GREEN; owner=venue');
+  });
+
+  it('creating a subscription is a share: viewers and responders may not', async () => {
+    for (const who of ['police-viewer', 'police-responder']) {
+      const res = await call('POST', '/ngsi-ld/v1/subscriptions', who, {
+        type: 'Subscription',
+        entities: [{ type: 'CrowdFlowObserved' }],
+        notification: { endpoint: { uri: rx.url } },
+      });
+      expect(res.statusCode, who).toBe(403);
+    }
+    // The police's viewer sees the police's subscription; the venue's users do not.
+    expect((await call('GET', '/ngsi-ld/v1/subscriptions', 'police-viewer')).json()).toHaveLength(1);
+    expect((await call('GET', '/ngsi-ld/v1/subscriptions', 'steward')).json()).toEqual([]);
+  });
+
+  describe('gap 1: history survives its entity', () => {
+    it("an id deleted and created again by another organisation shows only the new entity's history", async () => {
+      const id = 'urn:ngsi-ld:Camera:gap1';
+      const observe = (who: string, count: number) =>
+        call('PATCH', `/ngsi-ld/v1/entities/${id}/attrs`, who, {
+          count: { type: 'Property', value: count },
+        });
+      const history = async (who: string) => {
+        const res = await call('GET', `/ngsi-ld/v1/temporal/entities/${id}?attrs=count`, who);
+        if (res.statusCode !== 200) return { status: res.statusCode, values: [] as number[] };
+        const list = res.json().count as Array<{ value: number }> | { value: number } | undefined;
+        const values = (Array.isArray(list) ? list : list ? [list] : []).map((i) => i.value).sort();
+        return { status: 200, values, marking: res.headers['safecity-marking'] };
+      };
+      // The police record a TLP:RED camera's counts, then delete it.
+      const created = await call('POST', '/ngsi-ld/v1/entities', 'analyst', {
+        id,
+        type: 'Camera',
+        count: { type: 'Property', value: 1 },
+        marking: { type: 'Property', value: { tlp: 'RED' } },
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      expect((await observe('analyst', 2)).statusCode).toBe(204);
+      expect((await observe('analyst', 3)).statusCode).toBe(204);
+      await until(async () => {
+        const h = await history('analyst');
+        return h.values.length === 3 ? h : undefined;
+      }, "the police's history");
+      expect((await call('DELETE', `/ngsi-ld/v1/entities/${id}`, 'analyst')).statusCode).toBe(204);
+      // The venue creates the same id as TLP:CLEAR and records its own counts.
+      const again = await call('POST', '/ngsi-ld/v1/entities', 'steward', {
+        id,
+        type: 'Camera',
+        count: { type: 'Property', value: 100 },
+        marking: { type: 'Property', value: { tlp: 'CLEAR' } },
+      });
+      expect(again.statusCode, again.body).toBe(201);
+      expect((await observe('steward', 101)).statusCode).toBe(204);
+      const mine = await until(async () => {
+        const h = await history('steward');
+        return h.values.length >= 2 ? h : undefined;
+      }, "the venue's history");
+      expect(mine).toEqual({ status: 200, values: [100, 101], marking: 'TLP:CLEAR; owner=venue' });
+      // Whoever asks, the police's RED history is gone with its entity.
+      await new Promise((r) => setTimeout(r, 500));
+      for (const who of ['steward', 'analyst', 'police-viewer']) {
+        expect((await history(who)).values, who).toEqual([100, 101]);
+      }
+    });
+  });
+
+  describe("gap 12: a disabled user's subscriptions keep delivering its organisation's AMBER data", () => {
+    it('pauses the subscriptions of a disabled account within seconds, and resumes them when enabled', async () => {
+      const me = (await call('GET', '/api/auth/me', 'analyst')).json() as { userId: string };
+      const status = async () =>
+        (await call('GET', '/ngsi-ld/v1/subscriptions', 'police-admin')).json() as Array<{
+          status: string;
+          statusReason?: string;
+        }>;
+      expect((await status()).map((s) => s.status)).toEqual(['active']);
+      expect((await call('POST', `/api/users/${me.userId}/disable`, 'police-admin')).statusCode).toBe(200);
+      const paused = await until(async () => {
+        const [s] = await status();
+        return s?.status === 'paused' ? s : undefined;
+      }, 'the pause');
+      expect(paused.statusReason).toMatch(/disabled/);
+      const count = rx.received.length;
+      await call('POST', '/ngsi-ld/v1/entityOperations/upsert', 'steward', [
+        {
+          id: 'urn:ngsi-ld:CrowdFlowObserved:gate-green',
+          type: 'CrowdFlowObserved',
+          peopleCount: { type: 'Property', value: 301 },
+        },
+      ]);
+      await new Promise((r) => setTimeout(r, 700));
+      expect(rx.received.length).toBe(count);
+      const enabled = await call('PATCH', `/api/users/${me.userId}`, 'police-admin', { disabled: false });
+      expect(enabled.statusCode, enabled.body).toBe(200);
+      await until(
+        async () => ((await status())[0]?.status === 'active' ? true : undefined),
+        'the resumption',
+      );
+    });
   });
 });

@@ -417,7 +417,18 @@ export async function createPlatform(
       ...(config.historyRetentionDays
         ? { defaultRetentionSeconds: config.historyRetentionDays * 86_400 }
         : {}),
-      subscriberKeys: { orgReadKeys: (orgId) => gate.orgReadKeys(orgId) },
+      gate,
+      // A subscription's creator disabled (or gone): its subscriptions pause until it is enabled again.
+      accounts: {
+        isActive: async (userId) => {
+          try {
+            return !(await access.account(userId)).disabled;
+          } catch (e) {
+            if (e instanceof AppError && e.code === 'ACCESS_USER_NOT_FOUND') return false;
+            throw e;
+          }
+        },
+      },
       // Per-minute rollups of the last minutes are rebuilt at start only where one instance owns them.
       ...(bus.kind === 'memory' ? { rebuildRollupsMinutes: 10 } : {}),
       onError: (message, err) => log.error({ err }, message),

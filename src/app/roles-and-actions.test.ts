@@ -94,6 +94,8 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
         SAFECITY_ADMIN_PASSWORD: ADMIN_PASSWORD,
         SAFECITY_MQTT_PORT: '0',
         PORT: '0',
+        // Subscriptions in these rows notify 127.0.0.1 (nothing listens there).
+        SAFECITY_EGRESS_ALLOW: 'public,private,loopback',
       }),
       { log: pino({ level: 'silent' }) },
     );
@@ -190,6 +192,58 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
     );
     expect(res.statusCode, res.body).toBe(201);
     return res.json().id as string;
+  };
+
+  const subscription = async () => {
+    const res = await send(
+      {
+        method: 'POST',
+        url: '/ngsi-ld/v1/subscriptions',
+        payload: {
+          type: 'Subscription',
+          entities: [{ type: 'Camera' }],
+          notification: { endpoint: { uri: 'http://127.0.0.1:9/notify' } },
+        },
+      },
+      ownerOperator,
+    );
+    expect(res.statusCode, res.body).toBe(201);
+    return decodeURIComponent(String(res.headers.location).split('/').pop() ?? '');
+  };
+
+  /** A TLP:AMBER entity of the owner with history (made once: the rows only read it). */
+  let withHistory: Promise<string> | undefined;
+  const entityWithHistory = () => {
+    withHistory ??= (async () => {
+      const id = 'urn:ngsi-ld:Camera:history-1';
+      const res = await send(
+        {
+          method: 'POST',
+          url: '/ngsi-ld/v1/entities',
+          payload: {
+            id,
+            type: 'Camera',
+            count: { type: 'Property', value: 7 },
+            marking: { type: 'Property', value: { tlp: 'AMBER' } },
+          },
+        },
+        ownerOperator,
+      );
+      expect(res.statusCode, res.body).toBe(201);
+      for (let i = 0; i < 200; i++) {
+        const h = await send({ method: 'GET', url: `/ngsi-ld/v1/temporal/entities/${id}` }, ownerOperator);
+        if (h.statusCode === 200) return id;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error('no history recorded');
+    })();
+    return withHistory;
+  };
+
+  /** A subscription: its organisation's users see it (TLP:AMBER+STRICT), no client, no one else. */
+  const subscriptionRule = (kind: 'read' | 'change') => (c: Caller) => {
+    if (c.relation !== 'owner') return 'absent';
+    return kind === 'read' || writer(c) ? 'ok' : 'role';
   };
 
   const rows: Row[] = [
@@ -437,6 +491,70 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
         url: `/api/access/explain?object=${id}&kind=closure&user=${ownerOperator}`,
       }),
       expect: (c) => (c.role !== 'admin' ? 'role' : c.relation === 'stranger' ? 'absent' : 'ok'),
+    },
+    // ------------------------------------------------------------------------------- subscriptions
+    {
+      surface: 'subscriptions',
+      action: 'create a subscription (a share)',
+      request: () => ({
+        method: 'POST',
+        url: '/ngsi-ld/v1/subscriptions',
+        payload: {
+          type: 'Subscription',
+          entities: [{ type: 'Camera' }],
+          notification: { endpoint: { uri: 'http://127.0.0.1:9/notify' } },
+        },
+      }),
+      expect: (c) => (writer(c) ? 'ok' : 'role'),
+    },
+    {
+      surface: 'subscriptions',
+      action: "read the owner's subscription",
+      fresh: subscription,
+      request: (id) => ({ method: 'GET', url: `/ngsi-ld/v1/subscriptions/${id}` }),
+      expect: subscriptionRule('read'),
+    },
+    {
+      surface: 'subscriptions',
+      action: "change the owner's subscription",
+      fresh: subscription,
+      request: (id) => ({
+        method: 'PATCH',
+        url: `/ngsi-ld/v1/subscriptions/${id}`,
+        payload: { isActive: false },
+      }),
+      expect: subscriptionRule('change'),
+    },
+    {
+      surface: 'subscriptions',
+      action: "delete the owner's subscription",
+      fresh: subscription,
+      request: (id) => ({ method: 'DELETE', url: `/ngsi-ld/v1/subscriptions/${id}` }),
+      expect: subscriptionRule('change'),
+    },
+    // ------------------------------------------------------------------------------------ temporal
+    {
+      surface: 'temporal',
+      action: 'read the history of a TLP:AMBER entity',
+      fresh: entityWithHistory,
+      request: (id) => ({ method: 'GET', url: `/ngsi-ld/v1/temporal/entities/${id}` }),
+      expect: amberObjectRule('read'),
+    },
+    {
+      surface: 'temporal',
+      action: "set its organisation's history retention of a type",
+      request: () => ({
+        method: 'PUT',
+        url: '/ngsi-ld/v1/temporal/retention/Camera',
+        payload: { seconds: 86_400 },
+      }),
+      expect: (c) => (c.role === 'admin' ? 'ok' : 'role'),
+    },
+    {
+      surface: 'temporal',
+      action: "read its organisation's history retention",
+      request: () => ({ method: 'GET', url: '/ngsi-ld/v1/temporal/retention' }),
+      expect: () => 'ok',
     },
   ];
 

@@ -102,7 +102,6 @@ export const ERROR_CODES = {
   AUDIT_CHAIN_BROKEN: { kind: 'internal', title: 'The audit chain is broken' },
   // context-live: subscriptions, notifications, temporal history, IoT ingestion
   CONTEXT_LIVE_SUBSCRIPTION_INVALID: { kind: 'invalid', title: 'Invalid subscription' },
-  CONTEXT_LIVE_SUBSCRIPTION_NOT_FOUND: { kind: 'not_found', title: 'Unknown subscription' },
   CONTEXT_LIVE_SUBSCRIPTION_EXISTS: { kind: 'conflict', title: 'A subscription with this id already exists' },
   CONTEXT_LIVE_UNSUPPORTED: { kind: 'unprocessable', title: 'Operation not supported by this broker' },
   CONTEXT_LIVE_TEMPORAL_QUERY_INVALID: { kind: 'invalid', title: 'Invalid temporal query' },

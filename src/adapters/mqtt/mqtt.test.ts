@@ -7,19 +7,24 @@ import { sql } from 'kysely';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppError } from '../../kernel/errors.ts';
-import { ContextService } from '../../modules/context/index.ts';
-import { CONTEXT_TEST_MIGRATIONS, openTestDirectory } from '../../modules/context/testing.ts';
+import type { Principal } from '../../modules/access/index.ts';
+import { ContextService, contextMigrations } from '../../modules/context/index.ts';
 import {
   type ContextLive,
-  contextLiveMigrations,
   createContextLive,
   createCoreQueryPort,
   type IngestPrincipal,
 } from '../../modules/context-live/index.ts';
-import { loopbackEgress, testLdContext } from '../../modules/context-live/testing.ts';
+import {
+  LIVE_TEST_MIGRATIONS,
+  type LiveTestWorld,
+  loopbackEgress,
+  openLiveWorld,
+  testLdContext,
+} from '../../modules/context-live/testing.ts';
 import { EgressPolicy } from '../../modules/egress/index.ts';
 import { TransactionalOutbox } from '../../modules/events/index.ts';
-import { principalReadKeys } from '../../modules/sharing/marking.ts';
+import { MARKING_HEADER } from '../../modules/sharing/index.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import { createMemoryBus } from '../bus/index.ts';
@@ -40,7 +45,6 @@ const tokens: Record<string, IngestPrincipal> = {
   'token-b': { userId: 'svc-b', orgId: 'org-b', roles: ['operator'] },
   'token-viewer': { userId: 'svc-viewer', orgId: 'org-c', roles: ['viewer'] },
 };
-const keysA = principalReadKeys({ userId: 'u-a', orgId: 'org-a', communities: [], patronOrgs: [] });
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 async function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<MqttClient> {
@@ -71,19 +75,22 @@ describe('IoT ingestion and MQTT notifications', () => {
   let runtime: MqttRuntime;
   let broker: EmbeddedMqttBroker;
   let url: string;
+  let world: LiveTestWorld;
+  /** An operator of org-a (the sensors' organisation): reads history, subscribes. */
+  let userA: Principal;
 
   beforeAll(async () => {
-    store = await openTestPgliteStore({ ...CONTEXT_TEST_MIGRATIONS, ...contextLiveMigrations });
+    store = await openTestPgliteStore({ ...contextMigrations, ...LIVE_TEST_MIGRATIONS });
     bus = createMemoryBus();
+    world = await openLiveWorld(store);
+    userA = await world.as('org-a-operator');
     const ld = testLdContext();
-    const directory = openTestDirectory(store);
-    await directory.addOrgs('org-a', 'org-b', 'org-c');
     outbox = new TransactionalOutbox({ store, bus });
     core = new ContextService({
       store,
       bus,
       events: outbox.emitter('context'),
-      gate: directory.gate,
+      gate: world.gate,
       resolver: ld,
     });
     runtime = await startMqttRuntime({
@@ -101,6 +108,7 @@ describe('IoT ingestion and MQTT notifications', () => {
     live = createContextLive({
       store,
       events: outbox.emitter('context-live'),
+      gate: world.gate,
       ld,
       query: createCoreQueryPort(ld),
       writer: core,
@@ -120,7 +128,10 @@ describe('IoT ingestion and MQTT notifications', () => {
   });
 
   const history = (id: string) =>
-    live.temporal.getEntity('', keysA, id, { params: {} }, undefined).catch(() => undefined);
+    live.temporal
+      .getEntity('', userA, id, { params: {} }, undefined)
+      .then((a) => a.value)
+      .catch(() => undefined);
 
   it('refuses a connection without a valid token', async () => {
     await expect(connect(url, { username: 'x', password: 'wrong' })).rejects.toThrow(
@@ -140,8 +151,8 @@ describe('IoT ingestion and MQTT notifications', () => {
     );
     const caller = {
       tenant: '',
-      principal: { userId: 'u-a', orgId: 'org-a', roles: ['viewer'] },
-      readKeys: keysA,
+      principal: userA,
+      readKeys: userA.readKeys,
       defaultMarking: { tlp: 'AMBER' as const, audience: { orgs: [], communities: [], users: [] } },
     };
     const view = await core.getEntity(caller, 'urn:ngsi-ld:AirQualityObserved:aq-1');
@@ -185,11 +196,12 @@ describe('IoT ingestion and MQTT notifications', () => {
       expect(letters.map((l) => [l.principal, l.reason])).toEqual([
         ['svc-viewer', expect.stringContaining('needs one of the roles admin, operator, analyst')],
       ]);
+      const viewer = await world.as('org-c-viewer');
       const reader = {
         tenant: '',
-        principal: { userId: 'u-c', orgId: 'org-c', roles: ['viewer'] },
-        readKeys: principalReadKeys({ userId: 'u-c', orgId: 'org-c', communities: [], patronOrgs: [] }),
-        defaultMarking: { tlp: 'AMBER' as const, audience: { orgs: [], communities: [], users: [] } },
+        principal: viewer,
+        readKeys: viewer.readKeys,
+        defaultMarking: viewer.defaultMarking,
       };
       await expect(core.getEntity(reader, 'urn:ngsi-ld:NoiseLevelObserved:nl-1')).rejects.toMatchObject({
         code: 'CONTEXT_ENTITY_NOT_FOUND',
@@ -224,7 +236,7 @@ describe('IoT ingestion and MQTT notifications', () => {
     });
     await live.subscriptions.create(
       '',
-      { userId: 'u-a', orgId: 'org-a', readKeys: keysA },
+      userA,
       {
         type: 'Subscription',
         entities: [{ type: 'AirQualityObserved' }],
@@ -248,7 +260,11 @@ describe('IoT ingestion and MQTT notifications', () => {
       },
     );
     const n = await got;
-    expect(n.metadata).toMatchObject({ 'Content-Type': 'application/json' });
+    // gap 7: the MQTT binding's metadata carries the marking of what the notification holds.
+    expect(n.metadata).toMatchObject({
+      'Content-Type': 'application/json',
+      [MARKING_HEADER]: 'TLP:AMBER; owner=org-a',
+    });
     expect(n.body).toMatchObject({
       type: 'Notification',
       data: [{ id: 'urn:ngsi-ld:AirQualityObserved:aq-3', type: 'AirQualityObserved', no2: 12 }],
@@ -258,7 +274,7 @@ describe('IoT ingestion and MQTT notifications', () => {
   });
 
   it('gap 8: confines MQTT notifications to the subscriber organisation (two organisations on the embedded broker)', async () => {
-    const a = { userId: 'u-a', orgId: 'org-a', readKeys: keysA };
+    const a = userA;
     const clientB = await connect(url, { username: 'ops-b', password: 'token-b' });
     // Organisation B's clients subscribe to B's notification topics only.
     for (const filter of [
@@ -432,7 +448,7 @@ describe('IoT ingestion and MQTT notifications', () => {
         });
         await live.subscriptions.create(
           '',
-          { userId: 'u-a', orgId: 'org-a', readKeys: keysA },
+          userA,
           {
             type: 'Subscription',
             entities: [{ type: 'AirQualityObserved', id: 'urn:ngsi-ld:AirQualityObserved:aq-ext' }],

@@ -3,10 +3,14 @@
  * the HTTP IoT ingestion endpoint (docs/iot-ingestion.md). An encapsulated plugin with its own content
  * types and error handler (NGSI-LD ProblemDetails). Register it without a prefix: its routes are
  * /ngsi-ld/v1/subscriptions..., /ngsi-ld/v1/temporal/entities... and /ingest/v1/....
+ *
+ * Who may do what is the module's (the sharing gate's) decision; temporal answers carry the label of what
+ * they hold in the `SafeCity-Marking` header (docs/ngsi-ld.md, "Markings on the way out").
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../kernel/errors.ts';
 import type { ContextLive, IngestPrincipal } from '../../modules/context-live/index.ts';
+import { MARKING_HEADER } from '../../modules/sharing/index.ts';
 import { bodyText, jsonBodyParser } from '../http/json-body.ts';
 import type {} from '../http/principal.ts';
 import { edgeValidatorCompiler } from '../http/validation.ts';
@@ -19,7 +23,7 @@ import {
   negotiate,
   pageOf,
   principalOf,
-  readKeysOf,
+  readerOf,
   splitPayload,
   tenantOf,
 } from './live-request.ts';
@@ -176,9 +180,9 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       }
       const page = pageOf(query);
       const context = linkContext(request);
-      const list = await live.temporal.query(
+      const answer = await live.temporal.query(
         tenantOf(request),
-        readKeysOf(request),
+        readerOf(request),
         {
           ...(types ? { types } : {}),
           ...(ids ? { ids } : {}),
@@ -191,6 +195,8 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
         context,
       );
       answerType(reply, type, context);
+      if (answer.marking) reply.header(MARKING_HEADER, answer.marking);
+      const list = answer.value;
       return type === 'application/ld+json' ? list.map((e) => ({ ...e, '@context': context ?? CORE })) : list;
     },
   );
@@ -210,32 +216,27 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       const type = negotiate(request);
       const attrs = listParam(query.attrs);
       const context = linkContext(request);
-      const e = await live.temporal.getEntity(
+      const answer = await live.temporal.getEntity(
         tenantOf(request),
-        readKeysOf(request),
+        readerOf(request),
         id,
         { ...(attrs ? { attrs } : {}), params: temporalParams(query) },
         context,
       );
       answerType(reply, type, context);
+      if (answer.marking) reply.header(MARKING_HEADER, answer.marking);
+      const e = answer.value;
       return type === 'application/ld+json' ? { ...e, '@context': context ?? CORE } : e;
     },
   );
 
-  // Retention of history per entity type (platform extension): administrators set it per tenant.
-  const requireAdmin = (request: FastifyRequest) => {
-    principalOf(request);
-    if (!request.principal?.roles.includes('admin')) {
-      throw new AppError('AUTH_ROLE_REQUIRED', 'setting history retention needs the admin role');
-    }
-  };
-
+  // Retention of history per entity type (platform extension): an organisation's administrators set how
+  // long the history of their organisation's entities is kept, per tenant; its users read the rules.
   app.get(
     '/ngsi-ld/v1/temporal/retention',
-    { schema: { tags, summary: 'History retention per entity type' } },
+    { schema: { tags, summary: "The caller's organisation's history retention per entity type" } },
     async (request) => {
-      requireAdmin(request);
-      return live.temporal.listRetention(tenantOf(request));
+      return live.temporal.listRetention(principalOf(request), tenantOf(request));
     },
   );
 
@@ -244,31 +245,41 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
     {
       schema: {
         tags,
-        summary: 'Set the history retention of an entity type',
+        summary: "Set how long the history of the caller's organisation's entities of a type is kept",
         body: PAYLOADS.retention,
         consumes: CONSUMES,
       },
     },
     async (request, reply) => {
-      requireAdmin(request);
+      const principal = principalOf(request);
       const { entityType } = request.params as { entityType: string };
       const { body, context } = splitPayload(request, request.body);
       const seconds = (body as { seconds?: unknown } | null)?.seconds;
       if (typeof seconds !== 'number') {
         throw new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', 'the body must be {"seconds": <number>}');
       }
-      await live.temporal.setRetention(tenantOf(request), entityType, seconds, context);
+      await live.temporal.setRetention(principal, tenantOf(request), entityType, seconds, context);
       reply.status(204).send();
     },
   );
 
   app.delete(
     '/ngsi-ld/v1/temporal/retention/:entityType',
-    { schema: { tags, summary: 'Clear the history retention of an entity type' } },
+    {
+      schema: {
+        tags,
+        summary: "Clear the history retention of the caller's organisation for an entity type",
+      },
+    },
     async (request, reply) => {
-      requireAdmin(request);
       const { entityType } = request.params as { entityType: string };
-      await live.temporal.setRetention(tenantOf(request), entityType, null, linkContext(request));
+      await live.temporal.setRetention(
+        principalOf(request),
+        tenantOf(request),
+        entityType,
+        null,
+        linkContext(request),
+      );
       reply.status(204).send();
     },
   );

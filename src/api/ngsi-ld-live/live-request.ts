@@ -69,11 +69,12 @@ export function tenantOf(request: FastifyRequest): string {
 export function principalOf(request: FastifyRequest): LivePrincipal {
   const p = request.principal;
   if (!p) throw new AppError('AUTH_TOKEN_MISSING', 'this operation needs an authenticated caller');
-  return { userId: p.userId, orgId: p.orgId, readKeys: p.readKeys };
+  return p;
 }
 
-export function readKeysOf(request: FastifyRequest): string[] {
-  return request.principal?.readKeys ?? ['public'];
+/** Who reads: the caller, or null for an anonymous one (TLP:CLEAR only). */
+export function readerOf(request: FastifyRequest): LivePrincipal | null {
+  return request.principal ?? null;
 }
 
 export type ResponseType = 'application/json' | 'application/ld+json';

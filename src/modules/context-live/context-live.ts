@@ -1,12 +1,15 @@
 /**
  * Assembles the module: subscriptions and notifications, temporal history, IoT ingestion, wired to the
- * event bus. The composition root calls `createContextLive` with the ports it satisfies, then `start()`.
+ * event bus and to the sharing gate. The composition root calls `createContextLive` with the ports it
+ * satisfies, then `start()`.
  */
 import type { Clock } from '../../kernel/clock.ts';
 import { systemClock } from '../../kernel/clock.ts';
+import { isAppError } from '../../kernel/errors.ts';
 import type { EventBus, Subscription } from '../../ports/event-bus.ts';
 import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { Store } from '../../ports/store.ts';
+import { ACCOUNT_CHANGED, TOKEN_REVOKED } from '../access/index.ts';
 import { EgressPolicy } from '../egress/index.ts';
 import { type ContextLiveEvents, SUBSCRIPTION_CHANGED } from './context-live-events.ts';
 import { DeadLetterStore } from './dead-letter-store.ts';
@@ -17,25 +20,36 @@ import { IngestionService } from './ingestion-service.ts';
 import { MicroBatcher } from './micro-batcher.ts';
 import type { NotificationSender } from './notification.ts';
 import type {
+  AccountStatusPort,
   EntityReaderPort,
   EntityWriterPort,
   LdContextPort,
+  LiveGate,
   QueryPort,
-  SubscriberKeysPort,
 } from './ports.ts';
 import { SubscriptionService } from './subscription-service.ts';
 import { SubscriptionStore } from './subscription-store.ts';
 import { TemporalService } from './temporal-service.ts';
 import { type RecordedChange, TemporalStore } from './temporal-store.ts';
 
+/**
+ * The access module's events about an account (`{id, orgId, sessionsEnded}`) and its API tokens
+ * (`{id, userId, orgId}`): the subscriptions the account created pause while it is disabled. A revoked
+ * token alone pauses nothing — the subscriptions belong to the account, not to the token.
+ */
+export const ACCOUNT_EVENTS = [ACCOUNT_CHANGED, TOKEN_REVOKED];
+
 export interface ContextLiveDeps {
   store: Store;
   /** Where subscription changes are announced to every instance, in their transaction. */
   events?: EventOutbox<ContextLiveEvents>;
+  /** The sharing gate: subscriptions are its objects, and it decides every notification and answer. */
+  gate: LiveGate;
   ld: LdContextPort;
   query?: QueryPort;
   entityReader?: EntityReaderPort;
-  subscriberKeys?: SubscriberKeysPort;
+  /** Whether subscriptions' creators may still act; without it no subscription is paused for its creator. */
+  accounts?: AccountStatusPort;
   /** Needed for ingestion; without it `ingestion` is undefined. */
   writer?: EntityWriterPort;
   /** Senders besides HTTP(S), e.g. the MQTT sender from src/adapters/mqtt. */
@@ -58,8 +72,10 @@ export interface ContextLiveDeps {
   busMembers?: number;
   /** After a restart, rebuild the rollups of the last minutes from the instances (single instance only). */
   rebuildRollupsMinutes?: number;
-  /** Record history from entity events (default true). */
+  /** Record history from entity events (default true). Periodic notifications need it (entity markings). */
   recordHistory?: boolean;
+  /** How often each instance re-reads which subscriptions are paused, in case it missed an event (5 s). */
+  pauseSyncMs?: number;
   onError?: (message: string, error: unknown) => void;
 }
 
@@ -88,9 +104,9 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     ld: deps.ld,
     query: deps.query,
     senders,
-    subscriberKeys: deps.subscriberKeys,
+    gate: deps.gate,
     entityReader: deps.entityReader,
-    currentEntityKeys: (tenant, ids) => temporalStore.currentReadKeys(tenant, ids),
+    currentEntities: (tenant, ids) => temporalStore.currentEntities(tenant, ids),
     clock,
     ...(deps.retry ? { retry: deps.retry } : {}),
     ...(deps.spillMs !== undefined ? { spillMs: deps.spillMs } : {}),
@@ -101,9 +117,11 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
   const subscriptions = new SubscriptionService({
     subscriptions: subStore,
     engine,
+    gate: deps.gate,
     ld: deps.ld,
     query: deps.query,
     entityReader: deps.entityReader,
+    accounts: deps.accounts,
     clock,
     announce: async (trx, tenant, id) => {
       await deps.events?.emit(trx, SUBSCRIPTION_CHANGED, { tenant, id });
@@ -111,6 +129,7 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
   });
   const temporal = new TemporalService({
     store: temporalStore,
+    gate: deps.gate,
     ld: deps.ld,
     clock,
     ...(deps.defaultRetentionSeconds !== undefined
@@ -126,6 +145,7 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
   const busSubs: Subscription[] = [];
   let pruneTimer: NodeJS.Timeout | undefined;
   let rollupTimer: NodeJS.Timeout | undefined;
+  let pauseTimer: NodeJS.Timeout | undefined;
 
   return {
     subscriptions,
@@ -135,7 +155,24 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     engine,
     recordChanges: (changes) => history.addMany(changes),
     async start(eventBus?: EventBus) {
+      for (const register of [
+        () => subscriptions.registerUnregistered(),
+        () => temporal.registerUnregistered(),
+      ]) {
+        await register().catch((e) => {
+          // Another instance starting at the same time registered them.
+          if (!isAppError(e) || e.code !== 'ACCESS_OBJECT_EXISTS') throw e;
+        });
+      }
+      await subscriptions.recheckAccounts();
       await engine.start(await subStore.listLive(clock.now()));
+      pauseTimer = setInterval(() => {
+        subStore
+          .pausedReasons()
+          .then((reasons) => engine.applyPausedReasons(reasons))
+          .catch((e) => deps.onError?.('context-live paused subscriptions', e));
+      }, deps.pauseSyncMs ?? 5000);
+      pauseTimer.unref();
       if (deps.rebuildRollupsMinutes) {
         await temporalStore.rebuildRollups(
           new Date(clock.now().getTime() - deps.rebuildRollupsMinutes * 60_000),
@@ -179,10 +216,19 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
           await subscriptions.refresh(d.tenant, d.id);
         }),
       );
+      // Every instance re-checks the account (it may have been enabled again meanwhile) and pauses or
+      // resumes the subscriptions it holds.
+      busSubs.push(
+        await eventBus.subscribe({ types: ACCOUNT_EVENTS, mode: 'broadcast' }, async (event) => {
+          const d = event.data as { id: string; userId?: string };
+          await subscriptions.recheckAccount(event.type === TOKEN_REVOKED ? (d.userId ?? '') : d.id);
+        }),
+      );
     },
     async stop() {
       clearInterval(pruneTimer);
       clearInterval(rollupTimer);
+      clearInterval(pauseTimer);
       for (const s of busSubs.splice(0)) await s.unsubscribe();
       await history.drain();
       await ingestion?.drain();

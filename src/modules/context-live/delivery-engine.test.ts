@@ -1,26 +1,23 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
 import type { Store } from '../../ports/store.ts';
-import { principalReadKeys } from '../sharing/marking.ts';
+import { MARKING_HEADER, parseMarkingLabel } from '../sharing/index.ts';
 import { type ContextLive, createContextLive } from './context-live.ts';
 import { createCoreQueryPort } from './core-query-port.ts';
-import { contextLiveMigrations } from './migrations.ts';
 import type { LivePrincipal } from './subscription-service.ts';
 import {
   DEFAULT_VOCAB,
   entityChange,
+  LIVE_TEST_MIGRATIONS,
+  type LiveTestWorld,
   loopbackEgress,
+  openLiveWorld,
   type Receiver,
   startReceiver,
   testLdContext,
 } from './testing.ts';
 
 const V = DEFAULT_VOCAB;
-const orgB: LivePrincipal = {
-  userId: 'user-b',
-  orgId: 'org-b',
-  readKeys: principalReadKeys({ userId: 'user-b', orgId: 'org-b', communities: [], patronOrgs: [] }),
-};
 
 function vehicle(id: string, speed: number, extra: Record<string, unknown> = {}) {
   return {
@@ -33,12 +30,16 @@ function vehicle(id: string, speed: number, extra: Record<string, unknown> = {})
 
 describe('notification delivery (PGlite, real HTTP receiver)', () => {
   let store: Store;
+  let world: LiveTestWorld;
+  let orgB: LivePrincipal;
   let live: ContextLive;
   let rx: Receiver;
   const ld = testLdContext();
 
   beforeAll(async () => {
-    store = await openTestPgliteStore(contextLiveMigrations);
+    store = await openTestPgliteStore(LIVE_TEST_MIGRATIONS);
+    world = await openLiveWorld(store);
+    orgB = await world.as('org-b-operator');
   });
   afterAll(async () => {
     await store?.close();
@@ -48,6 +49,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
     rx = await startReceiver();
     live = createContextLive({
       store,
+      gate: world.gate,
       ld,
       query: createCoreQueryPort(ld),
       retry: { firstDelayMs: 50, maxDelayMs: 200 },
@@ -61,6 +63,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
     await rx?.close();
     await store.db.deleteFrom('context_live_subscription' as never).execute();
     await store.db.deleteFrom('context_live_outbox' as never).execute();
+    await store.db.deleteFrom('shared_object' as never).execute();
   });
 
   async function subscribe(body: Record<string, unknown>) {
@@ -170,6 +173,11 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
       );
     while (speeds().length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(speeds()).toEqual([0, 1, 2, 3, 4]);
+    // The last answer's outbox row goes just after the receiver took it.
+    const drained = Date.now() + 3000;
+    while ((await live.engine.outbox('', sub.spec.id)).length > 0 && Date.now() < drained) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect(await live.engine.outbox('', sub.spec.id)).toEqual([]);
     const rec = await live.subscriptions.get('', orgB, sub.spec.id);
     expect(rec.delivery.timesFailed).toBeGreaterThan(0);
@@ -226,18 +234,8 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
   });
 
   it("uses the subscriber organisation's keys at delivery time: a community membership acts at once", async () => {
-    const communities = new Map<string, string[]>([['org-b', []]]);
-    await setup({
-      subscriberKeys: {
-        orgReadKeys: async (orgId: string) =>
-          principalReadKeys({
-            userId: `org:${orgId}`,
-            orgId,
-            communities: communities.get(orgId) ?? [],
-            patronOrgs: [],
-          }).filter((k) => !k.startsWith('user:')),
-      },
-    });
+    await setup();
+    await world.access.orgs.createCommunity(null, { id: 'transport', name: 'Transport' });
     await subscribe({});
     const transport = {
       tlp: 'GREEN' as const,
@@ -245,7 +243,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
     };
     const e = vehicle('urn:ngsi-ld:Vehicle:9', 1);
     await live.engine.handleChange('updated', entityChange(e, { marking: transport }));
-    communities.set('org-b', ['transport']);
+    await world.access.orgs.setCommunityMember(null, 'transport', 'org-b', true);
     await live.engine.handleChange(
       'updated',
       entityChange(vehicle('urn:ngsi-ld:Vehicle:9', 2), { marking: transport }),
@@ -308,16 +306,126 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
     }
     expect(await live.engine.outbox('', sub.spec.id)).toEqual([]);
   });
+
+  describe('gap 7: markings travel with notifications', () => {
+    it('labels each notification with the tightest marking of what it holds (SafeCity-Marking)', async () => {
+      await setup();
+      await subscribe({
+        notification: {
+          endpoint: {
+            uri: rx.url,
+            // A subscriber names its own headers, never the platform's label.
+            receiverInfo: [
+              { key: 'safecity-marking', value: 'TLP:CLEAR; owner=nobody' },
+              { key: 'X-Tag', value: 't1' },
+            ],
+          },
+        },
+      });
+      const shared = {
+        tlp: 'AMBER' as const,
+        pap: 'GREEN' as const,
+        audience: { orgs: ['org-b'], communities: [], users: [] },
+      };
+      rx.delayMs = 300;
+      const first = live.engine.handleChange(
+        'updated',
+        entityChange(vehicle('urn:ngsi-ld:Vehicle:20', 1), { marking: shared }),
+      );
+      // While the first is in flight, two changes gather into the next notification.
+      await new Promise((r) => setTimeout(r, 50));
+      await Promise.all([
+        first,
+        live.engine.handleChange('updated', entityChange(vehicle('urn:ngsi-ld:Vehicle:21', 2))),
+        live.engine.handleChange(
+          'updated',
+          entityChange(vehicle('urn:ngsi-ld:Vehicle:22', 3), { marking: shared, ownerOrg: 'org-c' }),
+        ),
+      ]);
+      const got = await rx.waitFor(2);
+      expect(got[0]!.headers[MARKING_HEADER.toLowerCase()]).toBe('TLP:AMBER; PAP:GREEN; owner=org-a');
+      expect(got[0]!.headers['x-tag']).toBe('t1');
+      expect(got[1]!.body.data).toHaveLength(2);
+      expect(parseMarkingLabel(String(got[1]!.headers[MARKING_HEADER.toLowerCase()]))).toEqual({
+        tlp: 'AMBER',
+        pap: 'GREEN',
+        owners: ['org-a', 'org-c'],
+      });
+      // The payload stays a standard NGSI-LD Notification.
+      expect(Object.keys(got[0]!.body).sort()).toEqual([
+        'data',
+        'id',
+        'notifiedAt',
+        'subscriptionId',
+        'type',
+      ]);
+    });
+  });
+
+  describe('derived data follows its sources: retries', () => {
+    it('drops the retry of an entity that was deleted and created again (another incarnation)', async () => {
+      await setup();
+      const sub = await subscribe({});
+      rx.status = 503;
+      const e = vehicle('urn:ngsi-ld:Vehicle:30', 1);
+      const first = entityChange(e, { incarnation: 'inc-1' });
+      await live.recordChanges([{ kind: 'created', change: first, at: new Date().toISOString() }]);
+      await live.engine.handleChange('updated', first);
+      expect((await live.engine.outbox('', sub.spec.id)).length).toBeGreaterThan(0);
+      // Deleted and created again by another organisation, marked so that org-b may see it too.
+      const now = new Date().toISOString();
+      await live.recordChanges([
+        { kind: 'deleted', change: entityChange(e, { incarnation: 'inc-1', deleted: true }), at: now },
+        { kind: 'created', change: entityChange(e, { incarnation: 'inc-2', ownerOrg: 'org-c' }), at: now },
+      ]);
+      rx.status = 200;
+      const deadline = Date.now() + 3000;
+      while ((await live.engine.outbox('', sub.spec.id)).length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await live.engine.outbox('', sub.spec.id)).toEqual([]);
+      expect(rx.received).toHaveLength(0);
+    });
+
+    it('labels a retry with the tighter of the marking at the change and the marking now', async () => {
+      await setup();
+      const sub = await subscribe({});
+      rx.status = 503;
+      const e = vehicle('urn:ngsi-ld:Vehicle:31', 1);
+      await live.engine.handleChange('updated', entityChange(e, { incarnation: 'inc-31' }));
+      const amber = { tlp: 'AMBER' as const, audience: { orgs: ['org-b'], communities: [], users: [] } };
+      await live.recordChanges([
+        {
+          kind: 'updated',
+          change: entityChange(e, { incarnation: 'inc-31', marking: amber }),
+          at: new Date().toISOString(),
+        },
+      ]);
+      rx.status = 200;
+      const [got] = await rx.waitFor(1, 5000);
+      expect(got!.headers[MARKING_HEADER.toLowerCase()]).toBe('TLP:AMBER; owner=org-a');
+      expect(rx.received).toHaveLength(1);
+      const deadline = Date.now() + 3000;
+      while ((await live.engine.outbox('', sub.spec.id)).length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await live.engine.outbox('', sub.spec.id)).toEqual([]);
+    });
+  });
 });
 
 describe('notification retries shared by instances (PGlite, real HTTP receivers)', () => {
   let store: Store;
+  let world: LiveTestWorld;
+  let orgB: LivePrincipal;
   const ld = testLdContext();
   const lives: ContextLive[] = [];
   const receivers: Receiver[] = [];
 
   beforeAll(async () => {
-    store = await openTestPgliteStore(contextLiveMigrations);
+    store = await openTestPgliteStore(LIVE_TEST_MIGRATIONS);
+    world = await openLiveWorld(store);
+    orgB = await world.as('org-b-operator');
   });
   afterAll(async () => {
     for (const l of lives) await l.stop();
@@ -328,6 +436,7 @@ describe('notification retries shared by instances (PGlite, real HTTP receivers)
   async function instance(extra: Partial<Parameters<typeof createContextLive>[0]> = {}) {
     const live = createContextLive({
       store,
+      gate: world.gate,
       ld,
       query: createCoreQueryPort(ld),
       egress: loopbackEgress(),

@@ -14,8 +14,12 @@
  *   the instance holding them renews while it lives (`leaseMs`, 3 s): another instance takes the work of
  *   a dead one over within seconds. Each subscription's retries run on their own, so one that waits for
  *   its receiver never holds back another's.
- * - Read keys are checked at delivery time, every time: the subscriber organisation's keys now, against
- *   the entity's keys at the change and (for retries) the entity's keys now. Markings only tighten.
+ * - The sharing gate decides at delivery time, every time: the subscriber organisation's keys now
+ *   (`gate.orgReadKeys`) against the entity's keys at the change (`gate.canSee`) and, for retries, against
+ *   the entity as it is now: a retry of an entity that was deleted, re-created (another incarnation) or
+ *   re-marked away from the subscriber is dropped. Markings only tighten.
+ * - Every notification carries the marking of what it holds (the `SafeCity-Marking` header, or the MQTT
+ *   message's metadata): the tightest label of its entities, at the change and (for retries) now.
  */
 import { type Kysely, sql } from 'kysely';
 import type { Clock } from '../../kernel/clock.ts';
@@ -23,9 +27,10 @@ import { systemClock } from '../../kernel/clock.ts';
 import { AppError, isAppError } from '../../kernel/errors.ts';
 import { newId } from '../../kernel/ids.ts';
 import type { Store } from '../../ports/store.ts';
-import { type ChangeKind, type LiveEntityChange, typesOf } from './entity-change-event.ts';
+import { type Marking, markingLabel } from '../sharing/index.ts';
+import { type ChangeKind, incarnationOf, type LiveEntityChange, typesOf } from './entity-change-event.ts';
 import { buildNotification, type NotificationSender, type NotifiedEntity } from './notification.ts';
-import type { EntityReaderPort, LdContextPort, QueryPort, SubscriberKeysPort } from './ports.ts';
+import type { EntityReaderPort, LdContextPort, LiveGate, QueryPort } from './ports.ts';
 import type { SubscriptionRecord } from './subscription.ts';
 import {
   type CompiledSubscription,
@@ -39,7 +44,22 @@ import type { ContextLiveTables } from './tables.ts';
 export interface PendingItem extends NotifiedEntity {
   /** The entity's read keys when it changed. */
   readKeys: string[];
+  /** The entity's marking and owner when it changed (what the notification's label is made of). */
+  marking: Marking;
+  ownerOrg: string;
+  /** The incarnation it belongs to; undefined only for a deletion the core did not name one for. */
+  incarnation?: string | undefined;
   trigger: string;
+}
+
+/** An entity as it is now, for delivery-time checks (the history store keeps it from entity events). */
+export interface CurrentEntity {
+  incarnation: string;
+  readKeys: string[];
+  marking: Marking;
+  ownerOrg: string;
+  /** The incarnation is gone (deleted, or superseded by a newer one). */
+  deleted: boolean;
 }
 
 export interface RetryPolicy {
@@ -54,10 +74,11 @@ export interface DeliveryEngineOptions {
   ld: LdContextPort;
   query?: QueryPort | undefined;
   senders: NotificationSender[];
-  subscriberKeys?: SubscriberKeysPort | undefined;
+  /** Decides what each subscriber organisation may receive. */
+  gate: Pick<LiveGate, 'orgReadKeys' | 'canSee'>;
   entityReader?: EntityReaderPort | undefined;
-  /** The current read keys of entities (the temporal recorder keeps them); used for retries. */
-  currentEntityKeys?: ((tenant: string, ids: string[]) => Promise<Map<string, string[]>>) | undefined;
+  /** Entities as they are now (incarnation, marking): retries and periodic notifications need them. */
+  currentEntities?: ((tenant: string, ids: string[]) => Promise<Map<string, CurrentEntity>>) | undefined;
   clock?: Clock;
   retry?: Partial<RetryPolicy>;
   retryPollMs?: number;
@@ -123,11 +144,6 @@ interface OutboxRow {
 
 function payloadOf(row: OutboxRow): PendingItem[] {
   return (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as PendingItem[];
-}
-
-function intersects(a: string[], b: Set<string>): boolean {
-  for (const k of a) if (b.has(k)) return true;
-  return false;
 }
 
 export class DeliveryEngine {
@@ -286,9 +302,30 @@ export class DeliveryEngine {
     this.#byTenant.get(tenant)?.delete(s);
   }
 
+  /**
+   * Pauses (reason) or resumes (undefined) the subscriptions created by one account, on this instance. A
+   * paused subscription keeps its undelivered notifications until it resumes (delivery checks them again).
+   */
+  pauseCreatedBy(userId: string, reason: string | undefined): void {
+    for (const s of this.#subs.values()) {
+      if (s.rec.createdBy === userId) this.#setPaused(s, reason);
+    }
+  }
+
+  /** Applies the store's pauses (by tenant and id) to every subscription held here. */
+  applyPausedReasons(reasons: Map<string, string>): void {
+    for (const s of this.#subs.values()) this.#setPaused(s, reasons.get(s.key));
+  }
+
+  #setPaused(s: SubState, reason: string | undefined): void {
+    if (s.rec.pausedReason === reason) return;
+    s.rec = { ...s.rec, pausedReason: reason };
+    if (!reason) this.#track(this.runRetries());
+  }
+
   #live(s: SubState, now: number): boolean {
     const spec = s.rec.spec;
-    if (!spec.isActive) return false;
+    if (!spec.isActive || s.rec.pausedReason) return false;
     if (spec.expiresAt && Date.parse(spec.expiresAt) <= now) return false;
     return true;
   }
@@ -312,6 +349,9 @@ export class DeliveryEngine {
         types: change.entityType,
         entity: change.entity,
         readKeys: change.readKeys,
+        marking: change.marking,
+        ownerOrg: change.ownerOrg,
+        incarnation: incarnationOf(change),
         trigger,
       };
       if (kind === 'deleted') item.deletedAt = at ?? new Date(now).toISOString();
@@ -464,30 +504,44 @@ export class DeliveryEngine {
     return keep;
   }
 
-  async #subscriberKeys(s: SubState): Promise<Set<string>> {
-    const p = this.#o.subscriberKeys;
-    if (p) return new Set(await p.orgReadKeys(s.rec.ownerOrg));
-    // Organisation keys only: a notification goes to a system of the organisation, not to a named user.
-    return new Set(s.rec.readKeys.filter((k) => !k.startsWith('user:')));
+  /**
+   * What the subscriber organisation's systems read with now: organisation keys only — a notification goes
+   * to a system of the organisation, not to a named user of TLP:RED.
+   */
+  #subscriberKeys(s: SubState): Promise<string[]> {
+    return this.#o.gate.orgReadKeys(s.rec.ownerOrg);
   }
 
   /** Sends one notification with what the subscriber may see; throws when the receiver did not take it. */
   async #deliver(s: SubState, items: PendingItem[], retry: boolean): Promise<void> {
+    const gate = this.#o.gate;
     const keys = await this.#subscriberKeys(s);
-    let visible = items.filter((it) => intersects(it.readKeys, keys));
-    if (retry && visible.length > 0 && this.#o.currentEntityKeys) {
-      const current = await this.#o.currentEntityKeys(s.rec.tenant, [
+    // Items written by an older version carry no marking: nothing can label them, so they do not leave.
+    let visible = items.filter((it) => it.marking !== undefined && gate.canSee(keys, it));
+    const labels: Array<{ marking: Marking; ownerOrg: string }> = [];
+    if (retry && visible.length > 0 && this.#o.currentEntities) {
+      const current = await this.#o.currentEntities(s.rec.tenant, [
         ...new Set(visible.map((i) => i.entityId)),
       ]);
       visible = visible.filter((it) => {
         const now = current.get(it.entityId);
-        return now === undefined || intersects(now, keys);
+        // Not recorded yet (history lags by a moment): the item's own marking decided above.
+        if (now === undefined) return true;
+        const same =
+          it.incarnation === undefined
+            ? now.deleted && it.entity === null
+            : now.incarnation === it.incarnation;
+        if (!same || (it.entity !== null && now.deleted) || !gate.canSee(keys, now)) return false;
+        labels.push(now);
+        return true;
       });
     }
     if (visible.length === 0) return;
     const spec = s.rec.spec;
     const at = this.#clock.now();
-    const n = await buildNotification(spec, s.rec.tenant, s.rec.ownerOrg, visible, this.#o.ld, newId(), at);
+    const n = await buildNotification(spec, s.rec.tenant, s.rec.ownerOrg, visible, this.#o.ld, newId(), at, {
+      marking: markingLabel([...visible, ...labels]),
+    });
     const scheme = n.uri.slice(0, n.uri.indexOf(':')).toLowerCase();
     const sender = this.#o.senders.find((x) => x.schemes.includes(scheme));
     try {
@@ -794,17 +848,26 @@ export class DeliveryEngine {
       if (e.idPattern) sel.idPatterns.push(e.idPattern);
     }
     const keys = await this.#subscriberKeys(s);
-    const entities = await reader.findEntities(s.rec.tenant, sel, [...keys]);
+    const found = (await reader.findEntities(s.rec.tenant, sel, keys)).filter(
+      (e) => (!s.cs.q || s.cs.q(e)) && (!s.cs.geoQ || s.cs.geoQ(e)),
+    );
+    const current = this.#o.currentEntities
+      ? await this.#o.currentEntities(s.rec.tenant, [...new Set(found.map((e) => e.id))])
+      : new Map<string, CurrentEntity>();
     const items: PendingItem[] = [];
-    for (const e of entities) {
-      if (s.cs.q && !s.cs.q(e)) continue;
-      if (s.cs.geoQ && !s.cs.geoQ(e)) continue;
-      // findEntities already applied the subscriber's keys; the item carries them so #deliver keeps it.
+    for (const e of found) {
+      // The marking the notification carries comes from the entity's current state; without it (not yet
+      // recorded) the entity waits for the next period rather than leave unlabelled.
+      const now = current.get(e.id);
+      if (!now || now.deleted) continue;
       items.push({
         entityId: e.id,
         types: typesOf(e),
         entity: e,
-        readKeys: [...keys],
+        readKeys: now.readKeys,
+        marking: now.marking,
+        ownerOrg: now.ownerOrg,
+        incarnation: now.incarnation,
         trigger: 'timeInterval',
       });
     }

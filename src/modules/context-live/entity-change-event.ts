@@ -2,8 +2,9 @@
  * The entity change events this module consumes from the bus. The NGSI-LD core (src/modules/context)
  * publishes them after every change (its EntityChangeEvent); this is the narrow shape we rely on.
  */
-import type { Marking } from '../access/index.ts';
+
 import { ENTITY_CREATED, ENTITY_DELETED, ENTITY_UPDATED } from '../context/index.ts';
+import type { Marking } from '../sharing/index.ts';
 import type { ExpandedEntity } from './ports.ts';
 
 export { ENTITY_CREATED, ENTITY_DELETED, ENTITY_UPDATED };
@@ -28,6 +29,12 @@ export interface LiveEntityChange {
   marking: Marking;
   readKeys: string[];
   observedAt?: string;
+  /**
+   * The entity's incarnation at the sharing gate (a new one each time the id is created again). Derived
+   * data — history, notification retries — is tied to it. Until the core sends it, it is derived from the
+   * entity's createdAt (see incarnationOf).
+   */
+  incarnation?: string;
 }
 
 export function changeKindOf(eventType: string): ChangeKind | undefined {
@@ -60,4 +67,31 @@ export function attributeNames(entity: ExpandedEntity): string[] {
 
 export function typesOf(entity: { type: string | string[] }): string[] {
   return Array.isArray(entity.type) ? entity.type : [entity.type];
+}
+
+const CREATED_AT = ['createdAt', 'https://uri.etsi.org/ngsi-ld/createdAt'];
+
+/**
+ * The incarnation a change belongs to: the core's, or — for events without one — `createdAt:<ms>` of the
+ * entity's creation time, which a re-created entity does not share. Undefined for a deletion that names
+ * neither (its entity is null): the history store then closes every incarnation created before it.
+ */
+export function incarnationOf(change: LiveEntityChange): string | undefined {
+  if (change.incarnation) return change.incarnation;
+  const ms = createdAtOf(change.entity);
+  if (ms !== undefined) return `createdAt:${ms}`;
+  return change.entity ? '' : undefined;
+}
+
+/** When the entity was created (ms), from its createdAt; undefined when it does not say. */
+export function createdAtOf(entity: ExpandedEntity | null): number | undefined {
+  if (!entity) return undefined;
+  for (const k of CREATED_AT) {
+    const v = entity[k];
+    if (typeof v === 'string') {
+      const ms = Date.parse(v);
+      if (!Number.isNaN(ms)) return ms;
+    }
+  }
+  return undefined;
 }

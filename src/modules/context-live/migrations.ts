@@ -147,4 +147,90 @@ export const contextLiveMigrations: Record<string, Migration> = {
       await sql`alter table context_live_attr_instance alter column instance drop not null`.execute(db);
     },
   },
+  context_live_0006_sharing_gate: {
+    async up(db) {
+      // Subscriptions are the sharing gate's objects: their read keys live in its registry (the module
+      // registers older subscriptions at start). The platform pauses those of a disabled creator.
+      await sql`alter table context_live_subscription add column paused_reason text`.execute(db);
+      await sql`alter table context_live_subscription drop column read_keys`.execute(db);
+
+      // History belongs to an incarnation of its entity, and each instance to the marking it was
+      // recorded under (its segment).
+      await sql`alter table context_live_temporal_entity add column incarnation text not null default ''`.execute(
+        db,
+      );
+      await sql`alter table context_live_temporal_entity add column marking jsonb`.execute(db);
+      await sql`alter table context_live_temporal_entity drop constraint context_live_temporal_entity_pk`.execute(
+        db,
+      );
+      await sql`alter table context_live_temporal_entity add constraint context_live_temporal_entity_pk
+        primary key (tenant, entity_id, incarnation)`.execute(db);
+      await sql`create table context_live_temporal_segment (
+        tenant text not null,
+        entity_id text not null,
+        seg text not null,
+        incarnation text not null,
+        owner_org text not null,
+        marking jsonb not null,
+        read_keys text[] not null,
+        constraint context_live_temporal_segment_pk primary key (tenant, entity_id, seg)
+      )`.execute(db);
+      await sql`alter table context_live_attr_instance add column seg text not null default ''`.execute(db);
+      await sql`alter table context_live_attr_rollup add column seg text not null default ''`.execute(db);
+      await sql`alter table context_live_attr_rollup drop constraint context_live_attr_rollup_pk`.execute(db);
+      await sql`alter table context_live_attr_rollup add constraint context_live_attr_rollup_pk
+        primary key (tenant, entity_id, attr, dataset_id, seg, bucket)`.execute(db);
+
+      // History recorded before: it is kept for an entity that still exists and whose history began with
+      // it, under the entity's incarnation (the core's, or the one derived for events without it); anything
+      // else — the entity is gone, or the history began before the entity was created, so it mixes an
+      // earlier incarnation's — is closed and deleted. Kept history is recorded under the entity's marking.
+      const entities = await sql<{
+        t: string | null;
+      }>`select to_regclass('context_entity')::text as t`.execute(db);
+      if (entities.rows[0]?.t) {
+        const columns = await sql<{ n: number }>`select count(*)::int as n from information_schema.columns
+          where table_schema = current_schema() and table_name = 'context_entity'
+            and column_name = 'incarnation'`.execute(db);
+        const derived = sql`'createdAt:' || floor(extract(epoch from c.created_at) * 1000)::bigint::text`;
+        const incarnation = columns.rows[0]?.n ? sql`coalesce(c.incarnation, ${derived})` : derived;
+        await sql`update context_live_temporal_entity t set
+            incarnation = ${incarnation},
+            marking = c.marking, owner_org = c.owner_org, read_keys = c.read_keys, entity_types = c.types,
+            created_at = c.created_at
+          from context_entity c
+          where c.tenant = t.tenant and c.id = t.entity_id and t.deleted_at is null
+            and t.created_at >= c.created_at`.execute(db);
+      }
+      await sql`update context_live_temporal_entity set incarnation = 'before-incarnations',
+          deleted_at = coalesce(deleted_at, now()),
+          marking = '{"tlp":"RED","audience":{"orgs":[],"communities":[],"users":[]}}'
+        where incarnation = ''`.execute(db);
+      for (const table of ['context_live_attr_instance', 'context_live_attr_rollup']) {
+        await sql`delete from ${sql.table(table)} i using context_live_temporal_entity e
+          where e.tenant = i.tenant and e.entity_id = i.entity_id
+            and e.incarnation = 'before-incarnations'`.execute(db);
+      }
+      await sql`alter table context_live_temporal_entity alter column marking set not null`.execute(db);
+      await sql`insert into context_live_temporal_segment (tenant, entity_id, seg, incarnation, owner_org,
+          marking, read_keys)
+        select tenant, entity_id, '', incarnation, owner_org, marking, read_keys
+        from context_live_temporal_entity where deleted_at is null`.execute(db);
+
+      // Retention belongs to the owner organisation of the history. A rule set before for everyone becomes
+      // the rule of every organisation that has history of that type, so nothing is kept longer or shorter.
+      await sql`alter table context_live_retention add column owner_org text not null default ''`.execute(db);
+      await sql`alter table context_live_retention drop constraint context_live_retention_pk`.execute(db);
+      await sql`alter table context_live_retention add constraint context_live_retention_pk
+        primary key (tenant, owner_org, entity_type)`.execute(db);
+      await sql`insert into context_live_retention (tenant, owner_org, entity_type, retention_seconds)
+        select distinct r.tenant, e.owner_org, r.entity_type, r.retention_seconds
+        from context_live_retention r join context_live_temporal_entity e
+          on e.tenant = r.tenant and r.entity_type = any(e.entity_types)
+        where r.owner_org = '' and e.deleted_at is null
+        on conflict do nothing`.execute(db);
+      await sql`delete from context_live_retention where owner_org = ''`.execute(db);
+      await sql`alter table context_live_retention alter column owner_org drop default`.execute(db);
+    },
+  },
 };

@@ -10,25 +10,20 @@ import { openTestPgliteStore } from '../../adapters/storage/testing.ts';
 import type { AppError } from '../../kernel/errors.ts';
 import type { Store } from '../../ports/store.ts';
 import { EgressPolicy } from '../egress/index.ts';
-import { principalReadKeys } from '../sharing/marking.ts';
 import { type ContextLive, type ContextLiveDeps, createContextLive } from './context-live.ts';
 import { createCoreQueryPort } from './core-query-port.ts';
-import { contextLiveMigrations } from './migrations.ts';
 import type { LivePrincipal } from './subscription-service.ts';
 import {
   DEFAULT_VOCAB,
   entityChange,
+  LIVE_TEST_MIGRATIONS,
+  type LiveTestWorld,
   loopbackEgress,
+  openLiveWorld,
   type Receiver,
   startReceiver,
   testLdContext,
 } from './testing.ts';
-
-const orgB: LivePrincipal = {
-  userId: 'user-b',
-  orgId: 'org-b',
-  readKeys: principalReadKeys({ userId: 'user-b', orgId: 'org-b', communities: [], patronOrgs: [] }),
-};
 
 const vehicle = (n: number) => ({
   id: `urn:ngsi-ld:Vehicle:${n}`,
@@ -47,12 +42,16 @@ async function refusal(p: Promise<unknown>): Promise<AppError> {
 
 describe('gap 8 — open channels out: notification endpoints under the egress policy', () => {
   let store: Store;
+  let world: LiveTestWorld;
+  let orgB: LivePrincipal;
   let live: ContextLive | undefined;
   let rx: Receiver;
   const ld = testLdContext();
 
   beforeAll(async () => {
-    store = await openTestPgliteStore(contextLiveMigrations);
+    store = await openTestPgliteStore(LIVE_TEST_MIGRATIONS);
+    world = await openLiveWorld(store);
+    orgB = await world.as('org-b-operator');
     rx = await startReceiver();
   });
   afterEach(async () => {
@@ -60,6 +59,7 @@ describe('gap 8 — open channels out: notification endpoints under the egress p
     live = undefined;
     await store.db.deleteFrom('context_live_subscription' as never).execute();
     await store.db.deleteFrom('context_live_outbox' as never).execute();
+    await store.db.deleteFrom('shared_object' as never).execute();
   });
   afterAll(async () => {
     await rx?.close();
@@ -69,6 +69,7 @@ describe('gap 8 — open channels out: notification endpoints under the egress p
   async function start(extra: Partial<ContextLiveDeps> = {}): Promise<ContextLive> {
     live = createContextLive({
       store,
+      gate: world.gate,
       ld,
       query: createCoreQueryPort(ld),
       retry: { firstDelayMs: 50, maxDelayMs: 100 },

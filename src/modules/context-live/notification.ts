@@ -1,8 +1,12 @@
 /**
  * Builds NGSI-LD notifications (clause 5.3.1) and the request each binding sends: HTTP (clause 7 of the
  * API binding: POST with the @context in a Link header or the body) and MQTT ({ metadata, body }).
+ *
+ * The marking of what a notification holds travels beside it, never inside the standard payload: the
+ * `SafeCity-Marking` header of HTTP notifications, which the MQTT binding carries in its `metadata`.
  */
 import { type ExpandedEntity as CoreEntity, DEFAULT_TENANT, renderEntity } from '../context/index.ts';
+import { MARKING_HEADER } from '../sharing/index.ts';
 import type { EntityFormat, ExpandedEntity, JsonLdContext, LdContextPort } from './ports.ts';
 import type { SubscriptionSpec } from './subscription.ts';
 
@@ -67,6 +71,8 @@ export async function buildNotification(
   ld: LdContextPort,
   notificationId: string,
   notifiedAt: Date,
+  /** The label of what the notification holds (`markingLabel` of its entities). */
+  opts: { marking?: string | undefined } = {},
 ): Promise<OutgoingNotification> {
   const ctx: JsonLdContext | undefined = spec.jsonldContext;
   const format: EntityFormat = spec.notification.format;
@@ -108,7 +114,12 @@ export async function buildNotification(
     headers.Link = `<${link}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"`;
   }
   if (tenant !== DEFAULT_TENANT) headers['NGSILD-Tenant'] = tenant;
-  for (const kv of ep.receiverInfo ?? []) headers[kv.key] = kv.value;
+  const marking = MARKING_HEADER.toLowerCase();
+  for (const kv of ep.receiverInfo ?? []) {
+    // The subscriber names its own headers, but never the platform's label of the data.
+    if (kv.key.toLowerCase() !== marking) headers[kv.key] = kv.value;
+  }
+  if (opts.marking) headers[MARKING_HEADER] = opts.marking;
   const notifierInfo: Record<string, string> = {};
   for (const kv of ep.notifierInfo ?? []) notifierInfo[kv.key] = kv.value;
   return {

@@ -1,9 +1,10 @@
-import type { Marking } from '../access/index.ts';
 import type { ActiveContext } from '../context/index.ts';
+import type { Marking, SharingGate } from '../sharing/index.ts';
 
 /**
  * What this module needs from the rest of the platform, as narrow interfaces ("only what we need").
- * The composition root satisfies them with the NGSI-LD core (src/modules/context) and access module.
+ * The composition root satisfies them with the NGSI-LD core (src/modules/context), the sharing gate and the
+ * access module.
  */
 
 /** An NGSI-LD entity in normalized form with expanded type and attribute names. */
@@ -59,10 +60,31 @@ export interface EntityReaderPort {
   findEntities(tenant: string, selection: EntitySelection, readKeys: string[]): Promise<ExpandedEntity[]>;
 }
 
-/** Who subscribes, and how to learn an organisation's read keys at delivery time. */
-export interface SubscriberKeysPort {
-  /** The read keys of the organisation principal `orgId` now (communities, patrons). */
-  orgReadKeys(orgId: string): Promise<string[]>;
+/**
+ * What this module asks of the sharing gate (src/modules/sharing): subscriptions are marked objects of kind
+ * `subscription`, and every notification and temporal answer is decided by it. The whole gate satisfies it.
+ */
+export type LiveGate = Pick<
+  SharingGate,
+  | 'store'
+  | 'clock'
+  | 'defineKind'
+  | 'checkCreate'
+  | 'checkChange'
+  | 'create'
+  | 'update'
+  | 'remove'
+  | 'recordDerived'
+  | 'notFound'
+  | 'visibleWhere'
+  | 'canSee'
+  | 'orgReadKeys'
+>;
+
+/** Whether an account may still act for its organisation (the access module's accounts). */
+export interface AccountStatusPort {
+  /** False when the account is disabled or no longer exists. */
+  isActive(userId: string): Promise<boolean>;
 }
 
 /** The principal an ingestion message acts as (a service account). */

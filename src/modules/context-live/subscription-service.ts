@@ -1,36 +1,55 @@
 /**
  * The subscription use cases of the NGSI-LD API (clause 5.8): create, list, retrieve, update, delete.
- * A subscription belongs to the organisation of the principal that created it: only that organisation's
- * users see or change it, and its notifications carry only what that organisation may read.
+ *
+ * A subscription is a marked object at the sharing gate (kind `subscription`, scope = the tenant): creating
+ * one is a share — the organisation's data leaves for the endpoint it names — so it needs a writing role
+ * and is registered and audited by the gate in the transaction of the subscription's row. Its marking is
+ * TLP:AMBER+STRICT without audience: only the owner organisation's users see it (others are answered as if
+ * it did not exist), only its writers change or delete it. Its notifications carry only what the owner
+ * organisation may read, decided again at every delivery.
  */
 import type { Clock } from '../../kernel/clock.ts';
 import { AppError } from '../../kernel/errors.ts';
 import { newId } from '../../kernel/ids.ts';
 import type { AnyDb } from '../../ports/store.ts';
+import type { CurrentObject, GatePrincipal, Marking } from '../sharing/index.ts';
 import type { DeliveryEngine } from './delivery-engine.ts';
-import type { EntityReaderPort, JsonLdContext, LdContextPort, QueryPort } from './ports.ts';
+import type {
+  AccountStatusPort,
+  EntityReaderPort,
+  JsonLdContext,
+  LdContextPort,
+  LiveGate,
+  QueryPort,
+} from './ports.ts';
 import {
+  OWNER_DISABLED,
   parseSubscription,
   patchSubscription,
   type SubscriptionRecord,
   type SubscriptionSpec,
   subscriptionView,
 } from './subscription.ts';
-import type { SubscriptionStore } from './subscription-store.ts';
+import { SUBSCRIPTION_KIND, type SubscriptionStore } from './subscription-store.ts';
 
-/** Who calls: the fields of the HTTP principal this module needs. */
-export interface LivePrincipal {
-  userId: string;
-  orgId: string;
-  readKeys: string[];
-}
+/** Who calls: the principal of the request (the authentication hook's), as the sharing gate takes it. */
+export type LivePrincipal = GatePrincipal;
+
+/** Every subscription's marking: its owner organisation's users, never anyone else. */
+export const SUBSCRIPTION_MARKING: Marking = {
+  tlp: 'AMBER+STRICT',
+  audience: { orgs: [], communities: [], users: [] },
+};
 
 export interface SubscriptionServiceDeps {
   subscriptions: SubscriptionStore;
   engine: DeliveryEngine;
+  gate: LiveGate;
   ld: LdContextPort;
   query?: QueryPort | undefined;
   entityReader?: EntityReaderPort | undefined;
+  /** Whether a subscription's creator may still act; without it subscriptions are never paused for it. */
+  accounts?: AccountStatusPort | undefined;
   clock: Clock;
   /**
    * Tells every instance that a subscription changed, in the transaction of the change (through the
@@ -44,6 +63,11 @@ export class SubscriptionService {
 
   constructor(deps: SubscriptionServiceDeps) {
     this.#d = deps;
+    deps.gate.defineKind(SUBSCRIPTION_KIND, {
+      label: 'subscription',
+      // Break-glass shows the subscription as stored, endpoint and delivery status included.
+      load: async (ref) => (await deps.subscriptions.get(ref.scope, ref.id)) ?? null,
+    });
   }
 
   #check(spec: SubscriptionSpec): void {
@@ -61,6 +85,8 @@ export class SubscriptionService {
     body: unknown,
     context: JsonLdContext | undefined,
   ): Promise<SubscriptionRecord> {
+    // The role first: a viewer learns nothing from validation errors either.
+    this.#d.gate.checkCreate(principal, SUBSCRIPTION_KIND);
     const now = this.#d.clock.now();
     const spec = await parseSubscription(body, context, {
       ld: this.#d.ld,
@@ -75,12 +101,18 @@ export class SubscriptionService {
       spec,
       ownerOrg: principal.orgId,
       createdBy: principal.userId,
-      readKeys: principal.readKeys,
       delivery: { timesSent: 0, timesFailed: 0 },
       createdAt: now.toISOString(),
       modifiedAt: now.toISOString(),
     };
     await this.#d.subscriptions.transaction(async (trx) => {
+      await this.#d.gate.create(trx, principal, {
+        kind: SUBSCRIPTION_KIND,
+        scope: tenant,
+        id: spec.id,
+        marking: SUBSCRIPTION_MARKING,
+        details: { endpoint: endpointOrigin(spec.notification.endpoint.uri) },
+      });
       await this.#d.subscriptions.insert(rec, trx);
       await this.#d.announce?.(trx, tenant, spec.id);
     });
@@ -90,11 +122,13 @@ export class SubscriptionService {
 
   async get(tenant: string, principal: LivePrincipal, id: string): Promise<SubscriptionRecord> {
     await this.#d.engine.flushStatus();
-    const rec = await this.#d.subscriptions.get(tenant, id);
+    const rec = await this.#d.subscriptions.getVisible(
+      tenant,
+      id,
+      this.#d.gate.visibleWhere(principal, 's.read_keys'),
+    );
     // Another organisation's subscription is as good as absent: no hint that it exists.
-    if (!rec || rec.ownerOrg !== principal.orgId) {
-      throw new AppError('CONTEXT_LIVE_SUBSCRIPTION_NOT_FOUND', `subscription ${id} not found`);
-    }
+    if (!rec) throw this.#d.gate.notFound(SUBSCRIPTION_KIND, id);
     return rec;
   }
 
@@ -104,7 +138,12 @@ export class SubscriptionService {
     page: { limit: number; offset: number },
   ): Promise<{ items: SubscriptionRecord[]; total: number }> {
     await this.#d.engine.flushStatus();
-    return this.#d.subscriptions.list(tenant, principal.orgId, page.limit, page.offset);
+    return this.#d.subscriptions.list(
+      tenant,
+      this.#d.gate.visibleWhere(principal, 's.read_keys'),
+      page.limit,
+      page.offset,
+    );
   }
 
   async update(
@@ -114,8 +153,11 @@ export class SubscriptionService {
     fragment: unknown,
     context: JsonLdContext | undefined,
   ): Promise<SubscriptionRecord> {
-    const rec = await this.get(tenant, principal, id);
+    // Decided before the fragment is read: a stranger gets 404 and a viewer 403 whatever it sent.
+    const before = await this.#d.subscriptions.marked(tenant, id);
+    this.#d.gate.checkChange(principal, SUBSCRIPTION_KIND, before?.object ?? absent(tenant, id));
     const now = this.#d.clock.now();
+    const rec = (before as NonNullable<typeof before>).rec;
     const spec = await patchSubscription(rec.spec, fragment, context, {
       ld: this.#d.ld,
       query: this.#d.query,
@@ -125,18 +167,30 @@ export class SubscriptionService {
     if (spec.notification.endpoint.uri !== rec.spec.notification.endpoint.uri) {
       await this.#d.engine.checkEndpoint(spec.notification.endpoint.uri, rec.ownerOrg);
     }
+    let next: SubscriptionRecord | undefined;
     await this.#d.subscriptions.transaction(async (trx) => {
+      const current = await this.#d.subscriptions.locked(trx, tenant, id);
+      await this.#d.gate.update(trx, principal, {
+        kind: SUBSCRIPTION_KIND,
+        current: current?.object ?? absent(tenant, id),
+        fields: changedMembers(fragment),
+      });
       await this.#d.subscriptions.update(tenant, spec, now, trx);
       await this.#d.announce?.(trx, tenant, id);
+      next = { ...(current as NonNullable<typeof current>).rec, spec, modifiedAt: now.toISOString() };
     });
-    const next: SubscriptionRecord = { ...rec, spec, modifiedAt: now.toISOString() };
-    await this.#d.engine.put(next);
-    return next;
+    const updated = next as SubscriptionRecord;
+    await this.#d.engine.put(updated);
+    return updated;
   }
 
   async delete(tenant: string, principal: LivePrincipal, id: string): Promise<void> {
-    await this.get(tenant, principal, id);
     await this.#d.subscriptions.transaction(async (trx) => {
+      const current = await this.#d.subscriptions.locked(trx, tenant, id);
+      await this.#d.gate.remove(trx, principal, {
+        kind: SUBSCRIPTION_KIND,
+        current: current?.object ?? absent(tenant, id),
+      });
       await this.#d.subscriptions.delete(tenant, id, trx);
       await this.#d.announce?.(trx, tenant, id);
     });
@@ -157,5 +211,69 @@ export class SubscriptionService {
     const rec = await this.#d.subscriptions.get(tenant, id);
     if (rec) await this.#d.engine.put(rec);
     else this.#d.engine.remove(tenant, id);
+  }
+
+  /**
+   * An account changed (disabled, enabled, token revoked): its subscriptions pause while it is disabled and
+   * resume when it is enabled again. Every instance runs this for the same event; the store's update is
+   * idempotent and each instance applies it to the subscriptions it holds in memory.
+   */
+  async recheckAccount(userId: string): Promise<void> {
+    const accounts = this.#d.accounts;
+    if (!accounts) return;
+    const reason = (await accounts.isActive(userId)) ? null : OWNER_DISABLED;
+    await this.#d.subscriptions.setPausedReason(userId, reason);
+    this.#d.engine.pauseCreatedBy(userId, reason ?? undefined);
+  }
+
+  /** At start: every creator's account as it is now (changes may have happened while no instance ran). */
+  async recheckAccounts(): Promise<void> {
+    if (!this.#d.accounts) return;
+    for (const userId of await this.#d.subscriptions.creators()) await this.recheckAccount(userId);
+  }
+
+  /**
+   * Subscriptions created before they were marked objects get their registry row, as the platform's act:
+   * owned by their organisation and creator, with the marking of every subscription.
+   */
+  async registerUnregistered(): Promise<number> {
+    const legacy = await this.#d.subscriptions.unregistered();
+    if (legacy.length === 0) return 0;
+    await this.#d.subscriptions.transaction((trx) =>
+      this.#d.gate.recordDerived(
+        trx,
+        legacy.map((r) => ({
+          kind: SUBSCRIPTION_KIND,
+          scope: r.tenant,
+          id: r.spec.id,
+          ownerOrg: r.ownerOrg,
+          createdBy: r.createdBy,
+          marking: SUBSCRIPTION_MARKING,
+        })),
+        { registered: 'existing subscription' },
+      ),
+    );
+    return legacy.length;
+  }
+}
+
+/** A missing subscription, to the gate: invisible to everyone, so it answers exactly as for an invisible one. */
+function absent(tenant: string, id: string): CurrentObject & { readKeys: string[] } {
+  return { id, scope: tenant, ownerOrg: '', createdBy: '', marking: SUBSCRIPTION_MARKING, readKeys: [] };
+}
+
+/** The members a PATCH names (the audit records which, never their values). */
+function changedMembers(fragment: unknown): string[] {
+  if (typeof fragment !== 'object' || fragment === null) return [];
+  return Object.keys(fragment).filter((k) => k !== '@context' && k !== 'id' && k !== 'type');
+}
+
+/** Where notifications go, for the audit record: scheme, host and port, without credentials or path. */
+function endpointOrigin(uri: string): string {
+  try {
+    const u = new URL(uri);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return '';
   }
 }

@@ -1,14 +1,31 @@
-/** Subscriptions and their delivery status in the store. */
-import { type Kysely, sql } from 'kysely';
+/**
+ * Subscriptions and their delivery status in the store. Each subscription also has its row in the sharing
+ * gate's registry (`shared_object`, kind `subscription`, scope = tenant), written by the gate in the same
+ * transaction; reads join it for the marking and the read keys the gate's visibility filter meets.
+ */
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { AppError } from '../../kernel/errors.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
+import type { CurrentObject, Marking, SharedObjectTables } from '../sharing/index.ts';
 import type { DeliveryStatus, SubscriptionRecord, SubscriptionSpec } from './subscription.ts';
 import type { ContextLiveTables, SubscriptionRow } from './tables.ts';
+
+export const SUBSCRIPTION_KIND = 'subscription';
+
+type Tables = ContextLiveTables & SharedObjectTables;
 
 type SelectedRow = Omit<SubscriptionRow, 'times_sent' | 'times_failed'> & {
   times_sent: number;
   times_failed: number;
 };
+
+type JoinedRow = SelectedRow & { tlp: string; pap: string | null; audience: unknown; read_keys: string[] };
+
+/** A subscription with the facts the gate decides on (its registry row). */
+export interface MarkedSubscription {
+  rec: SubscriptionRecord;
+  object: CurrentObject & { readKeys: string[] };
+}
 
 function toRecord(r: SelectedRow): SubscriptionRecord {
   const delivery: DeliveryStatus = { timesSent: r.times_sent, timesFailed: r.times_failed };
@@ -22,10 +39,27 @@ function toRecord(r: SelectedRow): SubscriptionRecord {
     spec: r.body as SubscriptionSpec,
     ownerOrg: r.owner_org,
     createdBy: r.created_by,
-    readKeys: r.read_keys,
+    ...(r.paused_reason ? { pausedReason: r.paused_reason } : {}),
     delivery,
     createdAt: new Date(r.created_at).toISOString(),
     modifiedAt: new Date(r.modified_at).toISOString(),
+  };
+}
+
+function toMarked(r: JoinedRow): MarkedSubscription {
+  const rec = toRecord(r);
+  const marking = { tlp: r.tlp, audience: r.audience } as Marking;
+  if (r.pap) marking.pap = r.pap as NonNullable<Marking['pap']>;
+  return {
+    rec,
+    object: {
+      id: rec.spec.id,
+      scope: rec.tenant,
+      ownerOrg: rec.ownerOrg,
+      createdBy: rec.createdBy,
+      marking,
+      readKeys: r.read_keys,
+    },
   };
 }
 
@@ -36,17 +70,27 @@ export class SubscriptionStore {
     this.#store = store;
   }
 
-  get #db(): Kysely<ContextLiveTables> {
+  #tables(db: AnyDb): Kysely<Tables> {
+    return db.withTables<Tables>() as unknown as Kysely<Tables>;
+  }
+
+  get #db(): Kysely<Tables> {
     return this.#tables(this.#store.db);
   }
 
-  #tables(db: AnyDb): Kysely<ContextLiveTables> {
-    return db.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
-  }
-
-  /** Runs writes (given `trx`) and what must commit with them in one transaction. */
+  /** Runs writes (given `trx`) and what must commit with them (the gate's records) in one transaction. */
   transaction<T>(fn: (trx: AnyDb) => Promise<T>): Promise<T> {
     return this.#store.transaction(fn);
+  }
+
+  #joined(db: AnyDb) {
+    return this.#tables(db)
+      .selectFrom('context_live_subscription as c')
+      .innerJoin('shared_object as s', (j) =>
+        j.onRef('s.id', '=', 'c.id').onRef('s.scope', '=', 'c.tenant').on('s.kind', '=', SUBSCRIPTION_KIND),
+      )
+      .selectAll('c')
+      .select(['s.tlp', 's.pap', 's.audience', 's.read_keys']);
   }
 
   async insert(rec: SubscriptionRecord, db: AnyDb = this.#store.db): Promise<void> {
@@ -57,7 +101,6 @@ export class SubscriptionStore {
         id: rec.spec.id,
         owner_org: rec.ownerOrg,
         created_by: rec.createdBy,
-        read_keys: rec.readKeys,
         body: JSON.stringify(rec.spec),
         is_active: rec.spec.isActive,
         expires_at: rec.spec.expiresAt ? new Date(rec.spec.expiresAt) : null,
@@ -66,6 +109,7 @@ export class SubscriptionStore {
         last_failure: null,
         last_status: null,
         last_error: null,
+        paused_reason: rec.pausedReason ?? null,
         created_at: new Date(rec.createdAt),
         modified_at: new Date(rec.modifiedAt),
       })
@@ -95,7 +139,7 @@ export class SubscriptionStore {
       .execute();
   }
 
-  /** The subscription, or undefined. Visibility is the caller's concern (see SubscriptionService). */
+  /** The subscription whatever its visibility (the engine, other instances' changes), or undefined. */
   async get(tenant: string, id: string): Promise<SubscriptionRecord | undefined> {
     const row = await this.#db
       .selectFrom('context_live_subscription')
@@ -106,30 +150,61 @@ export class SubscriptionStore {
     return row ? toRecord(row) : undefined;
   }
 
+  /** The subscription if `visible` (the gate's filter over the registry's `s.read_keys`) admits it. */
+  async getVisible(
+    tenant: string,
+    id: string,
+    visible: RawBuilder<boolean>,
+  ): Promise<SubscriptionRecord | undefined> {
+    const row = await this.#joined(this.#store.db)
+      .where('c.tenant', '=', tenant)
+      .where('c.id', '=', id)
+      .where(visible)
+      .executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  /** The subscription and its registry facts; undefined when absent. */
+  async marked(tenant: string, id: string): Promise<MarkedSubscription | undefined> {
+    const row = await this.#joined(this.#store.db)
+      .where('c.tenant', '=', tenant)
+      .where('c.id', '=', id)
+      .executeTakeFirst();
+    return row ? toMarked(row) : undefined;
+  }
+
+  /** The subscription and its registry facts, locked for a write in `trx`; undefined when absent. */
+  async locked(trx: AnyDb, tenant: string, id: string): Promise<MarkedSubscription | undefined> {
+    const row = await this.#joined(trx)
+      .where('c.tenant', '=', tenant)
+      .where('c.id', '=', id)
+      .forUpdate()
+      .executeTakeFirst();
+    return row ? toMarked(row) : undefined;
+  }
+
   async list(
     tenant: string,
-    ownerOrg: string,
+    visible: RawBuilder<boolean>,
     limit: number,
     offset: number,
   ): Promise<{ items: SubscriptionRecord[]; total: number }> {
-    const rows = await this.#db
-      .selectFrom('context_live_subscription')
-      .selectAll()
+    const rows = await this.#joined(this.#store.db)
       .select(sql<number>`count(*) over ()`.as('total'))
-      .where('tenant', '=', tenant)
-      .where('owner_org', '=', ownerOrg)
-      .orderBy('created_at')
-      .orderBy('id')
+      .where('c.tenant', '=', tenant)
+      .where(visible)
+      .orderBy('c.created_at')
+      .orderBy('c.id')
       .limit(limit)
       .offset(offset)
       .execute();
     let total = Number(rows[0]?.total ?? 0);
     if (rows.length === 0 && offset > 0) {
-      const c = await this.#db
-        .selectFrom('context_live_subscription')
+      const c = await this.#joined(this.#store.db)
+        .clearSelect()
         .select(sql<number>`count(*)`.as('n'))
-        .where('tenant', '=', tenant)
-        .where('owner_org', '=', ownerOrg)
+        .where('c.tenant', '=', tenant)
+        .where(visible)
         .executeTakeFirst();
       total = Number(c?.n ?? 0);
     }
@@ -146,6 +221,19 @@ export class SubscriptionStore {
     return rows.map(toRecord);
   }
 
+  /** Subscriptions without their registry row (created before subscriptions were marked objects). */
+  async unregistered(): Promise<SubscriptionRecord[]> {
+    const rows = await this.#db
+      .selectFrom('context_live_subscription as c')
+      .leftJoin('shared_object as s', (j) =>
+        j.onRef('s.id', '=', 'c.id').onRef('s.scope', '=', 'c.tenant').on('s.kind', '=', SUBSCRIPTION_KIND),
+      )
+      .selectAll('c')
+      .where('s.id', 'is', null)
+      .execute();
+    return rows.map(toRecord);
+  }
+
   async delete(tenant: string, id: string, db: AnyDb = this.#store.db): Promise<boolean> {
     const res = await this.#tables(db)
       .deleteFrom('context_live_subscription')
@@ -158,6 +246,43 @@ export class SubscriptionStore {
       .where('subscription_id', '=', id)
       .execute();
     return Number(res.numDeletedRows) > 0;
+  }
+
+  /** The creators of subscriptions (to re-check their accounts at start). */
+  async creators(): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('context_live_subscription')
+      .select('created_by')
+      .distinct()
+      .execute();
+    return rows.map((r) => r.created_by);
+  }
+
+  /**
+   * Pauses (reason) or resumes (null) the subscriptions created by an account; returns those that changed.
+   * Idempotent: every instance may apply the same account change.
+   */
+  async setPausedReason(
+    createdBy: string,
+    reason: string | null,
+  ): Promise<Array<{ tenant: string; id: string }>> {
+    return this.#db
+      .updateTable('context_live_subscription')
+      .set({ paused_reason: reason })
+      .where('created_by', '=', createdBy)
+      .where(sql<boolean>`paused_reason is distinct from ${reason}`)
+      .returning(['tenant', 'id'])
+      .execute();
+  }
+
+  /** The subscriptions the platform pauses now, by key (tenant, id), with why. */
+  async pausedReasons(): Promise<Map<string, string>> {
+    const rows = await this.#db
+      .selectFrom('context_live_subscription')
+      .select(['tenant', 'id', 'paused_reason'])
+      .where('paused_reason', 'is not', null)
+      .execute();
+    return new Map(rows.map((r) => [`${r.tenant}\u0000${r.id}`, r.paused_reason as string]));
   }
 
   /** Records the outcome of one notification attempt (clause 5.2.14 status members). */

@@ -95,16 +95,24 @@ export interface SubscriptionRecord {
   spec: SubscriptionSpec;
   ownerOrg: string;
   createdBy: string;
-  readKeys: string[];
+  /** Why the platform paused it whatever `isActive` says (its creator's account is disabled), if it did. */
+  pausedReason?: string | undefined;
   delivery: DeliveryStatus;
   createdAt: string;
   modifiedAt: string;
 }
 
-/** The status the API shows: `expired` wins over `paused`. */
-export function subscriptionStatus(spec: SubscriptionSpec, now: Date): 'active' | 'paused' | 'expired' {
+/** Why a subscription is paused when its creator's account is disabled (shown as `statusReason`). */
+export const OWNER_DISABLED = 'the account that created this subscription is disabled';
+
+/** The status the API shows: `expired` wins over `paused`; the platform's pause wins over `isActive`. */
+export function subscriptionStatus(
+  spec: SubscriptionSpec,
+  now: Date,
+  pausedReason?: string,
+): 'active' | 'paused' | 'expired' {
   if (spec.expiresAt && Date.parse(spec.expiresAt) <= now.getTime()) return 'expired';
-  return spec.isActive ? 'active' : 'paused';
+  return spec.isActive && !pausedReason ? 'active' : 'paused';
 }
 
 const FORMATS: Record<string, EntityFormat> = {
@@ -507,7 +515,9 @@ export async function subscriptionView(
   if (d.status === 'failed' && d.lastError) notification.lastFailureReason = d.lastError;
   out.notification = notification;
   if (typeof s.jsonldContext === 'string') out.jsonldContext = s.jsonldContext;
-  out.status = subscriptionStatus(s, now);
+  out.status = subscriptionStatus(s, now, rec.pausedReason);
+  // Not an NGSI-LD member: NGSI-LD has no word for "paused by the platform", and its subscriber must know why.
+  if (rec.pausedReason && out.status === 'paused') out.statusReason = rec.pausedReason;
   out.createdAt = rec.createdAt;
   out.modifiedAt = rec.modifiedAt;
   if (opts.includeContext && ctx !== undefined) out['@context'] = ctx;

@@ -6,8 +6,6 @@ export type SubscriptionRow = {
   id: string;
   owner_org: string;
   created_by: string;
-  /** The subscriber organisation's read keys when it subscribed (fallback when no resolver is wired). */
-  read_keys: string[];
   /** The subscription as the API returns it, with terms expanded (see subscription.ts). */
   body: unknown;
   is_active: boolean;
@@ -19,6 +17,8 @@ export type SubscriptionRow = {
   last_failure: Date | null;
   last_status: string | null;
   last_error: string | null;
+  /** Set while the platform pauses it (its creator's account is disabled): why. */
+  paused_reason: string | null;
   created_at: Date;
   modified_at: Date;
 };
@@ -37,15 +37,34 @@ export type OutboxRow = {
   payload: unknown;
 };
 
+/** One incarnation of an entity with history: its types, owner and marking now (read keys included). */
 export type TemporalEntityRow = {
   tenant: string;
   entity_id: string;
+  incarnation: string;
   entity_types: string[];
   owner_org: string;
+  marking: unknown;
   read_keys: string[];
+  /** When the incarnation was created (the entity's createdAt); orders incarnations of one id. */
   created_at: Date;
   modified_at: Date;
+  /** Set once the incarnation is gone (deleted, or superseded by a newer one): its history is deleted. */
   deleted_at: Date | null;
+};
+
+/**
+ * A marking an incarnation's history was recorded under: instances and rollups name their segment, so each
+ * keeps the marking the entity had when it was observed. `seg` is a hash of incarnation and marking.
+ */
+export type TemporalSegmentRow = {
+  tenant: string;
+  entity_id: string;
+  seg: string;
+  incarnation: string;
+  owner_org: string;
+  marking: unknown;
+  read_keys: string[];
 };
 
 export type AttrInstanceRow = {
@@ -53,6 +72,7 @@ export type AttrInstanceRow = {
   entity_id: string;
   attr: string;
   dataset_id: string;
+  seg: string;
   instance_id: string;
   attr_type: string;
   observed_at: Date;
@@ -68,6 +88,7 @@ export type RollupRow = {
   entity_id: string;
   attr: string;
   dataset_id: string;
+  seg: string;
   bucket: Date;
   attr_type: string;
   n: number;
@@ -78,8 +99,10 @@ export type RollupRow = {
   max: number | null;
 };
 
+/** How long an organisation keeps the history of its entities of one type (its administrator sets it). */
 export type RetentionRow = {
   tenant: string;
+  owner_org: string;
   entity_type: string;
   retention_seconds: number;
 };
@@ -100,6 +123,7 @@ export type ContextLiveTables = {
   context_live_subscription: SubscriptionRow;
   context_live_outbox: OutboxRow;
   context_live_temporal_entity: TemporalEntityRow;
+  context_live_temporal_segment: TemporalSegmentRow;
   context_live_attr_instance: AttrInstanceRow;
   context_live_attr_rollup: RollupRow;
   context_live_retention: RetentionRow;

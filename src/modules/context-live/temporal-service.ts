@@ -1,14 +1,40 @@
 /**
  * The temporal API's use cases (clause 5.7.3, 5.7.4): the history of entities' attributes in the
  * normalized, simplified (temporalValues) and aggregated temporal representations (clause 4.5.8, 4.5.9,
- * 4.5.19), limited to what the reader's read keys allow.
+ * 4.5.19), limited to what the sharing gate lets the reader see: the entity's current incarnation under
+ * its marking now, and each instance under the marking it was recorded with. Every answer comes with the
+ * label of what it holds (`marking`, for the `SafeCity-Marking` header).
+ *
+ * Retention: an organisation keeps the history of its entities of a type as long as its administrators say
+ * (a rule is the organisation's marked object at the gate: created, changed and removed by its `admin`
+ * only, audited); entities no rule names keep the platform's default.
  */
 import type { Clock } from '../../kernel/clock.ts';
 import { AppError } from '../../kernel/errors.ts';
 import { compileUserPattern, renderAttributeValue } from '../context/index.ts';
-import type { ActiveLdContext, JsonLdContext, LdContextPort } from './ports.ts';
+import { type GatePrincipal, type Marking, markingLabel } from '../sharing/index.ts';
+import type { ActiveLdContext, JsonLdContext, LdContextPort, LiveGate } from './ports.ts';
 import { parseTemporalQuery, type TemporalQuery } from './temporal-query.ts';
-import type { AggregateValue, AttrInstance, TemporalStore } from './temporal-store.ts';
+import {
+  type AggregateValue,
+  type AttrInstance,
+  type HistoryEntity,
+  RETENTION_KIND,
+  retentionRuleId,
+  type TemporalStore,
+} from './temporal-store.ts';
+
+/** A retention rule is seen by its organisation's users only. */
+const RETENTION_MARKING: Marking = {
+  tlp: 'AMBER+STRICT',
+  audience: { orgs: [], communities: [], users: [] },
+};
+
+/** A temporal answer and the label of what it holds (undefined when it holds nothing). */
+export interface TemporalAnswer<T> {
+  value: T;
+  marking: string | undefined;
+}
 
 export interface TemporalRequest {
   ids?: string[];
@@ -35,28 +61,37 @@ const MAX_RETENTION_SECONDS = 2_000_000_000;
 
 export class TemporalService {
   readonly #store: TemporalStore;
+  readonly #gate: LiveGate;
   readonly #ld: LdContextPort;
   readonly #clock: Clock;
   readonly #defaultRetentionSeconds: number | undefined;
 
   constructor(deps: {
     store: TemporalStore;
+    gate: LiveGate;
     ld: LdContextPort;
     clock: Clock;
     defaultRetentionSeconds?: number;
   }) {
     this.#store = deps.store;
+    this.#gate = deps.gate;
     this.#ld = deps.ld;
     this.#clock = deps.clock;
     this.#defaultRetentionSeconds = deps.defaultRetentionSeconds;
+    deps.gate.defineKind(RETENTION_KIND, {
+      label: 'history retention rule',
+      createRoles: ['admin'],
+      writeRoles: ['admin'],
+    });
   }
 
+  /** `principal` null: an anonymous reader (TLP:CLEAR only). */
   async query(
     tenant: string,
-    readKeys: string[],
+    principal: Pick<GatePrincipal, 'readKeys'> | null,
     req: TemporalRequest,
     context: JsonLdContext | undefined,
-  ): Promise<Array<Record<string, unknown>>> {
+  ): Promise<TemporalAnswer<Array<Record<string, unknown>>>> {
     const tq = parseTemporalQuery(req.params);
     const ac = await this.#ld.resolve(context);
     const idPattern =
@@ -67,42 +102,48 @@ export class TemporalService {
             (why) => new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', `idPattern: ${why}`),
           );
     const attrs = req.attrs?.map((a) => ac.expandTerm(a));
+    const visible = (column: string) => this.#gate.visibleWhere(principal, column);
     const entities = await this.#store.selectEntities({
       tenant,
-      readKeys,
+      visible,
       ...(req.ids ? { ids: req.ids } : {}),
       ...(req.types ? { types: req.types.map((t) => ac.expandTerm(t)) } : {}),
       ...(idPattern ? { idPattern } : {}),
-      ...(attrs ? { attrs } : {}),
       limit: Math.min(req.limit ?? 20, 1000),
       offset: req.offset ?? 0,
     });
+    const segments = await this.#store.segments(tenant, entities, visible);
     const ids = entities.map((e) => e.id);
+    const segs = segments.map((s) => s.seg);
+    // The label of the answer: the entities' markings now and every marking their history shown was
+    // recorded under — the tightest of them all.
+    const marking = markingLabel([...entities, ...segments]);
     if (tq.representation === 'aggregatedValues') {
-      const aggs = await this.#store.aggregate(tenant, ids, attrs, tq);
-      return entities.map((e) => this.#aggregated(e, aggs.get(e.id) ?? [], ac));
+      const aggs = await this.#store.aggregate(tenant, ids, segs, attrs, tq);
+      return { value: entities.map((e) => this.#aggregated(e, aggs.get(e.id) ?? [], ac)), marking };
     }
-    const inst = await this.#store.instances(tenant, ids, attrs, tq);
-    return entities.map((e) => this.#temporal(e, inst.get(e.id) ?? [], tq, ac));
+    const inst = await this.#store.instances(tenant, ids, segs, attrs, tq);
+    return { value: entities.map((e) => this.#temporal(e, inst.get(e.id) ?? [], tq, ac)), marking };
   }
 
   async getEntity(
     tenant: string,
-    readKeys: string[],
+    principal: Pick<GatePrincipal, 'readKeys'> | null,
     id: string,
     req: Omit<TemporalRequest, 'ids'>,
     context: JsonLdContext | undefined,
-  ): Promise<Record<string, unknown>> {
-    const [e] = await this.query(tenant, readKeys, { ...req, ids: [id], limit: 1, offset: 0 }, context);
+  ): Promise<TemporalAnswer<Record<string, unknown>>> {
+    const answer = await this.query(tenant, principal, { ...req, ids: [id], limit: 1, offset: 0 }, context);
+    const [e] = answer.value;
     if (!e) throw new AppError('CONTEXT_LIVE_TEMPORAL_ENTITY_NOT_FOUND', `no history of entity ${id}`);
-    return e;
+    return { value: e, marking: answer.marking };
   }
 
   /**
    * The answer's entity, keyed by attribute names that users chose: without a prototype, so that an
    * attribute named `constructor` or `toString` is read back as absent, not as Object's own function.
    */
-  #head(e: { id: string; types: string[] }, ac: ActiveLdContext): Record<string, unknown> {
+  #head(e: HistoryEntity, ac: ActiveLdContext): Record<string, unknown> {
     const types = e.types.map((t) => ac.compactIri(t));
     const out: Record<string, unknown> = Object.create(null);
     out.id = e.id;
@@ -111,7 +152,7 @@ export class TemporalService {
   }
 
   #temporal(
-    e: { id: string; types: string[] },
+    e: HistoryEntity,
     instances: AttrInstance[],
     tq: TemporalQuery,
     ac: ActiveLdContext,
@@ -151,7 +192,7 @@ export class TemporalService {
     return out;
   }
 
-  #aggregated(e: { id: string; types: string[] }, aggs: AggregateValue[], ac: ActiveLdContext) {
+  #aggregated(e: HistoryEntity, aggs: AggregateValue[], ac: ActiveLdContext) {
     const out = this.#head(e, ac);
     const series = new Map<string, Record<string, unknown>>();
     for (const a of aggs) {
@@ -170,13 +211,19 @@ export class TemporalService {
     return out;
   }
 
-  /** Sets (seconds) or clears (null) the history retention of an entity type (a term or IRI). */
+  /**
+   * Sets (seconds) or clears (null) how long the principal's organisation keeps the history of its
+   * entities of a type (a term or IRI). Only the organisation's administrators may: the gate decides and
+   * audits, in the transaction of the rule.
+   */
   async setRetention(
+    principal: GatePrincipal,
     tenant: string,
     entityType: string,
     seconds: number | null,
     context?: JsonLdContext,
   ): Promise<void> {
+    this.#gate.checkCreate(principal, RETENTION_KIND);
     // The store keeps whole seconds in an integer column: 1 s to about 63 years.
     if (seconds !== null && (!Number.isFinite(seconds) || seconds < 1 || seconds > MAX_RETENTION_SECONDS)) {
       throw new AppError(
@@ -184,16 +231,73 @@ export class TemporalService {
         `retention must be a number of seconds from 1 to ${MAX_RETENTION_SECONDS}`,
       );
     }
-    const ac = await this.#ld.resolve(context);
-    const iri = ac.expandTerm(entityType);
+    const type = (await this.#ld.resolve(context)).expandTerm(entityType);
     // The entity type is a key of the retention table's index (as in the entity model: 512 bytes at most).
-    if (Buffer.byteLength(iri) > 512)
+    if (Buffer.byteLength(type) > 512)
       throw new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', 'the entity type is longer than 512 bytes');
-    await this.#store.setRetention(tenant, iri, seconds);
+    const owner = principal.orgId;
+    await this.#gate.store.transaction(async (trx) => {
+      const current = await this.#store.lockedRetention(trx, tenant, owner, type);
+      if (seconds === null) {
+        if (!current) return;
+        await this.#gate.remove(trx, principal, { kind: RETENTION_KIND, current: current.object });
+      } else if (current) {
+        if (current.seconds === Math.round(seconds)) return;
+        await this.#gate.update(trx, principal, {
+          kind: RETENTION_KIND,
+          current: current.object,
+          fields: ['seconds'],
+        });
+      } else {
+        await this.#gate.create(trx, principal, {
+          kind: RETENTION_KIND,
+          scope: tenant,
+          id: retentionRuleId(owner, type),
+          marking: RETENTION_MARKING,
+          details: { entityType: type },
+        });
+      }
+      await this.#store.setRetention(trx, tenant, owner, type, seconds);
+    });
   }
 
-  listRetention(tenant: string): Promise<Array<{ entityType: string; seconds: number }>> {
-    return this.#store.listRetention(tenant);
+  /** The retention rules of the principal's organisation in a tenant. */
+  async listRetention(
+    principal: GatePrincipal,
+    tenant: string,
+  ): Promise<Array<{ entityType: string; seconds: number }>> {
+    const rules = await this.#store.listRetention(tenant, (column) =>
+      this.#gate.visibleWhere(principal, column),
+    );
+    return rules
+      .filter((r) => r.ownerOrg === principal.orgId)
+      .map((r) => ({ entityType: r.entityType, seconds: r.seconds }));
+  }
+
+  /** The history kept for entities no rule names (the platform's setting), in seconds; undefined: forever. */
+  get defaultRetentionSeconds(): number | undefined {
+    return this.#defaultRetentionSeconds;
+  }
+
+  /** Rules set before they were organisations' objects get their registry row, as the platform's act. */
+  async registerUnregistered(): Promise<number> {
+    const legacy = await this.#store.unregisteredRetention();
+    if (legacy.length === 0) return 0;
+    await this.#gate.store.transaction((trx) =>
+      this.#gate.recordDerived(
+        trx,
+        legacy.map((r) => ({
+          kind: RETENTION_KIND,
+          scope: r.tenant,
+          id: retentionRuleId(r.ownerOrg, r.entityType),
+          ownerOrg: r.ownerOrg,
+          createdBy: '',
+          marking: RETENTION_MARKING,
+        })),
+        { registered: 'existing retention rule' },
+      ),
+    );
+    return legacy.length;
   }
 
   /** Deletes history past its retention; returns how many instances went. */

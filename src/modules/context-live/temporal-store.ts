@@ -1,15 +1,34 @@
 /**
  * The history of entities' attributes (the NGSI-LD temporal API's data), recorded from entity change
- * events, queried by time and aggregated in SQL, pruned by a retention per entity type.
+ * events, queried by time and aggregated in SQL, pruned by the retention each owner organisation sets per
+ * entity type.
  *
- * Every read is limited to entities whose *current* read keys meet the reader's: a marking change applies
- * to the whole history at once.
+ * History follows its source (decision record 0004):
+ * - It belongs to one **incarnation** of an entity. Deleting the entity, or creating the id again (a newer
+ *   incarnation supersedes an older one whose deletion has not arrived yet), closes the incarnation and
+ *   deletes its history in the same transaction; a closed incarnation stays as a tombstone so that a late
+ *   event of it (at-least-once delivery) never brings it back. Answers only ever show an id's newest
+ *   incarnation.
+ * - Every instance keeps the marking the entity had when it was recorded (its **segment**: incarnation and
+ *   marking). A reader sees an instance when it may see both that marking and the entity's marking now, so
+ *   re-marking an entity tighter hides its whole history at once, while widening it does not widen what was
+ *   recorded under the tighter marking.
+ * The visibility filters are the sharing gate's (`visible`, over a read-keys column).
  */
+import { createHash } from 'node:crypto';
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { newId } from '../../kernel/ids.ts';
-import type { Store } from '../../ports/store.ts';
+import type { AnyDb, Store } from '../../ports/store.ts';
 import { likePrefixPattern, QueryBudget, type UserPattern } from '../context/index.ts';
-import { attributeNames, type ChangeKind, type LiveEntityChange } from './entity-change-event.ts';
+import type { CurrentObject, Marking, SharedObjectTables } from '../sharing/index.ts';
+import type { CurrentEntity } from './delivery-engine.ts';
+import {
+  attributeNames,
+  type ChangeKind,
+  createdAtOf,
+  incarnationOf,
+  type LiveEntityChange,
+} from './entity-change-event.ts';
 import type { ContextLiveTables } from './tables.ts';
 import type { AggrMethod, TemporalQuery } from './temporal-query.ts';
 
@@ -24,18 +43,44 @@ export interface RecordedChange {
   at: string;
 }
 
+/** Retention rules are their organisation's objects at the sharing gate (only its admins set them). */
+export const RETENTION_KIND = 'history_retention';
+
+/** A rule's id at the gate: its organisation and entity type (scope: the tenant). */
+export function retentionRuleId(ownerOrg: string, entityType: string): string {
+  return `${ownerOrg} ${entityType}`;
+}
+
+/** The gate's visibility filter for one reader, over a read-keys column (`gate.visibleWhere`). */
+export type Visible = (column: string) => RawBuilder<boolean>;
+
 export interface TemporalSelection {
   tenant: string;
-  readKeys: string[];
+  visible: Visible;
   ids?: string[];
   /** Expanded types; an entity matches when one of its types is listed. */
   types?: string[];
   /** The idPattern, compiled for RE2: it runs in memory over the visible ids, never in SQL. */
   idPattern?: UserPattern;
-  /** Expanded attribute names; all when absent. */
-  attrs?: string[];
   limit: number;
   offset: number;
+}
+
+/** An entity with history as a reader sees it: its current incarnation and marking. */
+export interface HistoryEntity {
+  id: string;
+  types: string[];
+  incarnation: string;
+  ownerOrg: string;
+  marking: Marking;
+}
+
+/** A marking part of an entity's history was recorded under. */
+export interface HistorySegment {
+  entityId: string;
+  seg: string;
+  ownerOrg: string;
+  marking: Marking;
 }
 
 export interface AttrInstance {
@@ -98,7 +143,7 @@ function isPlainNumber(inst: Record<string, unknown>): boolean {
 }
 
 /** The instance rows one change brings (created: all attributes; updated: those it changed). */
-export function instanceRows(r: RecordedChange): InstanceInsert[] {
+export function instanceRows(r: RecordedChange, seg: string): InstanceInsert[] {
   const { change } = r;
   if (r.kind === 'deleted' || !change.entity) return [];
   const names = r.kind === 'created' ? attributeNames(change.entity) : change.changedAttributes;
@@ -119,6 +164,7 @@ export function instanceRows(r: RecordedChange): InstanceInsert[] {
         entity_id: change.entityId,
         attr,
         dataset_id: typeof ds === 'string' ? ds : '',
+        seg,
         instance_id: `urn:ngsi-ld:attribute:instance:${newId()}`,
         attr_type: typeof inst.type === 'string' ? inst.type : 'Property',
         observed_at: observedAt,
@@ -140,9 +186,10 @@ function rollupKey(r: {
   entity_id: string;
   attr: string;
   dataset_id: string;
+  seg: string;
   bucket: Date;
 }): string {
-  return `${r.tenant}\u0000${r.entity_id}\u0000${r.attr}\u0000${r.dataset_id}\u0000${r.bucket.getTime()}`;
+  return `${r.tenant}\u0000${r.entity_id}\u0000${r.attr}\u0000${r.dataset_id}\u0000${r.seg}\u0000${r.bucket.getTime()}`;
 }
 
 /** Adds rollup deltas into `into` (same minute: counts and sums add, min and max combine). */
@@ -176,6 +223,7 @@ export function rollupRows(rows: InstanceInsert[]): RollupInsert[] {
         entity_id: r.entity_id,
         attr: r.attr,
         dataset_id: r.dataset_id,
+        seg: r.seg,
         bucket: new Date(minute),
         attr_type: r.attr_type,
         n: 0,
@@ -220,8 +268,72 @@ function num(v: unknown): number | null {
   return v === null || v === undefined ? null : Number(v);
 }
 
+/** A marking with its owner, as rows keep it (jsonb). */
+function markingOf(v: unknown): Marking {
+  return (typeof v === 'string' ? JSON.parse(v) : v) as Marking;
+}
+
+/** The segment of an incarnation's history recorded under one marking (stable: a hash of both). */
+function segmentOf(tenant: string, entityId: string, incarnation: string, c: LiveEntityChange): string {
+  return createHash('sha256')
+    .update(
+      [
+        tenant,
+        entityId,
+        incarnation,
+        JSON.stringify(c.marking),
+        c.ownerOrg,
+        [...c.readKeys].sort().join(','),
+      ].join('\u0000'),
+    )
+    .digest('hex')
+    .slice(0, 20);
+}
+
+/** The oldest time: an incarnation known only from its deletion never looks newer than another. */
+const LONG_AGO = new Date(0);
+/** Closed incarnations whose late stragglers pruning still looks for. */
+const STRAGGLER_DAYS = 7;
+
+interface IncarnationWrite {
+  tenant: string;
+  entityId: string;
+  incarnation: string;
+  types: string[];
+  ownerOrg: string;
+  marking: Marking;
+  readKeys: string[];
+  createdAt: Date;
+  modifiedAt: Date;
+  deletedAt: Date | null;
+}
+
+type SegmentInsert = ContextLiveTables['context_live_temporal_segment'];
+
+interface Closed {
+  tenant: string;
+  entity_id: string;
+  incarnation: string;
+}
+
+const triple = (t: string, e: string, i: string) => `${t}\u0000${e}\u0000${i}`;
+
+/**
+ * SQL: incarnation row `n` of an id is newer than row `o` — created later, or (created in the same
+ * millisecond) after it in the order of incarnations, so that exactly one is the newest.
+ */
+function newerThan(n: string, o: string) {
+  const c = (alias: string, col: string) => sql.ref(`${alias}.${col}`);
+  return sql`(${c(n, 'created_at')} > ${c(o, 'created_at')} or (${c(n, 'created_at')} = ${c(o, 'created_at')}
+    and ${c(n, 'incarnation')} > ${c(o, 'incarnation')}))`;
+}
+
 export class TemporalStore {
   readonly #store: Store;
+  /** Per-minute rollup deltas not yet written (see flushRollups). */
+  #pending = new Map<string, RollupInsert>();
+  /** Segments known to be stored (they are never deleted while their incarnation lives). */
+  readonly #knownSegments = new Set<string>();
 
   constructor(store: Store) {
     this.#store = store;
@@ -231,80 +343,221 @@ export class TemporalStore {
     return this.#store.db.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
   }
 
-  /** Per-minute rollup deltas not yet written (see flushRollups). */
-  #pending = new Map<string, RollupInsert>();
-
   /**
-   * Records a batch of changes: their attribute instances and the entities' current types and keys, in one
-   * transaction. The per-minute rollups are gathered in memory and written by `flushRollups` (every few
-   * seconds, and before every aggregation), so that each minute is written once per flush instead of once
-   * per batch.
+   * Records a batch of changes in one transaction: each incarnation's current types and marking, the
+   * incarnations the batch closes (deleted, or superseded by a newer one) with their history, the segments
+   * and the attribute instances. The per-minute rollups are gathered in memory and written by
+   * `flushRollups` (every few seconds, and before every aggregation), so that each minute is written once
+   * per flush instead of once per batch.
    */
   async record(changes: RecordedChange[]): Promise<number> {
     if (changes.length === 0) return 0;
-    const latest = new Map<string, RecordedChange>();
-    const rows: InstanceInsert[] = [];
+    const incarnations = new Map<string, IncarnationWrite>();
+    const closes: Array<{ tenant: string; entityId: string; at: Date }> = [];
+    const segments = new Map<string, SegmentInsert>();
+    const tagged: Array<{ key: string; rows: InstanceInsert[] }> = [];
+    let latest = LONG_AGO;
     for (const c of changes) {
-      latest.set(`${c.change.tenant}\u0000${c.change.entityId}`, c);
-      for (const r of instanceRows(c)) rows.push(r);
-    }
-    const entities: ContextLiveTables['context_live_temporal_entity'][] = [];
-    for (const c of latest.values()) {
-      const deleted = c.kind === 'deleted';
-      entities.push({
-        tenant: c.change.tenant,
-        entity_id: c.change.entityId,
-        entity_types: c.change.entityType,
-        owner_org: c.change.ownerOrg,
-        read_keys: c.change.readKeys,
-        created_at: new Date(c.at),
-        modified_at: new Date(c.at),
-        deleted_at: deleted ? new Date(c.at) : null,
+      const { change } = c;
+      const at = new Date(c.at);
+      if (at > latest) latest = at;
+      const incarnation = incarnationOf(change);
+      if (incarnation === undefined) {
+        closes.push({ tenant: change.tenant, entityId: change.entityId, at });
+        continue;
+      }
+      const key = triple(change.tenant, change.entityId, incarnation);
+      const created = createdAtOf(change.entity);
+      const w = incarnations.get(key) ?? {
+        tenant: change.tenant,
+        entityId: change.entityId,
+        incarnation,
+        types: change.entityType,
+        ownerOrg: change.ownerOrg,
+        marking: change.marking,
+        readKeys: change.readKeys,
+        createdAt: created !== undefined ? new Date(created) : c.kind === 'deleted' ? LONG_AGO : at,
+        modifiedAt: at,
+        deletedAt: null,
+      };
+      if (created !== undefined && w.createdAt === LONG_AGO) w.createdAt = new Date(created);
+      w.types = change.entityType;
+      w.ownerOrg = change.ownerOrg;
+      w.marking = change.marking;
+      w.readKeys = change.readKeys;
+      if (at >= w.modifiedAt) w.modifiedAt = at;
+      if (c.kind === 'deleted') w.deletedAt = at;
+      incarnations.set(key, w);
+      if (c.kind === 'deleted' || !change.entity) continue;
+      const seg = segmentOf(change.tenant, change.entityId, incarnation, change);
+      segments.set(`${change.tenant}\u0000${change.entityId}\u0000${seg}`, {
+        tenant: change.tenant,
+        entity_id: change.entityId,
+        seg,
+        incarnation,
+        owner_org: change.ownerOrg,
+        marking: JSON.stringify(change.marking),
+        read_keys: change.readKeys,
       });
+      tagged.push({ key, rows: instanceRows(c, seg) });
     }
+    let written: InstanceInsert[] = [];
+    let purged = new Set<string>();
     await this.#store.transaction(async (trx) => {
-      const db = trx.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
-      // One statement with array parameters (unnest): the statement stays small however many rows.
-      for (let i = 0; i < rows.length; i += 10_000) {
-        const part = rows.slice(i, i + 10_000);
-        const col = <T>(f: (r: InstanceInsert) => T) => part.map(f);
-        await sql`insert into context_live_attr_instance (tenant, entity_id, attr, dataset_id, instance_id, attr_type,
-            observed_at, modified_at, value_num, value_text, instance)
-          select * from unnest(${col((r) => r.tenant)}::text[], ${col((r) => r.entity_id)}::text[],
-            ${col((r) => r.attr)}::text[], ${col((r) => r.dataset_id)}::text[], ${col((r) => r.instance_id)}::text[],
-            ${col((r) => r.attr_type)}::text[], ${col((r) => r.observed_at.toISOString())}::timestamptz[],
-            ${col((r) => r.modified_at.toISOString())}::timestamptz[], ${col((r) => r.value_num)}::float8[],
-            ${col((r) => r.value_text)}::text[], ${col((r) => r.instance as string | null)}::jsonb[])`.execute(
-          trx,
-        );
+      const closed: Closed[] = [];
+      const fresh: Closed[] = [];
+      const writes = [...incarnations.values()];
+      for (let i = 0; i < writes.length; i += 1000) {
+        const rows = await this.#upsertIncarnations(trx, writes.slice(i, i + 1000));
+        for (const r of rows) {
+          if (r.deleted_at !== null) closed.push(r);
+          else if (r.inserted) fresh.push(r);
+        }
       }
-      if (entities.length > 0) {
-        await db
-          .insertInto('context_live_temporal_entity')
-          .values(entities)
-          // Rewrite only what changed: most changes leave types, keys and owner as they were.
-          .onConflict((oc) =>
-            oc
-              .columns(['tenant', 'entity_id'])
-              .doUpdateSet((eb) => ({
-                entity_types: eb.ref('excluded.entity_types'),
-                owner_org: eb.ref('excluded.owner_org'),
-                read_keys: eb.ref('excluded.read_keys'),
-                modified_at: eb.ref('excluded.modified_at'),
-                deleted_at: eb.ref('excluded.deleted_at'),
-              }))
-              .where(
-                sql<boolean>`(context_live_temporal_entity.entity_types, context_live_temporal_entity.read_keys,
-                  context_live_temporal_entity.owner_org, context_live_temporal_entity.deleted_at is null)
-                  is distinct from (excluded.entity_types, excluded.read_keys, excluded.owner_org,
-                  excluded.deleted_at is null)`,
-              ),
-          )
-          .execute();
+      if (closes.length > 0) {
+        // A deletion without an incarnation closes whatever incarnation of the id was created before it.
+        const res = await sql<Closed>`update context_live_temporal_entity o set deleted_at = x.at
+          from unnest(${closes.map((c) => c.tenant)}::text[], ${closes.map((c) => c.entityId)}::text[],
+            ${closes.map((c) => c.at.toISOString())}::timestamptz[]) as x(tenant, entity_id, at)
+          where o.tenant = x.tenant and o.entity_id = x.entity_id and o.deleted_at is null and o.created_at <= x.at
+          returning o.tenant, o.entity_id, o.incarnation`.execute(trx);
+        closed.push(...res.rows);
       }
+      if (fresh.length > 0) {
+        // A new incarnation supersedes the older ones of its id (their deletion may not have arrived yet),
+        // and is itself superseded when a newer one is already known (this event is late).
+        const res = await sql<Closed>`update context_live_temporal_entity o set deleted_at = ${latest}
+          from unnest(${fresh.map((c) => c.tenant)}::text[], ${fresh.map((c) => c.entity_id)}::text[])
+            as x(tenant, entity_id)
+          where o.tenant = x.tenant and o.entity_id = x.entity_id and o.deleted_at is null
+            and exists (select 1 from context_live_temporal_entity n where n.tenant = o.tenant
+              and n.entity_id = o.entity_id and ${newerThan('n', 'o')})
+          returning o.tenant, o.entity_id, o.incarnation`.execute(trx);
+        closed.push(...res.rows);
+      }
+      const dead = await this.#closedAmong(trx, [...incarnations.values()]);
+      for (const c of closed) dead.add(triple(c.tenant, c.entity_id, c.incarnation));
+      written = tagged.filter((t) => !dead.has(t.key)).flatMap((t) => t.rows);
+      const liveSegments = [...segments.entries()].filter(
+        ([k, seg]) =>
+          !this.#knownSegments.has(k) && !dead.has(triple(seg.tenant, seg.entity_id, seg.incarnation)),
+      );
+      for (let i = 0; i < liveSegments.length; i += 1000) {
+        const part = liveSegments.slice(i, i + 1000).map(([, seg]) => seg);
+        await sql`insert into context_live_temporal_segment (tenant, entity_id, seg, incarnation, owner_org, marking, read_keys)
+          values ${sql.join(
+            part.map(
+              (g) =>
+                sql`(${g.tenant}, ${g.entity_id}, ${g.seg}, ${g.incarnation}, ${g.owner_org}, ${g.marking}::jsonb, ${sql.val(g.read_keys)}::text[])`,
+            ),
+          )}
+          on conflict do nothing`.execute(trx);
+      }
+      await this.#insertInstances(trx, written);
+      purged = await this.#purge(trx, closed);
+      // Known only once committed; a rollback forgets nothing that was not stored.
+      for (const [k] of liveSegments) this.#knownSegments.add(k);
     });
-    mergeRollups(this.#pending, rollupRows(rows));
-    return rows.length;
+    if (this.#knownSegments.size > 200_000) this.#knownSegments.clear();
+    mergeRollups(this.#pending, rollupRows(written));
+    if (purged.size > 0) {
+      for (const [k, r] of this.#pending) if (purged.has(r.seg)) this.#pending.delete(k);
+    }
+    return written.length;
+  }
+
+  /**
+   * Writes incarnations: new ones are inserted, live ones take the batch's types and marking when they
+   * changed, deletions close them. A closed incarnation never changes again. Returns the rows it changed.
+   */
+  async #upsertIncarnations(
+    trx: AnyDb,
+    writes: IncarnationWrite[],
+  ): Promise<Array<Closed & { deleted_at: Date | null; inserted: boolean }>> {
+    if (writes.length === 0) return [];
+    const values = sql.join(
+      writes.map(
+        (w) =>
+          sql`(${w.tenant}, ${w.entityId}, ${w.incarnation}, ${sql.val(w.types)}::text[], ${w.ownerOrg},
+            ${JSON.stringify(w.marking)}::jsonb, ${sql.val(w.readKeys)}::text[], ${w.createdAt}::timestamptz,
+            ${w.modifiedAt}::timestamptz, ${w.deletedAt}::timestamptz)`,
+      ),
+    );
+    const newer = sql`excluded.modified_at >= t.modified_at`;
+    const res = await sql<Closed & { deleted_at: Date | null; inserted: boolean }>`insert into
+        context_live_temporal_entity as t (tenant, entity_id, incarnation, entity_types, owner_org, marking,
+          read_keys, created_at, modified_at, deleted_at)
+      values ${values}
+      on conflict (tenant, entity_id, incarnation) do update set
+        entity_types = case when ${newer} then excluded.entity_types else t.entity_types end,
+        owner_org = case when ${newer} then excluded.owner_org else t.owner_org end,
+        marking = case when ${newer} then excluded.marking else t.marking end,
+        read_keys = case when ${newer} then excluded.read_keys else t.read_keys end,
+        -- A deletion does not know when its incarnation was created: it keeps what the row says.
+        created_at = case when excluded.deleted_at is null then least(t.created_at, excluded.created_at)
+          else t.created_at end,
+        modified_at = greatest(t.modified_at, excluded.modified_at),
+        deleted_at = excluded.deleted_at
+      -- Rewrite only what changed: most changes leave types, marking and owner as they were.
+      where t.deleted_at is null and (excluded.deleted_at is not null or (${newer} and
+        (t.entity_types, t.read_keys, t.owner_org, t.marking) is distinct from
+        (excluded.entity_types, excluded.read_keys, excluded.owner_org, excluded.marking)))
+      returning t.tenant, t.entity_id, t.incarnation, t.deleted_at, (t.xmax = 0) as inserted`.execute(trx);
+    return res.rows;
+  }
+
+  /** Which of these incarnations are closed (their history is gone; a late event of them records nothing). */
+  async #closedAmong(trx: AnyDb, writes: IncarnationWrite[]): Promise<Set<string>> {
+    if (writes.length === 0) return new Set();
+    const res = await sql<Closed>`select e.tenant, e.entity_id, e.incarnation
+      from context_live_temporal_entity e
+      join unnest(${writes.map((w) => w.tenant)}::text[], ${writes.map((w) => w.entityId)}::text[],
+        ${writes.map((w) => w.incarnation)}::text[]) as x(tenant, entity_id, incarnation)
+        on e.tenant = x.tenant and e.entity_id = x.entity_id and e.incarnation = x.incarnation
+      where e.deleted_at is not null`.execute(trx);
+    return new Set(res.rows.map((r) => triple(r.tenant, r.entity_id, r.incarnation)));
+  }
+
+  /** Deletes the history of closed incarnations; returns their segments (for the unwritten rollups). */
+  async #purge(trx: AnyDb, closed: Closed[]): Promise<Set<string>> {
+    if (closed.length === 0) return new Set();
+    const segs = await sql<{
+      tenant: string;
+      entity_id: string;
+      seg: string;
+    }>`select s.tenant, s.entity_id, s.seg
+      from context_live_temporal_segment s
+      join unnest(${closed.map((c) => c.tenant)}::text[], ${closed.map((c) => c.entity_id)}::text[],
+        ${closed.map((c) => c.incarnation)}::text[]) as x(tenant, entity_id, incarnation)
+        on s.tenant = x.tenant and s.entity_id = x.entity_id and s.incarnation = x.incarnation`.execute(trx);
+    if (segs.rows.length === 0) return new Set();
+    const t = segs.rows.map((r) => r.tenant);
+    const e = segs.rows.map((r) => r.entity_id);
+    const g = segs.rows.map((r) => r.seg);
+    for (const table of ['context_live_attr_instance', 'context_live_attr_rollup']) {
+      await sql`delete from ${sql.table(table)} i
+        using unnest(${t}::text[], ${e}::text[], ${g}::text[]) as x(tenant, entity_id, seg)
+        where i.tenant = x.tenant and i.entity_id = x.entity_id and i.seg = x.seg`.execute(trx);
+    }
+    return new Set(g);
+  }
+
+  async #insertInstances(trx: AnyDb, rows: InstanceInsert[]) {
+    // One statement with array parameters (unnest): the statement stays small however many rows.
+    for (let i = 0; i < rows.length; i += 10_000) {
+      const part = rows.slice(i, i + 10_000);
+      const col = <T>(f: (r: InstanceInsert) => T) => part.map(f);
+      await sql`insert into context_live_attr_instance (tenant, entity_id, attr, dataset_id, seg, instance_id,
+          attr_type, observed_at, modified_at, value_num, value_text, instance)
+        select * from unnest(${col((r) => r.tenant)}::text[], ${col((r) => r.entity_id)}::text[],
+          ${col((r) => r.attr)}::text[], ${col((r) => r.dataset_id)}::text[], ${col((r) => r.seg)}::text[],
+          ${col((r) => r.instance_id)}::text[], ${col((r) => r.attr_type)}::text[],
+          ${col((r) => r.observed_at.toISOString())}::timestamptz[],
+          ${col((r) => r.modified_at.toISOString())}::timestamptz[], ${col((r) => r.value_num)}::float8[],
+          ${col((r) => r.value_text)}::text[], ${col((r) => r.instance as string | null)}::jsonb[])`.execute(
+        trx,
+      );
+    }
   }
 
   /** Writes the gathered per-minute rollup deltas (additive upserts: several instances may write). */
@@ -317,14 +570,14 @@ export class TemporalStore {
       for (let i = 0; i < all.length; i += 10_000) {
         const part = all.slice(i, i + 10_000);
         const col = <T>(f: (r: RollupInsert) => T) => part.map(f);
-        await sql`insert into context_live_attr_rollup as r (tenant, entity_id, attr, dataset_id, bucket, attr_type,
-            n, n_num, sum, sumsq, min, max)
+        await sql`insert into context_live_attr_rollup as r (tenant, entity_id, attr, dataset_id, seg, bucket,
+            attr_type, n, n_num, sum, sumsq, min, max)
           select * from unnest(${col((r) => r.tenant)}::text[], ${col((r) => r.entity_id)}::text[],
-            ${col((r) => r.attr)}::text[], ${col((r) => r.dataset_id)}::text[],
+            ${col((r) => r.attr)}::text[], ${col((r) => r.dataset_id)}::text[], ${col((r) => r.seg)}::text[],
             ${col((r) => r.bucket.toISOString())}::timestamptz[], ${col((r) => r.attr_type)}::text[],
             ${col((r) => r.n)}::bigint[], ${col((r) => r.n_num)}::bigint[], ${col((r) => r.sum)}::float8[],
             ${col((r) => r.sumsq)}::float8[], ${col((r) => r.min)}::float8[], ${col((r) => r.max)}::float8[])
-          on conflict (tenant, entity_id, attr, dataset_id, bucket) do update set
+          on conflict (tenant, entity_id, attr, dataset_id, seg, bucket) do update set
             n = r.n + excluded.n,
             n_num = r.n_num + excluded.n_num,
             sum = coalesce(r.sum, 0) + coalesce(excluded.sum, 0),
@@ -350,64 +603,108 @@ export class TemporalStore {
     const from = new Date(Math.floor(since.getTime() / MINUTE) * MINUTE);
     await this.#store.transaction(async (trx) => {
       await sql`delete from context_live_attr_rollup where bucket >= ${from}`.execute(trx);
-      await sql`insert into context_live_attr_rollup (tenant, entity_id, attr, dataset_id, bucket, attr_type,
+      await sql`insert into context_live_attr_rollup (tenant, entity_id, attr, dataset_id, seg, bucket, attr_type,
           n, n_num, sum, sumsq, min, max)
-        select tenant, entity_id, attr, dataset_id, date_trunc('minute', observed_at) as bucket, min(attr_type),
-          count(*), count(value_num), sum(value_num), sum(value_num * value_num), min(value_num), max(value_num)
+        select tenant, entity_id, attr, dataset_id, seg, date_trunc('minute', observed_at) as bucket,
+          min(attr_type), count(*), count(value_num), sum(value_num), sum(value_num * value_num),
+          min(value_num), max(value_num)
         from context_live_attr_instance where observed_at >= ${from}
-        group by tenant, entity_id, attr, dataset_id, bucket`.execute(trx);
+        group by tenant, entity_id, attr, dataset_id, seg, bucket`.execute(trx);
     });
   }
 
-  /** The current read keys of entities (for delivery-time checks of retried notifications). */
-  async currentReadKeys(tenant: string, ids: string[]): Promise<Map<string, string[]>> {
+  /**
+   * Entities as they are now, by id: the newest incarnation known (live or closed), with its marking. For
+   * delivery-time checks of notifications.
+   */
+  async currentEntities(tenant: string, ids: string[]): Promise<Map<string, CurrentEntity>> {
     if (ids.length === 0) return new Map();
-    const rows = await this.#db
-      .selectFrom('context_live_temporal_entity')
-      .select(['entity_id', 'read_keys'])
-      .where('tenant', '=', tenant)
-      .where('entity_id', 'in', ids)
-      .execute();
-    return new Map(rows.map((r) => [r.entity_id, r.read_keys]));
+    const res = await sql<{
+      entity_id: string;
+      incarnation: string;
+      owner_org: string;
+      marking: unknown;
+      read_keys: string[];
+      deleted_at: Date | null;
+    }>`select distinct on (entity_id) entity_id, incarnation, owner_org, marking, read_keys, deleted_at
+      from context_live_temporal_entity
+      where tenant = ${tenant} and entity_id = any(${sql.val(ids)}::text[])
+      order by entity_id, created_at desc, incarnation desc`.execute(this.#store.db);
+    return new Map(
+      res.rows.map((r) => [
+        r.entity_id,
+        {
+          incarnation: r.incarnation,
+          ownerOrg: r.owner_org,
+          marking: markingOf(r.marking),
+          readKeys: r.read_keys,
+          deleted: r.deleted_at !== null,
+        },
+      ]),
+    );
   }
 
   /**
-   * Entities with history that the reader may see, in id order. An idPattern runs over the visible ids
-   * only (its literal prefix, if any, narrows them in SQL after visibility), at most `maxScan` of them.
+   * Entities with history that the reader may see now (their current incarnation), in id order. An
+   * idPattern runs over the visible ids only (its literal prefix, if any, narrows them in SQL after
+   * visibility), at most `maxScan` of them.
    */
-  async selectEntities(
-    sel: TemporalSelection,
-    maxScan = 200_000,
-  ): Promise<Array<{ id: string; types: string[] }>> {
-    const visible = sql<boolean>`read_keys && ${sql.val(sel.readKeys)}::text[]`;
-    let q = this.#db
-      .selectFrom('context_live_temporal_entity')
-      .select(['entity_id', 'entity_types'])
-      .where('tenant', '=', sel.tenant)
-      .where(visible);
-    if (sel.ids && sel.ids.length > 0) q = q.where('entity_id', 'in', sel.ids);
-    if (sel.types && sel.types.length > 0) {
-      q = q.where(sql<boolean>`entity_types && ${sql.val(sel.types)}::text[]`);
-    }
+  async selectEntities(sel: TemporalSelection, maxScan = 200_000): Promise<HistoryEntity[]> {
+    const visible = sel.visible('e.read_keys');
+    const ids =
+      sel.ids && sel.ids.length > 0 ? sql`and e.entity_id = any(${sql.val(sel.ids)}::text[])` : sql``;
+    const types =
+      sel.types && sel.types.length > 0 ? sql`and e.entity_types && ${sql.val(sel.types)}::text[]` : sql``;
     const pattern = sel.idPattern;
-    if (!pattern) {
-      const rows = await q.orderBy('entity_id').limit(sel.limit).offset(sel.offset).execute();
-      return rows.map((r) => ({ id: r.entity_id, types: r.entity_types }));
+    const prefix = pattern?.literalPrefix
+      ? sql`and case when ${visible} then e.entity_id like ${likePrefixPattern(pattern.literalPrefix)} else false end`
+      : sql``;
+    const page = pattern ? sql`limit ${maxScan + 1}` : sql`limit ${sel.limit} offset ${sel.offset}`;
+    const res = await sql<{
+      entity_id: string;
+      entity_types: string[];
+      incarnation: string;
+      owner_org: string;
+      marking: unknown;
+    }>`select e.entity_id, e.entity_types, e.incarnation, e.owner_org, e.marking
+      from context_live_temporal_entity e
+      where e.tenant = ${sel.tenant} and e.deleted_at is null and ${visible} ${ids} ${types} ${prefix}
+        and not exists (select 1 from context_live_temporal_entity n where n.tenant = e.tenant
+          and n.entity_id = e.entity_id and ${newerThan('n', 'e')})
+      order by e.entity_id ${page}`.execute(this.#store.db);
+    let rows = res.rows;
+    if (pattern) {
+      const budget = new QueryBudget({ maxScan, maxEvaluationMs: 10_000 });
+      if (rows.length > maxScan) budget.chargeRows(rows.length);
+      rows = (await budget.filter(rows, (r) => pattern.test(r.entity_id))).slice(
+        sel.offset,
+        sel.offset + sel.limit,
+      );
     }
-    if (pattern.literalPrefix) {
-      const like = likePrefixPattern(pattern.literalPrefix);
-      q = q.where(sql<boolean>`case when ${visible} then entity_id like ${like} else false end`);
-    }
-    const rows = await q
-      .orderBy('entity_id')
-      .limit(maxScan + 1)
-      .execute();
-    const budget = new QueryBudget({ maxScan, maxEvaluationMs: 10_000 });
-    if (rows.length > maxScan) budget.chargeRows(rows.length);
-    const kept = await budget.filter(rows, (r) => pattern.test(r.entity_id));
-    return kept
-      .slice(sel.offset, sel.offset + sel.limit)
-      .map((r) => ({ id: r.entity_id, types: r.entity_types }));
+    return rows.map((r) => ({
+      id: r.entity_id,
+      types: r.entity_types,
+      incarnation: r.incarnation,
+      ownerOrg: r.owner_org,
+      marking: markingOf(r.marking),
+    }));
+  }
+
+  /** The segments of these incarnations' history that the reader may see. */
+  async segments(tenant: string, entities: HistoryEntity[], visible: Visible): Promise<HistorySegment[]> {
+    if (entities.length === 0) return [];
+    const res = await sql<{ entity_id: string; seg: string; owner_org: string; marking: unknown }>`select
+        s.entity_id, s.seg, s.owner_org, s.marking
+      from context_live_temporal_segment s
+      join unnest(${entities.map((e) => e.id)}::text[], ${entities.map((e) => e.incarnation)}::text[])
+        as x(entity_id, incarnation) on s.entity_id = x.entity_id and s.incarnation = x.incarnation
+      where s.tenant = ${tenant} and ${visible('s.read_keys')}`.execute(this.#store.db);
+    return res.rows.map((r) => ({
+      entityId: r.entity_id,
+      seg: r.seg,
+      ownerOrg: r.owner_org,
+      marking: markingOf(r.marking),
+    }));
   }
 
   #timeFilter(tq: TemporalQuery) {
@@ -423,11 +720,12 @@ export class TemporalStore {
   async instances(
     tenant: string,
     entityIds: string[],
+    segs: string[],
     attrs: string[] | undefined,
     tq: TemporalQuery,
   ): Promise<Map<string, AttrInstance[]>> {
     const out = new Map<string, AttrInstance[]>();
-    if (entityIds.length === 0) return out;
+    if (entityIds.length === 0 || segs.length === 0) return out;
     const { col, from, to } = this.#timeFilter(tq);
     const c = sql.ref(col);
     const attrFilter = attrs && attrs.length > 0 ? sql`and attr = any(${sql.val(attrs)}::text[])` : sql``;
@@ -436,7 +734,8 @@ export class TemporalStore {
     const base = sql`select entity_id, attr, dataset_id, instance_id, attr_type, observed_at, modified_at, instance, value_num,
         row_number() over (partition by entity_id, attr, dataset_id order by ${c} desc, instance_id desc) as rn
       from context_live_attr_instance
-      where tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[]) ${attrFilter} ${fromFilter} ${toFilter}`;
+      where tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[])
+        and seg = any(${sql.val(segs)}::text[]) ${attrFilter} ${fromFilter} ${toFilter}`;
     const lastN = tq.lastN ? sql`where rn <= ${tq.lastN}` : sql``;
     const res = await sql<{
       entity_id: string;
@@ -485,18 +784,20 @@ export class TemporalStore {
   async aggregate(
     tenant: string,
     entityIds: string[],
+    segs: string[],
     attrs: string[] | undefined,
     tq: TemporalQuery,
   ): Promise<Map<string, AggregateValue[]>> {
     const out = new Map<string, AggregateValue[]>();
     const methods = tq.aggrMethods;
-    if (entityIds.length === 0 || !methods) return out;
+    if (entityIds.length === 0 || segs.length === 0 || !methods) return out;
     await this.flushRollups();
     const { col, from, to } = this.#timeFilter(tq);
     const observed = col === 'observed_at';
     const c = sql.ref(col);
     const attrFilter = attrs && attrs.length > 0 ? sql`and attr = any(${sql.val(attrs)}::text[])` : sql``;
-    const series = sql`tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[]) ${attrFilter}`;
+    const series = sql`tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[])
+      and seg = any(${sql.val(segs)}::text[]) ${attrFilter}`;
     let origin = from;
     let end = to;
     if (!origin || !end) {
@@ -634,85 +935,157 @@ export class TemporalStore {
     });
   }
 
-  /** Deletes one entity's history (DELETE /temporal/entities/{id}). */
-  async deleteEntity(tenant: string, entityId: string): Promise<boolean> {
-    await this.flushRollups();
-    await this.#db
-      .deleteFrom('context_live_attr_instance')
-      .where('tenant', '=', tenant)
-      .where('entity_id', '=', entityId)
-      .execute();
-    await this.#db
-      .deleteFrom('context_live_attr_rollup')
-      .where('tenant', '=', tenant)
-      .where('entity_id', '=', entityId)
-      .execute();
-    const r = await this.#db
-      .deleteFrom('context_live_temporal_entity')
-      .where('tenant', '=', tenant)
-      .where('entity_id', '=', entityId)
+  /**
+   * An organisation's retention rule for a type, with its registry facts (the rule is a marked object of
+   * the organisation at the gate), locked in `trx`; undefined when it has none.
+   */
+  async lockedRetention(
+    trx: AnyDb,
+    tenant: string,
+    ownerOrg: string,
+    entityType: string,
+  ): Promise<{ seconds: number; object: CurrentObject & { readKeys: string[] } } | undefined> {
+    const row = await this.#retention(trx)
+      .select(['s.created_by', 's.tlp', 's.pap', 's.audience', 's.read_keys'])
+      .where('r.tenant', '=', tenant)
+      .where('r.owner_org', '=', ownerOrg)
+      .where('r.entity_type', '=', entityType)
+      .forUpdate()
       .executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
+    if (!row) return undefined;
+    const marking = { tlp: row.tlp, audience: row.audience } as Marking;
+    if (row.pap) marking.pap = row.pap as NonNullable<Marking['pap']>;
+    return {
+      seconds: row.retention_seconds,
+      object: {
+        id: retentionRuleId(ownerOrg, entityType),
+        scope: tenant,
+        ownerOrg,
+        createdBy: row.created_by,
+        marking,
+        readKeys: row.read_keys,
+      },
+    };
   }
 
-  async setRetention(tenant: string, entityType: string, seconds: number | null): Promise<void> {
+  #retention(db: AnyDb) {
+    return (
+      db.withTables<ContextLiveTables & SharedObjectTables>() as unknown as Kysely<
+        ContextLiveTables & SharedObjectTables
+      >
+    )
+      .selectFrom('context_live_retention as r')
+      .innerJoin('shared_object as s', (j) =>
+        j
+          .on('s.kind', '=', RETENTION_KIND)
+          .onRef('s.scope', '=', 'r.tenant')
+          .on(sql<boolean>`s.id = r.owner_org || ' ' || r.entity_type`),
+      )
+      .select(['r.tenant', 'r.owner_org', 'r.entity_type', 'r.retention_seconds']);
+  }
+
+  /** Sets (seconds) or clears (null) how long an organisation keeps the history of its entities of a type. */
+  async setRetention(
+    trx: AnyDb,
+    tenant: string,
+    ownerOrg: string,
+    entityType: string,
+    seconds: number | null,
+  ): Promise<void> {
+    const t = trx.withTables<ContextLiveTables>() as unknown as Kysely<ContextLiveTables>;
     if (seconds === null) {
-      await this.#db
+      await t
         .deleteFrom('context_live_retention')
         .where('tenant', '=', tenant)
+        .where('owner_org', '=', ownerOrg)
         .where('entity_type', '=', entityType)
         .execute();
       return;
     }
-    await this.#db
+    await t
       .insertInto('context_live_retention')
-      .values({ tenant, entity_type: entityType, retention_seconds: Math.round(seconds) })
+      .values({
+        tenant,
+        owner_org: ownerOrg,
+        entity_type: entityType,
+        retention_seconds: Math.round(seconds),
+      })
       .onConflict((oc) =>
-        oc.columns(['tenant', 'entity_type']).doUpdateSet({ retention_seconds: Math.round(seconds) }),
+        oc
+          .columns(['tenant', 'owner_org', 'entity_type'])
+          .doUpdateSet({ retention_seconds: Math.round(seconds) }),
       )
       .execute();
   }
 
-  async listRetention(tenant: string): Promise<Array<{ entityType: string; seconds: number }>> {
-    const rows = await this.#db
-      .selectFrom('context_live_retention')
-      .select(['entity_type', 'retention_seconds'])
-      .where('tenant', '=', tenant)
-      .orderBy('entity_type')
+  /** The retention rules a reader may see (its organisation's), with their owner. */
+  async listRetention(
+    tenant: string,
+    visible: Visible,
+  ): Promise<Array<{ ownerOrg: string; entityType: string; seconds: number }>> {
+    const rows = await this.#retention(this.#store.db)
+      .where('r.tenant', '=', tenant)
+      .where(visible('s.read_keys'))
+      .orderBy('r.owner_org')
+      .orderBy('r.entity_type')
       .execute();
-    return rows.map((r) => ({ entityType: r.entity_type, seconds: r.retention_seconds }));
+    return rows.map((r) => ({
+      ownerOrg: r.owner_org,
+      entityType: r.entity_type,
+      seconds: r.retention_seconds,
+    }));
+  }
+
+  /** Rules without their registry row (set before rules were organisations' objects). */
+  async unregisteredRetention(): Promise<Array<{ tenant: string; ownerOrg: string; entityType: string }>> {
+    const res = await sql<{ tenant: string; owner_org: string; entity_type: string }>`select r.tenant,
+        r.owner_org, r.entity_type
+      from context_live_retention r
+      left join shared_object s on s.kind = ${RETENTION_KIND} and s.scope = r.tenant
+        and s.id = r.owner_org || ' ' || r.entity_type
+      where s.id is null`.execute(this.#store.db);
+    return res.rows.map((r) => ({ tenant: r.tenant, ownerOrg: r.owner_org, entityType: r.entity_type }));
   }
 
   /**
-   * Deletes instances older than their entity type's retention; entities of no configured type keep
-   * `defaultSeconds` (undefined: forever). An entity of several configured types keeps the longest.
+   * Deletes instances older than the retention their owner organisation set for their entity's type;
+   * history of entities no rule names keeps `defaultSeconds` (undefined: forever). An entity of several
+   * configured types keeps the longest. Also deletes what late events of closed incarnations left behind.
    */
   async prune(now: Date, defaultSeconds?: number): Promise<number> {
     await this.flushRollups();
+    const db = this.#store.db;
+    // Each instance through its segment to its incarnation, whose owner and types pick the rule.
+    const via = sql`context_live_temporal_segment s, context_live_temporal_entity e`;
+    const joined = (
+      i: string,
+    ) => sql`s.tenant = ${sql.ref(`${i}.tenant`)} and s.entity_id = ${sql.ref(`${i}.entity_id`)}
+      and s.seg = ${sql.ref(`${i}.seg`)} and e.tenant = s.tenant and e.entity_id = s.entity_id
+      and e.incarnation = s.incarnation`;
+    const ruleSeconds = sql`(select max(r.retention_seconds) from context_live_retention r
+      where r.tenant = e.tenant and r.owner_org = e.owner_org and r.entity_type = any(e.entity_types))`;
+    const typeCutoff = sql`${now}::timestamptz - make_interval(secs => ${ruleSeconds})`;
+    const byRule = await sql`delete from context_live_attr_instance i using ${via}
+      where ${joined('i')} and i.observed_at < ${typeCutoff}`.execute(db);
     // Rollup minutes go when the whole minute is past the cutoff (`bucket + 1 min <= cutoff`).
-    const typeCutoff = sql`${now}::timestamptz - make_interval(secs => (
-          select max(r.retention_seconds) from context_live_retention r
-          where r.tenant = e.tenant and r.entity_type = any(e.entity_types)))`;
-    const byType = await sql`delete from context_live_attr_instance i
-      using context_live_temporal_entity e
-      where e.tenant = i.tenant and e.entity_id = i.entity_id
-        and i.observed_at < ${typeCutoff}`.execute(this.#store.db);
-    await sql`delete from context_live_attr_rollup i
-      using context_live_temporal_entity e
-      where e.tenant = i.tenant and e.entity_id = i.entity_id
-        and i.bucket + interval '1 minute' <= ${typeCutoff}`.execute(this.#store.db);
-    let n = Number(byType.numAffectedRows ?? 0n);
+    await sql`delete from context_live_attr_rollup i using ${via}
+      where ${joined('i')} and i.bucket + interval '1 minute' <= ${typeCutoff}`.execute(db);
+    let n = Number(byRule.numAffectedRows ?? 0n);
     if (defaultSeconds !== undefined) {
       const cutoff = new Date(now.getTime() - defaultSeconds * 1000);
-      const untyped = sql`not exists (
-          select 1 from context_live_temporal_entity e join context_live_retention r
-            on r.tenant = e.tenant and r.entity_type = any(e.entity_types)
-          where e.tenant = i.tenant and e.entity_id = i.entity_id)`;
+      const unruled = (i: string) => sql`not exists (select 1 from ${via} where ${joined(i)}
+        and ${ruleSeconds} is not null)`;
       const rest = await sql`delete from context_live_attr_instance i
-        where i.observed_at < ${cutoff} and ${untyped}`.execute(this.#store.db);
+        where i.observed_at < ${cutoff} and ${unruled('i')}`.execute(db);
       await sql`delete from context_live_attr_rollup i
-        where i.bucket + interval '1 minute' <= ${cutoff} and ${untyped}`.execute(this.#store.db);
+        where i.bucket + interval '1 minute' <= ${cutoff} and ${unruled('i')}`.execute(db);
       n += Number(rest.numAffectedRows ?? 0n);
+    }
+    const since = new Date(now.getTime() - STRAGGLER_DAYS * 86_400_000);
+    for (const table of ['context_live_attr_instance', 'context_live_attr_rollup']) {
+      const late = await sql`delete from ${sql.table(table)} i using ${via}
+        where ${joined('i')} and e.deleted_at is not null and e.deleted_at > ${since}`.execute(db);
+      if (table === 'context_live_attr_instance') n += Number(late.numAffectedRows ?? 0n);
     }
     return n;
   }

@@ -2,16 +2,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testStoreFactories } from '../../adapters/storage/testing.ts';
 import { fixedClock } from '../../kernel/clock.ts';
 import type { Store } from '../../ports/store.ts';
-import { principalReadKeys } from '../sharing/marking.ts';
-import { contextLiveMigrations } from './migrations.ts';
+import type { Principal } from '../access/index.ts';
+import { listAudit } from '../audit/index.ts';
+import { type Marking, parseMarkingLabel } from '../sharing/index.ts';
 import { parseDuration, parseTemporalQuery } from './temporal-query.ts';
 import { TemporalService } from './temporal-service.ts';
 import { type RecordedChange, TemporalStore } from './temporal-store.ts';
-import { DEFAULT_VOCAB, entityChange, testLdContext } from './testing.ts';
+import {
+  DEFAULT_VOCAB,
+  entityChange,
+  LIVE_TEST_MIGRATIONS,
+  type LiveTestWorld,
+  openLiveWorld,
+  testLdContext,
+} from './testing.ts';
 
 const V = DEFAULT_VOCAB;
-const keysOf = (orgId: string) =>
-  principalReadKeys({ userId: `u-${orgId}`, orgId, communities: [], patronOrgs: [] });
 const T0 = Date.parse('2026-11-26T00:00:00.000Z');
 const iso = (sec: number) => new Date(T0 + sec * 1000).toISOString();
 
@@ -78,13 +84,20 @@ for (const factory of testStoreFactories()) {
     `temporal history on ${factory.name}${factory.skip ? ` (skipped: ${factory.skip})` : ''}`,
     () => {
       let store: Store;
+      let ts: TemporalStore;
       let temporal: TemporalService;
+      let world: LiveTestWorld;
+      /** Readers: an operator of each organisation. */
+      const readers: Record<string, Principal> = {};
+      const keysOf = (orgId: string) => readers[orgId] as Principal;
       const clock = fixedClock(new Date(T0 + 86400_000));
 
       beforeAll(async () => {
-        store = await factory.open(contextLiveMigrations);
-        const ts = new TemporalStore(store);
-        temporal = new TemporalService({ store: ts, ld: testLdContext(), clock });
+        store = await factory.open(LIVE_TEST_MIGRATIONS);
+        world = await openLiveWorld(store);
+        for (const org of ['org-a', 'org-b', 'org-c']) readers[org] = await world.as(`${org}-operator`);
+        ts = new TemporalStore(store);
+        temporal = new TemporalService({ store: ts, gate: world.gate, ld: testLdContext(), clock });
         const changes: RecordedChange[] = [];
         for (let s = 0; s < 10; s++)
           changes.push(observation('urn:ngsi-ld:WeatherObserved:a', s * 60, 10 + s));
@@ -96,7 +109,7 @@ for (const factory of testStoreFactories()) {
             [`${V}temperature`]: { type: 'Property', value: 1, observedAt: iso(0) },
           },
           {
-            ownerOrg: 'org-x',
+            ownerOrg: 'org-c',
             marking: { tlp: 'AMBER', audience: { orgs: [], communities: [], users: [] } },
           },
         );
@@ -108,7 +121,7 @@ for (const factory of testStoreFactories()) {
       });
 
       it('returns the normalized temporal representation, oldest first, with instance ids', async () => {
-        const e = await temporal.getEntity(
+        const { value: e } = await temporal.getEntity(
           '',
           keysOf('org-a'),
           'urn:ngsi-ld:WeatherObserved:a',
@@ -125,7 +138,7 @@ for (const factory of testStoreFactories()) {
 
       it('filters by timerel before, after and between, and lastN', async () => {
         const values = async (params: Record<string, string>) => {
-          const e = await temporal.getEntity(
+          const { value: e } = await temporal.getEntity(
             '',
             keysOf('org-a'),
             'urn:ngsi-ld:WeatherObserved:a',
@@ -144,7 +157,7 @@ for (const factory of testStoreFactories()) {
       });
 
       it('gives the simplified temporal representation (temporalValues)', async () => {
-        const e = await temporal.getEntity(
+        const { value: e } = await temporal.getEntity(
           '',
           keysOf('org-a'),
           'urn:ngsi-ld:WeatherObserved:a',
@@ -161,7 +174,7 @@ for (const factory of testStoreFactories()) {
       });
 
       it('aggregates per period with every method', async () => {
-        const e = await temporal.getEntity(
+        const { value: e } = await temporal.getEntity(
           '',
           keysOf('org-a'),
           'urn:ngsi-ld:WeatherObserved:a',
@@ -192,21 +205,23 @@ for (const factory of testStoreFactories()) {
 
       it('answers aligned ranges from the per-minute rollups with the same values as from the instances', async () => {
         const query = (methods: string) =>
-          temporal.getEntity(
-            '',
-            keysOf('org-a'),
-            'urn:ngsi-ld:WeatherObserved:a',
-            {
-              params: {
-                timerel: 'between',
-                timeAt: iso(0),
-                endTimeAt: iso(600),
-                aggrMethods: methods,
-                aggrPeriodDuration: 'PT5M',
+          temporal
+            .getEntity(
+              '',
+              keysOf('org-a'),
+              'urn:ngsi-ld:WeatherObserved:a',
+              {
+                params: {
+                  timerel: 'between',
+                  timeAt: iso(0),
+                  endTimeAt: iso(600),
+                  aggrMethods: methods,
+                  aggrPeriodDuration: 'PT5M',
+                },
               },
-            },
-            undefined,
-          );
+              undefined,
+            )
+            .then((a) => a.value);
         const common = 'totalCount,sum,avg,min,max,stddev,sumsq';
         const fromRollups = (await query(common)).temperature as Record<
           string,
@@ -225,7 +240,7 @@ for (const factory of testStoreFactories()) {
       });
 
       it('aggregates the whole range with PT0S', async () => {
-        const e = await temporal.getEntity(
+        const { value: e } = await temporal.getEntity(
           '',
           keysOf('org-a'),
           'urn:ngsi-ld:WeatherObserved:a',
@@ -238,7 +253,7 @@ for (const factory of testStoreFactories()) {
       });
 
       it('queries by type and hides entities the reader may not see', async () => {
-        const list = await temporal.query(
+        const { value: list } = await temporal.query(
           '',
           keysOf('org-a'),
           { types: ['WeatherObserved'], params: { lastN: '1' } },
@@ -248,9 +263,9 @@ for (const factory of testStoreFactories()) {
           'urn:ngsi-ld:WeatherObserved:a',
           'urn:ngsi-ld:WeatherObserved:b',
         ]);
-        const owner = await temporal.query(
+        const { value: owner } = await temporal.query(
           '',
-          keysOf('org-x'),
+          keysOf('org-c'),
           { types: ['WeatherObserved'], params: {} },
           undefined,
         );
@@ -271,14 +286,16 @@ for (const factory of testStoreFactories()) {
 
       it('gap 11: idPatterns run in RE2 over visible ids only, the same on every store', async () => {
         const ids = async (idPattern: string, org = 'org-a') =>
-          (await temporal.query('', keysOf(org), { idPattern, params: {} }, undefined)).map((e) => e.id);
+          (await temporal.query('', keysOf(org), { idPattern, params: {} }, undefined)).value.map(
+            (e) => e.id,
+          );
         expect(await ids('^urn:ngsi-ld:WeatherObserved:[[:alpha:]]$')).toEqual([
           'urn:ngsi-ld:WeatherObserved:a',
           'urn:ngsi-ld:WeatherObserved:b',
         ]);
         expect(await ids('(?i)^URN:NGSI-LD:WEATHEROBSERVED:.*.*.*.*.*.*.*.*.*!')).toEqual([]);
         expect(await ids('secret$')).toEqual([]);
-        expect(await ids('secret$', 'org-x')).toEqual(['urn:ngsi-ld:WeatherObserved:secret']);
+        expect(await ids('secret$', 'org-c')).toEqual(['urn:ngsi-ld:WeatherObserved:secret']);
         for (const p of ['\\mWeather', '(a)\\1']) {
           await expect(ids(p)).rejects.toMatchObject({
             code: 'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
@@ -287,24 +304,188 @@ for (const factory of testStoreFactories()) {
         }
       });
 
-      it('prunes history past the retention of its entity type', async () => {
-        await temporal.setRetention('', 'WeatherObserved', 86400 - 300);
-        expect(await temporal.listRetention('')).toEqual([
-          { entityType: `${V}WeatherObserved`, seconds: 86100 },
-        ]);
-        // The clock is one day after T0: instances older than T0+300 s go (a: 10..14 at 0..240 s; b; secret).
-        const removed = await temporal.prune();
-        expect(removed).toBe(7);
-        const e = await temporal.getEntity(
-          '',
-          keysOf('org-a'),
-          'urn:ngsi-ld:WeatherObserved:a',
-          { params: {} },
-          undefined,
-        );
-        expect((e.temperature as unknown[]).length).toBe(5);
-        await expect(temporal.setRetention('', 'WeatherObserved', -1)).rejects.toMatchObject({
-          code: 'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
+      describe('gap 6: one admin for everything — history retention belongs to each owner', () => {
+        it('prunes history past the retention its owner organisation set for the type', async () => {
+          const adminA = await world.as('org-a-admin');
+          const adminC = await world.as('org-c-admin');
+          // Only an organisation's administrators set its retention; no one sets another organisation's.
+          for (const who of ['org-a-operator', 'org-a-viewer', 'org-a-responder']) {
+            await expect(
+              temporal.setRetention(await world.as(who), '', 'WeatherObserved', 60),
+            ).rejects.toMatchObject({ code: 'AUTH_ROLE_REQUIRED' });
+          }
+          await temporal.setRetention(adminA, '', 'WeatherObserved', 86400 - 300);
+          expect(await temporal.listRetention(keysOf('org-a'), '')).toEqual([
+            { entityType: `${V}WeatherObserved`, seconds: 86100 },
+          ]);
+          expect(await temporal.listRetention(adminC, '')).toEqual([]);
+          // The rule is org-a's object at the gate: created, audited under org-a.
+          const audit = await listAudit(store.db, { ownerOrg: 'org-a', action: 'create' });
+          expect(audit.map((r) => r.objectKind)).toContain('history_retention');
+          // The clock is one day after T0: org-a's instances older than T0+300 s go (a: 10..14; b);
+          // org-c's entity of the same type keeps its history (its organisation set no rule).
+          expect(await temporal.prune()).toBe(6);
+          const { value: e } = await temporal.getEntity(
+            '',
+            keysOf('org-a'),
+            'urn:ngsi-ld:WeatherObserved:a',
+            { params: {} },
+            undefined,
+          );
+          expect((e.temperature as unknown[]).length).toBe(5);
+          const secret = await temporal.getEntity(
+            '',
+            keysOf('org-c'),
+            'urn:ngsi-ld:WeatherObserved:secret',
+            { params: {} },
+            undefined,
+          );
+          expect(secret.value.temperature).toBeDefined();
+          await temporal.setRetention(adminC, '', 'WeatherObserved', 3600);
+          expect(await temporal.prune()).toBe(1);
+          await temporal.setRetention(adminC, '', 'WeatherObserved', null);
+          expect(await temporal.listRetention(adminC, '')).toEqual([]);
+          await expect(temporal.setRetention(adminA, '', 'WeatherObserved', -1)).rejects.toMatchObject({
+            code: 'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
+          });
+        });
+      });
+
+      describe('gap 1: history survives its entity', () => {
+        const X = 'urn:ngsi-ld:Camera:x1';
+        const red = (user: string): Marking => ({
+          tlp: 'RED',
+          audience: { orgs: [], communities: [], users: [user] },
+        });
+        const clear: Marking = { tlp: 'CLEAR', audience: { orgs: [], communities: [], users: [] } };
+        const camera = (sec: number, count: number, createdSec: number) => ({
+          id: X,
+          type: [`${V}Camera`],
+          createdAt: iso(createdSec),
+          [`${V}count`]: { type: 'Property', value: count, observedAt: iso(sec) },
+        });
+        const change = (
+          kind: RecordedChange['kind'],
+          sec: number,
+          entity: ReturnType<typeof camera>,
+          opts: Parameters<typeof entityChange>[1],
+        ): RecordedChange => ({
+          kind,
+          change: entityChange(entity, { tenant: 'gap1', ...opts, deleted: kind === 'deleted' }),
+          at: iso(sec),
+        });
+
+        it('a re-created id starts a new incarnation with no access to the old history', async () => {
+          const a = await world.as('org-a-operator');
+          const b = await world.as('org-b-operator');
+          const byA = { ownerOrg: 'org-a', createdBy: a.userId, marking: red(a.userId) };
+          const byB = { ownerOrg: 'org-b', createdBy: b.userId, marking: clear };
+          await ts.record([
+            change('created', 1000, camera(1000, 1, 1000), byA),
+            change('updated', 1010, camera(1010, 2, 1000), byA),
+            change('updated', 1020, camera(1020, 3, 1000), byA),
+          ]);
+          const before = await temporal.getEntity('gap1', a, X, { params: {} }, undefined);
+          expect((before.value.count as unknown[]).length).toBe(3);
+          expect(before.marking).toBe('TLP:RED; owner=org-a');
+          // Deleted by org-a (an event without incarnation: the core's today), created again by org-b.
+          await ts.record([change('deleted', 1030, camera(1020, 3, 1000), byA)]);
+          await ts.record([
+            change('created', 1040, camera(1040, 100, 1040), byB),
+            change('updated', 1050, camera(1050, 101, 1040), byB),
+          ]);
+          const seen = await temporal.getEntity('gap1', b, X, { params: {} }, undefined);
+          expect((seen.value.count as Array<{ value: number }>).map((i) => i.value)).toEqual([100, 101]);
+          expect(seen.marking).toBe('TLP:CLEAR; owner=org-b');
+          // Nobody reads the old history any more — it is gone with its entity.
+          const anon = await temporal.getEntity('gap1', null, X, { params: {} }, undefined);
+          expect((anon.value.count as Array<{ value: number }>).map((i) => i.value)).toEqual([100, 101]);
+          const asA = await temporal.getEntity('gap1', a, X, { params: {} }, undefined);
+          expect((asA.value.count as Array<{ value: number }>).map((i) => i.value)).toEqual([100, 101]);
+          const rows = await store.db
+            .selectFrom('context_live_attr_instance' as never)
+            .select(['value_num' as never])
+            .where('tenant' as never, '=', 'gap1' as never)
+            .execute();
+          expect(rows.map((r) => (r as { value_num: number }).value_num).sort()).toEqual([100, 101]);
+        });
+
+        it('keeps incarnations apart whatever order their events arrive in', async () => {
+          const a = await world.as('org-a-operator');
+          const b = await world.as('org-b-operator');
+          const Y = 'urn:ngsi-ld:Camera:y1';
+          const cam = (sec: number, v: number, created: number) => ({ ...camera(sec, v, created), id: Y });
+          const byA = { ownerOrg: 'org-a', createdBy: a.userId, marking: red(a.userId), incarnation: 'ya' };
+          const byB = { ownerOrg: 'org-b', createdBy: b.userId, marking: clear, incarnation: 'yb' };
+          await ts.record([change('created', 2000, cam(2000, 1, 2000), byA)]);
+          // org-b's incarnation is recorded before org-a's deletion and a late update of org-a's arrive.
+          await ts.record([change('created', 2040, cam(2040, 100, 2040), byB)]);
+          await ts.record([
+            change('updated', 2010, cam(2010, 2, 2000), byA),
+            change('deleted', 2030, cam(2010, 2, 2000), byA),
+          ]);
+          await ts.record([change('updated', 2020, cam(2020, 3, 2000), byA)]);
+          for (const reader of [a, b, null]) {
+            const { value } = await temporal.getEntity('gap1', reader, Y, { params: {} }, undefined);
+            expect((value.count as Array<{ value: number }>).map((i) => i.value)).toEqual([100]);
+          }
+          const current = await ts.currentEntities('gap1', [Y]);
+          expect(current.get(Y)).toMatchObject({ incarnation: 'yb', ownerOrg: 'org-b', deleted: false });
+        });
+      });
+
+      describe('derived data follows its sources: history keeps the marking it was recorded under', () => {
+        it('shows each instance only to who may see the entity now and its marking then', async () => {
+          const a = await world.as('org-a-operator');
+          const b = await world.as('org-b-operator');
+          const Z = 'urn:ngsi-ld:Camera:z1';
+          const green: Marking = { tlp: 'GREEN', audience: { orgs: [], communities: [], users: [] } };
+          const amber: Marking = {
+            tlp: 'AMBER',
+            pap: 'RED',
+            audience: { orgs: [], communities: [], users: [] },
+          };
+          const obs = (sec: number, v: number, marking: Marking): RecordedChange => ({
+            kind: 'updated',
+            change: entityChange(
+              {
+                id: Z,
+                type: [`${V}Camera`],
+                createdAt: iso(0),
+                [`${V}count`]: { type: 'Property', value: v, observedAt: iso(sec) },
+              },
+              { tenant: 'marks', ownerOrg: 'org-a', createdBy: a.userId, marking },
+            ),
+            at: iso(sec),
+          });
+          await ts.record([obs(10, 1, green), obs(20, 2, amber), obs(30, 3, green)]);
+          const values = async (reader: Principal) => {
+            const r = await temporal.getEntity('marks', reader, Z, { params: {} }, undefined);
+            return {
+              values: ((r.value.count as Array<{ value: number }> | undefined) ?? []).map((i) => i.value),
+              label: parseMarkingLabel(r.marking ?? ''),
+            };
+          };
+          // The owner sees everything, labelled with the tightest marking it holds.
+          expect(await values(a)).toEqual({
+            values: [1, 2, 3],
+            label: { tlp: 'AMBER', pap: 'RED', owners: ['org-a'] },
+          });
+          // Widening the entity again does not widen what was recorded while it was AMBER.
+          expect(await values(b)).toEqual({ values: [1, 3], label: { tlp: 'GREEN', owners: ['org-a'] } });
+          const aggregate = await temporal.getEntity(
+            'marks',
+            b,
+            Z,
+            { params: { aggrMethods: 'sum', aggrPeriodDuration: 'PT0S' } },
+            undefined,
+          );
+          expect((aggregate.value.count as { sum: Array<[number]> }).sum[0]![0]).toBe(4);
+          // Tightening it hides its whole history at once.
+          await ts.record([obs(40, 4, amber)]);
+          await expect(temporal.getEntity('marks', b, Z, { params: {} }, undefined)).rejects.toMatchObject({
+            code: 'CONTEXT_LIVE_TEMPORAL_ENTITY_NOT_FOUND',
+          });
         });
       });
     },

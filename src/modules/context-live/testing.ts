@@ -1,16 +1,31 @@
 /**
- * Test helpers of the module (also used by the API plugin's tests): a real local HTTP receiver of
- * notifications, and entity change events as the core publishes them.
+ * Test helpers of the module (also used by the API plugin's and the benchmarks' tests): a real local HTTP
+ * receiver of notifications, entity change events as the core publishes them, and a small world of
+ * organisations and accounts behind a real sharing gate.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Marking } from '../access/index.ts';
+import type { Migration } from 'kysely/migration';
+import type { EventBus } from '../../ports/event-bus.ts';
+import type { Store } from '../../ports/store.ts';
+import {
+  type AccessEvents,
+  AccessService,
+  accessMigrations,
+  type Principal,
+  type User,
+} from '../access/index.ts';
+import { auditMigrations } from '../audit/index.ts';
 import { ContextResolver, DEFAULT_TENANT } from '../context/index.ts';
 import { EgressPolicy, type HostResolver, parseEgressList } from '../egress/index.ts';
+import { eventsMigrations, TransactionalOutbox } from '../events/index.ts';
+import { type Marking, SharingGate, sharingMigrations } from '../sharing/index.ts';
+// The test plays the NGSI-LD core, which computes the read keys its events carry.
 import { objectReadKeys } from '../sharing/marking.ts';
 import type { LiveEntityChange } from './entity-change-event.ts';
+import { contextLiveMigrations } from './migrations.ts';
 import type { ExpandedEntity } from './ports.ts';
 
 export interface ReceivedRequest {
@@ -90,6 +105,7 @@ export function entityChange(
     createdBy?: string;
     marking?: Marking;
     deleted?: boolean;
+    incarnation?: string;
   } = {},
 ): LiveEntityChange {
   const ownerOrg = opts.ownerOrg ?? 'org-a';
@@ -110,6 +126,74 @@ export function entityChange(
     createdBy,
     marking,
     readKeys: objectReadKeys({ ownerOrg, createdBy, marking }),
+    ...(opts.incarnation !== undefined ? { incarnation: opts.incarnation } : {}),
+  };
+}
+
+/** The migrations of a store for this module with its gate: access, sharing, audit, events, context-live. */
+export const LIVE_TEST_MIGRATIONS: Record<string, Migration> = {
+  ...accessMigrations,
+  ...sharingMigrations,
+  ...auditMigrations,
+  ...eventsMigrations,
+  ...contextLiveMigrations,
+};
+
+/** Organisations of the test world and the accounts of each (`<org>-<role>`). */
+export const WORLD_ORGS = ['org-a', 'org-b', 'org-c'] as const;
+export const WORLD_ROLES = ['admin', 'operator', 'analyst', 'responder', 'viewer'] as const;
+
+export interface LiveTestWorld {
+  access: AccessService;
+  gate: SharingGate;
+  /** Accounts by username (`org-a-operator`, …, and service accounts created by `serviceAccount`). */
+  users: Map<string, User>;
+  /** The principal of an account as the authentication hook would make it now. */
+  as(username: string): Promise<Principal>;
+}
+
+/**
+ * Creates the world (organisations org-a, org-b, org-c of default marking TLP:GREEN; an account of every
+ * role in each) on a store opened with LIVE_TEST_MIGRATIONS. With `bus`, account changes are announced on
+ * it through the transactional outbox (`access.user.changed`, `access.token.revoked`).
+ */
+export async function openLiveWorld(store: Store, opts: { bus?: EventBus } = {}): Promise<LiveTestWorld> {
+  // Account changes reach the bus as on the platform: written with the change, relayed after its commit.
+  const events = opts.bus
+    ? new TransactionalOutbox<AccessEvents>({ store, bus: opts.bus }).emitter<AccessEvents>('access')
+    : undefined;
+  const access = new AccessService({ store, events });
+  const gate = new SharingGate({ store, directory: access });
+  const users = new Map<string, User>();
+  // Organisations and accounts another helper made already (benchmarks' stores) are taken as they are.
+  const existing = (code: string) => (e: unknown) => {
+    if ((e as { code?: string })?.code !== code) throw e;
+  };
+  for (const org of WORLD_ORGS) {
+    await access.orgs
+      .createOrg(null, {
+        id: org,
+        name: org,
+        kind: 'other',
+        defaultMarking: { tlp: 'GREEN', audience: { orgs: [], communities: [], users: [] } },
+      })
+      .catch(existing('ACCESS_ORG_EXISTS'));
+    for (const role of WORLD_ROLES) {
+      const username = `${org}-${role}`;
+      await access.accounts
+        .createUser(null, { username, orgId: org, roles: [role] })
+        .catch(existing('ACCESS_USER_EXISTS'));
+      users.set(username, await access.accounts.getUser(username));
+    }
+  }
+  return {
+    access,
+    gate,
+    users,
+    async as(username) {
+      const user = users.get(username) ?? (await access.accounts.getUser(username));
+      return access.principalFor(await access.accounts.getUser(user.id));
+    },
   };
 }
 
