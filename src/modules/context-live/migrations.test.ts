@@ -65,10 +65,10 @@ for (const factory of testStoreFactories()) {
           ['urn:ngsi-ld:Camera:mixed', 300],
         ] as const) {
           await sql`insert into context_entity (tenant, id, types, entity, created_at, modified_at, owner_org,
-              created_by, marking, read_keys)
+              created_by, marking, read_keys, incarnation)
             values ('', ${id}, ${sql.val([`${V}Camera`])}::text[], ${JSON.stringify({ id, type: [`${V}Camera`] })}::jsonb,
               ${T(created)}, ${T(created)}, 'org-a', ${a.userId}, ${JSON.stringify(amber)}::jsonb,
-              ${sql.val(['amber:org-a'])}::text[])`.execute(db);
+              ${sql.val(['amber:org-a'])}::text[], ${`inc-${id}`})`.execute(db);
         }
         for (const [id, first] of [
           ['urn:ngsi-ld:Camera:kept', 101],
@@ -128,6 +128,12 @@ for (const factory of testStoreFactories()) {
         );
         expect(kept.value.count).toMatchObject([{ value: 1 }]);
         expect(kept.marking).toBe('TLP:AMBER; owner=org-a');
+        // Kept under the entity's incarnation: the next event of the entity continues this history.
+        const current = await sql<{
+          incarnation: string;
+        }>`select incarnation from context_live_temporal_entity
+          where entity_id = 'urn:ngsi-ld:Camera:kept'`.execute(store.db);
+        expect(current.rows.map((r) => r.incarnation)).toEqual(['inc-urn:ngsi-ld:Camera:kept']);
         // Its history was stored as public: it is now read under the entity's AMBER marking.
         expect(
           await code(live.temporal.getEntity('', b, 'urn:ngsi-ld:Camera:kept', { params: {} }, undefined)),
