@@ -11,7 +11,9 @@ import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import type { Principal } from '../access/index.ts';
 import { listAudit } from '../audit/index.ts';
+import { TransactionalOutbox } from '../events/index.ts';
 import { type ContextLive, createContextLive } from './context-live.ts';
+import type { ContextLiveEvents } from './context-live-events.ts';
 import { createCoreQueryPort } from './core-query-port.ts';
 import type { AccountStatusPort } from './ports.ts';
 import { OWNER_DISABLED } from './subscription.ts';
@@ -63,9 +65,12 @@ describe('subscriptions at the sharing gate (PGlite)', () => {
     const accounts: AccountStatusPort = {
       isActive: async (id) => !(await world.access.account(id)).disabled,
     };
+    // Subscription changes reach the other instance as on the platform, through the outbox.
+    const outbox = new TransactionalOutbox<ContextLiveEvents>({ store, bus });
     const make = () =>
       createContextLive({
         store,
+        events: outbox.emitter<ContextLiveEvents>('context-live'),
         gate: world.gate,
         ld,
         query: createCoreQueryPort(ld),
