@@ -273,22 +273,18 @@ function markingOf(v: unknown): Marking {
   return (typeof v === 'string' ? JSON.parse(v) : v) as Marking;
 }
 
-/** The segment of an incarnation's history recorded under one marking (stable: a hash of both). */
-function segmentOf(tenant: string, entityId: string, incarnation: string, c: LiveEntityChange): string {
-  return createHash('sha256')
-    .update(
-      [
-        tenant,
-        entityId,
-        incarnation,
-        JSON.stringify(c.marking),
-        c.ownerOrg,
-        [...c.readKeys].sort().join(','),
-      ].join('\u0000'),
-    )
-    .digest('hex')
-    .slice(0, 20);
+/**
+ * What names the segment of an incarnation's history recorded under one marking: the label, PAP and owner
+ * (what answers are labelled with) and the read keys (who reads it, audience included), in the event's order,
+ * which the core computes the same way every time.
+ */
+function segmentKey(tenant: string, entityId: string, incarnation: string, c: LiveEntityChange): string {
+  const m = c.marking;
+  return `${tenant}\u0000${entityId}\u0000${incarnation}\u0000${m.tlp}\u0000${m.pap ?? ''}\u0000${c.ownerOrg}\u0000${c.readKeys.join(',')}`;
 }
+
+/** Segment ids remembered (hashing is most of the cost of recording a change, and most repeat a segment). */
+const SEGMENT_IDS = 100_000;
 
 /** The oldest time: an incarnation known only from its deletion never looks newer than another. */
 const LONG_AGO = new Date(0);
@@ -334,6 +330,8 @@ export class TemporalStore {
   #pending = new Map<string, RollupInsert>();
   /** Segments known to be stored (they are never deleted while their incarnation lives). */
   readonly #knownSegments = new Set<string>();
+  /** Segment ids by segment key: a stable hash, the same on every instance. */
+  readonly #segmentIds = new Map<string, string>();
 
   constructor(store: Store) {
     this.#store = store;
@@ -389,16 +387,19 @@ export class TemporalStore {
       if (c.kind === 'deleted') w.deletedAt = at;
       incarnations.set(key, w);
       if (c.kind === 'deleted' || !change.entity) continue;
-      const seg = segmentOf(change.tenant, change.entityId, incarnation, change);
-      segments.set(`${change.tenant}\u0000${change.entityId}\u0000${seg}`, {
-        tenant: change.tenant,
-        entity_id: change.entityId,
-        seg,
-        incarnation,
-        owner_org: change.ownerOrg,
-        marking: JSON.stringify(change.marking),
-        read_keys: change.readKeys,
-      });
+      const seg = this.#segmentOf(change.tenant, change.entityId, incarnation, change);
+      const segKey = `${change.tenant}\u0000${change.entityId}\u0000${seg}`;
+      if (!segments.has(segKey)) {
+        segments.set(segKey, {
+          tenant: change.tenant,
+          entity_id: change.entityId,
+          seg,
+          incarnation,
+          owner_org: change.ownerOrg,
+          marking: JSON.stringify(change.marking),
+          read_keys: change.readKeys,
+        });
+      }
       tagged.push({ key, rows: instanceRows(c, seg) });
     }
     let written: InstanceInsert[] = [];
@@ -464,6 +465,17 @@ export class TemporalStore {
       for (const [k, r] of this.#pending) if (purged.has(r.seg)) this.#pending.delete(k);
     }
     return written.length;
+  }
+
+  #segmentOf(tenant: string, entityId: string, incarnation: string, c: LiveEntityChange): string {
+    const key = segmentKey(tenant, entityId, incarnation, c);
+    let seg = this.#segmentIds.get(key);
+    if (seg === undefined) {
+      seg = createHash('sha256').update(key).digest('hex').slice(0, 20);
+      if (this.#segmentIds.size >= SEGMENT_IDS) this.#segmentIds.clear();
+      this.#segmentIds.set(key, seg);
+    }
+    return seg;
   }
 
   /**
