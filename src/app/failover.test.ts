@@ -90,7 +90,7 @@ interface Notified {
 }
 
 describe.skipIf(SERVER_SKIP)(
-  `failover of two instances on PostgreSQL + NATS${SERVER_SKIP ? ` (skipped: ${SERVER_SKIP})` : ''}`,
+  `gap 10: copies drift — failover of two instances on PostgreSQL + NATS${SERVER_SKIP ? ` (skipped: ${SERVER_SKIP})` : ''}`,
   () => {
     let server: ServerTestEnv;
     const dir = mkdtempSync(join(tmpdir(), 'safecity-failover-'));

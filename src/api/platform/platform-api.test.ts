@@ -354,6 +354,89 @@ for (const factory of testStoreFactories()) {
           }
         });
 
+        it('gap 6: one admin for everything — an organisation’s admin administers its own organisation only', async () => {
+          const tries: [string, string, unknown][] = [
+            ['POST', '/api/users', { username: 'mole', orgId: 'police', roles: ['admin'], password: PW }],
+            ['POST', '/api/tokens', { orgId: 'police', name: 'mole-sensor' }],
+            ['PATCH', '/api/orgs/police', { clients: ['fire'] }],
+            ['PATCH', '/api/orgs/police', { defaultMarking: { tlp: 'CLEAR' } }],
+            ['GET', '/api/users?org=police', undefined],
+            ['GET', '/api/tokens?org=police', undefined],
+            ['POST', `/api/users/${ids.alice}/disable`, undefined],
+            ['PATCH', `/api/users/${ids.alice}`, { password: 'a-password-of-my-choosing' }],
+          ];
+          for (const [m, url, body] of tries) {
+            const r = problem(await req(m, url, as.fay, body));
+            expect([403, 404], `${m} ${url} by fire's admin`).toContain(r.status);
+          }
+          // The platform administrator appoints an organisation's first administrator, then steps back.
+          expect(
+            problem(
+              await req('POST', '/api/users', t.admin, {
+                username: 'mole',
+                orgId: 'police',
+                roles: ['operator'],
+                password: PW,
+              }),
+            ),
+          ).toEqual({ status: 403, code: 'ACCESS_DENIED' });
+          expect(
+            problem(
+              await req('POST', '/api/users', as.polly, {
+                username: 'mole',
+                orgId: 'police',
+                roles: ['platform-admin'],
+                password: PW,
+              }),
+            ),
+          ).toEqual({ status: 403, code: 'ACCESS_DENIED' });
+          // Nothing of police changed: its clients are as declared, alice works.
+          expect((await req('GET', '/api/orgs/police', as.alice)).json().clients).toEqual(['metro']);
+          expect((await req('GET', '/api/auth/me', as.alice)).statusCode).toBe(200);
+          // What police's own admin may do.
+          const mine = await req('POST', '/api/users', as.polly, {
+            username: 'new-constable',
+            orgId: 'police',
+            roles: ['viewer'],
+            password: PW,
+          });
+          expect(mine.statusCode, mine.body).toBe(201);
+          expect(
+            (await req('GET', '/api/users', as.polly))
+              .json()
+              .items.every((u: { orgId: string }) => u.orgId === 'police'),
+          ).toBe(true);
+        });
+
+        it('gap 2: the audit log discloses content — records hold no content, and each admin reads its own organisation’s', async () => {
+          const secret = 'Informant Z meets at pier 4';
+          const r = await req('POST', '/api/reports', as.alice, {
+            title: secret,
+            body: `${secret}, 21:00`,
+            category: 'intelligence',
+            marking: { tlp: 'RED' },
+          });
+          expect(r.statusCode).toBe(201);
+          const id = r.json().id as string;
+          expect(
+            (await req('PATCH', `/api/reports/${id}`, as.alice, { title: `${secret} (moved)` })).statusCode,
+          ).toBe(200);
+          const mine = await req('GET', `/api/audit?object=${id}`, as.polly);
+          expect(mine.json().items.map((x: { action: string }) => x.action)).toEqual(['create', 'update']);
+          expect(mine.body).not.toContain('Informant');
+          expect(mine.json().items[1].details).toEqual({ fields: ['title'] });
+          for (const other of [as.fay, t.admin]) {
+            const theirs = await req('GET', '/api/audit?limit=1000', other);
+            expect(theirs.statusCode).toBe(200);
+            expect(theirs.body).not.toContain('Informant');
+            expect(theirs.body).not.toContain(id);
+          }
+          expect(problem(await req('GET', '/api/audit', as.alice))).toEqual({
+            status: 403,
+            code: 'AUTH_ROLE_REQUIRED',
+          });
+        });
+
         it('manages communities and organisation defaults', async () => {
           const add = await req('PUT', '/api/communities/crisis-cell/members/energy', t.admin);
           expect(add.json().members).toEqual(['energy', 'fire', 'police']);

@@ -114,7 +114,7 @@ for (const f of testStoreFactories()) {
       await bus.close();
     });
 
-    it('keeps the events of a failed publish, and another instance’s sweeper relays them with the same ids', async () => {
+    it('gap 10: copies drift — keeps the events of a failed publish, and another instance’s sweeper relays them with the same ids', async () => {
       // Instance A's bus is down (closed): its relay fails after the commit.
       const downBus = createMemoryBus();
       await downBus.close();
