@@ -556,7 +556,81 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
       request: () => ({ method: 'GET', url: '/ngsi-ld/v1/temporal/retention' }),
       expect: () => 'ok',
     },
+    // ----------------------------------------------------------------------------------- ingestion
+    {
+      surface: 'ingestion',
+      action: 'ingest a measurement over HTTP',
+      request: (_, c) => ({
+        method: 'POST',
+        url: `/ingest/v1/default/measurements/NoiseLevelObserved/dev-${c.username}`,
+        payload: { laeq: 51 },
+      }),
+      expect: (c) => (writer(c) ? 'ok' : 'role'),
+    },
+    // ------------------------------------------------------------------- NGSI-LD batches, discovery
+    {
+      surface: 'NGSI-LD',
+      action: 'list entity types and attributes',
+      request: () => ({ method: 'GET', url: '/ngsi-ld/v1/types' }),
+      expect: () => 'ok',
+    },
+    // ----------------------------------------------------------------------- audit and break-glass
+    {
+      surface: 'audit',
+      action: 'verify the audit chain',
+      request: () => ({ method: 'GET', url: '/api/audit/verify' }),
+      expect: (c) => (c.role === 'admin' ? 'ok' : 'role'),
+    },
+    {
+      surface: 'audit',
+      action: 'break-glass a TLP:AMBER report',
+      fresh: report,
+      request: (id) => ({
+        method: 'POST',
+        url: '/api/access/break-glass',
+        payload: { object: id, reason: 'Bomb threat names this station: need the report now' },
+      }),
+      // The emergency path: any administrator, any object, audited under the owner.
+      expect: (c) => (c.role === 'admin' ? 'ok' : 'role'),
+    },
+    {
+      surface: 'audit',
+      action: "list break-glass reads of its organisation's objects",
+      request: () => ({ method: 'GET', url: '/api/access/break-glass' }),
+      expect: () => 'ok',
+    },
+    // ------------------------------------------------------------------------------ routing reads
+    {
+      surface: 'routing',
+      action: 'list closures',
+      request: () => ({ method: 'GET', url: '/api/routing/closures' }),
+      expect: () => 'ok',
+    },
   ];
+
+  it('stream: every account opens its live stream; an anonymous caller cannot', async () => {
+    const address = await platform.listen();
+    const open = async (authorization: string | undefined) => {
+      const abort = new AbortController();
+      const res = await fetch(`${address}/api/stream`, {
+        headers: authorization ? { authorization } : {},
+        signal: abort.signal,
+      });
+      let first = '';
+      if (res.status === 200 && res.body) {
+        const reader = res.body.getReader();
+        const chunk = await reader.read();
+        first = new TextDecoder().decode(chunk.value);
+      }
+      abort.abort();
+      return { status: res.status, first };
+    };
+    for (const c of callers) {
+      const r = await open(auth[c.username]);
+      expect([c.username, r.status, r.first.includes('event: ready')]).toEqual([c.username, 200, true]);
+    }
+    expect((await open(undefined)).status).toBe(401);
+  });
 
   const statusOf = (o: Outcome) => (o === 'ok' ? 'ok' : o === 'absent' ? 404 : 403);
 

@@ -297,7 +297,9 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
     };
     const payload = typeof request.body === 'string' ? request.body : JSON.stringify(request.body ?? '');
     const outcome = await live.ingestion.ingest({ source: 'http', topic, payload, principal });
-    if (outcome.status === 'rejected') throw new AppError('CONTEXT_LIVE_INGEST_INVALID', outcome.reason);
+    if (outcome.status === 'rejected') {
+      throw new AppError(outcome.code ?? 'CONTEXT_LIVE_INGEST_INVALID', outcome.reason);
+    }
     return { accepted: outcome.fragments };
   };
 

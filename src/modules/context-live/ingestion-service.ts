@@ -8,6 +8,7 @@
  * written is dead-lettered with its payload, so nothing valid is silently dropped.
  */
 import type { Clock } from '../../kernel/clock.ts';
+import type { ErrorCode } from '../../kernel/error-codes.ts';
 import { isAppError } from '../../kernel/errors.ts';
 import type { DeadLetterStore } from './dead-letter-store.ts';
 import {
@@ -31,7 +32,7 @@ export interface IngestMessage {
 
 export type IngestOutcome =
   | { status: 'accepted'; fragments: number }
-  | { status: 'rejected'; reason: string; deadLetterId?: string };
+  | { status: 'rejected'; reason: string; deadLetterId?: string; code?: ErrorCode };
 
 interface Job {
   tenant: string;
@@ -160,6 +161,7 @@ export class IngestionService {
     let target: IngestTarget | undefined;
     try {
       if (!msg.principal) throw new Error('not authenticated as a service account');
+      this.#d.writer.checkWriter?.(msg.principal);
       target = parseTopic(msg.topic);
       const payload = parsePayload(msg.payload);
       let fragments: EntityFragment[];
@@ -189,7 +191,8 @@ export class IngestionService {
       this.#accepted += 1;
       return { status: 'accepted', fragments: jobs.length };
     } catch (e) {
-      return this.#reject(msg, target, isAppError(e) || e instanceof Error ? e.message : String(e));
+      const reason = isAppError(e) || e instanceof Error ? e.message : String(e);
+      return this.#reject(msg, target, reason, isAppError(e) && e.code === 'AUTH_ROLE_REQUIRED' ? e.code : undefined);
     }
   }
 
@@ -197,6 +200,7 @@ export class IngestionService {
     msg: IngestMessage,
     target: IngestTarget | undefined,
     reason: string,
+    code?: ErrorCode,
   ): Promise<IngestOutcome> {
     this.#rejected += 1;
     await this.#d.deadLetters.add([
@@ -211,7 +215,7 @@ export class IngestionService {
         payload: typeof msg.payload === 'string' ? msg.payload : msg.payload.toString('utf8'),
       },
     ]);
-    return { status: 'rejected', reason };
+    return code ? { status: 'rejected', reason, code } : { status: 'rejected', reason };
   }
 
   /** Resolves when every message handed in so far is written. */

@@ -116,4 +116,9 @@ export interface EntityWriterPort {
     fragments: EntityFragment[],
     context: JsonLdContext | undefined,
   ): Promise<Array<string | undefined>>;
+  /**
+   * Throws AppError (AUTH_ROLE_REQUIRED) when the principal may write no entity at all, so a message from an
+   * account without a writing role is refused as such before anything is parsed.
+   */
+  checkWriter?(principal: IngestPrincipal): void;
 }

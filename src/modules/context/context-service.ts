@@ -266,6 +266,11 @@ export class ContextService {
   }
 
   /** IoT ingestion (the live module's EntityWriterPort). */
+  /** Ingestion asks first whether the account may write entities at all (the gate's creating roles). */
+  checkWriter(principal: { userId: string; orgId: string; roles: readonly string[] }): void {
+    this.#gate.checkCreate({ ...principal, readKeys: [] }, ENTITY_KIND);
+  }
+
   upsertFragments(
     ...args: Parameters<EntityWriter['upsertFragments']>
   ): ReturnType<EntityWriter['upsertFragments']> {
