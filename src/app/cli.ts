@@ -40,7 +40,7 @@ export function buildCli(out: (s: string) => void = (s) => process.stdout.write(
     .description('start the platform: web app and APIs on one port (PORT, default 8080)')
     .addHelpText('after', `\nConfiguration (environment variables):\n${configHelp()}`)
     .action(async () => {
-      const { servePlatform } = await import('./platform.ts');
+      const { servePlatform } = await import('./serve.ts');
       await servePlatform(loadConfig());
     });
 
@@ -150,7 +150,7 @@ export function buildCli(out: (s: string) => void = (s) => process.stdout.write(
     )
     .argument('<file-or-url>', 'path or http(s) URL of an .osm.pbf extract')
     .action(async (source: string) => {
-      const { importRoads } = await import('./platform.ts');
+      const { importRoads } = await import('./serve.ts');
       await importRoads(loadConfig(), source, out);
     });
 

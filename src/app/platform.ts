@@ -2,9 +2,9 @@
  * The composition root: the only place that picks adapters (embedded or server preset) and wires the
  * modules and API surfaces together.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createEventBus, type EventBusAdapter } from '../adapters/bus/index.ts';
@@ -34,24 +34,16 @@ import {
   auditMigrations,
   verifyAuditChain,
 } from '../modules/audit/index.ts';
-import {
-  ContextResolver,
-  ContextService,
-  contextMigrations,
-  DEFAULT_TENANT,
-  renderEntity,
-} from '../modules/context/index.ts';
+import { ContextResolver, ContextService, contextMigrations } from '../modules/context/index.ts';
 import {
   type ContextLive,
   contextLiveMigrations,
   createContextLive,
   createCoreQueryPort,
-  type IngestPrincipal,
 } from '../modules/context-live/index.ts';
 import { EgressPolicy } from '../modules/egress/index.ts';
 import { type EventMap, eventsMigrations, TransactionalOutbox } from '../modules/events/index.ts';
 import { ReportService } from '../modules/reports/index.ts';
-import { loadOrBuildRoadNetwork, ROAD_DATA_ATTRIBUTION, type Unit } from '../modules/routing/index.ts';
 import { followContextInputs, RoutingService, routingLiveMigrations } from '../modules/routing-live/index.ts';
 import {
   parseMarking,
@@ -61,6 +53,9 @@ import {
 } from '../modules/sharing/index.ts';
 import type { Store } from '../ports/store.ts';
 import type { Config } from './config.ts';
+import { lockDataDir } from './data-dir-lock.ts';
+import { vehiclesVisibleTo } from './dispatch-units.ts';
+import { bridgePrincipal, ingestPrincipal } from './ingest-principals.ts';
 import { createLogger } from './logger.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -119,41 +114,6 @@ export interface CoreCommands {
     expiresInSeconds?: number;
   }): Promise<{ id: string; username: string; secret: string }>;
   verifyAudit(): Promise<AuditChainVerdict>;
-}
-
-/**
- * PGlite is one process's database: a second process on the same folder would corrupt it. The lock file
- * names the owner; a stale lock (dead process) is taken over.
- */
-function lockDataDir(dir: string): () => void {
-  mkdirSync(dir, { recursive: true });
-  const lock = join(dir, 'safecity.lock');
-  if (existsSync(lock)) {
-    const pid = Number(readFileSync(lock, 'utf8').trim());
-    let alive = false;
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch {
-        alive = false;
-      }
-    }
-    if (alive) {
-      throw new AppError(
-        'STORE_UNAVAILABLE',
-        `the embedded database in ${dir} is in use by process ${pid}: stop it first, or use the API, or run with DATABASE_URL`,
-      );
-    }
-  }
-  writeFileSync(lock, String(process.pid));
-  return () => {
-    try {
-      if (readFileSync(lock, 'utf8').trim() === String(process.pid)) rmSync(lock);
-    } catch {
-      // already gone
-    }
-  };
 }
 
 export interface CoreOptions {
@@ -524,146 +484,3 @@ const NGSI_LD_ERRORS = {
   handler: ngsiLdErrorHandler,
   mediaType: 'application/json',
 };
-
-/** What ingestion needs to know of the account a sensor or gateway connects with. */
-function ingestPrincipal(p: Principal): IngestPrincipal {
-  return { userId: p.userId, orgId: p.orgId, roles: p.roles, defaultMarking: p.defaultMarking };
-}
-
-/**
- * The service account the external-broker bridge (MQTT_URL) writes as: `mqtt-bridge` of the first
- * organisation, created on first use. Devices on an external broker are not authenticated by the platform;
- * what they publish is owned by the city organisation under its default marking.
- */
-async function bridgePrincipal(access: AccessService): Promise<IngestPrincipal> {
-  const org = await access.orgs.getOrg('city');
-  let user: Awaited<ReturnType<AccessService['accounts']['getUser']>>;
-  try {
-    user = await access.accounts.getUser('mqtt-bridge');
-  } catch {
-    user = (
-      await access.accounts.createServiceAccountToken(null, {
-        orgId: org.id,
-        name: 'mqtt-bridge',
-        roles: ['operator'],
-      })
-    ).serviceAccount;
-  }
-  return { userId: user.id, orgId: user.orgId, roles: user.roles, defaultMarking: org.defaultMarking };
-}
-
-/**
- * Dispatch candidates: the Vehicle entities (Smart Data Models) the caller may see, with their status
- * (`serviceStatus`/`status`: parked and available count as available) and capabilities
- * (`capabilities`, else `vehicleType`).
- */
-async function vehiclesVisibleTo(
-  context: ContextService,
-  contexts: ContextResolver,
-  p: Principal,
-): Promise<Unit[]> {
-  const ctx = await contexts.core();
-  const caller = {
-    tenant: DEFAULT_TENANT,
-    principal: p,
-    readKeys: p.readKeys,
-    defaultMarking: p.defaultMarking,
-  };
-  const units: Unit[] = [];
-  for (let offset = 0; offset < 10_000; offset += 1000) {
-    const page = await context.queryEntities(caller, { type: 'Vehicle', limit: 1000, offset }, ctx);
-    for (const view of page.items) {
-      const e = renderEntity(view.entity, ctx, { format: 'keyValues' });
-      const loc = e.location as { type?: string; coordinates?: unknown } | undefined;
-      if (loc?.type !== 'Point' || !Array.isArray(loc.coordinates)) continue;
-      const [lon, lat] = loc.coordinates as number[];
-      if (typeof lon !== 'number' || typeof lat !== 'number') continue;
-      const rawStatus = String(e.serviceStatus ?? e.status ?? 'available');
-      const status = rawStatus === 'parked' ? 'available' : rawStatus;
-      const caps = e.capabilities ?? e.vehicleType;
-      const capabilities = (Array.isArray(caps) ? caps : caps === undefined ? [] : [caps]).map(String);
-      units.push({ id: e.id as string, position: [lon, lat], status, capabilities });
-    }
-    if (page.items.length < 1000) break;
-  }
-  return units;
-}
-
-/** `safecity serve`: start, print the first admin's password once, stop gracefully on SIGTERM/SIGINT. */
-export async function servePlatform(config: Config): Promise<void> {
-  if (!existsSync(join(ROOT, 'web/dist/index.html'))) {
-    // `npm start` builds the web app first; `npx safecity serve` on a fresh clone builds it here (about a second).
-    const { buildWebApp } = (await import(pathToFileURL(join(ROOT, 'web/build.ts')).href)) as {
-      buildWebApp: () => Promise<unknown>;
-    };
-    await buildWebApp();
-  }
-  const platform = await createPlatform(config);
-  const { log } = platform;
-  if (platform.generatedAdminPassword) {
-    // Printed once, on the console only, never into the structured log.
-    process.stdout.write(
-      `\n  First start: administrator "admin" created with password:  ${platform.generatedAdminPassword}\n  Change it after logging in (POST /api/auth/password). Set SAFECITY_ADMIN_PASSWORD to choose it.\n\n`,
-    );
-  }
-  const address = await platform.listen();
-  log.info(
-    {
-      address,
-      store: platform.store.kind,
-      bus: platform.bus.kind,
-      dataDir: config.databaseUrl ? undefined : config.dataDir,
-    },
-    `SafeCity Hub ${VERSION} listening on ${address} (store: ${platform.store.kind}, bus: ${platform.bus.kind})`,
-  );
-  let signals = 0;
-  const stop = (signal: string) => {
-    signals += 1;
-    if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    log.info({ signal }, 'shutting down: finishing work in flight');
-    const timer = setTimeout(() => {
-      log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace period over: exiting');
-      process.exit(1);
-    }, config.shutdownGraceMs);
-    timer.unref();
-    platform
-      .shutdown()
-      .then(() => {
-        log.info('stopped');
-        process.exit(0);
-      })
-      .catch((e) => {
-        log.error({ err: e }, 'shutdown failed');
-        process.exit(1);
-      });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-}
-
-/** `safecity roads import`: import an extract into the data folder's routing cache, with progress. */
-export async function importRoads(config: Config, source: string, out: (s: string) => void): Promise<void> {
-  let last = -1;
-  const t0 = performance.now();
-  const result = await loadOrBuildRoadNetwork({
-    source,
-    dataDir: config.dataDir,
-    rebuild: true,
-    onProgress: (p) => {
-      const pct = Math.floor(p.fraction * 100);
-      if (pct >= last + 5 || p.fraction === 1) {
-        last = pct;
-        out(`[${String(pct).padStart(3)} %] ${p.phase}: ${p.message}`);
-      }
-    },
-  });
-  const stats = result.engine.stats();
-  out(
-    `imported ${source}: ${stats.nodes} nodes, ${stats.roadSegments} road segments in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-  );
-  out(`cached at ${result.cachePath}; start the platform with SAFECITY_ROADS=${source}`);
-  out(`Road data ${ROAD_DATA_ATTRIBUTION}`);
-}
