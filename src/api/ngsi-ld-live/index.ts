@@ -46,6 +46,12 @@ const TEMPORAL_PARAMETERS = [
   'aggrPeriodDuration',
 ] as const;
 
+/**
+ * Filters the temporal module refuses (422) rather than ignores: an unfiltered answer to a filtered question
+ * would be wrong. Not documented as parameters, but passed on so the module sees them.
+ */
+const TEMPORAL_REFUSED = ['q', 'scopeQ', 'georel', 'geometry', 'coordinates', 'geoproperty', 'csf'] as const;
+
 const PAYLOAD_TYPES = ['application/json', 'application/ld+json', 'application/merge-patch+json'];
 const SUBSCRIPTIONS = '/ngsi-ld/v1/subscriptions';
 const TEMPORAL = '/ngsi-ld/v1/temporal/entities';
@@ -150,7 +156,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
   // ---------------------------------------------------------------------------------------- temporal
   const temporalParams = (query: Record<string, unknown>): Record<string, string | undefined> => {
     const out: Record<string, string | undefined> = {};
-    for (const k of TEMPORAL_PARAMETERS) {
+    for (const k of [...TEMPORAL_PARAMETERS, ...TEMPORAL_REFUSED]) {
       if (query[k] !== undefined) out[k] = String(query[k]);
     }
     return out;

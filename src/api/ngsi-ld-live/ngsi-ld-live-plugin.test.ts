@@ -515,6 +515,30 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
         headers: asSensor,
       });
       expect(bad.json()).toMatchObject({ status: 400, detail: 'timerel needs timeAt' });
+      // Filters history does not apply are refused over HTTP too, never ignored (they once were: the plugin
+      // did not pass them on, and a filtered question got an unfiltered answer).
+      for (const filter of [
+        'q=laeq>100',
+        'scopeQ=/nowhere',
+        'georel=near;maxDistance==1&geometry=Point&coordinates=[0,0]',
+        'csf=x',
+      ]) {
+        const refused = await app.inject({
+          method: 'GET',
+          url: `/ngsi-ld/v1/temporal/entities?type=NoiseLevelObserved&${filter}`,
+          headers: asSensor,
+        });
+        expect(refused.json(), filter).toMatchObject({
+          status: 422,
+          type: 'https://uri.etsi.org/ngsi-ld/errors/OperationNotSupported',
+        });
+      }
+      const refusedOne = await app.inject({
+        method: 'GET',
+        url: '/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:X:none?q=laeq>100',
+        headers: asSensor,
+      });
+      expect(refusedOne.statusCode).toBe(422);
       const unknown = await app.inject({
         method: 'GET',
         url: '/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:X:none',

@@ -187,6 +187,7 @@ function describePlatform(
         instanceId: `urn:ngsi-ld:Instance:conformance-${n}`,
         registrationId: `urn:ngsi-ld:ContextSourceRegistration:conformance-${n}`,
         entityMapId: `urn:ngsi-ld:EntityMap:conformance-${n}`,
+        snapshotId: `urn:ngsi-ld:Snapshot:conformance-${n}`,
       };
       if (path.includes('{entityId}')) {
         out.entityId = await created('/entities', {
