@@ -372,6 +372,7 @@ export async function createPlatform(
       query: createCoreQueryPort(contexts),
       writer: context,
       entityReader: context,
+      contexts: context,
       senders: [mqtt.sender],
       egress,
       ...(config.historyRetentionDays

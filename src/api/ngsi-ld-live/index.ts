@@ -87,7 +87,9 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
     { schema: { tags, summary: 'Create a subscription', body: PAYLOADS.subscription, consumes: CONSUMES } },
     async (request, reply) => {
       const { body, context } = splitPayload(request, request.body);
-      const rec = await live.subscriptions.create(tenantOf(request), principalOf(request), body, context);
+      const rec = await live.subscriptions.create(tenantOf(request), principalOf(request), body, context, {
+        contextBase: `${request.protocol}://${request.host}/ngsi-ld/v1/jsonldContexts`,
+      });
       reply.header('Location', `${SUBSCRIPTIONS}/${encodeURIComponent(rec.spec.id)}`);
       reply.status(201).send();
     },
@@ -95,7 +97,13 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
 
   app.get(
     SUBSCRIPTIONS,
-    { schema: { tags, summary: 'List subscriptions', querystring: queryOf('limit', 'offset', 'count') } },
+    {
+      schema: {
+        tags,
+        summary: 'List subscriptions',
+        querystring: queryOf('limit', 'offset', 'count', 'options'),
+      },
+    },
     async (request, reply) => {
       const query = request.query as Record<string, unknown>;
       const type = negotiate(request);
@@ -106,7 +114,10 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       answerType(reply, type, context);
       return Promise.all(
         items.map((r) =>
-          live.subscriptions.view(r, context, { includeContext: type === 'application/ld+json' }),
+          live.subscriptions.view(r, context, {
+            includeContext: type === 'application/ld+json',
+            sysAttrs: hasOption(query.options, 'sysAttrs'),
+          }),
         ),
       );
     },
@@ -114,14 +125,17 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
 
   app.get(
     `${SUBSCRIPTIONS}/:id`,
-    { schema: { tags, summary: 'Retrieve a subscription' } },
+    { schema: { tags, summary: 'Retrieve a subscription', querystring: queryOf('options') } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const type = negotiate(request);
       const rec = await live.subscriptions.get(tenantOf(request), principalOf(request), id);
       const context = linkContext(request);
       answerType(reply, type, context ?? rec.spec.jsonldContext);
-      return live.subscriptions.view(rec, context, { includeContext: type === 'application/ld+json' });
+      return live.subscriptions.view(rec, context, {
+        includeContext: type === 'application/ld+json',
+        sysAttrs: hasOption((request.query as Record<string, unknown>).options, 'sysAttrs'),
+      });
     },
   );
 
@@ -367,4 +381,9 @@ const CORE = 'https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld';
 
 function linkContext(request: FastifyRequest): string | undefined {
   return contextFromLink(request.headers.link);
+}
+
+/** Whether `options` (a comma-separated list) names `option`. */
+function hasOption(options: unknown, option: string): boolean {
+  return typeof options === 'string' && options.split(',').some((o) => o.trim() === option);
 }

@@ -132,7 +132,6 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
         entities: [{ type: 'Vehicle' }],
         watchedAttributes: ['speed'],
         notificationTrigger: ['attributeCreated', 'attributeUpdated'],
-        isActive: true,
         status: 'active',
         notification: {
           format: 'normalized',

@@ -524,42 +524,99 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     async (request, reply) => {
       negotiate(request, false);
       const query = queryOf(request);
-      const { hosted, cached } = await svc.listContexts();
       if (query.kind !== undefined && !['Hosted', 'Cached', 'ImplicitlyCreated'].includes(query.kind)) {
         throw new AppError('CONTEXT_INVALID_REQUEST', `kind must be Hosted, Cached or ImplicitlyCreated`);
       }
+      const { hosted, cached } = await svc.listContexts();
       const infos = [
-        ...hosted.map((h) => ({
-          URL: contextUrl(request, h.id),
-          localId: h.id,
-          kind: 'Hosted',
-          createdAt: h.createdAt,
-        })),
-        ...cached.map((url) => ({ URL: url, localId: url, kind: 'Cached' })),
+        ...hosted.map((h) => hostedInfo(request, h)),
+        ...cached.map((c) => cachedInfo(c)),
       ].filter((i) => query.kind === undefined || i.kind === query.kind);
       reply.type('application/json');
       return query.details === 'true' ? infos : infos.map((i) => i.URL);
     },
   );
 
-  // Served to anyone: JSON-LD processors dereference contexts without credentials.
+  /** ContextInfo (clause 5.2.38) of a context held in the broker's table (Hosted, ImplicitlyCreated). */
+  function hostedInfo(
+    request: FastifyRequest,
+    h: { id: string; kind: string; createdAt: string; numberOfHits: number; lastUsage?: string },
+  ): Record<string, unknown> {
+    return {
+      URL: contextUrl(request, h.id),
+      localId: h.id,
+      kind: h.kind,
+      createdAt: h.createdAt,
+      ...(h.lastUsage ? { lastUsage: h.lastUsage } : {}),
+      numberOfHits: h.numberOfHits,
+    };
+  }
+
+  /** ContextInfo of a cached remote context: its URL is its id. */
+  function cachedInfo(c: {
+    url: string;
+    createdAt: string;
+    numberOfHits: number;
+    lastUsage?: string;
+  }): Record<string, unknown> {
+    return {
+      URL: c.url,
+      localId: c.url,
+      kind: 'Cached',
+      createdAt: c.createdAt,
+      ...(c.lastUsage ? { lastUsage: c.lastUsage } : {}),
+      numberOfHits: c.numberOfHits,
+    };
+  }
+
+  // Served to anyone: JSON-LD processors dereference contexts without credentials. A hosted context by its
+  // id, a cached one (and the core context) by its URL; `details=true` answers its ContextInfo instead.
   app.get(
     '/jsonldContexts/:contextId',
-    { ...op('Serve a hosted @context'), config: { public: true } },
+    { ...op('Serve a @context', { query: documentedQuery('details') }), config: { public: true } },
     async (request, reply) => {
       const { contextId } = request.params as { contextId: string };
+      const details = queryOf(request).details === 'true';
+      const hosted = details ? await svc.hostedContextInfo(contextId) : undefined;
+      if (hosted) {
+        reply.type('application/json');
+        return hostedInfo(request, hosted);
+      }
+      if (/^https?:\/\//i.test(contextId)) {
+        const cached = await svc.cachedContext(contextId);
+        if (cached) {
+          if (details) {
+            reply.type('application/json');
+            return cachedInfo(cached);
+          }
+          reply.type('application/ld+json');
+          return cached.document;
+        }
+      }
       const row = await svc.getHostedContext(contextId);
       reply.type('application/ld+json');
       return row.body;
     },
   );
 
-  app.delete('/jsonldContexts/:contextId', op('Delete a hosted @context'), async (request, reply) => {
-    requireWriter(request);
-    const { contextId } = request.params as { contextId: string };
-    await svc.deleteHostedContext(callerOf(request), contextId);
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/jsonldContexts/:contextId',
+    op('Delete a hosted @context, or drop or reload a cached one', { query: documentedQuery('reload') }),
+    async (request, reply) => {
+      requireWriter(request);
+      const { contextId } = request.params as { contextId: string };
+      const reload = queryOf(request).reload;
+      if (reload !== undefined && reload !== 'true' && reload !== 'false') {
+        throw new AppError('CONTEXT_INVALID_REQUEST', 'reload must be true or false');
+      }
+      if (/^https?:\/\//i.test(contextId)) {
+        await svc.deleteCachedContext(callerOf(request), contextId, reload === 'true');
+      } else {
+        await svc.deleteHostedContext(callerOf(request), contextId, { reload: reload === 'true' });
+      }
+      return reply.status(204).send();
+    },
+  );
 
   // ------------------------------------------------------------------------------------- discovery
 

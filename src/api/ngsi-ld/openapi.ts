@@ -38,6 +38,7 @@ export const QUERY_PARAMETERS = {
   format: text('normalized, concise or keyValues'),
   details: flag('Detailed type or attribute information'),
   kind: text('Hosted, Cached or ImplicitlyCreated'),
+  reload: flag('Fetch a cached @context again instead of dropping it'),
   timerel: text('before, after or between'),
   timeAt: text('DateTime of the temporal query'),
   endTimeAt: text('End DateTime of a between query'),

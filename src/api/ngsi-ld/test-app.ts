@@ -20,6 +20,7 @@ import { TransactionalOutbox } from '../../modules/events/index.ts';
 import { emptyAudience, normaliseTlp, principalReadKeys, type Role } from '../../modules/sharing/index.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
+import { MAX_PARAM_LENGTH } from '../http/edge-guard.ts';
 import { ngsiLdPlugin } from './ngsi-ld-plugin.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -67,7 +68,8 @@ export async function openTestApp(
     resolver: new ContextResolver({ contextMapFile: CONTEXT_MAP, timeoutMs: 500 }),
     ...opts.budgets,
   });
-  const app = Fastify();
+  // As the platform's server: path segments up to MAX_PARAM_LENGTH (a @context URL names a cached context).
+  const app = Fastify({ routerOptions: { maxParamLength: MAX_PARAM_LENGTH } });
   app.addHook('onRequest', async (request) => {
     const who = request.headers['x-test-user'];
     if (typeof who !== 'string') return;

@@ -23,6 +23,7 @@ import type {
   AccountStatusPort,
   EntityReaderPort,
   EntityWriterPort,
+  ImplicitContextPort,
   LdContextPort,
   LiveGate,
   QueryPort,
@@ -52,6 +53,8 @@ export interface ContextLiveDeps {
   accounts?: AccountStatusPort;
   /** Needed for ingestion; without it `ingestion` is undefined. */
   writer?: EntityWriterPort;
+  /** Hosts subscriptions' inline or compound @contexts (ImplicitlyCreated); without it they get none. */
+  contexts?: ImplicitContextPort;
   /** Senders besides HTTP(S), e.g. the MQTT sender from src/adapters/mqtt. */
   senders?: NotificationSender[];
   /** Where HTTP(S) notifications may go; default: the policy without lists (public and private networks). */
@@ -122,6 +125,7 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     query: deps.query,
     entityReader: deps.entityReader,
     accounts: deps.accounts,
+    implicitContexts: deps.contexts,
     clock,
     announce: async (trx, tenant, id) => {
       await deps.events?.emit(trx, SUBSCRIPTION_CHANGED, { tenant, id });

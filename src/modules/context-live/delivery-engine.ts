@@ -31,7 +31,7 @@ import { type Marking, markingLabel } from '../sharing/index.ts';
 import { type ChangeKind, incarnationOf, type LiveEntityChange, typesOf } from './entity-change-event.ts';
 import { buildNotification, type NotificationSender, type NotifiedEntity } from './notification.ts';
 import type { EntityReaderPort, LdContextPort, LiveGate, QueryPort } from './ports.ts';
-import type { SubscriptionRecord } from './subscription.ts';
+import type { SubscriptionRecord, SubscriptionSpec } from './subscription.ts';
 import {
   type CompiledSubscription,
   compileIdPatterns,
@@ -128,6 +128,28 @@ interface StatusDelta {
 }
 
 const keyOf = (tenant: string, id: string) => `${tenant}\u0000${id}`;
+
+/**
+ * The part of what a change replaced that a subscription's notifications show: everything with
+ * `showChanges`, else the attributes of which the change deleted an instance (shown as NGSI-LD Nulls), and
+ * on deletion the entity's system attributes. Kept small: it travels with the item through the outbox.
+ */
+function previousFor(
+  spec: SubscriptionSpec,
+  change: LiveEntityChange,
+  trigger: string,
+): Record<string, unknown> | undefined {
+  const previous = change.previous;
+  if (!previous) return undefined;
+  if (spec.notification.showChanges === true) return previous;
+  const out: Record<string, unknown> = {};
+  const deleted = change.entity === null && trigger !== 'attributeDeleted' ? [] : change.deletedAttributes;
+  for (const k of deleted ?? []) if (previous[k] !== undefined) out[k] = previous[k];
+  if (change.entity === null) {
+    for (const k of ['createdAt', 'modifiedAt']) if (previous[k] !== undefined) out[k] = previous[k];
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
 
 /** Notifications a retry takes along behind the one it retries, and the most items it sends at once. */
 const MAX_FOLLOWERS = 100;
@@ -354,6 +376,8 @@ export class DeliveryEngine {
         incarnation: incarnationOf(change),
         trigger,
       };
+      const previous = previousFor(s.rec.spec, change, trigger);
+      if (previous) item.previous = previous;
       if (kind === 'deleted') item.deletedAt = at ?? new Date(now).toISOString();
       waits.push(this.#enqueue(s, item));
     }

@@ -24,6 +24,8 @@ export interface LiveEntityChange {
   /** When the core tells them apart: the attributes that the change added, and those it removed. */
   createdAttributes?: string[];
   deletedAttributes?: string[];
+  /** The changed attributes as they were before the change; on delete the whole entity (see the core's event). */
+  previous?: Record<string, unknown>;
   ownerOrg: string;
   createdBy: string;
   marking: Marking;

@@ -192,7 +192,12 @@ export class IngestionService {
       return { status: 'accepted', fragments: jobs.length };
     } catch (e) {
       const reason = isAppError(e) || e instanceof Error ? e.message : String(e);
-      return this.#reject(msg, target, reason, isAppError(e) && e.code === 'AUTH_ROLE_REQUIRED' ? e.code : undefined);
+      return this.#reject(
+        msg,
+        target,
+        reason,
+        isAppError(e) && e.code === 'AUTH_ROLE_REQUIRED' ? e.code : undefined,
+      );
     }
   }
 

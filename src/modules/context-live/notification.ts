@@ -5,8 +5,14 @@
  * The marking of what a notification holds travels beside it, never inside the standard payload: the
  * `SafeCity-Marking` header of HTTP notifications, which the MQTT binding carries in its `metadata`.
  */
-import { type ExpandedEntity as CoreEntity, DEFAULT_TENANT, renderEntity } from '../context/index.ts';
+import {
+  type ExpandedEntity as CoreEntity,
+  DEFAULT_TENANT,
+  NGSI_LD_NULL,
+  renderEntity,
+} from '../context/index.ts';
 import { MARKING_HEADER } from '../sharing/index.ts';
+import { NON_ATTRIBUTE_MEMBERS } from './entity-change-event.ts';
 import type { EntityFormat, ExpandedEntity, JsonLdContext, LdContextPort } from './ports.ts';
 import type { SubscriptionSpec } from './subscription.ts';
 
@@ -24,6 +30,13 @@ export interface NotifiedEntity {
   types: string[];
   entity: ExpandedEntity | null;
   deletedAt?: string;
+  /**
+   * What the change replaced (EntityChangeEvent.previous): the previous values `showChanges` shows, and the
+   * instances the change deleted, shown with the NGSI-LD Null. Kept only when the subscription needs it.
+   */
+  previous?: Record<string, unknown> | undefined;
+  /** The trigger that made the subscription notify it. */
+  trigger?: string;
 }
 
 export interface OutgoingNotification {
@@ -36,31 +49,140 @@ export interface OutgoingNotification {
   notifierInfo: Record<string, string>;
 }
 
-function filterAttributes(e: ExpandedEntity, spec: SubscriptionSpec): ExpandedEntity {
-  const attrs = spec.notification.attributes;
-  const sys = spec.notification.sysAttrs === true;
-  const out: ExpandedEntity = { id: e.id, type: e.type };
-  for (const [k, v] of Object.entries(e)) {
-    if (k === 'id' || k === 'type') continue;
-    if (SYS_ATTRS.has(k)) {
-      if (sys) out[k] = v;
-      continue;
-    }
-    if (attrs && !attrs.includes(k)) continue;
-    out[k] = sys ? v : stripSysAttrs(v);
-  }
+type Instance = Record<string, unknown>;
+
+/** The member holding an attribute's value, by attribute type, and the one `showChanges` names its previous. */
+const VALUE_MEMBER: Record<string, [string, string]> = {
+  Property: ['value', 'previousValue'],
+  GeoProperty: ['value', 'previousValue'],
+  Relationship: ['object', 'previousObject'],
+  LanguageProperty: ['languageMap', 'previousLanguageMap'],
+  JsonProperty: ['json', 'previousJson'],
+  VocabProperty: ['vocab', 'previousVocab'],
+  ListProperty: ['valueList', 'previousValueList'],
+  ListRelationship: ['objectList', 'previousObjectList'],
+};
+
+function instances(v: unknown): Instance[] {
+  if (v === undefined || v === null) return [];
+  return (Array.isArray(v) ? v : [v]).filter((i) => typeof i === 'object' && i !== null) as Instance[];
+}
+
+const sameDataset = (a: Instance, b: Instance) => (a.datasetId ?? '') === (b.datasetId ?? '');
+
+/**
+ * A deleted attribute instance as notifications show it (clause 4.5.x, NGSI-LD Null): its type and
+ * datasetId, its value member the NGSI-LD Null (`languageMap: {"@none": …}` for a LanguageProperty),
+ * `deletedAt`, and with `showChanges` the value it had.
+ */
+function deletedInstance(old: Instance, deletedAt: string, showChanges: boolean): Instance {
+  const type = typeof old.type === 'string' ? old.type : 'Property';
+  const [member, previous] = VALUE_MEMBER[type] ?? ['value', 'previousValue'];
+  const out: Instance = { type };
+  out[member] = member === 'languageMap' ? { '@none': NGSI_LD_NULL } : NGSI_LD_NULL;
+  if (typeof old.datasetId === 'string') out.datasetId = old.datasetId;
+  if (showChanges && old[member] !== undefined) out[previous] = old[member];
+  if (typeof old.createdAt === 'string') out.createdAt = old.createdAt;
+  if (typeof old.modifiedAt === 'string') out.modifiedAt = old.modifiedAt;
+  out.deletedAt = deletedAt;
   return out;
 }
 
-function stripSysAttrs(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(stripSysAttrs);
-  if (typeof v !== 'object' || v === null) return v;
-  const o: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (SYS_ATTRS.has(k)) continue;
-    o[k] = x;
+/** An instance after the change with the value it replaced (`showChanges`), when it had one. */
+function withPrevious(cur: Instance, before: Instance[]): Instance {
+  const old = before.find((b) => sameDataset(b, cur));
+  const type = typeof cur.type === 'string' ? cur.type : 'Property';
+  const [member, previous] = VALUE_MEMBER[type] ?? ['value', 'previousValue'];
+  if (!old || old.type !== cur.type || old[member] === undefined) return cur;
+  return { ...cur, [previous]: old[member] };
+}
+
+/**
+ * The entity a notification carries, expanded: after an update its attributes (those the subscription
+ * names) with the instances the change deleted shown as NGSI-LD Nulls and, with `showChanges`, the previous
+ * values; after a deletion id and types, and — for `attributeDeleted` (the watched attributes) or with
+ * `showChanges` — every attribute it had as NGSI-LD Nulls.
+ */
+function notifiedEntity(
+  it: NotifiedEntity,
+  spec: SubscriptionSpec,
+  deletedAt: string,
+): { entity: ExpandedEntity; sys: Record<string, string> } {
+  const attrs = spec.notification.attributes;
+  const sys = spec.notification.sysAttrs === true;
+  const showChanges = spec.notification.showChanges === true;
+  const previous = it.previous ?? {};
+  const sysMembers: Record<string, string> = {};
+  const out: ExpandedEntity = { id: it.entityId, type: it.types };
+  const { pick, omit } = spec.notification;
+  const wanted = (k: string) =>
+    (!attrs || attrs.includes(k)) && (!pick || pick.includes(k)) && !omit?.includes(k);
+  if (!it.entity) {
+    for (const k of ['createdAt', 'modifiedAt']) {
+      const v = previous[k] ?? previous[`https://uri.etsi.org/ngsi-ld/${k}`];
+      if (sys && typeof v === 'string') sysMembers[k] = v;
+    }
+    const watched = spec.watchedAttributes;
+    const asNulls = showChanges || it.trigger === 'attributeDeleted';
+    for (const [k, v] of Object.entries(previous)) {
+      if (!asNulls || NON_ATTRIBUTE_MEMBERS.has(k) || !wanted(k)) continue;
+      if (!showChanges && watched && !watched.includes(k)) continue;
+      const gone = instances(v).map((i) => deletedInstance(i, deletedAt, showChanges));
+      if (gone.length > 0) out[k] = gone.length === 1 ? gone[0] : gone;
+    }
+    return { entity: out, sys: sysMembers };
   }
-  return o;
+  for (const [k, v] of Object.entries(it.entity)) {
+    if (k === 'id' || k === 'type') continue;
+    if (SYS_ATTRS.has(k)) {
+      if (sys && typeof v === 'string') sysMembers[k.slice(k.lastIndexOf('/') + 1)] = v;
+      continue;
+    }
+    if (NON_ATTRIBUTE_MEMBERS.has(k)) {
+      out[k] = v;
+      continue;
+    }
+    if (!wanted(k)) continue;
+    const before = instances(previous[k]);
+    out[k] = showChanges && before.length > 0 ? mapInstances(v, (i) => withPrevious(i, before)) : v;
+  }
+  for (const [k, v] of Object.entries(previous)) {
+    if (NON_ATTRIBUTE_MEMBERS.has(k) || !wanted(k)) continue;
+    const now = instances(it.entity[k]);
+    const gone = instances(v)
+      .filter((b) => !now.some((n) => sameDataset(n, b)))
+      .map((b) => deletedInstance(b, deletedAt, showChanges));
+    if (gone.length === 0) continue;
+    const all = [...instances(out[k]), ...gone];
+    out[k] = all.length === 1 ? all[0] : all;
+  }
+  return { entity: out, sys: sysMembers };
+}
+
+function mapInstances(v: unknown, f: (i: Instance) => Instance): unknown {
+  return Array.isArray(v) ? v.map((i) => f(i as Instance)) : f(v as Instance);
+}
+
+/**
+ * The context a notification's body is compacted with and the one its `Link` header names (clause 5.2.12,
+ * `jsonldContext`): the subscription's `jsonldContext` member, else the @context it was created with. A
+ * `Link` header names one URL: a context that is not one URL (inline, or several) is sent in the body of
+ * `application/ld+json` notifications and replaced by the core context in `application/json` ones.
+ */
+export function notificationContext(
+  spec: SubscriptionSpec,
+  accept: 'application/json' | 'application/ld+json',
+): { compactWith: JsonLdContext | undefined; label: JsonLdContext } {
+  const given = spec.notificationContext ?? spec.jsonldContext;
+  if (accept === 'application/ld+json') return { compactWith: given, label: given ?? CORE_CONTEXT };
+  const url = singleUrl(given);
+  return { compactWith: url, label: url ?? CORE_CONTEXT };
+}
+
+function singleUrl(ctx: JsonLdContext | undefined): string | undefined {
+  if (typeof ctx === 'string') return ctx;
+  if (Array.isArray(ctx) && ctx.length === 1 && typeof ctx[0] === 'string') return ctx[0];
+  return undefined;
 }
 
 export async function buildNotification(
@@ -74,29 +196,29 @@ export async function buildNotification(
   /** The label of what the notification holds (`markingLabel` of its entities). */
   opts: { marking?: string | undefined } = {},
 ): Promise<OutgoingNotification> {
-  const ctx: JsonLdContext | undefined = spec.jsonldContext;
+  const ep = spec.notification.endpoint;
+  const accept = ep.accept === 'application/ld+json' ? 'application/ld+json' : 'application/json';
+  const context = notificationContext(spec, accept);
   const format: EntityFormat = spec.notification.format;
-  const ac = await ld.resolve(ctx);
+  const ac = await ld.resolve(context.compactWith);
   const data: Record<string, unknown>[] = [];
   for (const it of items) {
-    if (!it.entity) {
-      const types = it.types.map((t) => ac.compactIri(t));
-      data.push({
-        id: it.entityId,
-        type: types.length === 1 ? types[0] : types,
-        deletedAt: it.deletedAt ?? notifiedAt.toISOString(),
-      });
-      continue;
-    }
-    const e = filterAttributes(it.entity, spec);
-    data.push(
-      renderEntity({ ...e, type: Array.isArray(e.type) ? e.type : [e.type] } as CoreEntity, ac, {
-        format,
-        sysAttrs: spec.notification.sysAttrs === true,
-      }),
+    const deletedAt = it.deletedAt ?? notifiedAt.toISOString();
+    const { entity, sys } = notifiedEntity(it, spec, deletedAt);
+    const rendered = renderEntity(
+      { ...entity, type: Array.isArray(entity.type) ? entity.type : [entity.type] } as CoreEntity,
+      ac,
+      { format, sysAttrs: spec.notification.sysAttrs === true },
     );
+    // System attributes of the entity, in every format (keyValues too: clause 5.2.12 sysAttrs).
+    Object.assign(rendered, sys);
+    if (!it.entity) rendered.deletedAt = deletedAt;
+    const { pick, omit } = spec.notification;
+    for (const m of ['id', 'type', 'scope']) {
+      if ((pick && !pick.includes(m)) || omit?.includes(m)) delete rendered[m];
+    }
+    data.push(rendered);
   }
-  const ep = spec.notification.endpoint;
   const body: Record<string, unknown> = {
     id: `urn:ngsi-ld:Notification:${notificationId}`,
     type: 'Notification',
@@ -105,13 +227,11 @@ export async function buildNotification(
     data,
   };
   const headers: Record<string, string> = {};
-  const accept = ep.accept === 'application/ld+json' ? 'application/ld+json' : 'application/json';
   headers['Content-Type'] = accept;
   if (accept === 'application/ld+json') {
-    body['@context'] = ctx ?? CORE_CONTEXT;
+    body['@context'] = context.label;
   } else {
-    const link = typeof ctx === 'string' ? ctx : CORE_CONTEXT;
-    headers.Link = `<${link}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"`;
+    headers.Link = `<${context.label as string}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"`;
   }
   if (tenant !== DEFAULT_TENANT) headers['NGSILD-Tenant'] = tenant;
   const marking = MARKING_HEADER.toLowerCase();

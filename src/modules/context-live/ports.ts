@@ -1,5 +1,5 @@
 import type { ActiveContext } from '../context/index.ts';
-import type { Marking, SharingGate } from '../sharing/index.ts';
+import type { GatePrincipal, Marking, SharingGate } from '../sharing/index.ts';
 
 /**
  * What this module needs from the rest of the platform, as narrow interfaces ("only what we need").
@@ -121,4 +121,13 @@ export interface EntityWriterPort {
    * account without a writing role is refused as such before anything is parsed.
    */
   checkWriter?(principal: IngestPrincipal): void;
+}
+
+/**
+ * Hosts a @context that is not one URL (inline, or several) as an ImplicitlyCreated context of the @context
+ * API (clause 5.13), so that notifications can name it in a `Link` header (the NGSI-LD core's service).
+ */
+export interface ImplicitContextPort {
+  /** The id of the hosted copy of `context` for the principal's organisation (created once, then reused). */
+  implicitContext(principal: GatePrincipal, context: JsonLdContext): Promise<string>;
 }

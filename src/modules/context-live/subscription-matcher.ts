@@ -36,6 +36,9 @@ export function firedTriggers(
   const fired = new Map<NotificationTrigger, string[]>();
   if (kind === 'deleted') {
     fired.set('entityDeleted', []);
+    // Deleting an entity deletes its attributes (clause 5.2.12: attributeDeleted).
+    const gone = change.deletedAttributes ?? [];
+    if (gone.length > 0) fired.set('attributeDeleted', gone);
     return fired;
   }
   const present = new Set(change.entity ? attributeNames(change.entity) : []);

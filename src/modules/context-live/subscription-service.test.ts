@@ -260,7 +260,7 @@ describe('subscriptions at the sharing gate (PGlite)', () => {
         );
         return v.status === 'paused' ? v : undefined;
       }, 'the pause');
-      expect(view).toMatchObject({ isActive: true, status: 'paused', statusReason: OWNER_DISABLED });
+      expect(view).toMatchObject({ status: 'paused', statusReason: OWNER_DISABLED });
       const paused = received(rec.spec.id);
       await notifyBoth('urn:ngsi-ld:Vehicle:g12', 2);
       await new Promise((r) => setTimeout(r, 300));

@@ -17,6 +17,7 @@ import type { DeliveryEngine } from './delivery-engine.ts';
 import type {
   AccountStatusPort,
   EntityReaderPort,
+  ImplicitContextPort,
   JsonLdContext,
   LdContextPort,
   LiveGate,
@@ -50,6 +51,8 @@ export interface SubscriptionServiceDeps {
   entityReader?: EntityReaderPort | undefined;
   /** Whether a subscription's creator may still act; without it subscriptions are never paused for it. */
   accounts?: AccountStatusPort | undefined;
+  /** Hosts a subscription's @context when it is not one URL (ImplicitlyCreated, clause 5.13). */
+  implicitContexts?: ImplicitContextPort | undefined;
   clock: Clock;
   /**
    * Tells every instance that a subscription changed, in the transaction of the change (through the
@@ -79,11 +82,17 @@ export class SubscriptionService {
     }
   }
 
+  /**
+   * `contextBase` is where this broker's @contexts are served (`…/ngsi-ld/v1/jsonldContexts`): a
+   * subscription whose @context is not one URL and that names no `jsonldContext` gets its @context hosted
+   * there (ImplicitlyCreated) and named as its `jsonldContext`, which notifications name in `Link`.
+   */
   async create(
     tenant: string,
     principal: LivePrincipal,
     body: unknown,
     context: JsonLdContext | undefined,
+    opts: { contextBase?: string | undefined } = {},
   ): Promise<SubscriptionRecord> {
     // The role first: a viewer learns nothing from validation errors either.
     this.#d.gate.checkCreate(principal, SUBSCRIPTION_KIND);
@@ -96,6 +105,16 @@ export class SubscriptionService {
     });
     this.#check(spec);
     await this.#d.engine.checkEndpoint(spec.notification.endpoint.uri, principal.orgId);
+    const own = spec.jsonldContext;
+    const oneUrl =
+      typeof own === 'string' || (Array.isArray(own) && own.length === 1 && typeof own[0] === 'string');
+    if (own !== undefined && !oneUrl && spec.notificationContext === undefined && opts.contextBase) {
+      const implicit = this.#d.implicitContexts;
+      if (implicit) {
+        const id = await implicit.implicitContext(principal, own);
+        spec.notificationContext = `${opts.contextBase}/${encodeURIComponent(id)}`;
+      }
+    }
     const rec: SubscriptionRecord = {
       tenant,
       spec,
@@ -201,7 +220,7 @@ export class SubscriptionService {
   view(
     rec: SubscriptionRecord,
     context: JsonLdContext | undefined,
-    opts: { includeContext?: boolean } = {},
+    opts: { includeContext?: boolean; sysAttrs?: boolean } = {},
   ): Promise<Record<string, unknown>> {
     return subscriptionView(rec, context, this.#d.ld, this.#d.clock.now(), opts);
   }

@@ -51,6 +51,10 @@ export interface Endpoint {
 export interface NotificationParams {
   /** Expanded attribute names to include; all when absent. */
   attributes?: string[];
+  /** Members to keep (`id`, `type`, expanded attribute names); all when absent (clause 5.2.14, pick). */
+  pick?: string[];
+  /** Members to leave out (same names; omit). */
+  omit?: string[];
   format: EntityFormat;
   sysAttrs?: boolean;
   showChanges?: boolean;
@@ -71,12 +75,19 @@ export interface SubscriptionSpec {
   q?: string;
   geoQ?: GeoQuery;
   isActive: boolean;
+  /** The subscriber gave `isActive` (it is shown then; the default is not a member it wrote). */
+  isActiveGiven?: boolean;
   expiresAt?: string;
   throttling?: number;
   lang?: string;
   notification: NotificationParams;
   /** The @context the subscription was created with (Link header or body). */
   jsonldContext?: JsonLdContext;
+  /**
+   * The subscription's `jsonldContext` member (clause 5.2.12): the URI of the @context its notifications
+   * are compacted with, instead of `jsonldContext` above.
+   */
+  notificationContext?: string;
 }
 
 /** Delivery status kept beside a subscription (clause 5.2.14). */
@@ -292,7 +303,25 @@ function parseNotification(v: unknown, ac: ActiveLdContext): NotificationParams 
     if (typeof v.showChanges !== 'boolean') throw bad('notification.showChanges must be a boolean');
     out.showChanges = v.showChanges;
   }
+  if (v.pick !== undefined && v.pick !== null) out.pick = memberList(v.pick, 'notification.pick', ac);
+  if (v.omit !== undefined && v.omit !== null) out.omit = memberList(v.omit, 'notification.omit', ac);
   return out;
+}
+
+/** pick and omit name entity members: `id`, `type`, `scope` as they are, attributes expanded. */
+function memberList(v: unknown, name: string, ac: ActiveLdContext): string[] {
+  return stringList(v, name).map((m) => (ENTITY_MEMBER_NAMES.has(m) ? m : ac.expandTerm(m)));
+}
+
+const ENTITY_MEMBER_NAMES = new Set(['id', 'type', 'scope']);
+
+/** `attributes` and `pick`/`omit` are two ways of choosing members: one at a time (clause 5.2.14). */
+function checkProjection(n: NotificationParams): void {
+  if (n.attributes && (n.pick || n.omit)) {
+    throw bad('notification.attributes cannot be combined with notification.pick or notification.omit');
+  }
+  const both = n.pick?.filter((m) => n.omit?.includes(m)) ?? [];
+  if (both.length > 0) throw bad(`notification.pick and notification.omit both name ${both.join(', ')}`);
 }
 
 /**
@@ -369,6 +398,12 @@ export async function patchSubscription(
     } else if (current.notification.attributes) {
       next.notification.attributes = current.notification.attributes;
     }
+    const given: Record<string, unknown> = isObject(fragment.notification) ? fragment.notification : {};
+    for (const k of ['pick', 'omit'] as const) {
+      const kept = current.notification[k];
+      if (given[k] === null) delete next.notification[k];
+      else if (given[k] === undefined && kept) next.notification[k] = kept;
+    }
   }
   await applyMembers(next, fragment, ctx, ac, deps, false);
   checkCoherence(next, deps.now, false);
@@ -376,6 +411,7 @@ export async function patchSubscription(
 }
 
 function toRawNotification(n: NotificationParams): Record<string, unknown> {
+  // pick and omit are expanded here: the caller keeps them from the subscription as they are.
   const raw: Record<string, unknown> = { format: n.format };
   if (n.sysAttrs !== undefined) raw.sysAttrs = n.sysAttrs;
   if (n.showChanges !== undefined) raw.showChanges = n.showChanges;
@@ -444,6 +480,19 @@ async function applyMembers(
   if (input.isActive !== undefined) {
     if (typeof input.isActive !== 'boolean') throw bad('isActive must be a boolean');
     spec.isActive = input.isActive;
+    spec.isActiveGiven = true;
+  }
+  if (input.jsonldContext !== undefined) {
+    if (input.jsonldContext === null && !creating) delete spec.notificationContext;
+    else {
+      // The @context notifications are compacted with: a dereferenceable URI (clause 5.2.12), resolved now so
+      // that one that cannot be had is refused at once (503 LdContextNotAvailable), not at every delivery.
+      if (!isUri(input.jsonldContext) || !/^https?:\/\//i.test(input.jsonldContext)) {
+        throw bad('jsonldContext must be the URI of a JSON-LD @context (http or https)');
+      }
+      await deps.ld.resolve(input.jsonldContext);
+      spec.notificationContext = input.jsonldContext;
+    }
   }
   const expires = input.expiresAt ?? input.expires;
   if (expires !== undefined && !(input.expiresAt === null && remove('expiresAt'))) {
@@ -454,6 +503,7 @@ async function applyMembers(
 }
 
 function checkCoherence(spec: SubscriptionSpec, _now: Date, _creating: boolean): void {
+  checkProjection(spec.notification);
   if (!spec.entities && !spec.watchedAttributes) {
     throw bad('a subscription needs entities or watchedAttributes');
   }
@@ -471,7 +521,7 @@ export async function subscriptionView(
   context: JsonLdContext | undefined,
   ld: LdContextPort,
   now: Date,
-  opts: { includeContext?: boolean } = {},
+  opts: { includeContext?: boolean; sysAttrs?: boolean } = {},
 ): Promise<Record<string, unknown>> {
   const s = rec.spec;
   const ctx = context ?? s.jsonldContext;
@@ -493,7 +543,7 @@ export async function subscriptionView(
   if (s.timeInterval !== undefined) out.timeInterval = s.timeInterval;
   if (s.q !== undefined) out.q = s.q;
   if (s.geoQ !== undefined) out.geoQ = s.geoQ;
-  out.isActive = s.isActive;
+  if (s.isActiveGiven || !s.isActive) out.isActive = s.isActive;
   if (s.expiresAt !== undefined) out.expiresAt = s.expiresAt;
   if (s.throttling !== undefined) out.throttling = s.throttling;
   if (s.lang !== undefined) out.lang = s.lang;
@@ -503,6 +553,9 @@ export async function subscriptionView(
   notification.format = n.format;
   if (n.sysAttrs !== undefined) notification.sysAttrs = n.sysAttrs;
   if (n.showChanges !== undefined) notification.showChanges = n.showChanges;
+  const member = (m: string) => (ENTITY_MEMBER_NAMES.has(m) ? m : ac.compactIri(m));
+  if (n.pick) notification.pick = n.pick.map(member);
+  if (n.omit) notification.omit = n.omit.map(member);
   notification.endpoint = n.endpoint;
   const d = rec.delivery;
   notification.timesSent = d.timesSent;
@@ -514,12 +567,15 @@ export async function subscriptionView(
   // NGSI-LD gives the time of the last failure only; why it failed is what the subscriber needs to fix it.
   if (d.status === 'failed' && d.lastError) notification.lastFailureReason = d.lastError;
   out.notification = notification;
-  if (typeof s.jsonldContext === 'string') out.jsonldContext = s.jsonldContext;
+  if (s.notificationContext !== undefined) out.jsonldContext = s.notificationContext;
   out.status = subscriptionStatus(s, now, rec.pausedReason);
   // Not an NGSI-LD member: NGSI-LD has no word for "paused by the platform", and its subscriber must know why.
   if (rec.pausedReason && out.status === 'paused') out.statusReason = rec.pausedReason;
-  out.createdAt = rec.createdAt;
-  out.modifiedAt = rec.modifiedAt;
+  // System attributes, as for entities: only when asked for (options=sysAttrs).
+  if (opts.sysAttrs) {
+    out.createdAt = rec.createdAt;
+    out.modifiedAt = rec.modifiedAt;
+  }
   if (opts.includeContext && ctx !== undefined) out['@context'] = ctx;
   return out;
 }

@@ -20,7 +20,7 @@ import { type Clock, systemClock } from '../../kernel/clock.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { Store } from '../../ports/store.ts';
-import type { Marking, SharingGate } from '../sharing/index.ts';
+import type { GatePrincipal, Marking, SharingGate } from '../sharing/index.ts';
 import { ClientTerms } from './client-terms.ts';
 import type { ContextEvents } from './entity-change-event.ts';
 import type { ExpandedEntity } from './entity-model.ts';
@@ -291,8 +291,25 @@ export class ContextService {
     return this.hosted.list();
   }
 
-  deleteHostedContext(caller: Caller, id: string): Promise<void> {
-    return this.hosted.remove(caller, id);
+  deleteHostedContext(caller: Caller, id: string, opts: { reload?: boolean } = {}): Promise<void> {
+    return this.hosted.remove(caller, id, opts);
+  }
+
+  /** Hosts a @context that is not one URL as ImplicitlyCreated (for subscriptions); returns its id. */
+  implicitContext(principal: GatePrincipal, context: LdContext): Promise<string> {
+    return this.hosted.implicit(principal, context);
+  }
+
+  hostedContextInfo(id: string): ReturnType<HostedContexts['info']> {
+    return this.hosted.info(id);
+  }
+
+  cachedContext(url: string): ReturnType<HostedContexts['cachedInfo']> {
+    return this.hosted.cachedInfo(url);
+  }
+
+  deleteCachedContext(caller: Caller, url: string, reload: boolean): Promise<void> {
+    return this.hosted.removeCached(caller, url, reload);
   }
 
   // ------------------------------------------------------------------ helpers for the live module

@@ -26,9 +26,18 @@ export interface EntityChangeEvent {
   entity: ExpandedEntity | null;
   /** Expanded names of the attributes the change touched (all of them on create and delete). */
   changedAttributes: string[];
-  /** Attributes the change added, and those it removed (subsets of changedAttributes). */
+  /**
+   * Attributes the change added, and those it deleted an instance of (subsets of changedAttributes): an
+   * attribute with other instances left is both deleted and still in `entity`.
+   */
   createdAttributes: string[];
   deletedAttributes: string[];
+  /**
+   * What the change replaced: each changed attribute that existed before, as it was (every instance); on
+   * delete every attribute and the entity's createdAt/modifiedAt. Notifications show previous values
+   * (`showChanges`) and deleted attributes from it.
+   */
+  previous?: Record<string, unknown>;
   ownerOrg: string;
   createdBy: string;
   /** The marking after the change (before it, on delete). */

@@ -60,6 +60,41 @@ export const DEFAULT_TENANT = '';
 export const MAX_ATTRIBUTE_DEPTH = 8;
 
 /**
+ * The NGSI-LD Null (clause 4.5.x): in an update, a merge or a partial attribute update it deletes the
+ * attribute instance (or the member, or the key) it stands for; it is never stored as a value.
+ */
+export const NGSI_LD_NULL = 'urn:ngsi-ld:null';
+
+const VALUE_MEMBERS_OF_NULL = ['value', 'object', 'json', 'vocab', 'valueList', 'objectList'] as const;
+
+/**
+ * Whether an attribute as given (normalized, concise or keyValues) is the NGSI-LD Null: the bare string,
+ * or an attribute whose value member is it (`languageMap: {"@none": "urn:ngsi-ld:null"}` for a
+ * LanguageProperty).
+ */
+export function isNullAttribute(v: unknown): boolean {
+  if (v === NGSI_LD_NULL) return true;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  for (const k of VALUE_MEMBERS_OF_NULL) if (o[k] === NGSI_LD_NULL) return true;
+  const lm = o.languageMap;
+  if (lm === NGSI_LD_NULL) return true;
+  if (lm !== null && typeof lm === 'object' && !Array.isArray(lm)) {
+    const keys = Object.keys(lm);
+    return (
+      keys.length === 1 && keys[0] === '@none' && (lm as Record<string, unknown>)['@none'] === NGSI_LD_NULL
+    );
+  }
+  return false;
+}
+
+/** An attribute instance an NGSI-LD Null deletes: the attribute (expanded) and its datasetId. */
+export interface NullDeletion {
+  name: string;
+  datasetId?: string;
+}
+
+/**
  * Lengths in UTF-8 bytes. Ids, types and attribute names are keys of B-tree indexes (several in one row,
  * with the tenant), whose rows PostgreSQL caps at 2,704 bytes: 256 (tenant) + 1,024 (id) + 512 (attribute)
  * + 512 (datasetId) stays under it.
@@ -144,11 +179,18 @@ export interface ParsedEntity {
   entity: ExpandedEntity;
   /** The raw value of the reserved `marking` Property, when the client set one. */
   marking?: unknown;
+  /** The instances NGSI-LD Nulls delete (only when the options allow them). */
+  deletions?: NullDeletion[];
 }
 
 export interface ParseEntityOptions {
   /** Create and upsert need id and type; fragments (append, update) must not carry them. */
   requireIdAndType: boolean;
+  /**
+   * What an attribute that is the NGSI-LD Null means: `delete` (update, merge: the instance goes) or, by
+   * default, an error (create, replace, append, upsert: there is nothing to delete).
+   */
+  nulls?: 'delete' | 'reject';
 }
 
 /**
@@ -172,12 +214,14 @@ export function parseEntity(body: unknown, expand: TermExpander, opts: ParseEnti
     };
   }
   let marking: unknown;
+  const deletions: NullDeletion[] = [];
   for (const [key, value] of Object.entries(raw)) {
     if (key === 'id' || key === '@id' || key === 'type' || key === '@type') continue;
     if (key === '@context') invalid('@context must be removed before parsing');
     if (key === 'createdAt' || key === 'modifiedAt' || key === 'deletedAt') continue; // system attributes: ignored
     if (key === 'scope') {
-      if (value !== null) entity.scope = parseScope(value);
+      if (value === NGSI_LD_NULL && opts.nulls === 'delete') entity.scope = [];
+      else if (value !== null) entity.scope = parseScope(value);
       continue;
     }
     if (key === MARKING_TERM) {
@@ -187,9 +231,36 @@ export function parseEntity(body: unknown, expand: TermExpander, opts: ParseEnti
     checkAttributeName(key);
     const iri = checkExpandedName(expand(key), 'attribute');
     if (ENTITY_MEMBERS.has(iri)) invalid(`"${key}" is not a valid attribute name`);
+    // A list of attribute objects is a multi-attribute (one instance each); any other list is a value.
+    const multi =
+      Array.isArray(value) &&
+      value.length > 0 &&
+      value.every((v) => v !== null && typeof v === 'object' && !Array.isArray(v));
+    const instances = multi ? (value as unknown[]) : [value];
+    const nulls = instances.filter(isNullAttribute);
+    if (nulls.length > 0) {
+      if (opts.nulls !== 'delete') {
+        invalid(`attribute "${key}" is the NGSI-LD Null: only an update or a merge deletes with it`);
+      }
+      for (const n of nulls) deletions.push(nullDeletion(key, iri, n));
+      const rest = instances.filter((v) => !isNullAttribute(v));
+      if (rest.length === 0) continue;
+      entity[iri] = parseAttribute(key, rest.length === 1 ? rest[0] : rest, expand, 0);
+      continue;
+    }
     entity[iri] = parseAttribute(key, value, expand, 0);
   }
-  return marking === undefined ? { entity } : { entity, marking };
+  const out: ParsedEntity = { entity };
+  if (marking !== undefined) out.marking = marking;
+  if (deletions.length > 0) out.deletions = deletions;
+  return out;
+}
+
+function nullDeletion(key: string, iri: string, v: unknown): NullDeletion {
+  const ds = v !== null && typeof v === 'object' ? (v as Record<string, unknown>).datasetId : undefined;
+  if (ds === undefined) return { name: iri };
+  if (!isUri(ds) || ds === NGSI_LD_NULL) invalid(`datasetId of "${key}" must be a URI`);
+  return { name: iri, datasetId: ds };
 }
 
 /** The marking Property: `{type: Property, value: {tlp, pap, audience}}`, or concise `{tlp, ...}`. */
@@ -332,6 +403,9 @@ function parseOne(name: string, value: unknown, expand: TermExpander, depth: num
       }
       attr.observedAt = v;
       continue;
+    }
+    if (isNullAttribute(v)) {
+      invalid(`"${key}" of "${name}" is the NGSI-LD Null: only a merge removes a member with it`);
     }
     if (key === 'unitCode') {
       if (typeof v !== 'string' || v === '' || v.length > 64)

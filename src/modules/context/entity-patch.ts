@@ -10,15 +10,19 @@ import {
   type ExpandedAttribute,
   type ExpandedEntity,
   instancesOf,
+  isNullAttribute,
+  MARKING_TERM,
+  NGSI_LD_NULL,
+  type NullDeletion,
   parseEntity,
   stampAttribute,
 } from './entity-model.ts';
 import { type EntityRecord, geoFingerprint } from './entity-repository.ts';
 import { asAppError, isPlainObject } from './entity-view.ts';
+import { isGeometryLike } from './geometry.ts';
 import type { ActiveContext } from './json-ld-context.ts';
+import { CORE_ATTRIBUTE_MEMBERS } from './query-language.ts';
 import type { BatchError, BatchItem, UpdateResult } from './write-plan.ts';
-
-const NULL_URI = 'urn:ngsi-ld:null';
 
 export interface ParsedItem {
   entity: ExpandedEntity;
@@ -54,6 +58,7 @@ export function parseBatch(
 
 export interface AppliedAttributes extends UpdateResult {
   createdNames: string[];
+  /** Attributes of which an instance was deleted (the attribute may keep other instances). */
   deletedNames: string[];
   /** The entity's types or scope changed. */
   entityChanged?: boolean;
@@ -80,8 +85,22 @@ export function applyAttributes(
   now: string,
   mode: 'append' | 'update' | 'merge',
   opts: { noOverwrite?: boolean },
+  deletions: readonly NullDeletion[] = [],
 ): AppliedAttributes {
   const out: AppliedAttributes = { updated: [], notUpdated: [], createdNames: [], deletedNames: [] };
+  for (const d of deletions) {
+    if (deleteInstance(rec, d)) {
+      if (!out.updated.includes(d.name)) out.updated.push(d.name);
+      if (!out.deletedNames.includes(d.name)) out.deletedNames.push(d.name);
+    } else if (mode === 'update') {
+      out.notUpdated.push({
+        attributeName: d.name,
+        reason: d.datasetId
+          ? `no instance with datasetId ${d.datasetId}`
+          : 'the entity has no such attribute',
+      });
+    }
+  }
   for (const name of attributeNamesOf(fragment)) {
     const incoming = instancesOf(fragment[name]);
     const current = instancesOf(rec.entity[name]);
@@ -115,11 +134,131 @@ export function applyAttributes(
     if (touched) {
       if (current.length === 0) out.createdNames.push(name);
       rec.entity[name] = next.length === 1 ? next[0] : next;
-      out.updated.push(name);
+      if (!out.updated.includes(name)) out.updated.push(name);
     }
   }
-  if (out.updated.length > 0) rec.entity.modifiedAt = now;
+  // Types given are added (clause 4.16); scope given replaces the entity's, or, with noOverwrite, is added
+  // to it (clause 4.18); an empty scope (the NGSI-LD Null in a merge) removes it.
+  const types = [...new Set([...rec.entity.type, ...fragment.type])];
+  if (types.length !== rec.entity.type.length) {
+    rec.entity.type = types;
+    out.entityChanged = true;
+  }
+  if (fragment.scope) {
+    const scope =
+      mode === 'append' && opts.noOverwrite
+        ? [...new Set([...(rec.entity.scope ?? []), ...fragment.scope])]
+        : fragment.scope;
+    if (JSON.stringify(scope) !== JSON.stringify(rec.entity.scope ?? [])) {
+      if (scope.length === 0) delete rec.entity.scope;
+      else rec.entity.scope = scope;
+      out.entityChanged = true;
+    }
+  }
+  if (out.updated.length > 0 || out.entityChanged) rec.entity.modifiedAt = now;
   return out;
+}
+
+/** Deletes the instance an NGSI-LD Null names (its datasetId, or the default one); false when there is none. */
+export function deleteInstance(rec: EntityRecord, d: NullDeletion): boolean {
+  const instances = instancesOf(rec.entity[d.name]);
+  const keep = instances.filter((i) => (i.datasetId ?? '') !== (d.datasetId ?? ''));
+  if (keep.length === instances.length) return false;
+  if (keep.length === 0) delete rec.entity[d.name];
+  else rec.entity[d.name] = keep.length === 1 ? keep[0] : keep;
+  return true;
+}
+
+const ATTRIBUTE_VALUE_MEMBERS = [
+  'type',
+  'value',
+  'object',
+  'languageMap',
+  'json',
+  'vocab',
+  'valueList',
+  'objectList',
+];
+
+/**
+ * Merge-patch of one attribute fragment over the instance it names (clauses 5.5.8 and 5.5.12): members
+ * that are the NGSI-LD Null (sub-attributes, `unitCode`, `observedAt`) are taken out of the fragment and
+ * named in `removed` (raw names); a JSON object value (Property value, JsonProperty json) is merged into the
+ * stored one key by key and a LanguageProperty's languageMap language by language, the NGSI-LD Null
+ * removing a key.
+ */
+export function mergeMembers(
+  old: ExpandedAttribute | undefined,
+  given: Record<string, unknown>,
+): { fragment: Record<string, unknown>; removed: string[] } {
+  // Over an existing attribute a fragment gives members; otherwise an object without any attribute member
+  // is a concise compound value.
+  const isAttribute =
+    old !== undefined || ATTRIBUTE_VALUE_MEMBERS.some((k) => k in given) || isGeometryLike(given);
+  const fragment: Record<string, unknown> = isAttribute ? { ...given } : { value: given };
+  const removed: string[] = [];
+  for (const [m, x] of Object.entries(fragment)) {
+    if (ATTRIBUTE_VALUE_MEMBERS.includes(m) || m === 'datasetId') continue;
+    if (isNullAttribute(x)) {
+      delete fragment[m];
+      removed.push(m);
+    }
+  }
+  const mergeable = (v: unknown) => isPlainObject(v) && !isGeometryLike(v);
+  if (mergeable(fragment.value) && (fragment.type ?? old?.type ?? 'Property') === 'Property') {
+    fragment.value = mergePatch(old?.type === 'Property' ? old.value : undefined, fragment.value);
+  }
+  if (mergeable(fragment.json)) {
+    fragment.json = mergePatch(old?.type === 'JsonProperty' ? old.json : undefined, fragment.json);
+  }
+  if (isPlainObject(fragment.languageMap)) {
+    const merged: Record<string, unknown> = {
+      ...(old?.type === 'LanguageProperty' && isPlainObject(old.languageMap) ? old.languageMap : {}),
+    };
+    for (const [lang, text] of Object.entries(fragment.languageMap)) {
+      if (text === NGSI_LD_NULL) delete merged[lang];
+      else merged[lang] = text;
+    }
+    fragment.languageMap = merged;
+  }
+  return { fragment, removed };
+}
+
+/** RFC 7396 merge-patch of JSON values, with the NGSI-LD Null (not JSON null) removing a key. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isPlainObject(patch)) return patch;
+  const out: Record<string, unknown> = isPlainObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === NGSI_LD_NULL) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** Takes members out of an attribute instance (a copy replaces it: instances are shared with the original). */
+export function removeMembers(
+  rec: EntityRecord,
+  name: string,
+  datasetId: string | undefined,
+  members: readonly string[],
+  now: string,
+): boolean {
+  const instances = [...instancesOf(rec.entity[name])];
+  const idx = instances.findIndex((i) => (i.datasetId ?? '') === (datasetId ?? ''));
+  if (idx < 0) return false;
+  const copy: ExpandedAttribute = { ...instances[idx]! };
+  let changed = false;
+  for (const m of members) {
+    if (m in copy) {
+      delete copy[m];
+      changed = true;
+    }
+  }
+  if (!changed) return false;
+  copy.modifiedAt = now;
+  instances[idx] = copy;
+  rec.entity[name] = instances.length === 1 ? instances[0] : instances;
+  return true;
 }
 
 export function stampValue(v: unknown, now: string): unknown {
@@ -143,7 +282,8 @@ export function parseFragment(
   body: unknown,
   ctx: ActiveContext,
   id: string,
-): { entity: ExpandedEntity; marking?: unknown } {
+  nulls: 'delete' | 'reject' = 'reject',
+): { entity: ExpandedEntity; marking?: unknown; deletions?: NullDeletion[] } {
   checkEntityId(id);
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new AppError('CONTEXT_INVALID_ENTITY', 'the request body must be a JSON object of attributes');
@@ -156,63 +296,74 @@ export function parseFragment(
       `the id in the body (${String(bodyId)}) differs from the id in the path`,
     );
   }
-  const p = parseEntity(raw, ctx.expandTerm, { requireIdAndType: false });
-  return p.marking === undefined ? { entity: p.entity } : { entity: p.entity, marking: p.marking };
+  return parseEntity(raw, ctx.expandTerm, { requireIdAndType: false, nulls });
 }
 
 /**
- * Validates a merge payload once and returns the function that merges it into a record (in place):
- * attributes merged member by member (members a fragment leaves out keep their values),
- * `urn:ngsi-ld:null` deletes an attribute, types are added, scope replaced.
+ * Validates a merge payload once and returns the function that merges it into a record (in place), as
+ * clause 5.5.12 says: attributes merged member by member (members a fragment leaves out keep their values,
+ * JSON object values and language maps merged key by key), an attribute that is the NGSI-LD Null deletes
+ * the instance its datasetId names, a member that is the NGSI-LD Null is removed, types are added, scope
+ * replaced.
  */
 export function prepareMerge(body: unknown, ctx: ActiveContext, id: string) {
-  const nulls = extractNulls(body, ctx);
-  const fragment = parseFragment(nulls.body, ctx, id);
+  const fragment = parseFragment(withoutNullMembers(body), ctx, id, 'delete');
   const apply = (rec: EntityRecord, now: string): AppliedAttributes => {
-    const raw = { ...(nulls.body as Record<string, unknown>) };
+    const raw = { ...(body as Record<string, unknown>) };
+    const removals: { name: string; datasetId: string | undefined; members: string[] }[] = [];
     for (const [k, v] of Object.entries(raw)) {
-      const current = rec.entity[ctx.expandTerm(k)];
-      if (!current || Array.isArray(current) || !isPlainObject(v)) continue;
-      raw[k] = { ...shellOf(current as ExpandedAttribute, v), ...v };
-    }
-    const merged = parseFragment(raw, ctx, id);
-    const r = applyAttributes(rec, merged.entity, now, 'merge', {});
-    for (const name of nulls.deleted) {
-      if (name in rec.entity) {
-        delete rec.entity[name];
-        r.updated.push(name);
-        r.deletedNames.push(name);
+      if (NOT_ATTRIBUTES.has(k) || !isPlainObject(v) || isNullAttribute(v)) continue;
+      const name = ctx.expandTerm(k);
+      const datasetId = typeof v.datasetId === 'string' ? v.datasetId : undefined;
+      const old = instancesOf(rec.entity[name]).find((i) => (i.datasetId ?? '') === (datasetId ?? ''));
+      const m = mergeMembers(old, v);
+      raw[k] = old ? { ...shellOf(old, m.fragment), ...m.fragment } : m.fragment;
+      if (old && m.removed.length > 0) {
+        const members = m.removed.map((r) => (CORE_ATTRIBUTE_MEMBERS.has(r) ? r : ctx.expandTerm(r)));
+        removals.push({ name, datasetId, members });
       }
     }
-    const types = [...new Set([...rec.entity.type, ...fragment.entity.type])];
-    if (types.length !== rec.entity.type.length || fragment.entity.scope) {
-      rec.entity.type = types;
-      if (fragment.entity.scope) rec.entity.scope = fragment.entity.scope;
-      rec.entity.modifiedAt = now;
-      r.entityChanged = true;
+    const merged = parseFragment(raw, ctx, id, 'delete');
+    const r = applyAttributes(rec, merged.entity, now, 'merge', {}, merged.deletions);
+    for (const rm of removals) {
+      if (removeMembers(rec, rm.name, rm.datasetId, rm.members, now) && !r.updated.includes(rm.name)) {
+        r.updated.push(rm.name);
+        rec.entity.modifiedAt = now;
+      }
     }
     return r;
   };
   return Object.assign(apply, { fragment });
 }
 
-/** Members equal to urn:ngsi-ld:null in a merge mean "delete this attribute". */
-function extractNulls(body: unknown, ctx: ActiveContext): { body: unknown; deleted: string[] } {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return { body, deleted: [] };
-  const out: Record<string, unknown> = {};
-  const deleted: string[] = [];
-  for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
-    const isNull =
-      v === NULL_URI ||
-      (v !== null &&
-        typeof v === 'object' &&
-        ((v as Record<string, unknown>).value === NULL_URI ||
-          (v as Record<string, unknown>).object === NULL_URI));
-    if (isNull && k !== 'id' && k !== 'type') deleted.push(ctx.expandTerm(k));
-    else out[k] = v;
+/** The payload with the members that are the NGSI-LD Null taken out of its attributes (to validate it). */
+function withoutNullMembers(body: unknown): unknown {
+  if (!isPlainObject(body)) return body;
+  const out: Record<string, unknown> = { ...body };
+  for (const [k, v] of Object.entries(body)) {
+    if (NOT_ATTRIBUTES.has(k) || !isPlainObject(v) || isNullAttribute(v)) continue;
+    const attr: Record<string, unknown> = { ...v };
+    for (const [m, x] of Object.entries(v)) {
+      if (!ATTRIBUTE_VALUE_MEMBERS.includes(m) && m !== 'datasetId' && isNullAttribute(x)) delete attr[m];
+    }
+    out[k] = attr;
   }
-  return { body: out, deleted };
+  return out;
 }
+
+/** Members of an entity payload that are not attributes. */
+const NOT_ATTRIBUTES = new Set([
+  'id',
+  '@id',
+  'type',
+  '@type',
+  'scope',
+  '@context',
+  'createdAt',
+  'modifiedAt',
+  'deletedAt',
+  MARKING_TERM,
+]);
 
 export function withId(body: unknown, id: string): unknown {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return body;

@@ -27,6 +27,17 @@ export interface RenderOptions {
 
 const SYS = new Set(['createdAt', 'modifiedAt', 'deletedAt']);
 
+/** What a notification with `showChanges` tells of an attribute's value before the change (clause 5.2.12). */
+const PREVIOUS_MEMBERS = new Set([
+  'previousValue',
+  'previousObject',
+  'previousLanguageMap',
+  'previousJson',
+  'previousVocab',
+  'previousValueList',
+  'previousObjectList',
+]);
+
 export function renderEntity(
   e: ExpandedEntity,
   ctx: ActiveContext,
@@ -102,8 +113,12 @@ export function renderAttribute(a: ExpandedAttribute, ctx: ActiveContext, opts: 
       if (opts.sysAttrs) out[k] = v;
       continue;
     }
-    if (k === 'vocab') {
-      out.vocab = Array.isArray(v) ? v.map((x) => ctx.compactIri(x as string)) : ctx.compactIri(v as string);
+    if (k === 'vocab' || k === 'previousVocab') {
+      out[k] = Array.isArray(v) ? v.map((x) => ctx.compactIri(x as string)) : ctx.compactIri(v as string);
+      continue;
+    }
+    if (PREVIOUS_MEMBERS.has(k)) {
+      out[k] = v;
       continue;
     }
     if (CORE_ATTRIBUTE_MEMBERS.has(k)) {

@@ -16,7 +16,10 @@ import {
   checkEntityId,
   type ExpandedAttribute,
   instancesOf,
+  isNullAttribute,
+  isUri,
   MARKING_TERM,
+  NGSI_LD_NULL,
   parseAttribute,
   parseEntity,
 } from './entity-model.ts';
@@ -24,7 +27,9 @@ import {
   type AppliedAttributes,
   applyAttributes,
   clone,
+  deleteInstance,
   geoChangedBetween,
+  mergeMembers,
   parseBatch,
   parseFragment,
   prepareMerge,
@@ -50,6 +55,7 @@ import {
   view,
 } from './entity-view.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
+import { CORE_ATTRIBUTE_MEMBERS } from './query-language.ts';
 import type { TenantGeoIndexes } from './tenant-geo-indexes.ts';
 import {
   type BatchError,
@@ -60,11 +66,15 @@ import {
   created,
   deleted,
   mergeChange,
+  previousOf,
   type UpdateResult,
   updated,
   type WritePlan,
 } from './write-plan.ts';
 import { currentOf, ENTITY_KIND, MarkingBook, WritePlanner } from './write-planner.ts';
+
+/** Members of an entity that `PATCH /entities/{id}/attrs/{attrId}` does not update (clause 5.6.4.4). */
+const NOT_UPDATABLE = new Set(['id', 'type', 'scope', 'createdAt', 'modifiedAt', 'deletedAt']);
 
 export interface EntityWriterOptions {
   store: Store;
@@ -133,11 +143,11 @@ export class EntityWriter {
     body: unknown,
     ctx: ActiveContext,
   ): Promise<UpdateResult> {
-    const fragment = parseFragment(body, ctx, id);
+    const fragment = parseFragment(body, ctx, id, 'delete');
     return this.#updateOne(
       caller,
       id,
-      (rec) => applyAttributes(rec, fragment.entity, this.#plan.now(), 'update', {}),
+      (rec) => applyAttributes(rec, fragment.entity, this.#plan.now(), 'update', {}, fragment.deletions),
       fragment,
     );
   }
@@ -204,7 +214,10 @@ export class EntityWriter {
     });
   }
 
-  /** PATCH /entities/{id}/attrs/{attr}: merges the given members into one attribute instance. */
+  /**
+   * PATCH /entities/{id}/attrs/{attr}: merges the given members into one attribute instance (clause 5.6.4);
+   * the NGSI-LD Null deletes the instance, or the member it stands for (clause 5.5.8).
+   */
   async partialUpdateAttribute(
     caller: Caller,
     id: string,
@@ -216,28 +229,45 @@ export class EntityWriter {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw new AppError('CONTEXT_INVALID_ENTITY', 'the attribute fragment must be a JSON object');
     }
+    if (NOT_UPDATABLE.has(attrTerm)) {
+      throw new AppError(
+        'CONTEXT_INVALID_ENTITY',
+        `${attrTerm} is not an attribute: it cannot be updated here`,
+      );
+    }
     const name = ctx.expandTerm(attrTerm);
     if (attrTerm === MARKING_TERM) {
       await this.appendAttributes(caller, id, { [MARKING_TERM]: body }, ctx);
       return;
     }
     const raw = body as Record<string, unknown>;
+    if (raw.datasetId !== undefined && (!isUri(raw.datasetId) || raw.datasetId === NGSI_LD_NULL)) {
+      throw new AppError('CONTEXT_INVALID_ENTITY', `datasetId of "${attrTerm}" must be a URI`);
+    }
     const datasetId = typeof raw.datasetId === 'string' ? raw.datasetId : undefined;
+    const notFound = () =>
+      new AppError(
+        'CONTEXT_ATTRIBUTE_NOT_FOUND',
+        `entity ${id} has no attribute ${attrTerm}${datasetId ? ` with datasetId ${datasetId}` : ''}`,
+      );
     await this.#write(caller, [id], [], (existing) => {
       const rec = clone(this.#plan.modifiable(caller, existing.get(id), id));
+      const now = this.#plan.now();
+      if (isNullAttribute(raw)) {
+        if (!deleteInstance(rec, datasetId ? { name, datasetId } : { name })) throw notFound();
+        rec.entity.modifiedAt = now;
+        const change = updated(rec, caller, [name]);
+        change.deleted = [name];
+        return { writes: [rec], deletes: [], changes: [change], result: undefined };
+      }
       const instances = [...instancesOf(rec.entity[name])];
       const idx = instances.findIndex((i) => (i.datasetId ?? '') === (datasetId ?? ''));
-      if (idx < 0) {
-        throw new AppError(
-          'CONTEXT_ATTRIBUTE_NOT_FOUND',
-          `entity ${id} has no attribute ${attrTerm}${datasetId ? ` with datasetId ${datasetId}` : ''}`,
-        );
-      }
-      const now = this.#plan.now();
+      if (idx < 0) throw notFound();
       const old = instances[idx]!;
+      const m = mergeMembers(old, raw);
       // The fragment is merged over the attribute: members it does not give (the value, the type) stay.
-      const shell = shellOf(old, raw);
-      const parsed = parseAttribute(attrTerm, { ...shell, ...raw }, ctx.expandTerm, 0);
+      const shell = shellOf(old, m.fragment);
+      const parsed = parseAttribute(attrTerm, { ...shell, ...m.fragment }, ctx.expandTerm, 0);
       if (Array.isArray(parsed))
         throw new AppError('CONTEXT_INVALID_ENTITY', 'one attribute instance at a time');
       const merged: ExpandedAttribute = {
@@ -246,6 +276,7 @@ export class EntityWriter {
         createdAt: old.createdAt ?? now,
         modifiedAt: now,
       };
+      for (const r of m.removed) delete merged[CORE_ATTRIBUTE_MEMBERS.has(r) ? r : ctx.expandTerm(r)];
       instances[idx] = merged;
       rec.entity[name] = instances.length === 1 ? instances[0] : instances;
       rec.entity.modifiedAt = now;
@@ -279,7 +310,7 @@ export class EntityWriter {
       else rec.entity[name] = keep.length === 1 ? keep[0] : keep;
       rec.entity.modifiedAt = this.#plan.now();
       const change = updated(rec, caller, [name]);
-      if (keep.length === 0) change.deleted = [name];
+      change.deleted = [name];
       return { writes: [rec], deletes: [], changes: [change], result: undefined };
     });
   }
@@ -499,6 +530,10 @@ export class EntityWriter {
         const rows = await getEntities(trx, caller.tenant, ids, true);
         const existing = new Map(rows.map((r) => [r.id, r]));
         const planned = plan(existing, markings);
+        for (const c of planned.changes) {
+          const before = existing.get(c.record.id);
+          if (before && c.kind !== 'created') c.previous = previousOf(before.entity, c);
+        }
         await this.#record(trx, caller, planned, existing);
         const created = new Set(planned.writes.filter((w) => !existing.has(w.id)).map((w) => w.id));
         const geoChanged = new Set(

@@ -25,6 +25,7 @@ export {
   instancesOf,
   isUri,
   MARKING_TERM,
+  NGSI_LD_NULL,
 } from './entity-model.ts';
 export {
   EntityQueries,

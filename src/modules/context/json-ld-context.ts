@@ -82,8 +82,19 @@ export function readContextMap(file: string): MapEntry[] {
   return out;
 }
 
+/** How often this instance used a @context, and when last (NGSI-LD ContextInfo, clause 5.2.38). */
+export interface ContextUsage {
+  numberOfHits: number;
+  lastUsage: string;
+}
+
 export class ContextResolver {
   readonly #documents = new Map<string, Promise<RemoteDocument>>();
+  /** When each remote context entered the cache (ISO date). */
+  readonly #cachedAt = new Map<string, string>();
+  /** Uses by requests on this instance, by URL (hosted contexts by `hosted:<id>`, whatever host named them). */
+  readonly #usage = new Map<string, ContextUsage>();
+  readonly #startedAt = new Date().toISOString();
   readonly #active = new Map<string, Promise<ActiveContext>>();
   readonly #map: MapEntry[];
   readonly #timeoutMs: number;
@@ -109,6 +120,7 @@ export class ContextResolver {
   /** The active context for a request: the user context (Link header or body @context) plus the core. */
   resolve(userContext: LdContext | null | undefined): Promise<ActiveContext> {
     if (userContext === null || userContext === undefined) return this.#core;
+    this.#countUse(userContext);
     if (typeof userContext === 'string' && CORE_CONTEXT_URLS.includes(userContext)) return this.#core;
     const key = JSON.stringify(userContext);
     let p = this.#active.get(key);
@@ -190,6 +202,69 @@ export class ContextResolver {
     this.#active.clear();
   }
 
+  #countUse(userContext: LdContext): void {
+    const now = new Date().toISOString();
+    for (const c of Array.isArray(userContext) ? userContext : [userContext]) {
+      if (typeof c !== 'string') continue;
+      const key = usageKey(c);
+      const u = this.#usage.get(key);
+      if (u) {
+        u.numberOfHits++;
+        u.lastUsage = now;
+      } else if (this.#usage.size < 10_000) {
+        this.#usage.set(key, { numberOfHits: 1, lastUsage: now });
+      }
+    }
+  }
+
+  /** How often requests on this instance named a context URL (a hosted one by any host), if ever. */
+  usageOf(url: string): ContextUsage | undefined {
+    const u = this.#usage.get(usageKey(url));
+    return u ? { ...u } : undefined;
+  }
+
+  /** How often requests on this instance named a hosted context, if ever. */
+  usageOfHosted(id: string): ContextUsage | undefined {
+    const u = this.#usage.get(`hosted:${id}`);
+    return u ? { ...u } : undefined;
+  }
+
+  /** A remote context held in the cache (the core context is always there): its document and since when. */
+  async cached(url: string): Promise<{ document: unknown; createdAt: string } | undefined> {
+    if (CORE_CONTEXT_URLS.includes(url)) {
+      return { document: CORE_CONTEXT_DOCUMENT, createdAt: this.#startedAt };
+    }
+    const p = hostedIdOf(url) === undefined ? this.#documents.get(url) : undefined;
+    if (!p) return undefined;
+    try {
+      const doc = await p;
+      return { document: doc.document, createdAt: this.#cachedAt.get(url) ?? this.#startedAt };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Drops a remote context from the cache (it is fetched again when next used). */
+  evict(url: string): boolean {
+    if (CORE_CONTEXT_URLS.includes(url) || !this.#documents.has(url)) return false;
+    this.#documents.delete(url);
+    this.#cachedAt.delete(url);
+    this.#active.clear();
+    return true;
+  }
+
+  /**
+   * Fetches a cached remote context again (clause 5.13.5, `reload`): the new document replaces the cached
+   * one; when it cannot be had the cached one stays and LdContextNotAvailable is thrown.
+   */
+  async reload(url: string): Promise<void> {
+    if (CORE_CONTEXT_URLS.includes(url)) return;
+    const doc = await this.#fetchDocument(url);
+    this.#documents.set(url, Promise.resolve(doc));
+    this.#cachedAt.set(url, new Date().toISOString());
+    this.#active.clear();
+  }
+
   /** The remote contexts held in the cache (URL and whether it came from the offline map). */
   cachedUrls(): string[] {
     return [...this.#documents.keys()].filter(
@@ -203,7 +278,10 @@ export class ContextResolver {
     if (!p) {
       p = this.#fetchDocument(url);
       this.#documents.set(url, p);
-      p.catch(() => this.#documents.delete(url));
+      p.then(
+        () => this.#cachedAt.set(url, new Date().toISOString()),
+        () => this.#documents.delete(url),
+      );
     }
     return p;
   }
@@ -299,6 +377,11 @@ export class ContextResolver {
 }
 
 const HOSTED_RE = /\/ngsi-ld\/v1\/jsonldContexts\/([A-Za-z0-9._~:-]+)$/;
+
+function usageKey(url: string): string {
+  const hosted = hostedIdOf(url);
+  return hosted === undefined ? url : `hosted:${hosted}`;
+}
 
 /** The id of a context hosted by this broker, from its URL (any host), or undefined. */
 export function hostedIdOf(url: string): string | undefined {

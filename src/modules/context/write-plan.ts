@@ -49,6 +49,8 @@ export interface Change {
   created: string[];
   deleted: string[];
   previousMarking?: { marking: Marking; readKeys: string[] };
+  /** The changed attributes as they were (see EntityChangeEvent.previous). */
+  previous?: Record<string, unknown>;
   by: string;
 }
 
@@ -127,6 +129,9 @@ export function changeEvents(c: Change): ChangeEvent[] {
     marking: r.marking,
     readKeys: r.readKeys,
   };
+  // What a change replaced is shown under the entity's marking after the change; when the change also
+  // re-marked the entity, the values from before were under another marking and are not passed on.
+  if (c.previous && !c.previousMarking && Object.keys(c.previous).length > 0) data.previous = c.previous;
   const observed = latestObservedAt(r.entity, c.changed);
   if (observed && c.kind !== 'deleted') data.observedAt = observed;
   const out: ChangeEvent[] = [{ type, data }];
@@ -147,6 +152,20 @@ export function changeEvents(c: Change): ChangeEvent[] {
       },
     });
   }
+  return out;
+}
+
+/**
+ * What a change replaced, from the entity before the write: the changed attributes that existed (shared, not
+ * copied: records are never changed in place), or for a deletion the whole entity but its id and types.
+ */
+export function previousOf(before: ExpandedEntity, c: Change): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (c.kind === 'deleted') {
+    for (const [k, v] of Object.entries(before)) if (k !== 'id' && k !== 'type') out[k] = v;
+    return out;
+  }
+  for (const n of c.changed) if (before[n] !== undefined) out[n] = before[n];
   return out;
 }
 
