@@ -314,6 +314,7 @@ for (const f of testStoreFactories())
           const c = await next(ld);
           expect(c.headers.link).toBeUndefined();
           expect(c.body['@context']).toBe(CORE);
+          expect(data(c)['@context']).toBe(CORE);
           expect(data(c).type).toBe('https://ngsi-ld-test-suite/context#Building');
         });
       });

@@ -278,6 +278,7 @@ describe('notification delivery (PGlite, real HTTP receiver)', () => {
         id: 'urn:ngsi-ld:Vehicle:10',
         type: 'Car',
         velocity: { value: 33, observedAt: '2026-11-27T10:00:00.000Z' },
+        '@context': ctx,
       },
     ]);
   });

@@ -228,6 +228,9 @@ export async function buildNotification(
     for (const m of ['id', 'type', 'scope']) {
       if ((pick && !pick.includes(m)) || omit?.includes(m)) delete rendered[m];
     }
+    // As the reference brokers and the ETSI tests have it: each entity of an application/ld+json
+    // notification carries the @context it is compacted with (the notification too, below).
+    if (accept === 'application/ld+json') rendered['@context'] = context.label;
     data.push(rendered);
   }
   const body: Record<string, unknown> = {
