@@ -99,6 +99,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     // Refused by the edge guard instead, so that the answer is in the surface's format.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Plugins (the API docs read their static files) start in well under a second, but a machine under heavy
+    // load has taken more than Fastify's default 10 s; a slow start is not a broken one.
+    pluginTimeout: 60_000,
     routerOptions: ROUTER_OPTIONS,
     // A malformed percent-encoding or a too long segment, found by the router before any hook.
     frameworkErrors: (error, request, reply) => {
