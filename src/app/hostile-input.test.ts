@@ -1300,7 +1300,8 @@ function reproducedByReviewers(get: () => { platform: Platform; world: World }) 
       const put = await send('operator', 'PUT', '/api/reports');
       expect(put.headers.allow).toBe('GET, HEAD, POST');
       const ngsi = await send('operator', 'PUT', '/ngsi-ld/v1/entities');
-      expect(ngsi.headers.allow).toBe('GET, HEAD, POST');
+      // DELETE: purge (DELETE /entities?type=…).
+      expect(ngsi.headers.allow).toBe('DELETE, GET, HEAD, POST');
       // Without a token too: the refusal comes first, in the surface's format.
       refused(
         '/ngsi-ld/v1/x',

@@ -3,9 +3,10 @@
  *
  * A random world — organisations with declared clients and default markings, communities, a user of every role
  * in each organisation, and objects of every kind with random markings (reports, NGSI-LD entities in two
- * tenants with attributes to query and a location, hosted @contexts) — is built through the API. Then every
- * user (and the public) takes every read path — GET one, lists, NGSI-LD queries by type, q, geo and idPattern
- * with count=true, `/types` and `/attributes`, dispatch candidates, audit, explain — and every answer is
+ * tenants with attributes to query, a location and a relationship to another entity or to nothing, hosted
+ * @contexts) — is built through the API. Then every user (and the public) takes every read path — GET one,
+ * lists, NGSI-LD queries by type, q, geo and idPattern with count=true, joins of linked entities (join=flat),
+ * `/types` and `/attributes`, dispatch candidates, audit, explain — and every answer is
  * compared with the model (reference-model.ts, written from the documents, no read keys). Every write path is
  * tried as every role of the owner organisation, of organisations that see the object and of organisations
  * that do not, and the status compared with the model's verdict. The world is then re-randomised (clients,
@@ -376,6 +377,15 @@ for (const preset of PRESETS) {
         // Alerts that close roads, slow them, or neither: derived closures and slow-downs follow them.
         if (type === 'Alert')
           attrs.set('subCategory', r.pick(['roadClosed', 'flood', 'trafficJam', 'roadWorks', 'weather']));
+        // A relationship to another entity (of any tenant, organisation and marking) or to nothing: what
+        // linked entity retrieval (join) may join.
+        if (r.chance(0.7)) {
+          const target =
+            entities.length > 0 && r.chance(0.85)
+              ? r.pick(entities).id
+              : `urn:ngsi-ld:Nothing:n${r.int(1e6)}`;
+          attrs.set('linkedTo', { rel: target });
+        }
         return attrs;
       };
       const entityBody = (id: string, type: string, attrs: Map<string, unknown>, marking?: unknown) => {
@@ -384,7 +394,9 @@ for (const preset of PRESETS) {
           body[k] =
             k === 'location'
               ? { type: 'GeoProperty', value: { type: 'Point', coordinates: v } }
-              : { type: 'Property', value: v };
+              : k === 'linkedTo'
+                ? { type: 'Relationship', object: (v as { rel: string }).rel }
+                : { type: 'Property', value: v };
         }
         if (marking !== undefined) body.marking = marking;
         return body;
@@ -715,6 +727,57 @@ for (const preset of PRESETS) {
         );
       };
 
+      /**
+       * A joined answer (join=flat) against the model: the caller's visible entities of the type, then the
+       * entities their `linkedTo` names that the caller may see — an invisible one never, exactly as an absent
+       * one; nothing else; a SafeCity-Marking at least as tight as everything the answer carries.
+       */
+      const compareJoin = (
+        path: string,
+        u: Account | null,
+        scope: string,
+        type: string,
+        res: { statusCode: number; body: string; headers: Record<string, unknown> },
+      ) => {
+        const who = nameOf(u);
+        if (res.statusCode !== 200) {
+          tally.holds(
+            path,
+            false,
+            'wrongAnswer',
+            `${who} join ${type}: ${res.statusCode} ${res.body.slice(0, 300)}`,
+          );
+          return;
+        }
+        const items = JSON.parse(res.body) as { id: string }[];
+        const got = new Set(items.map((x) => x.id));
+        const inScope = entities.filter((e) => e.scope === scope);
+        const roots = inScope.filter((e) => e.type === type && model.maySee(u, e));
+        const linkedIds = new Set(
+          roots.map((e) => (e.attrs.get('linkedTo') as { rel: string } | undefined)?.rel).filter((x) => !!x),
+        );
+        for (const e of inScope) {
+          if (e.type !== type && !linkedIds.has(e.id)) continue;
+          const why = e.type === type ? `${type} of the answer` : `linked from a ${type}`;
+          tally.read(path, who, `${label(e)} (${why})`, model.maySee(u, e), got.has(e.id));
+        }
+        for (const id of got) {
+          tally.holds(
+            path,
+            inScope.some((e) => e.id === id && (e.type === type || linkedIds.has(id))),
+            'leak',
+            `${who} join ${type}: answered ${id}, which the model neither matches nor links`,
+          );
+        }
+        const held = items.map((x) => entityOf.get(`${scope}|${x.id}`)).filter((e): e is EntityObject => !!e);
+        tally.holds(
+          `${path} SafeCity-Marking`,
+          atLeastAsTight(readMarkingHeader(res.headers['safecity-marking'] as string | undefined), held),
+          'leak',
+          `${who} join ${type}: header ${String(res.headers['safecity-marking'])} for ${held.map(label).join('; ')}`,
+        );
+      };
+
       const qQueries: { q: string; test: (e: EntityObject) => boolean }[] = [
         { q: 'level>50', test: (e) => Number(e.attrs.get('level')) > 50 },
         { q: 'status=="open"', test: (e) => e.attrs.get('status') === 'open' },
@@ -853,6 +916,14 @@ for (const preset of PRESETS) {
             (e) => e.id.startsWith(`urn:ngsi-ld:${type}:`),
             await get(`idPattern=${encodeURIComponent(`^urn:ngsi-ld:${type}:.*`)}`),
             `idPattern ${type}`,
+          );
+          const joinType = r.pick(ENTITY_TYPES);
+          compareJoin(
+            'query join=flat',
+            u,
+            scope,
+            joinType,
+            await get(`type=${joinType}&join=flat&joinLevel=1`),
           );
           const post = await send(
             u,

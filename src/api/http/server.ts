@@ -18,13 +18,12 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { AppError } from '../../kernel/errors.ts';
-import { checkRequestText, setSecurityHeaders } from './edge-guard.ts';
+import { checkRequestText, MAX_PARAM_LENGTH, setSecurityHeaders } from './edge-guard.ts';
 import { jsonBodyParser } from './json-body.ts';
 import { createMetrics, type HealthCheck, instrument, opsPlugin } from './ops-plugin.ts';
 import type { Principal } from './principal.ts';
 import { problemErrorHandler, STATUS_OF_KIND } from './problem.ts';
 import { RouteTable, routeMissError } from './route-table.ts';
-import { ROUTER_OPTIONS } from './router-options.ts';
 import { edgeValidatorCompiler } from './validation.ts';
 
 export type ErrorFormatter = (error: unknown, request: FastifyRequest, reply: FastifyReply) => void;
@@ -99,10 +98,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     // Refused by the edge guard instead, so that the answer is in the surface's format.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    // Plugins (the API docs read their static files) start in well under a second, but a machine under heavy
-    // load has taken more than Fastify's default 10 s; a slow start is not a broken one.
-    pluginTimeout: 60_000,
-    routerOptions: ROUTER_OPTIONS,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // A malformed percent-encoding or a too long segment, found by the router before any hook.
     frameworkErrors: (error, request, reply) => {
       setSecurityHeaders(reply);

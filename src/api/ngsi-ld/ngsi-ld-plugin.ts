@@ -14,10 +14,16 @@ import type {
   EntityQuery,
   EntityView,
   GeoQueryInput,
+  JoinedAnswer,
+  JoinedNode,
+  JoinRequest,
+  Projection,
   UpdateResult,
 } from '../../modules/context/index.ts';
 import {
   LOCATION_IRI,
+  parseProjection,
+  projectedMembers,
   renderEntity,
   renderFeature,
   renderFeatureCollection,
@@ -27,6 +33,7 @@ import { jsonBodyParser } from '../http/json-body.ts';
 import type {} from '../http/principal.ts';
 import { routeMissError } from '../http/route-table.ts';
 import { edgeValidatorCompiler } from '../http/validation.ts';
+import { joinOf, placeInline, projectionOf } from './linked-answer.ts';
 import { ngsiLdErrorHandler, toProblemDetails } from './ngsi-ld-errors.ts';
 import {
   answerHeaders,
@@ -92,7 +99,19 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       ...(parts.body ? { body: parts.body, consumes: CONSUMES } : {}),
     },
   });
-  const view = ['attrs', 'pick', 'omit', 'options', 'format', 'lang', 'geometryProperty'] as const;
+  const view = [
+    'attrs',
+    'pick',
+    'omit',
+    'options',
+    'format',
+    'lang',
+    'geometryProperty',
+    'datasetId',
+    'join',
+    'joinLevel',
+    'containedBy',
+  ] as const;
 
   async function payload(request: FastifyRequest): Promise<{ body: unknown; ctx: ActiveContext }> {
     if (request.body === undefined)
@@ -101,29 +120,95 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     return { body, ctx: await svc.resolveContext(context) };
   }
 
+  /**
+   * One entity as the request asks for it: representation, projection (`projection`, else the request's),
+   * system attributes, language, datasetIds; a GeoJSON Feature for application/geo+json. `@context` is the
+   * caller's to add (top-level entities of ld+json answers only).
+   */
   function render(
     view: EntityView,
     ctx: ActiveContext,
     out: OutputOptions,
     query: Query,
     type: ResponseType,
-  ) {
-    const attrs = list(query.attrs) ?? list(query.pick);
+    projection: Projection = projectionOf(query, ctx),
+  ): Record<string, unknown> {
+    const members = projectedMembers(projection);
     const renderOpts = {
       format: out.format,
       sysAttrs: out.sysAttrs,
-      attrs: attrs ? new Set(attrs.map((a) => (a === 'marking' ? a : ctx.expandTerm(a)))) : undefined,
-      omit: omitSet(query, ctx),
+      attrs: members.attrs,
+      omit: members.omit,
       lang: query.lang,
+      datasetIds: datasetIdsOf(query),
       marking: view.marking,
     };
     if (type === 'application/geo+json') {
       const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
       return renderFeature(view.entity, ctx, { ...renderOpts, geometryProperty: gp });
     }
-    const body = renderEntity(view.entity, ctx, renderOpts);
+    return renderEntity(view.entity, ctx, renderOpts);
+  }
+
+  /** A top-level entity of an answer: `@context` in the body for application/ld+json. */
+  function topLevel(body: Record<string, unknown>, ctx: ActiveContext, type: ResponseType) {
     if (type === 'application/ld+json') body['@context'] = ctx.echo;
     return body;
+  }
+
+  /** An entity of a joined answer, with its linked entities inline (join=inline) or without (flat). */
+  function renderNode(
+    node: JoinedNode,
+    ctx: ActiveContext,
+    out: OutputOptions,
+    query: Query,
+    type: ResponseType,
+    inline: boolean,
+  ): Record<string, unknown> {
+    const body = render(node.view, ctx, out, query, type, node.projection);
+    if (inline) {
+      const target = (type === 'application/geo+json' ? body.properties : body) as Record<string, unknown>;
+      placeInline(target, node, ctx, out.format, (child) => {
+        const b = renderNode(child, ctx, out, query, type, true);
+        return type === 'application/geo+json' ? { id: b.id, ...(b.properties as object) } : b;
+      });
+    }
+    return body;
+  }
+
+  /**
+   * Linked entity retrieval for an answer's entities (clause 4.5.23), within the caller's visibility; the
+   * answer's SafeCity-Marking covers the entities joined too.
+   */
+  async function joined(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    roots: EntityView[],
+    join: JoinRequest | undefined,
+    projection: Projection,
+  ): Promise<JoinedAnswer | undefined> {
+    const answer = join ? await svc.joinLinked(callerOf(request), roots, join, projection) : undefined;
+    markingHeader(reply, [...roots, ...(answer?.linked.map((n) => n.view) ?? [])]);
+    return answer;
+  }
+
+  /** The entities of an answer, rendered: with their linked entities inline, or followed by them (flat). */
+  function renderAnswer(
+    roots: EntityView[],
+    answer: JoinedAnswer | undefined,
+    join: JoinRequest | undefined,
+    ctx: ActiveContext,
+    out: OutputOptions,
+    query: Query,
+    type: ResponseType,
+    projection: Projection,
+  ): Record<string, unknown>[] {
+    if (!answer || !join)
+      return roots.map((v) => topLevel(render(v, ctx, out, query, type, projection), ctx, type));
+    const nodes = join.join === 'inline' ? answer.roots : [...answer.roots, ...answer.linked];
+    return nodes.map((n) =>
+      topLevel(renderNode(n, ctx, out, query, type, join.join === 'inline'), ctx, type),
+    );
   }
 
   function updateAnswer(reply: FastifyReply, ctx: ActiveContext, r: UpdateResult) {
@@ -177,26 +262,66 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const type = negotiate(request);
       const out = outputOptions(query);
       const ctx = await readContext(svc, request);
+      const projection = projectionOf(query, ctx);
+      const join = joinOf(query);
       const q = entityQuery(query);
       const result = await svc.queryEntities(callerOf(request), q, ctx);
       answerHeaders(reply, request, type, ctx);
-      markingHeader(reply, result.items);
+      const answer = await joined(request, reply, result.items, join, projection);
       if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
-      if (type === 'application/geo+json') {
+      if (type === 'application/geo+json' && !answer) {
         const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
+        const members = projectedMembers(projection);
         return renderFeatureCollection(
           result.items.map((v) => v.entity),
           ctx,
           {
             format: out.format,
             sysAttrs: out.sysAttrs,
-            attrs: attrSet(query, ctx),
+            attrs: members.attrs,
+            omit: members.omit,
             lang: query.lang,
+            datasetIds: datasetIdsOf(query),
             geometryProperty: gp,
           },
         );
       }
-      return result.items.map((v) => render(v, ctx, out, query, type));
+      const items = renderAnswer(result.items, answer, join, ctx, out, query, type, projection);
+      return type === 'application/geo+json' ? { type: 'FeatureCollection', features: items } : items;
+    },
+  );
+
+  app.delete(
+    '/entities',
+    op('Purge entities (delete those a query selects)', {
+      query: documentedQuery(
+        'type',
+        'id',
+        'idPattern',
+        'q',
+        'scopeQ',
+        'georel',
+        'geometry',
+        'coordinates',
+        'geoproperty',
+      ),
+    }),
+    async (request, reply) => {
+      requireWriter(request);
+      const query = queryOf(request);
+      for (const p of ['attrs', 'pick', 'omit', 'datasetId'] as const) {
+        // Never ignored: a purge that dropped a selector would delete more than asked.
+        if (query[p] !== undefined) {
+          throw new AppError(
+            'CONTEXT_OPERATION_NOT_SUPPORTED',
+            `a purge deletes whole entities; ${p} is not supported (delete attributes one entity at a time)`,
+          );
+        }
+      }
+      const ctx = await readContext(svc, request);
+      const r = await svc.purgeEntities(callerOf(request), entityQuery(query), ctx);
+      tenantEcho(request, reply);
+      return batchAnswer(reply, r, 204);
     },
   );
 
@@ -209,10 +334,15 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const type = negotiate(request);
       const out = outputOptions(query);
       const ctx = await readContext(svc, request);
+      const projection = projectionOf(query, ctx);
+      const join = joinOf(query);
       const view = await svc.getEntity(callerOf(request), entityId);
       answerHeaders(reply, request, type, ctx);
-      markingHeader(reply, [view]);
-      return render(view, ctx, out, query, type);
+      const answer = await joined(request, reply, [view], join, projection);
+      const items = renderAnswer([view], answer, join, ctx, out, query, type, projection);
+      // Flat: the entity followed by the entities joined; the entity alone when none was.
+      if (items.length === 1) return items[0];
+      return type === 'application/geo+json' ? { type: 'FeatureCollection', features: items } : items;
     },
   );
 
@@ -496,11 +626,14 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
         count: query.count === 'true',
       };
       if (q.ids?.length === 0) q.ids = undefined;
+      const linkQuery = { ...query, ...joinMembers(b), attrs: q.attrs?.join(',') };
+      const projection = projectionOf(linkQuery, ctx);
+      const join = joinOf(linkQuery);
       const result = await svc.queryEntities(callerOf(request), q, ctx);
       answerHeaders(reply, request, type, ctx);
-      markingHeader(reply, result.items);
+      const answer = await joined(request, reply, result.items, join, projection);
       if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
-      return result.items.map((v) => render(v, ctx, out, { ...query, attrs: q.attrs?.join(',') }, type));
+      return renderAnswer(result.items, answer, join, ctx, out, linkQuery, type, projection);
     },
   );
 
@@ -716,14 +849,31 @@ function attributeBody(
   };
 }
 
-function attrSet(query: Query, ctx: ActiveContext): Set<string> | undefined {
-  const attrs = list(query.attrs) ?? list(query.pick);
-  return attrs ? new Set(attrs.map((a) => ctx.expandTerm(a))) : undefined;
+/** `datasetId=a,b` (and `@none` for the default instance): the attribute instances an answer shows. */
+function datasetIdsOf(query: Query): Set<string> | undefined {
+  const ids = list(query.datasetId);
+  return ids ? new Set(ids) : undefined;
 }
 
-function omitSet(query: Query, ctx: ActiveContext): Set<string> | undefined {
-  const omit = list(query.omit);
-  return omit ? new Set(omit.map((a) => ctx.expandTerm(a))) : undefined;
+/** `join`, `joinLevel` and `containedBy` of a Query payload (POST /entityOperations/query), as parameters. */
+function joinMembers(b: Record<string, unknown>): Query {
+  const out: Query = {};
+  if (b.join !== undefined) {
+    if (typeof b.join !== 'string') throw new AppError('CONTEXT_INVALID_QUERY', 'join must be a string');
+    out.join = b.join;
+  }
+  if (b.joinLevel !== undefined) {
+    if (!Number.isInteger(b.joinLevel))
+      throw new AppError('CONTEXT_INVALID_QUERY', 'joinLevel must be an integer');
+    out.joinLevel = String(b.joinLevel);
+  }
+  if (b.containedBy !== undefined) {
+    const c = b.containedBy;
+    if (!Array.isArray(c) || !c.every((x) => typeof x === 'string'))
+      throw new AppError('CONTEXT_INVALID_QUERY', 'containedBy must be a list of entity ids');
+    out.containedBy = c.join(',');
+  }
+  return out;
 }
 
 function entityQuery(query: Query): EntityQuery {
@@ -746,7 +896,8 @@ function entityQuery(query: Query): EntityQuery {
     type: query.type,
     ids: list(query.id),
     idPattern: query.idPattern,
-    attrs: list(query.attrs) ?? list(query.pick),
+    // pick's own names (not those in braces, which belong to linked entities).
+    attrs: list(query.attrs) ?? (query.pick ? [...parseProjection(query.pick, 'pick').keys()] : undefined),
     q: query.q,
     scopeQ: query.scopeQ,
     geo,

@@ -17,6 +17,7 @@
  * It works on the expanded normalized form; the API layer resolves @contexts and renders representations.
  */
 import { type Clock, systemClock } from '../../kernel/clock.ts';
+import { AppError } from '../../kernel/errors.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { Store } from '../../ports/store.ts';
@@ -31,6 +32,7 @@ import { type Caller, type EntityView, gatePrincipal } from './entity-view.ts';
 import { EntityWriter } from './entity-writer.ts';
 import { HostedContexts } from './hosted-contexts.ts';
 import type { ActiveContext, ContextResolver, LdContext } from './json-ld-context.ts';
+import type { JoinedAnswer, JoinRequest, Projection } from './linked-entities.ts';
 import { TenantGeoIndexes } from './tenant-geo-indexes.ts';
 import type { BatchItem, BatchResult, UpdateResult } from './write-plan.ts';
 import { ENTITY_KIND } from './write-planner.ts';
@@ -68,6 +70,10 @@ export interface ContextServiceOptions {
   queryTimeoutMs?: number;
   /** Marking for writes by principals without one (IoT ingestion) (default TLP:AMBER). */
   defaultMarking?: Marking;
+  /** Most relationship targets one answer may follow to join linked entities (default 5,000). */
+  maxJoined?: number;
+  /** Most entities one purge (`DELETE /entities?type=…`) may delete (default 10,000). */
+  maxPurge?: number;
   /**
    * Answer geo-queries from an in-memory spatial index kept in step with the store (default true); false
    * answers them in SQL (GiST box prefilter) only.
@@ -85,9 +91,13 @@ export class ContextService {
   readonly terms: ClientTerms;
   readonly #geoIndexes: TenantGeoIndexes;
   readonly #gate: SharingGate;
+  readonly #maxLimit: number;
+  readonly #maxPurge: number;
 
   constructor(o: ContextServiceOptions) {
     this.#gate = o.gate;
+    this.#maxLimit = o.maxLimit ?? 1000;
+    this.#maxPurge = o.maxPurge ?? 10_000;
     const clock = o.clock ?? systemClock;
     this.resolver = o.resolver;
     this.#geoIndexes = new TenantGeoIndexes({ store: o.store, bus: o.bus, refreshMs: o.geoIndexRefreshMs });
@@ -99,6 +109,7 @@ export class ContextService {
       maxScan: o.maxScan,
       queryTimeoutMs: o.queryTimeoutMs,
       memoryGeoIndex: o.memoryGeoIndex,
+      maxJoined: o.maxJoined,
     });
     this.writer = new EntityWriter({
       store: o.store,
@@ -158,6 +169,24 @@ export class ContextService {
     const result = await this.queries.queryEntities(this.#reading(caller), query, ctx);
     await this.#disclosed(caller, result.items);
     return result;
+  }
+
+  /**
+   * The linked entities of an answer (`join`, clause 4.5.23), read within the caller's visibility like every
+   * read; those joined are disclosures like the answer's own entities.
+   */
+  async joinLinked(
+    caller: Caller,
+    roots: readonly EntityView[],
+    request: JoinRequest,
+    projection: Projection,
+  ): Promise<JoinedAnswer> {
+    const answer = await this.queries.joinLinked(this.#reading(caller), roots, request, projection);
+    await this.#disclosed(
+      caller,
+      answer.linked.map((n) => n.view),
+    );
+    return answer;
   }
 
   #disclosed(caller: Caller, views: readonly EntityView[]): Promise<void> {
@@ -263,6 +292,57 @@ export class ContextService {
 
   batchDelete(caller: Caller, ids: unknown[]): Promise<BatchResult> {
     return this.writer.batchDelete(caller, ids);
+  }
+
+  /**
+   * Purge (`DELETE /entities?type=…`): deletes the entities a query selects, each as a batch delete does —
+   * the caller sees it (the query reads within its visibility), and the gate allows the change (a writing
+   * role, the owner organisation) and audits it; the others are reported one by one. At most `maxPurge`
+   * entities (default 10,000) per call: past it nothing is deleted (403 TooManyResults). Each `maxBatch`
+   * entities are deleted in one transaction.
+   */
+  async purgeEntities(caller: Caller, query: EntityQuery, ctx: ActiveContext): Promise<BatchResult> {
+    this.checkWriter(caller.principal);
+    const hasFilter =
+      query.type ||
+      (query.ids && query.ids.length > 0) ||
+      query.idPattern ||
+      query.q ||
+      query.scopeQ ||
+      query.geo;
+    if (!hasFilter) {
+      throw new AppError(
+        'CONTEXT_INVALID_REQUEST',
+        'a purge needs at least one of type, id, idPattern, q, scopeQ or a geo-query',
+      );
+    }
+    const reader = this.#reading(caller);
+    const page = this.#maxLimit;
+    const select = { ...query, attrs: undefined, local: false };
+    const first = await this.queries.queryEntities(
+      reader,
+      { ...select, limit: page, offset: 0, count: true },
+      ctx,
+    );
+    const total = first.count ?? 0;
+    if (total > this.#maxPurge) {
+      throw new AppError(
+        'CONTEXT_TOO_MANY_RESULTS',
+        `the purge selects ${total} entities, more than the ${this.#maxPurge} one call may delete; narrow it by type, id, idPattern, q or scopeQ`,
+      );
+    }
+    const ids = first.items.map((v) => v.entity.id);
+    for (let offset = page; offset < total; offset += page) {
+      const next = await this.queries.queryEntities(reader, { ...select, limit: page, offset }, ctx);
+      ids.push(...next.items.map((v) => v.entity.id));
+    }
+    const result: BatchResult = { success: [], errors: [] };
+    for (let i = 0; i < ids.length; i += this.maxBatch) {
+      const r = await this.writer.batchDelete(caller, ids.slice(i, i + this.maxBatch));
+      result.success.push(...r.success);
+      result.errors.push(...r.errors);
+    }
+    return result;
   }
 
   /** IoT ingestion (the live module's EntityWriterPort). */

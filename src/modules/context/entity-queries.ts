@@ -31,6 +31,14 @@ import {
 } from './geo-query.ts';
 import { distanceToGeometry } from './geometry.ts';
 import type { ActiveContext } from './json-ld-context.ts';
+import {
+  followedRelationships,
+  type JoinedAnswer,
+  type JoinedNode,
+  type JoinRequest,
+  MAX_JOIN_LEVEL,
+  type Projection,
+} from './linked-entities.ts';
 import { NARROW_HINT, QueryBudget } from './query-budget.ts';
 import type { QueryNode, ScopeNode } from './query-language.ts';
 import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
@@ -75,6 +83,11 @@ export interface EntityQueriesOptions {
   queryTimeoutMs?: number | undefined;
   /** Answer geo-queries from the in-memory index (default true); false answers them in SQL only. */
   memoryGeoIndex?: boolean | undefined;
+  /**
+   * Most relationship targets one answer may follow to join linked entities (default 5,000); past it 403
+   * TooManyResults.
+   */
+  maxJoined?: number | undefined;
 }
 
 export class EntityQueries {
@@ -186,6 +199,87 @@ export class EntityQueries {
     const result: QueryResult = { items: rows.map(view) };
     if (page.count) result.count = kept.length;
     return result;
+  }
+
+  /**
+   * Linked entity retrieval (clause 4.5.23): follows, level by level up to `joinLevel`, the relationships
+   * the answer shows (the projection decides which) and reads the entities they name within the caller's
+   * visibility — SQL tests the read keys, so an invisible target is not joined, exactly like an absent one,
+   * at the same cost. Every relationship target followed is counted before it is read (whether it exists, is
+   * visible or not), so the count tells nothing about invisible entities; past `maxJoined`, 403
+   * TooManyResults. An entity already on the path from its root, or named in `containedBy`,
+   * is not joined again (no cycles); in flat answers each entity is joined once.
+   */
+  async joinLinked(
+    caller: Caller,
+    roots: readonly EntityView[],
+    request: JoinRequest,
+    projection: Projection,
+  ): Promise<JoinedAnswer> {
+    const { joinLevel } = request;
+    if (!Number.isInteger(joinLevel) || joinLevel < 1 || joinLevel > MAX_JOIN_LEVEL) {
+      throw new AppError(
+        'CONTEXT_INVALID_QUERY',
+        `joinLevel must be a whole number from 1 to ${MAX_JOIN_LEVEL} (got ${joinLevel})`,
+      );
+    }
+    for (const id of request.containedBy) checkEntityId(id);
+    const maxJoined = this.#o.maxJoined ?? 5000;
+    const budget = new QueryBudget({ maxScan: maxJoined, maxEvaluationMs: this.#o.queryTimeoutMs ?? 10_000 });
+    const flat = request.join === 'flat';
+    const blocked = new Set(request.containedBy);
+    const rootNodes: JoinedNode[] = roots.map((view) => ({ view, projection, links: new Map() }));
+    const byId = new Map<string, EntityView>(roots.map((v) => [v.entity.id, v]));
+    const rootIds = new Set(byId.keys());
+    const linked: JoinedNode[] = [];
+    const listed = new Set<string>();
+    const joinedOnce = new Set<string>();
+    /** Targets read and not found: absent and invisible alike. */
+    const absent = new Set<string>();
+    type Step = { node: JoinedNode; path: ReadonlySet<string> };
+    let frontier: Step[] = rootNodes.map((node) => ({ node, path: new Set([node.view.entity.id]) }));
+    for (let level = 1; level <= joinLevel && frontier.length > 0; level++) {
+      const edges: { from: Step; attr: string; id: string; next: Projection }[] = [];
+      for (const step of frontier) {
+        for (const rel of followedRelationships(step.node.view.entity, step.node.projection)) {
+          for (const id of rel.ids) {
+            if (blocked.has(id) || step.path.has(id)) continue;
+            if (flat && (rootIds.has(id) || joinedOnce.has(id))) continue;
+            if (flat) joinedOnce.add(id);
+            // Charged before anything is read: the budget depends on what the caller sees, never on the
+            // targets (absent, invisible or visible alike).
+            chargeJoin(budget, maxJoined);
+            edges.push({ from: step, attr: rel.attr, id, next: rel.next });
+          }
+        }
+      }
+      const missing = [...new Set(edges.map((e) => e.id))].filter((id) => !byId.has(id) && !absent.has(id));
+      for (let i = 0; i < missing.length; i += 500) {
+        const chunk = missing.slice(i, i + 500);
+        const rows = await this.#read((db) => getVisibleEntities(db, caller.tenant, chunk, caller.readKeys));
+        for (const r of rows) byId.set(r.id, view(r));
+        for (const id of chunk) if (!byId.has(id)) absent.add(id);
+      }
+      const next: Step[] = [];
+      for (const e of edges) {
+        const target = byId.get(e.id);
+        if (!target) continue;
+        const node: JoinedNode = { view: target, projection: e.next, links: new Map() };
+        let byAttr = e.from.node.links.get(e.attr);
+        if (!byAttr) {
+          byAttr = new Map();
+          e.from.node.links.set(e.attr, byAttr);
+        }
+        byAttr.set(e.id, node);
+        if (!rootIds.has(e.id) && !listed.has(e.id)) {
+          linked.push(node);
+          listed.add(e.id);
+        }
+        next.push({ node, path: new Set([...e.from.path, e.id]) });
+      }
+      frontier = next;
+    }
+    return { roots: rootNodes, linked };
   }
 
   get #maxScan(): number {
@@ -361,6 +455,18 @@ export class EntityQueries {
     if (!(await tenantExists(this.#o.store.db, tenant))) {
       throw new AppError('CONTEXT_TENANT_NOT_FOUND', `tenant "${tenant}" does not exist`);
     }
+  }
+}
+
+/** One relationship target followed by a join, charged to its budget (query-budget.ts). */
+function chargeJoin(budget: QueryBudget, maxJoined: number): void {
+  try {
+    budget.chargeRows(1);
+  } catch {
+    throw new AppError(
+      'CONTEXT_TOO_MANY_RESULTS',
+      `the join would follow more than ${maxJoined} relationships; lower joinLevel or limit, or pick fewer relationships`,
+    );
   }
 }
 

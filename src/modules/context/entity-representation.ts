@@ -23,6 +23,11 @@ export interface RenderOptions {
   lang?: string | undefined;
   /** The marking to show as the reserved `marking` Property (with sysAttrs, or when asked in attrs). */
   marking?: unknown;
+  /**
+   * Only the attribute instances with these datasetIds (`@none`: the default instance), NGSI-LD's
+   * `datasetId` parameter; an attribute left without instances is not shown.
+   */
+  datasetIds?: Set<string> | undefined;
 }
 
 const SYS = new Set(['createdAt', 'modifiedAt', 'deletedAt']);
@@ -49,7 +54,9 @@ export function renderEntity(
     if (ENTITY_MEMBERS.has(key)) continue;
     if (opts.attrs && !opts.attrs.has(key)) continue;
     if (opts.omit?.has(key)) continue;
-    out[ctx.compactIri(key)] = renderAttributeValue(raw, ctx, opts);
+    const value = opts.datasetIds ? ofDatasets(raw, opts.datasetIds) : raw;
+    if (value === undefined) continue;
+    out[ctx.compactIri(key)] = renderAttributeValue(value, ctx, opts);
   }
   if (opts.marking !== undefined && (opts.sysAttrs || opts.attrs?.has('marking'))) {
     out.marking = opts.format === 'keyValues' ? opts.marking : { type: 'Property', value: opts.marking };
@@ -59,6 +66,16 @@ export function renderEntity(
     if (e.modifiedAt) out.modifiedAt = e.modifiedAt;
   }
   return out;
+}
+
+/** The instances of an attribute whose datasetId is listed (`@none`: no datasetId), or undefined if none. */
+function ofDatasets(raw: unknown, datasetIds: Set<string>): unknown {
+  const kept = (Array.isArray(raw) ? raw : [raw]).filter((i) => {
+    const ds = (i as ExpandedAttribute | null)?.datasetId;
+    return datasetIds.has(typeof ds === 'string' ? ds : '@none');
+  });
+  if (kept.length === 0) return undefined;
+  return kept.length === 1 ? kept[0] : kept;
 }
 
 export function compactTypes(types: string[], ctx: ActiveContext): string | string[] {
@@ -81,20 +98,36 @@ export function renderAttributeValue(raw: unknown, ctx: ActiveContext, opts: Ren
   return renderAttribute(raw as ExpandedAttribute, ctx, opts);
 }
 
+/**
+ * The string of a languageMap for a `lang` parameter (clause 4.15): language ranges as in Accept-Language,
+ * tried in order of their weight (`fr-CH,fr;q=0.9,*;q=0.5`); a range matches its tag and the tags it is a
+ * prefix of; `*` matches any. With no match, the `@none` string, else the first one.
+ */
 function languageValue(
   lm: Record<string, unknown>,
   lang: string,
 ): { value: unknown; lang: string } | undefined {
-  if (lang === '*') return undefined;
-  const wanted = lang.split(',').map((l) => l.split(';')[0]!.trim());
-  for (const w of wanted) {
-    if (Object.hasOwn(lm, w)) return { value: lm[w], lang: w };
-    const prefix = Object.keys(lm).find((k) => k.toLowerCase().startsWith(`${w.toLowerCase()}-`));
-    if (prefix) return { value: lm[prefix], lang: prefix };
+  const keys = Object.keys(lm);
+  if (keys.length === 0) return undefined;
+  const ranges = lang
+    .split(',')
+    .map((part, i) => {
+      const [tag = '', ...params] = part.split(';').map((x) => x.trim());
+      const q = params.find((p) => p.startsWith('q='));
+      const weight = q === undefined ? 1 : Number(q.slice(2));
+      return { tag, weight: Number.isFinite(weight) ? weight : 0, i };
+    })
+    .filter((r) => r.tag !== '' && r.weight > 0)
+    .sort((a, b) => b.weight - a.weight || a.i - b.i);
+  const first = keys.find((k) => k !== '@none') ?? keys[0]!;
+  for (const { tag } of ranges) {
+    if (tag === '*') return { value: lm[first], lang: first };
+    if (Object.hasOwn(lm, tag)) return { value: lm[tag], lang: tag };
+    const prefixed = keys.find((k) => k.toLowerCase().startsWith(`${tag.toLowerCase()}-`));
+    if (prefixed) return { value: lm[prefixed], lang: prefixed };
   }
   if (Object.hasOwn(lm, '@none')) return { value: lm['@none'], lang: '@none' };
-  const first = Object.keys(lm)[0];
-  return first === undefined ? undefined : { value: lm[first], lang: first };
+  return { value: lm[first], lang: first };
 }
 
 export function renderAttribute(a: ExpandedAttribute, ctx: ActiveContext, opts: RenderOptions): unknown {

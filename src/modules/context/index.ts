@@ -50,6 +50,19 @@ export { validateGeometry } from './geometry.ts';
 export { HostedContexts } from './hosted-contexts.ts';
 export type { ActiveContext, ContextResolverOptions, LdContext } from './json-ld-context.ts';
 export { ContextResolver, readContextMap } from './json-ld-context.ts';
+export {
+  expandProjection,
+  type JoinedAnswer,
+  type JoinedNode,
+  type JoinMode,
+  type JoinRequest,
+  MAX_JOIN_LEVEL,
+  type Projection,
+  type ProjectionTree,
+  parseProjection,
+  projectedMembers,
+  reachesLinked,
+} from './linked-entities.ts';
 export { contextMigrations } from './migrations.ts';
 export type { QueryLimits } from './query-budget.ts';
 export { QueryBudget } from './query-budget.ts';

@@ -454,14 +454,14 @@ function order(target: unknown, qv: QueryValue): number | undefined {
 
 // ---------------------------------------------------------------------------------------------
 // scopeQ (clause 4.19): scopes are hierarchical paths like /Madrid/Gardens; `+` matches one level,
-// `#` any number of levels; `;` and `|` combine, parentheses group.
+// `#` any number of levels; `;` (and), `|` and `,` (or: the ABNF's orOp is either) combine, parentheses group.
 
 export type ScopeNode =
   | { kind: 'and'; terms: ScopeNode[] }
   | { kind: 'or'; terms: ScopeNode[] }
   | { kind: 'scope'; pattern: string; regex: RegExp };
 
-const SCOPE_RE = /^\/(?:[^/;|()#+\s]+|\+)(?:\/(?:[^/;|()#+\s]+|\+))*(?:\/#)?$|^\/#$/;
+const SCOPE_RE = /^\/(?:[^/;|,()#+\s]+|\+)(?:\/(?:[^/;|,()#+\s]+|\+))*(?:\/#)?$|^\/#$/;
 
 export function parseScopeQuery(q: string): ScopeNode {
   if (typeof q !== 'string' || q.trim() === '') {
@@ -480,7 +480,7 @@ export function parseScopeQuery(q: string): ScopeNode {
       return e;
     }
     const start = pos;
-    while (pos < q.length && !';|()'.includes(q[pos]!)) pos++;
+    while (pos < q.length && !';|,()'.includes(q[pos]!)) pos++;
     const pattern = q.slice(start, pos);
     if (!SCOPE_RE.test(pattern))
       fail(`"${pattern}" is not a scope (like /Madrid/Gardens, /Madrid/+ or /Madrid/#)`);
@@ -489,7 +489,7 @@ export function parseScopeQuery(q: string): ScopeNode {
   const expr = (): ScopeNode => {
     const ors: ScopeNode[] = [];
     let ands: ScopeNode[] = [term()];
-    while (q[pos] === ';' || q[pos] === '|') {
+    while (q[pos] === ';' || q[pos] === '|' || q[pos] === ',') {
       const c = q[pos++];
       if (c === ';') ands.push(term());
       else {
