@@ -18,12 +18,13 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { AppError } from '../../kernel/errors.ts';
-import { checkRequestText, MAX_PARAM_LENGTH, setSecurityHeaders } from './edge-guard.ts';
+import { checkRequestText, setSecurityHeaders } from './edge-guard.ts';
 import { jsonBodyParser } from './json-body.ts';
 import { createMetrics, type HealthCheck, instrument, opsPlugin } from './ops-plugin.ts';
 import type { Principal } from './principal.ts';
 import { problemErrorHandler, STATUS_OF_KIND } from './problem.ts';
 import { RouteTable, routeMissError } from './route-table.ts';
+import { ROUTER_OPTIONS } from './router-options.ts';
 import { edgeValidatorCompiler } from './validation.ts';
 
 export type ErrorFormatter = (error: unknown, request: FastifyRequest, reply: FastifyReply) => void;
@@ -98,7 +99,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     // Refused by the edge guard instead, so that the answer is in the surface's format.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Plugins (the API docs read their static files) start in well under a second, but a machine under heavy
+    // load has taken more than Fastify's default 10 s; a slow start is not a broken one.
+    pluginTimeout: 60_000,
+    routerOptions: ROUTER_OPTIONS,
     // A malformed percent-encoding or a too long segment, found by the router before any hook.
     frameworkErrors: (error, request, reply) => {
       setSecurityHeaders(reply);

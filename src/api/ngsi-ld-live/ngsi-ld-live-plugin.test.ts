@@ -22,6 +22,7 @@ import { TransactionalOutbox } from '../../modules/events/index.ts';
 import { MARKING_HEADER, type Tlp } from '../../modules/sharing/index.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
+import { ROUTER_OPTIONS } from '../http/router-options.ts';
 import { ngsiLdLivePlugin } from './index.ts';
 
 const LINK_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"';
@@ -76,7 +77,7 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
     });
     await live.start(bus);
     rx = await startReceiver();
-    app = Fastify();
+    app = Fastify({ routerOptions: ROUTER_OPTIONS });
     // Tests set the principal from `x-test-user: <username>` (accounts of the world: `org-b-operator`…).
     app.addHook('onRequest', async (request) => {
       const who = request.headers['x-test-user'];

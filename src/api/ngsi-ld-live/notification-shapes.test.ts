@@ -314,6 +314,7 @@ for (const f of testStoreFactories())
           const c = await next(ld);
           expect(c.headers.link).toBeUndefined();
           expect(c.body['@context']).toBe(CORE);
+          expect(data(c)['@context']).toBe(CORE);
           expect(data(c).type).toBe('https://ngsi-ld-test-suite/context#Building');
         });
       });
@@ -417,6 +418,41 @@ for (const f of testStoreFactories())
           expect(await bad({ notification: { pick: ['id'], omit: ['id'] } })).toEqual(BAD);
           expect(await bad({ notification: { pick: ['name'], attributes: ['name'] } })).toEqual(BAD);
           expect(await bad({ notification: { omit: ['name'], attributes: ['name'] } })).toEqual(BAD);
+        });
+
+        it('datasetId: only the instances of the datasetIds named are notified', async () => {
+          const id = await building();
+          const fr = await subscribe(id, {
+            watchedAttributes: ['name'],
+            datasetId: ['urn:ngsi-ld:Dataset:fr'],
+          });
+          const view = (
+            await inject({ method: 'GET', url: `${SUBS}/${fr}`, headers: { link: linkTo(TS) } })
+          ).json();
+          expect(view.datasetId).toEqual(['urn:ngsi-ld:Dataset:fr']);
+          await core.updateAttributes(
+            writer,
+            id,
+            { name: { type: 'Property', value: 'La Tour', datasetId: 'urn:ngsi-ld:Dataset:fr' } },
+            ctx,
+          );
+          expect(data(await next(fr))).toEqual({
+            id,
+            type: 'Building',
+            name: { type: 'Property', value: 'La Tour', datasetId: 'urn:ngsi-ld:Dataset:fr' },
+          });
+          const bad = await inject({
+            method: 'POST',
+            url: SUBS,
+            headers: { 'content-type': 'application/json' },
+            payload: {
+              type: 'Subscription',
+              entities: [{ type: 'Building' }],
+              datasetId: ['not a uri'],
+              notification: { endpoint: { uri: rx.url } },
+            },
+          });
+          expect(bad.statusCode).toBe(400);
         });
 
         it('pick and omit choose the members of notified entities', async () => {

@@ -262,7 +262,10 @@ function describePlatform(
           wrong.push(`${label(row)}: answered ${a.status} ${a.code ?? a.body.slice(0, 120)}`);
         }
       }
-      expect(wrong).toEqual([]);
+      expect(
+        wrong,
+        'rows of docs/ngsi-ld-conformance.md the platform contradicts: change the row with the code',
+      ).toEqual([]);
     }, 120_000);
 
     it('has a ✅ or ⚠️ row for every NGSI-LD operation of /openapi.json', async () => {
@@ -285,7 +288,7 @@ function describePlatform(
         }
       }
       expect(operations).toBeGreaterThanOrEqual(30);
-      expect(missing).toEqual([]);
+      expect(missing, 'NGSI-LD operations without a row in docs/ngsi-ld-conformance.md').toEqual([]);
     });
   });
 }

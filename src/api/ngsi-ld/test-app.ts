@@ -20,7 +20,7 @@ import { TransactionalOutbox } from '../../modules/events/index.ts';
 import { emptyAudience, normaliseTlp, principalReadKeys, type Role } from '../../modules/sharing/index.ts';
 import type { EventBus, PlatformEvent } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
-import { MAX_PARAM_LENGTH } from '../http/edge-guard.ts';
+import { ROUTER_OPTIONS } from '../http/router-options.ts';
 import { ngsiLdPlugin } from './ngsi-ld-plugin.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -68,8 +68,9 @@ export async function openTestApp(
     resolver: new ContextResolver({ contextMapFile: CONTEXT_MAP, timeoutMs: 500 }),
     ...opts.budgets,
   });
-  // As the platform's server: path segments up to MAX_PARAM_LENGTH (a @context URL names a cached context).
-  const app = Fastify({ routerOptions: { maxParamLength: MAX_PARAM_LENGTH } });
+  // As the platform's server: its router options (path segments up to MAX_PARAM_LENGTH, since a @context
+  // URL names a cached context; a trailing slash ignored).
+  const app = Fastify({ routerOptions: ROUTER_OPTIONS });
   app.addHook('onRequest', async (request) => {
     const who = request.headers['x-test-user'];
     if (typeof who !== 'string') return;

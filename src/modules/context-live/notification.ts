@@ -117,6 +117,15 @@ function notifiedEntity(
   const { pick, omit } = spec.notification;
   const wanted = (k: string) =>
     (!attrs || attrs.includes(k)) && (!pick || pick.includes(k)) && !omit?.includes(k);
+  const datasets = spec.datasetId;
+  /** The instances of the datasetIds the subscription names (all when it names none). */
+  const ofDatasets = (v: unknown): unknown => {
+    if (!datasets) return v;
+    const kept = instances(v).filter((i) =>
+      datasets.includes(typeof i.datasetId === 'string' ? i.datasetId : '@none'),
+    );
+    return kept.length === 0 ? undefined : kept.length === 1 ? kept[0] : kept;
+  };
   if (!it.entity) {
     for (const k of ['createdAt', 'modifiedAt']) {
       const v = previous[k] ?? previous[`https://uri.etsi.org/ngsi-ld/${k}`];
@@ -127,7 +136,7 @@ function notifiedEntity(
     for (const [k, v] of Object.entries(previous)) {
       if (!asNulls || NON_ATTRIBUTE_MEMBERS.has(k) || !wanted(k)) continue;
       if (!showChanges && watched && !watched.includes(k)) continue;
-      const gone = instances(v).map((i) => deletedInstance(i, deletedAt, showChanges));
+      const gone = instances(ofDatasets(v)).map((i) => deletedInstance(i, deletedAt, showChanges));
       if (gone.length > 0) out[k] = gone.length === 1 ? gone[0] : gone;
     }
     return { entity: out, sys: sysMembers };
@@ -143,13 +152,15 @@ function notifiedEntity(
       continue;
     }
     if (!wanted(k)) continue;
+    const mine = ofDatasets(v);
+    if (mine === undefined) continue;
     const before = instances(previous[k]);
-    out[k] = showChanges && before.length > 0 ? mapInstances(v, (i) => withPrevious(i, before)) : v;
+    out[k] = showChanges && before.length > 0 ? mapInstances(mine, (i) => withPrevious(i, before)) : mine;
   }
   for (const [k, v] of Object.entries(previous)) {
     if (NON_ATTRIBUTE_MEMBERS.has(k) || !wanted(k)) continue;
     const now = instances(it.entity[k]);
-    const gone = instances(v)
+    const gone = instances(ofDatasets(v))
       .filter((b) => !now.some((n) => sameDataset(n, b)))
       .map((b) => deletedInstance(b, deletedAt, showChanges));
     if (gone.length === 0) continue;
@@ -217,6 +228,9 @@ export async function buildNotification(
     for (const m of ['id', 'type', 'scope']) {
       if ((pick && !pick.includes(m)) || omit?.includes(m)) delete rendered[m];
     }
+    // As the reference brokers and the ETSI tests have it: each entity of an application/ld+json
+    // notification carries the @context it is compacted with (the notification too, below).
+    if (accept === 'application/ld+json') rendered['@context'] = context.label;
     data.push(rendered);
   }
   const body: Record<string, unknown> = {

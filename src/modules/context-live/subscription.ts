@@ -80,6 +80,8 @@ export interface SubscriptionSpec {
   expiresAt?: string;
   throttling?: number;
   lang?: string;
+  /** Only the attribute instances of these datasetIds are notified (`@none`: the default instance). */
+  datasetId?: string[];
   notification: NotificationParams;
   /** The @context the subscription was created with (Link header or body). */
   jsonldContext?: JsonLdContext;
@@ -157,6 +159,7 @@ const TOP_LEVEL = new Set([
   'temporalQ',
   'scopeQ',
   'lang',
+  'datasetId',
   'jsonldContext',
   'status',
   'createdAt',
@@ -439,6 +442,13 @@ async function applyMembers(
     if (typeof input[k] !== 'string') throw bad(`${k} must be a string`);
     spec[k] = input[k] as string;
   }
+  if (input.datasetId !== undefined && !remove('datasetId')) {
+    const ids = stringList(input.datasetId, 'datasetId');
+    for (const d of ids) {
+      if (d !== '@none' && !isUri(d)) throw bad(`datasetId "${d}" is not a URI (nor @none)`);
+    }
+    spec.datasetId = [...new Set(ids)];
+  }
   if (input.entities !== undefined && !remove('entities')) {
     spec.entities = parseEntities(input.entities, ac);
   }
@@ -547,6 +557,7 @@ export async function subscriptionView(
   if (s.expiresAt !== undefined) out.expiresAt = s.expiresAt;
   if (s.throttling !== undefined) out.throttling = s.throttling;
   if (s.lang !== undefined) out.lang = s.lang;
+  if (s.datasetId !== undefined) out.datasetId = s.datasetId;
   const n = s.notification;
   const notification: Record<string, unknown> = {};
   if (n.attributes) notification.attributes = n.attributes.map((a) => ac.compactIri(a));
