@@ -50,7 +50,8 @@ export interface MemoryBus extends EventBusAdapter {
 
 interface Pending {
   json: string;
-  event: PlatformEvent;
+  id: string;
+  type: string;
   /** Deliveries so far. */
   attempts: number;
 }
@@ -143,7 +144,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     if (pending.attempts >= g.maxDeliver) {
       const record: DeadLetter = {
         group: g.name,
-        event: pending.event,
+        // Parsed only here: a dead letter is rare, every delivery parses the text anyway.
+        event: JSON.parse(pending.json) as PlatformEvent,
         attempts: pending.attempts,
         error: errorMessage(err),
         time: new Date().toISOString(),
@@ -153,8 +155,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
         {
           source,
           group: g.name,
-          eventId: pending.event.id,
-          type: pending.event.type,
+          eventId: pending.id,
+          type: pending.type,
           attempts: pending.attempts,
           error: record.error,
         },
@@ -167,7 +169,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
         {
           source,
           group: g.name,
-          eventId: pending.event.id,
+          eventId: pending.id,
           attempts: pending.attempts,
           error: errorMessage(err),
         },
@@ -234,9 +236,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
         );
       }
       if (duplicates.seen(event.id)) return;
-      const stored = JSON.parse(json) as PlatformEvent;
       for (const g of targets) {
-        g.queue.push({ json, event: stored, attempts: 0 });
+        g.queue.push({ json, id: event.id, type: event.type, attempts: 0 });
         queueMicrotask(() => pump(g));
       }
       for (const l of listeners) {

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryBus } from '../../adapters/bus/index.ts';
 import { testStoreFactories } from '../../adapters/storage/testing.ts';
@@ -236,6 +237,89 @@ for (const f of testStoreFactories()) {
           expect(r.success).toHaveLength(200);
         }
       }
+    });
+
+    it('writes a batch of new and existing entities row by row as planned (rows travel as one JSON parameter)', async () => {
+      const ctx = await svc.resolveContext(null);
+      const ids = ['urn:ngsi-ld:Valve:a', 'urn:ngsi-ld:Valve:b', 'urn:ngsi-ld:Valve:c'];
+      const tricky = 'he said "hi" \\ back\\slash, tab\t, ünïcödé 🙂 {"not": "json"}';
+      await svc.batchCreate(
+        alice,
+        ids.slice(0, 2).map((id) => ({ body: { id, type: 'Valve', scope: '/Porto/East', open: true }, ctx })),
+      );
+      const rowsOf = async () =>
+        (
+          await sql<{
+            id: string;
+            types: string[];
+            scopes: string[] | null;
+            entity: unknown;
+            created_at: Date;
+            modified_at: Date;
+            owner_org: string;
+            created_by: string;
+            marking: unknown;
+            read_keys: string[];
+            incarnation: string;
+          }>`select id, types, scopes, entity, created_at, modified_at, owner_org, created_by, marking, read_keys,
+              incarnation from context_entity where id = any(${ids}::text[]) order by id`.execute(store.db)
+        ).rows.map((r) => ({
+          ...r,
+          entity: typeof r.entity === 'string' ? JSON.parse(r.entity) : r.entity,
+          marking: typeof r.marking === 'string' ? JSON.parse(r.marking) : r.marking,
+        }));
+      const before = await rowsOf();
+      const r = await svc.batchUpsert(
+        bob,
+        [
+          { id: ids[0], type: ['Valve', 'Pump'], label: tricky },
+          {
+            id: ids[1],
+            type: 'Valve',
+            open: false,
+            marking: { tlp: 'GREEN', audience: { orgs: [], communities: [], users: [] } },
+          },
+          { id: ids[2], type: 'Valve', label: tricky },
+        ].map((body) => ({ body, ctx })),
+        'update',
+      );
+      expect(r.errors.map((e) => e.error.message)).toEqual([]);
+      expect(r.created).toEqual([ids[2]]);
+      const after = await rowsOf();
+      expect(after.map((x) => x.id)).toEqual(ids);
+      for (const [i, row] of after.entries()) {
+        const entity = row.entity as Record<string, unknown>;
+        // The columns say what the entity says.
+        expect(row.types).toEqual(entity.type);
+        expect(row.scopes ?? undefined).toEqual(entity.scope);
+        expect(row.modified_at.toISOString()).toBe(entity.modifiedAt);
+        expect(row.created_at.toISOString()).toBe(entity.createdAt);
+        // Written by alice (created) or bob (created the third): the owner and the creator stay.
+        expect(row.owner_org).toBe('metro');
+        expect(row.created_by).toBe(i < 2 ? 'alice' : 'bob');
+        if (i < 2) {
+          expect(row.incarnation).toBe(before[i]!.incarnation);
+          expect(row.created_at).toEqual(before[i]!.created_at);
+        }
+      }
+      expect(after[0]!.types).toEqual([`${DEFAULT_CTX}Valve`, `${DEFAULT_CTX}Pump`]);
+      expect((after[0]!.entity as Record<string, { value: unknown }>)[`${DEFAULT_CTX}label`]?.value).toBe(
+        tricky,
+      );
+      expect((after[2]!.entity as Record<string, { value: unknown }>)[`${DEFAULT_CTX}label`]?.value).toBe(
+        tricky,
+      );
+      expect(after[1]!.marking).toMatchObject({ tlp: 'GREEN' });
+      expect(after[1]!.read_keys).not.toEqual(before[1]!.read_keys);
+      expect(after[0]!.read_keys).toEqual(before[0]!.read_keys);
+      // Pages keep room for updates in place (migration context_0006).
+      const opts = await sql<{
+        reloptions: string[] | null;
+      }>`select reloptions from pg_class where relname = 'context_entity' and relkind = 'r'
+          and relnamespace = (select oid from pg_namespace where nspname = current_schema())`.execute(
+        store.db,
+      );
+      expect(opts.rows[0]?.reloptions).toContain('fillfactor=70');
     });
 
     it('batch create, upsert, update and delete with per-entity results', async () => {

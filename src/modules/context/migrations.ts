@@ -105,4 +105,23 @@ export const contextMigrations: Record<string, Migration> = {
       await sql`alter table context_entity drop column incarnation`.execute(db);
     },
   },
+  context_0006_entity_updates_in_place: {
+    // IoT ingestion rewrites every entity's row several times a second (docs/benchmarks.md, "Writes keep up
+    // with a city"). Room left in each page lets PostgreSQL update a row on its own page without touching
+    // its indexes when types and read keys stay the same (a HOT update: the GIN indexes are the costly
+    // part), and lz4 compresses the 2-3 kB entity documents several times faster than pglz. PGlite is
+    // built without lz4 (feature_not_supported): it keeps pglz. The fill factor applies to pages written
+    // from now on.
+    async up(db) {
+      await sql`alter table context_entity set (fillfactor = 70)`.execute(db);
+      await sql`do $$ begin
+          alter table context_entity alter column entity set compression lz4;
+        exception when feature_not_supported then null;
+        end $$`.execute(db);
+    },
+    async down(db) {
+      await sql`alter table context_entity reset (fillfactor)`.execute(db);
+      await sql`alter table context_entity alter column entity set compression default`.execute(db);
+    },
+  },
 };

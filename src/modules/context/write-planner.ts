@@ -155,6 +155,7 @@ export class WritePlanner {
     const latest = new Map<string, EntityRecord>();
     const changes = new Map<string, Change>();
     const success: string[] = [];
+    const succeeded = new Set<string>();
     for (const item of items) {
       const id = item.id;
       try {
@@ -162,7 +163,10 @@ export class WritePlanner {
         const change = apply(item, base, existing.get(id)!, changes.get(id));
         latest.set(id, base);
         changes.set(id, change);
-        if (!success.includes(id)) success.push(id);
+        if (!succeeded.has(id)) {
+          succeeded.add(id);
+          success.push(id);
+        }
       } catch (e) {
         errs.push({ entityId: id, error: asAppError(e) });
       }
@@ -186,6 +190,7 @@ export class WritePlanner {
     const latest = new Map<string, EntityRecord>();
     const changes = new Map<string, Change>();
     const success: string[] = [];
+    const succeeded = new Set<string>();
     const createdIds: string[] = [];
     for (const p of parsed) {
       const id = p.entity.id;
@@ -235,7 +240,10 @@ export class WritePlanner {
           }
           changes.set(id, change);
         }
-        if (!success.includes(id)) success.push(id);
+        if (!succeeded.has(id)) {
+          succeeded.add(id);
+          success.push(id);
+        }
       } catch (e) {
         errors.push({ entityId: id, error: asAppError(e) });
       }

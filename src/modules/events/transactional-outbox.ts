@@ -341,10 +341,22 @@ export class TransactionalOutbox<M = EventMap> {
  * binary one.
  */
 function pack(events: SerializedEvent[]): string {
-  return brotliCompressSync(`[${events.map((e) => e.json).join(',')}]`, {
+  // Encoded event by event: one joined string of several MB costs V8 more to flatten and encode than the
+  // compression itself.
+  const parts: Buffer[] = [OPEN];
+  events.forEach((e, i) => {
+    if (i > 0) parts.push(COMMA);
+    parts.push(Buffer.from(e.json));
+  });
+  parts.push(CLOSE);
+  return brotliCompressSync(Buffer.concat(parts), {
     params: { [constants.BROTLI_PARAM_QUALITY]: 0 },
   }).toString('base64');
 }
+
+const OPEN = Buffer.from('[');
+const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from(']');
 
 function unpack(bytes: Uint8Array): SerializedEvent[] {
   const events = JSON.parse(brotliDecompressSync(bytes).toString('utf8')) as PlatformEvent[];
