@@ -52,6 +52,11 @@ export interface IngestionServiceDeps {
   writerBatch?: number;
   /** Attempts at writing a batch before its messages are dead-lettered (transient failures). */
   writeAttempts?: number;
+  /**
+   * Under load, how long a batch may wait for as many messages as the last one (default 10 ms): a write's
+   * fixed cost is then paid once for them all (see MicroBatcher).
+   */
+  lingerMs?: number;
 }
 
 export class IngestionService {
@@ -87,6 +92,7 @@ export class IngestionService {
       b = new MicroBatcher<Job>(
         (jobs) => this.#write(tenant, principal, context, jobs),
         this.#d.maxBatch ?? 5000,
+        { lingerMs: this.#d.lingerMs ?? 10 },
       );
       this.#batchers.set(key, b);
     }

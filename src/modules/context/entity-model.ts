@@ -445,8 +445,10 @@ export function stampAttribute(
   createdAt: string | undefined,
 ): ExpandedAttribute {
   const out: ExpandedAttribute = { ...a, createdAt: createdAt ?? now, modifiedAt: now };
-  for (const [k, v] of Object.entries(a)) {
+  // Keys, not entries: IoT ingestion stamps ten attributes per message, nearly all without sub-attributes.
+  for (const k of Object.keys(a)) {
     if (CORE_ATTRIBUTE_MEMBERS.has(k)) continue;
+    const v = a[k];
     out[k] = Array.isArray(v)
       ? v.map((x) => stampAttribute(x as ExpandedAttribute, now, undefined))
       : stampAttribute(v as ExpandedAttribute, now, undefined);
