@@ -181,6 +181,30 @@ for (const store of STORES)
           expect(contained.json().map((e: { id: string }) => e.id)).toEqual([B, C]);
         });
 
+        it('concise and GeoJSON answers carry joined entities too', async () => {
+          const concise = await get(`${E}/${B}?join=inline&joinLevel=1&format=concise`);
+          expect(concise.json().locatedAt).toEqual({
+            object: C,
+            entity: {
+              id: C,
+              type: 'City',
+              name: 'Paris',
+              description: 'capital',
+              isInCountry: { object: K },
+            },
+          });
+          const geo = { ...metro, accept: 'application/geo+json' };
+          const flat = await get(`${E}/${B}?join=flat&joinLevel=1`, geo);
+          expect(flat.json().type).toBe('FeatureCollection');
+          expect(flat.json().features.map((f: { id: string }) => f.id)).toEqual([B, C]);
+          const inline = await get(`${E}/${B}?join=inline&joinLevel=1&options=keyValues`, geo);
+          expect(inline.json()).toMatchObject({
+            type: 'Feature',
+            id: B,
+            properties: { locatedAt: { id: C, type: 'City', name: 'Paris' } },
+          });
+        });
+
         it('cycles stop at the entities already on the path', async () => {
           await create(metro, { id: 'urn:ngsi-ld:Node:a', type: 'Node', next: rel('urn:ngsi-ld:Node:b') });
           await create(metro, { id: 'urn:ngsi-ld:Node:b', type: 'Node', next: rel('urn:ngsi-ld:Node:a') });
