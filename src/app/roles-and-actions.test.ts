@@ -240,6 +240,38 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
     return withHistory;
   };
 
+  let temporalEntities = 0;
+  /** A TLP:AMBER temporal entity of the owner (provided through the temporal API). */
+  const temporalEntity = async () => {
+    const id = `urn:ngsi-ld:Camera:temporal-${++temporalEntities}`;
+    const res = await send(
+      {
+        method: 'POST',
+        url: '/ngsi-ld/v1/temporal/entities',
+        payload: {
+          id,
+          type: 'Camera',
+          fps: [
+            { type: 'Property', value: 25, observedAt: '2026-11-30T10:00:00Z' },
+            { type: 'Property', value: 30, observedAt: '2026-11-30T10:01:00Z' },
+          ],
+          marking: { tlp: 'AMBER' },
+        },
+      },
+      ownerOperator,
+    );
+    expect(res.statusCode, res.body).toBe(201);
+    return id;
+  };
+  /** The path of one instance of a fresh temporal entity: `{id}/attrs/fps/{instanceId}`. */
+  const temporalInstance = async () => {
+    const id = await temporalEntity();
+    const res = await send({ method: 'GET', url: `/ngsi-ld/v1/temporal/entities/${id}` }, ownerOperator);
+    expect(res.statusCode, res.body).toBe(200);
+    const instanceId = String((res.json() as { fps: Array<{ instanceId: string }> }).fps[0]?.instanceId);
+    return `${id}/attrs/fps/${encodeURIComponent(instanceId)}`;
+  };
+
   /** A subscription: its organisation's users see it (TLP:AMBER+STRICT), no client, no one else. */
   const subscriptionRule = (kind: 'read' | 'change') => (c: Caller) => {
     if (c.relation !== 'owner') return 'absent';
@@ -539,6 +571,96 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
       fresh: entityWithHistory,
       request: (id) => ({ method: 'GET', url: `/ngsi-ld/v1/temporal/entities/${id}` }),
       expect: amberObjectRule('read'),
+    },
+    {
+      surface: 'temporal',
+      action: 'create a temporal entity',
+      request: (_, c) => ({
+        method: 'POST',
+        url: '/ngsi-ld/v1/temporal/entities',
+        payload: {
+          id: `urn:ngsi-ld:Camera:temporal-by-${c.username}`,
+          type: 'Camera',
+          fps: [{ type: 'Property', value: 25, observedAt: '2026-11-30T10:00:00Z' }],
+        },
+      }),
+      expect: (c) => (writer(c) ? 'ok' : 'role'),
+    },
+    {
+      surface: 'temporal',
+      action: "read the owner's TLP:AMBER temporal entity",
+      fresh: temporalEntity,
+      request: (id) => ({ method: 'GET', url: `/ngsi-ld/v1/temporal/entities/${id}` }),
+      expect: amberObjectRule('read'),
+    },
+    {
+      surface: 'temporal',
+      action: "add instances to the owner's temporal entity by creating it again",
+      fresh: temporalEntity,
+      request: (id) => ({
+        method: 'POST',
+        url: '/ngsi-ld/v1/temporal/entities',
+        payload: {
+          id,
+          type: 'Camera',
+          fps: [{ type: 'Property', value: 5, observedAt: '2026-11-30T10:02:00Z' }],
+        },
+      }),
+      // This may create: the role is asked first, then the object is decided on as any change.
+      expect: (c) =>
+        !writer(c)
+          ? 'role'
+          : c.relation === 'stranger'
+            ? 'absent'
+            : c.relation === 'client'
+              ? 'denied'
+              : 'ok',
+    },
+    {
+      surface: 'temporal',
+      action: "add attribute instances to the owner's temporal entity",
+      fresh: temporalEntity,
+      request: (id) => ({
+        method: 'POST',
+        url: `/ngsi-ld/v1/temporal/entities/${id}/attrs`,
+        payload: { fps: [{ type: 'Property', value: 5, observedAt: '2026-11-30T10:02:00Z' }] },
+      }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'temporal',
+      action: "modify an instance of the owner's temporal entity",
+      fresh: temporalInstance,
+      request: (path) => ({
+        method: 'PATCH',
+        url: `/ngsi-ld/v1/temporal/entities/${path}`,
+        payload: { value: 26 },
+      }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'temporal',
+      action: "delete an attribute of the owner's temporal entity",
+      fresh: temporalEntity,
+      request: (id) => ({
+        method: 'DELETE',
+        url: `/ngsi-ld/v1/temporal/entities/${id}/attrs/fps?deleteAll=true`,
+      }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'temporal',
+      action: "delete an instance of the owner's temporal entity",
+      fresh: temporalInstance,
+      request: (path) => ({ method: 'DELETE', url: `/ngsi-ld/v1/temporal/entities/${path}` }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'temporal',
+      action: "delete the owner's temporal entity",
+      fresh: temporalEntity,
+      request: (id) => ({ method: 'DELETE', url: `/ngsi-ld/v1/temporal/entities/${id}` }),
+      expect: amberObjectRule('change'),
     },
     {
       surface: 'temporal',

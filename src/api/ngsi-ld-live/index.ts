@@ -44,6 +44,14 @@ const TEMPORAL_PARAMETERS = [
   'format',
   'aggrMethods',
   'aggrPeriodDuration',
+  'q',
+  'georel',
+  'geometry',
+  'coordinates',
+  'geoproperty',
+  'scopeQ',
+  'csf',
+  'orderBy',
 ] as const;
 
 /**
@@ -192,10 +200,17 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       const ids = listParam(query.id);
       const attrs = listParam(query.attrs);
       const idPattern = query.idPattern === undefined ? undefined : String(query.idPattern);
-      if (!types && !ids && !attrs && idPattern === undefined) {
+      if (
+        !types &&
+        !ids &&
+        !attrs &&
+        idPattern === undefined &&
+        query.q === undefined &&
+        query.georel === undefined
+      ) {
         throw new AppError(
           'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
-          'a temporal query needs type, id, idPattern or attrs',
+          'a temporal query needs type, id, idPattern, attrs, q or a geo-query',
         );
       }
       const page = pageOf(query);
@@ -216,6 +231,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       );
       answerType(reply, type, context);
       if (answer.marking) reply.header(MARKING_HEADER, answer.marking);
+      if (answer.range) reply.status(206).header('Content-Range', answer.range);
       const list = answer.value;
       return type === 'application/ld+json' ? list.map((e) => ({ ...e, '@context': context ?? CORE })) : list;
     },
@@ -245,8 +261,128 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       );
       answerType(reply, type, context);
       if (answer.marking) reply.header(MARKING_HEADER, answer.marking);
+      if (answer.range) reply.status(206).header('Content-Range', answer.range);
       const e = answer.value;
       return type === 'application/ld+json' ? { ...e, '@context': context ?? CORE } : e;
+    },
+  );
+
+  // Provision (clause 6.18.3.1, 6.19, 6.20, 6.21, 6.22): temporal entities are marked objects of their own.
+  app.post(
+    TEMPORAL,
+    {
+      schema: {
+        tags,
+        summary: 'Create or update the temporal evolution of an entity',
+        body: PAYLOADS.temporalEntity,
+        consumes: CONSUMES,
+      },
+    },
+    async (request, reply) => {
+      const { body, context } = splitPayload(request, request.body);
+      const r = await live.temporalEntities.upsert(tenantOf(request), principalOf(request), body, context);
+      if (r.created) {
+        reply.header('Location', `${TEMPORAL}/${encodeURIComponent(r.id)}`);
+        reply.status(201).send();
+      } else reply.status(204).send();
+    },
+  );
+
+  app.post(
+    `${TEMPORAL}/:id/attrs`,
+    {
+      schema: {
+        tags,
+        summary: 'Add attribute instances to a temporal entity',
+        body: PAYLOADS.temporalFragment,
+        consumes: CONSUMES,
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const { body, context } = splitPayload(request, request.body);
+      await live.temporalEntities.append(tenantOf(request), principalOf(request), id, body, context);
+      reply.status(204).send();
+    },
+  );
+
+  app.patch(
+    `${TEMPORAL}/:id/attrs/:attrId/:instanceId`,
+    {
+      schema: {
+        tags,
+        summary: 'Modify an attribute instance of a temporal entity',
+        body: PAYLOADS.temporalInstance,
+        consumes: CONSUMES,
+      },
+    },
+    async (request, reply) => {
+      const { id, attrId, instanceId } = request.params as { id: string; attrId: string; instanceId: string };
+      const { body, context } = splitPayload(request, request.body);
+      await live.temporalEntities.modifyInstance(
+        tenantOf(request),
+        principalOf(request),
+        id,
+        attrId,
+        instanceId,
+        body,
+        context,
+      );
+      reply.status(204).send();
+    },
+  );
+
+  app.delete(
+    `${TEMPORAL}/:id`,
+    { schema: { tags, summary: 'Delete a temporal entity and its history' } },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      await live.temporalEntities.deleteEntity(tenantOf(request), principalOf(request), id);
+      reply.status(204).send();
+    },
+  );
+
+  app.delete(
+    `${TEMPORAL}/:id/attrs/:attrId`,
+    {
+      schema: {
+        tags,
+        summary: "Delete an attribute's instances from a temporal entity",
+        querystring: queryOf('datasetId', 'deleteAll'),
+      },
+    },
+    async (request, reply) => {
+      const { id, attrId } = request.params as { id: string; attrId: string };
+      const query = request.query as Record<string, unknown>;
+      await live.temporalEntities.deleteAttribute(
+        tenantOf(request),
+        principalOf(request),
+        id,
+        attrId,
+        {
+          ...(query.datasetId !== undefined ? { datasetId: String(query.datasetId) } : {}),
+          deleteAll: query.deleteAll === 'true',
+        },
+        linkContext(request),
+      );
+      reply.status(204).send();
+    },
+  );
+
+  app.delete(
+    `${TEMPORAL}/:id/attrs/:attrId/:instanceId`,
+    { schema: { tags, summary: 'Delete an attribute instance from a temporal entity' } },
+    async (request, reply) => {
+      const { id, attrId, instanceId } = request.params as { id: string; attrId: string; instanceId: string };
+      await live.temporalEntities.deleteInstance(
+        tenantOf(request),
+        principalOf(request),
+        id,
+        attrId,
+        instanceId,
+        linkContext(request),
+      );
+      reply.status(204).send();
     },
   );
 

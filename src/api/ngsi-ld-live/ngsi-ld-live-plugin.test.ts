@@ -580,4 +580,134 @@ describe('NGSI-LD live API (subscriptions, temporal, ingestion)', () => {
       expect(others.json()).toEqual([]);
     });
   });
+
+  describe('temporal provision (clause 6.18–6.22)', () => {
+    const CORE = 'https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld';
+    const asA = { 'x-test-user': 'org-a-operator', 'content-type': 'application/json' };
+    const at = (minute: number) => `2026-11-28T12:0${minute}:00Z`;
+    const id = 'urn:ngsi-ld:Vehicle:temporal-http-1';
+    const get = async (query = '') => {
+      const r = await app.inject({
+        method: 'GET',
+        url: `/ngsi-ld/v1/temporal/entities/${id}${query}`,
+        headers: { 'x-test-user': 'org-a-operator' },
+      });
+      return r;
+    };
+
+    it('creates (201 + Location, no body), adds (204), modifies and deletes instances, deletes (204 then 404)', async () => {
+      const created = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/temporal/entities',
+        headers: { ...asA, 'content-type': 'application/ld+json' },
+        payload: {
+          id,
+          type: 'Vehicle',
+          speed: [
+            { type: 'Property', value: 120, observedAt: at(3) },
+            { type: 'Property', value: 80, observedAt: at(5) },
+          ],
+          fuelLevel: [
+            { type: 'Property', value: 67, observedAt: at(3) },
+            { type: 'Property', value: 40, observedAt: at(7), datasetId: 'urn:ngsi-ld:Dataset:fuel' },
+          ],
+          '@context': CORE,
+        },
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      expect(created.body).toBe('');
+      expect(created.headers.location).toBe(`/ngsi-ld/v1/temporal/entities/${encodeURIComponent(id)}`);
+      const first = (await get()).json();
+      expect(first).toMatchObject({
+        id,
+        type: 'Vehicle',
+        speed: [
+          { type: 'Property', value: 120, observedAt: '2026-11-28T12:03:00.000Z' },
+          { type: 'Property', value: 80, observedAt: '2026-11-28T12:05:00.000Z' },
+        ],
+      });
+      const again = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/temporal/entities',
+        headers: asA,
+        payload: { id, type: 'Vehicle', speed: [{ type: 'Property', value: 90, observedAt: at(6) }] },
+      });
+      expect(again.statusCode).toBe(204);
+      const appended = await app.inject({
+        method: 'POST',
+        url: `/ngsi-ld/v1/temporal/entities/${id}/attrs`,
+        headers: asA,
+        payload: { speed: { type: 'Property', value: 70, observedAt: at(8) } },
+      });
+      expect(appended.statusCode).toBe(204);
+      const instanceId = first.speed[0].instanceId as string;
+      const patched = await app.inject({
+        method: 'PATCH',
+        url: `/ngsi-ld/v1/temporal/entities/${id}/attrs/speed/${instanceId}`,
+        headers: asA,
+        payload: { type: 'Property', value: 129, observedAt: at(3) },
+      });
+      expect(patched.statusCode, patched.body).toBe(204);
+      const speeds = (await get()).json().speed as Array<{ value: number; instanceId: string }>;
+      expect(speeds.map((i) => i.value)).toEqual([129, 80, 90, 70]);
+      expect(speeds[0]!.instanceId).toBe(instanceId);
+      const dropDataset = await app.inject({
+        method: 'DELETE',
+        url: `/ngsi-ld/v1/temporal/entities/${id}/attrs/fuelLevel?datasetId=urn:ngsi-ld:Dataset:fuel`,
+        headers: { 'x-test-user': 'org-a-operator' },
+      });
+      expect(dropDataset.statusCode).toBe(204);
+      expect((await get()).json().fuelLevel).toMatchObject([{ value: 67 }]);
+      const dropOne = await app.inject({
+        method: 'DELETE',
+        url: `/ngsi-ld/v1/temporal/entities/${id}/attrs/speed/${speeds[1]!.instanceId}`,
+        headers: { 'x-test-user': 'org-a-operator' },
+      });
+      expect(dropOne.statusCode).toBe(204);
+      expect(((await get()).json().speed as Array<{ value: number }>).map((i) => i.value)).toEqual([
+        129, 90, 70,
+      ]);
+      const missing = await app.inject({
+        method: 'DELETE',
+        url: `/ngsi-ld/v1/temporal/entities/${id}/attrs/speed/${speeds[1]!.instanceId}`,
+        headers: { 'x-test-user': 'org-a-operator' },
+      });
+      expect(missing.statusCode).toBe(404);
+      expect(missing.json().type).toBe('https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound');
+      const deleted = await app.inject({
+        method: 'DELETE',
+        url: `/ngsi-ld/v1/temporal/entities/${id}`,
+        headers: { 'x-test-user': 'org-a-operator' },
+      });
+      expect(deleted.statusCode).toBe(204);
+      expect((await get()).statusCode).toBe(404);
+    });
+
+    it('refuses malformed payloads (400) and callers without a writing role (403)', async () => {
+      const post = (payload: string, headers: Record<string, string> = asA) =>
+        app.inject({ method: 'POST', url: '/ngsi-ld/v1/temporal/entities', headers, payload });
+      const invalid = await post('{"id": ');
+      expect(invalid.statusCode).toBe(400);
+      expect(invalid.json().type).toBe('https://uri.etsi.org/ngsi-ld/errors/InvalidRequest');
+      const empty = await post('{}');
+      expect(empty.statusCode).toBe(400);
+      expect(empty.json().type).toBe('https://uri.etsi.org/ngsi-ld/errors/BadRequestData');
+      const badId = await app.inject({
+        method: 'POST',
+        url: '/ngsi-ld/v1/temporal/entities/thisIsAninvalidId/attrs',
+        headers: asA,
+        payload: { speed: [{ type: 'Property', value: 1, observedAt: at(1) }] },
+      });
+      expect(badId.statusCode).toBe(400);
+      const viewer = await post(
+        JSON.stringify({ id: 'urn:ngsi-ld:Vehicle:temporal-http-2', type: 'Vehicle' }),
+        {
+          ...asA,
+          'x-test-user': 'org-a-viewer',
+        },
+      );
+      expect(viewer.statusCode).toBe(403);
+      expect(viewer.json().type).toBe('https://uri.etsi.org/ngsi-ld/errors/AccessDenied');
+    });
+  });
 });

@@ -50,6 +50,7 @@ export const QUERY_PARAMETERS = {
   aggrMethods: text('Aggregation methods, comma-separated: totalCount, sum, avg, min, max, …'),
   aggrPeriodDuration: text('Aggregation period (ISO 8601 duration), e.g. PT1H'),
   before: text('Page marker: items older than this id'),
+  orderBy: text('Order of the entities of a temporal query: id'),
 } as const;
 
 type ParameterName = keyof typeof QUERY_PARAMETERS;
@@ -115,6 +116,22 @@ export const PAYLOADS = {
   }),
   subscriptionPatch: payload('Members of a Subscription to change', { q: 'speed>60', isActive: true }),
   retention: payload('How long history of this entity type is kept', { seconds: 86_400 }),
+  temporalEntity: payload('A temporal entity: per attribute, its instances (clause 4.5.8)', {
+    id: 'urn:ngsi-ld:Vehicle:example',
+    type: 'Vehicle',
+    speed: [
+      { type: 'Property', value: 42, observedAt: NOW },
+      { type: 'Property', value: 45, observedAt: '2024-05-01T10:01:00Z' },
+    ],
+  }),
+  temporalFragment: payload('Attribute instances to add, by attribute name', {
+    speed: [{ type: 'Property', value: 47, observedAt: '2024-05-01T10:02:00Z' }],
+  }),
+  temporalInstance: payload('Members of one attribute instance to change', {
+    type: 'Property',
+    value: 44,
+    observedAt: NOW,
+  }),
   measurements: payload('Plain measurements of one device (an object, or an array of them)', {
     speed: 42,
     serviceStatus: 'onRoute',

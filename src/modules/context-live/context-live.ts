@@ -30,6 +30,7 @@ import type {
 } from './ports.ts';
 import { SubscriptionService } from './subscription-service.ts';
 import { SubscriptionStore } from './subscription-store.ts';
+import { TemporalProvision } from './temporal-provision.ts';
 import { TemporalService } from './temporal-service.ts';
 import { type RecordedChange, TemporalStore } from './temporal-store.ts';
 
@@ -85,6 +86,8 @@ export interface ContextLiveDeps {
 export interface ContextLive {
   readonly subscriptions: SubscriptionService;
   readonly temporal: TemporalService;
+  /** The temporal API's provision operations (temporal entities, their instances). */
+  readonly temporalEntities: TemporalProvision;
   readonly ingestion: IngestionService | undefined;
   readonly deadLetters: DeadLetterStore;
   readonly engine: DeliveryEngine;
@@ -140,6 +143,12 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
       ? { defaultRetentionSeconds: deps.defaultRetentionSeconds }
       : {}),
   });
+  const temporalEntities = new TemporalProvision({
+    gate: deps.gate,
+    ld: deps.ld,
+    clock,
+    events: deps.events,
+  });
   const ingestion = deps.writer
     ? new IngestionService({ writer: deps.writer, deadLetters, clock })
     : undefined;
@@ -154,6 +163,7 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
   return {
     subscriptions,
     temporal,
+    temporalEntities,
     ingestion,
     deadLetters,
     engine,

@@ -4,7 +4,13 @@
  */
 export type { ContextLive, ContextLiveDeps } from './context-live.ts';
 export { ACCOUNT_EVENTS, createContextLive } from './context-live.ts';
-export { type ContextLiveEvents, SUBSCRIPTION_CHANGED } from './context-live-events.ts';
+export {
+  type ContextLiveEvents,
+  SUBSCRIPTION_CHANGED,
+  TEMPORAL_ENTITY_CHANGED,
+  TEMPORAL_ENTITY_DELETED,
+  type TemporalEntityChangeEvent,
+} from './context-live-events.ts';
 export { createCoreQueryPort } from './core-query-port.ts';
 export type { DeadLetter } from './dead-letter-store.ts';
 export type { CurrentEntity, PendingItem, RetryPolicy } from './delivery-engine.ts';
@@ -42,6 +48,7 @@ export type { SubscriptionRecord, SubscriptionSpec } from './subscription.ts';
 export { OWNER_DISABLED, subscriptionStatus } from './subscription.ts';
 export { type LivePrincipal, SUBSCRIPTION_MARKING } from './subscription-service.ts';
 export { SUBSCRIPTION_KIND } from './subscription-store.ts';
+export type { TemporalProvision } from './temporal-provision.ts';
 export { AGGR_METHODS, parseDuration } from './temporal-query.ts';
 export type { TemporalAnswer, TemporalRequest } from './temporal-service.ts';
-export { RETENTION_KIND } from './temporal-store.ts';
+export { RETENTION_KIND, TEMPORAL_ENTITY_KIND } from './temporal-store.ts';

@@ -233,4 +233,18 @@ export const contextLiveMigrations: Record<string, Migration> = {
       await sql`alter table context_live_retention alter column owner_org drop default`.execute(db);
     },
   },
+  context_live_0007_temporal_provision: {
+    async up(db) {
+      // History has two sources: an entity's changes (kind 'entity', incarnations of the entity) and
+      // instances provided through the temporal API (kind 'temporal', incarnations of the temporal entity,
+      // a marked object of its own at the sharing gate). Each kind's incarnations supersede only their own.
+      await sql`alter table context_live_temporal_entity add column kind text not null default 'entity'`.execute(
+        db,
+      );
+      // Instances are named by their id (PATCH and DELETE of one instance).
+      await sql`create index context_live_attr_instance_id on context_live_attr_instance (tenant, entity_id, instance_id)`.execute(
+        db,
+      );
+    },
+  },
 };

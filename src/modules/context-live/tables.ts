@@ -51,6 +51,11 @@ export type TemporalEntityRow = {
   modified_at: Date;
   /** Set once the incarnation is gone (deleted, or superseded by a newer one): its history is deleted. */
   deleted_at: Date | null;
+  /**
+   * Where the history comes from: 'entity' (recorded from the entity's changes) or 'temporal' (provided
+   * through the temporal API: a temporal entity, its own object at the sharing gate).
+   */
+  kind: Generated<string>;
 };
 
 /**

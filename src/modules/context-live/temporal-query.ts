@@ -18,6 +18,10 @@ export type AggrMethod = (typeof AGGR_METHODS)[number];
 
 export type TemporalRepresentation = 'normalized' | 'temporalValues' | 'aggregatedValues';
 
+/** The values `format` and `options` take on temporal requests (clause 6.3.7, 6.3.12, 6.18.3.2). */
+const FORMATS = ['normalized', 'temporalValues', 'simplified', 'aggregatedValues'] as const;
+const OPTIONS = new Set<string>([...FORMATS, 'sysAttrs']);
+
 export interface TemporalQuery {
   timerel?: 'before' | 'after' | 'between';
   timeAt?: Date;
@@ -29,6 +33,9 @@ export interface TemporalQuery {
   /** Seconds; 0 is the whole time range. */
   aggrPeriodSeconds?: number;
   aggrPeriodDuration?: string;
+  /** The filters on values (clause 4.9) and places (clause 4.10) the instances shown must meet. */
+  q?: string;
+  geo?: { georel: string; geometry?: string; coordinates?: string; geoproperty?: string };
 }
 
 function bad(message: string): AppError {
@@ -62,15 +69,32 @@ export function parseDuration(s: string): number {
 export function parseTemporalQuery(params: Record<string, string | undefined>): TemporalQuery {
   // Filters this broker does not apply to history are refused, never ignored: an unfiltered answer to a
   // filtered question would be wrong.
-  for (const name of ['q', 'scopeQ', 'georel', 'geometry', 'coordinates', 'geoproperty', 'csf']) {
+  for (const name of ['scopeQ', 'csf']) {
     if (params[name] !== undefined) {
       throw new AppError(
         'CONTEXT_LIVE_UNSUPPORTED',
-        `${name} is not supported on temporal queries here; filter by type, id, idPattern and attrs`,
+        `${name} is not supported on temporal queries here; filter by type, id, idPattern, attrs, q and geo-query`,
       );
     }
   }
   const q: TemporalQuery = { timeproperty: 'observedAt', representation: 'normalized' };
+  // Entities are answered in id order; the standard lets a query order by nothing else.
+  if (params.orderBy !== undefined && params.orderBy !== 'id') {
+    throw bad('orderBy may only name the entity member id');
+  }
+  if (params.q !== undefined) q.q = params.q;
+  const { georel, geometry, coordinates, geoproperty } = params;
+  if (georel !== undefined || geometry !== undefined || coordinates !== undefined) {
+    if (georel === undefined) throw bad('a geo-query needs georel');
+    q.geo = {
+      georel,
+      ...(geometry !== undefined ? { geometry } : {}),
+      ...(coordinates !== undefined ? { coordinates } : {}),
+      ...(geoproperty !== undefined ? { geoproperty } : {}),
+    };
+  } else if (geoproperty !== undefined) {
+    throw bad('geoproperty needs a geo-query (georel, geometry, coordinates)');
+  }
   const timerel = params.timerel;
   if (timerel !== undefined) {
     if (timerel !== 'before' && timerel !== 'after' && timerel !== 'between') {
@@ -101,11 +125,24 @@ export function parseTemporalQuery(params: Record<string, string | undefined>): 
     if (!Number.isInteger(n) || n < 1) throw bad('lastN must be a positive integer');
     q.lastN = n;
   }
-  const opts = new Set(
-    [...(params.options ?? '').split(','), params.format ?? ''].filter((x) => x.length > 0),
-  );
-  if (opts.has('temporalValues')) q.representation = 'temporalValues';
-  if (opts.has('aggregatedValues')) q.representation = 'aggregatedValues';
+  const options = (params.options ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o.length > 0);
+  for (const o of options) {
+    if (!OPTIONS.has(o)) throw bad(`options "${o}" is not one of ${[...OPTIONS].join(', ')}`);
+  }
+  const format = params.format;
+  if (format !== undefined && !(FORMATS as readonly string[]).includes(format)) {
+    throw bad(`format "${format}" is not one of ${FORMATS.join(', ')}`);
+  }
+  // The format parameter wins over options (clause 6.3.7); simplified is temporalValues' other name.
+  const named = format ?? options.find((o) => o !== 'sysAttrs' && o !== 'normalized') ?? 'normalized';
+  if (format === undefined && options.filter((o) => o !== 'sysAttrs' && o !== 'normalized').length > 1) {
+    throw bad('options names more than one temporal representation');
+  }
+  if (named === 'temporalValues' || named === 'simplified') q.representation = 'temporalValues';
+  if (named === 'aggregatedValues') q.representation = 'aggregatedValues';
   if (q.representation === 'aggregatedValues' || params.aggrMethods !== undefined) {
     if (!params.aggrMethods) throw bad('aggregatedValues needs aggrMethods');
     const methods = params.aggrMethods.split(',').map((m) => m.trim());

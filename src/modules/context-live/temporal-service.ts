@@ -11,7 +11,15 @@
  */
 import type { Clock } from '../../kernel/clock.ts';
 import { AppError } from '../../kernel/errors.ts';
-import { compileUserPattern, renderAttributeValue } from '../context/index.ts';
+import {
+  compileUserPattern,
+  type ExpandedEntity,
+  matchesGeoQuery,
+  matchesQuery,
+  parseGeoQuery,
+  parseQuery,
+  renderAttributeValue,
+} from '../context/index.ts';
 import { type GatePrincipal, type Marking, markingLabel } from '../sharing/index.ts';
 import type { ActiveLdContext, JsonLdContext, LdContextPort, LiveGate } from './ports.ts';
 import { parseTemporalQuery, type TemporalQuery } from './temporal-query.ts';
@@ -19,6 +27,8 @@ import {
   type AggregateValue,
   type AttrInstance,
   type HistoryEntity,
+  type HistorySegment,
+  pageOfIds,
   RETENTION_KIND,
   retentionRuleId,
   type TemporalStore,
@@ -34,6 +44,11 @@ const RETENTION_MARKING: Marking = {
 export interface TemporalAnswer<T> {
   value: T;
   marking: string | undefined;
+  /**
+   * Set when instances were left out (more than the broker answers per attribute): the `Content-Range` of
+   * a 206 answer, `date-time <from>-<to>/<lastN or *>` (clause 6.3.10).
+   */
+  range?: string;
 }
 
 export interface TemporalRequest {
@@ -59,12 +74,121 @@ const VALUE_KEYS: Record<string, [string, string]> = {
 
 const MAX_RETENTION_SECONDS = 2_000_000_000;
 
+/** Most instances of one attribute in one answer, unless configured (the rest: pagination by time). */
+export const DEFAULT_MAX_INSTANCES = 10_000;
+/** Most ids a q or geo filter is evaluated over (their history in the time window is read). */
+const MAX_FILTERED_IDS = 10_000;
+
+/** An id's history as answered: from its entity, its temporal entity or both (types joined). */
+interface IdHistory {
+  id: string;
+  types: string[];
+}
+
+/** The q and geo-query of a temporal query, compiled: a test of an id's history in the window. */
+function compileFilter(tq: TemporalQuery, ac: ActiveLdContext): ((e: ExpandedEntity) => boolean) | undefined {
+  const tests: Array<(e: ExpandedEntity) => boolean> = [];
+  const expand = (t: string) => ac.expandTerm(t);
+  if (tq.q !== undefined) {
+    const ast = parseQuery(tq.q, expand);
+    tests.push((e) => matchesQuery(e, ast));
+  }
+  if (tq.geo) {
+    const g = parseGeoQuery(tq.geo, expand);
+    tests.push((e) => matchesGeoQuery(e, g));
+  }
+  return tests.length === 0 ? undefined : (e) => tests.every((t) => t(e));
+}
+
+/** An id's history in the window as one entity whose attributes hold every instance (each one may match). */
+function asEntity(e: IdHistory, instances: AttrInstance[]): ExpandedEntity {
+  const out = Object.create(null) as ExpandedEntity;
+  out.id = e.id;
+  out.type = e.types;
+  for (const i of instances) {
+    const list = (out[i.attr] as unknown[] | undefined) ?? [];
+    list.push(
+      i.datasetId && i.instance.datasetId === undefined
+        ? { ...i.instance, datasetId: i.datasetId }
+        : i.instance,
+    );
+    out[i.attr] = list;
+  }
+  return out;
+}
+
+/**
+ * Leaves out what is past the most instances of one attribute an answer holds, by time for every attribute
+ * alike (clause 6.3.10): oldest first, the answer ends where the first attribute reached the limit; with
+ * lastN, newest first, it begins there. Returns the Content-Range of what is kept, or undefined when
+ * nothing was left out.
+ */
+function paginate(inst: Map<string, AttrInstance[]>, limit: number, tq: TemporalQuery): string | undefined {
+  const newest = tq.lastN !== undefined;
+  const time = (i: AttrInstance) =>
+    Date.parse(tq.timeproperty === 'observedAt' ? i.observedAt : i.modifiedAt);
+  const seriesOf = (list: AttrInstance[]) => {
+    const series = new Map<string, AttrInstance[]>();
+    for (const i of list) {
+      const key = `${i.attr}\u0000${i.datasetId}`;
+      const s = series.get(key);
+      if (s) s.push(i);
+      else series.set(key, [i]);
+    }
+    return series;
+  };
+  let cut: number | undefined;
+  for (const list of inst.values()) {
+    for (const s of seriesOf(list).values()) {
+      if (s.length <= limit) continue;
+      const t = time(newest ? (s[s.length - limit] as AttrInstance) : (s[limit - 1] as AttrInstance));
+      cut = cut === undefined ? t : newest ? Math.max(cut, t) : Math.min(cut, t);
+    }
+  }
+  if (cut === undefined) return undefined;
+  const edge = cut;
+  let first: number | undefined;
+  let last: number | undefined;
+  for (const [id, list] of inst) {
+    const kept: AttrInstance[] = [];
+    for (const s of seriesOf(list).values()) {
+      const inRange = s.filter((i) => (newest ? time(i) >= edge : time(i) <= edge));
+      kept.push(...(newest ? inRange.slice(-limit) : inRange.slice(0, limit)));
+    }
+    for (const i of kept) {
+      const t = time(i);
+      if (first === undefined || t < first) first = t;
+      if (last === undefined || t > last) last = t;
+    }
+    inst.set(id, kept);
+  }
+  const iso = (ms: number) => new Date(ms).toISOString();
+  if (newest) {
+    const from = tq.timerel === 'between' ? tq.endTimeAt : tq.timerel === 'before' ? tq.timeAt : undefined;
+    return `date-time ${iso(from?.getTime() ?? last ?? edge)}-${iso(edge)}/${tq.lastN}`;
+  }
+  const from = tq.timerel === 'after' || tq.timerel === 'between' ? tq.timeAt : undefined;
+  return `date-time ${iso(from?.getTime() ?? first ?? edge)}-${iso(edge)}/*`;
+}
+
+/** The incarnations of each id (they come in id order) as one answer entity each. */
+function byId(incarnations: HistoryEntity[]): IdHistory[] {
+  const out: IdHistory[] = [];
+  for (const i of incarnations) {
+    const last = out[out.length - 1];
+    if (last && last.id === i.id) last.types = [...new Set([...last.types, ...i.types])];
+    else out.push({ id: i.id, types: i.types });
+  }
+  return out;
+}
+
 export class TemporalService {
   readonly #store: TemporalStore;
   readonly #gate: LiveGate;
   readonly #ld: LdContextPort;
   readonly #clock: Clock;
   readonly #defaultRetentionSeconds: number | undefined;
+  readonly #maxInstances: number;
 
   constructor(deps: {
     store: TemporalStore;
@@ -72,7 +196,10 @@ export class TemporalService {
     ld: LdContextPort;
     clock: Clock;
     defaultRetentionSeconds?: number;
+    /** Most instances of one attribute in one answer (default 10,000). */
+    maxInstances?: number;
   }) {
+    this.#maxInstances = deps.maxInstances ?? DEFAULT_MAX_INSTANCES;
     this.#store = deps.store;
     this.#gate = deps.gate;
     this.#ld = deps.ld;
@@ -102,28 +229,68 @@ export class TemporalService {
             (why) => new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', `idPattern: ${why}`),
           );
     const attrs = req.attrs?.map((a) => ac.expandTerm(a));
+    const filter = compileFilter(tq, ac);
     const visible = (column: string) => this.#gate.visibleWhere(principal, column);
-    const entities = await this.#store.selectEntities({
+    const selection = {
       tenant,
       visible,
       ...(req.ids ? { ids: req.ids } : {}),
       ...(req.types ? { types: req.types.map((t) => ac.expandTerm(t)) } : {}),
       ...(idPattern ? { idPattern } : {}),
-      limit: Math.min(req.limit ?? 20, 1000),
-      offset: req.offset ?? 0,
-    });
-    const segments = await this.#store.segments(tenant, entities, visible);
+    };
+    const page = { limit: Math.min(req.limit ?? 20, 1000), offset: req.offset ?? 0 };
+    let incarnations: HistoryEntity[];
+    let segments: HistorySegment[];
+    if (!filter) {
+      incarnations = await this.#store.selectEntities({ ...selection, page });
+      segments = await this.#store.segments(tenant, incarnations, visible);
+    } else {
+      // q and geo-queries hold for an entity when instances in the time window meet them (clause 5.7.4.4):
+      // every visible id's window is read, filtered, then paged.
+      const all = await this.#store.selectEntities(selection, MAX_FILTERED_IDS);
+      const allSegments = await this.#store.segments(tenant, all, visible);
+      const window: TemporalQuery = { ...tq, representation: 'normalized' };
+      delete window.lastN;
+      const history = await this.#store.instances(
+        tenant,
+        [...new Set(all.map((e) => e.id))],
+        allSegments.map((g) => g.seg),
+        undefined,
+        window,
+        undefined,
+      );
+      const matching = new Set(
+        byId(all)
+          .filter((e) => filter(asEntity(e, history.get(e.id) ?? [])))
+          .map((e) => e.id),
+      );
+      incarnations = pageOfIds(
+        all.filter((e) => matching.has(e.id)),
+        page,
+      );
+      const shown = new Set(incarnations.map((e) => e.id));
+      segments = allSegments.filter((g) => shown.has(g.entityId));
+    }
+    const entities = byId(incarnations);
     const ids = entities.map((e) => e.id);
     const segs = segments.map((s) => s.seg);
-    // The label of the answer: the entities' markings now and every marking their history shown was
-    // recorded under — the tightest of them all.
-    const marking = markingLabel([...entities, ...segments]);
+    // The label of the answer: the markings now of what it shows (entities, temporal entities) and every
+    // marking their history shown was recorded under — the tightest of them all.
+    const marking = markingLabel([...incarnations, ...segments]);
     if (tq.representation === 'aggregatedValues') {
       const aggs = await this.#store.aggregate(tenant, ids, segs, attrs, tq);
       return { value: entities.map((e) => this.#aggregated(e, aggs.get(e.id) ?? [], ac)), marking };
     }
-    const inst = await this.#store.instances(tenant, ids, segs, attrs, tq);
-    return { value: entities.map((e) => this.#temporal(e, inst.get(e.id) ?? [], tq, ac)), marking };
+    // One more than the broker answers per attribute tells whether instances were left out.
+    const max = this.#maxInstances;
+    const perSeries =
+      tq.lastN !== undefined
+        ? { n: Math.min(tq.lastN, max + 1), newest: true }
+        : { n: max + 1, newest: false };
+    const inst = await this.#store.instances(tenant, ids, segs, attrs, tq, perSeries);
+    const range = paginate(inst, max, tq);
+    const value = entities.map((e) => this.#temporal(e, inst.get(e.id) ?? [], tq, ac));
+    return range ? { value, marking, range } : { value, marking };
   }
 
   async getEntity(
@@ -136,14 +303,16 @@ export class TemporalService {
     const answer = await this.query(tenant, principal, { ...req, ids: [id], limit: 1, offset: 0 }, context);
     const [e] = answer.value;
     if (!e) throw new AppError('CONTEXT_LIVE_TEMPORAL_ENTITY_NOT_FOUND', `no history of entity ${id}`);
-    return { value: e, marking: answer.marking };
+    return answer.range
+      ? { value: e, marking: answer.marking, range: answer.range }
+      : { value: e, marking: answer.marking };
   }
 
   /**
    * The answer's entity, keyed by attribute names that users chose: without a prototype, so that an
    * attribute named `constructor` or `toString` is read back as absent, not as Object's own function.
    */
-  #head(e: HistoryEntity, ac: ActiveLdContext): Record<string, unknown> {
+  #head(e: { id: string; types: string[] }, ac: ActiveLdContext): Record<string, unknown> {
     const types = e.types.map((t) => ac.compactIri(t));
     const out: Record<string, unknown> = Object.create(null);
     out.id = e.id;
@@ -152,7 +321,7 @@ export class TemporalService {
   }
 
   #temporal(
-    e: HistoryEntity,
+    e: IdHistory,
     instances: AttrInstance[],
     tq: TemporalQuery,
     ac: ActiveLdContext,
@@ -192,7 +361,7 @@ export class TemporalService {
     return out;
   }
 
-  #aggregated(e: HistoryEntity, aggs: AggregateValue[], ac: ActiveLdContext) {
+  #aggregated(e: IdHistory, aggs: AggregateValue[], ac: ActiveLdContext) {
     const out = this.#head(e, ac);
     const series = new Map<string, Record<string, unknown>>();
     for (const a of aggs) {

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { newId } from '../../kernel/ids.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
-import { likePrefixPattern, QueryBudget, type UserPattern } from '../context/index.ts';
+import { ENTITY_KIND, likePrefixPattern, QueryBudget, type UserPattern } from '../context/index.ts';
 import type { CurrentObject, Marking, SharedObjectTables } from '../sharing/index.ts';
 import type { CurrentEntity } from './delivery-engine.ts';
 import {
@@ -43,6 +43,9 @@ export interface RecordedChange {
   at: string;
 }
 
+/** Temporal entities are marked objects of this kind at the sharing gate (scope: the tenant). */
+export const TEMPORAL_ENTITY_KIND = 'temporal_entity';
+
 /** Retention rules are their organisation's objects at the sharing gate (only its admins set them). */
 export const RETENTION_KIND = 'history_retention';
 
@@ -62,17 +65,37 @@ export interface TemporalSelection {
   types?: string[];
   /** The idPattern, compiled for RE2: it runs in memory over the visible ids, never in SQL. */
   idPattern?: UserPattern;
-  limit: number;
-  offset: number;
+  /** A page of ids (their incarnations of both kinds together); undefined: every id, up to the scan bound. */
+  page?: { limit: number; offset: number };
 }
 
-/** An entity with history as a reader sees it: its current incarnation and marking. */
+/** Where history comes from: an entity's changes, or the temporal API (a temporal entity). */
+export type HistoryKind = 'entity' | 'temporal';
+
+/** An incarnation with history as a reader sees it: its types and marking now. */
 export interface HistoryEntity {
   id: string;
+  kind: HistoryKind;
   types: string[];
   incarnation: string;
   ownerOrg: string;
   marking: Marking;
+}
+
+/** Keeps the incarnations of the ids from `offset` on, `limit` ids (rows come in id order). */
+export function pageOfIds<T extends { id: string }>(rows: T[], page: { limit: number; offset: number }): T[] {
+  const out: T[] = [];
+  let n = -1;
+  let last: string | undefined;
+  for (const r of rows) {
+    if (r.id !== last) {
+      n++;
+      last = r.id;
+    }
+    if (n >= page.offset + page.limit) break;
+    if (n >= page.offset) out.push(r);
+  }
+  return out;
 }
 
 /** A marking part of an entity's history was recorded under. */
@@ -120,7 +143,7 @@ function instancesOf(v: unknown): Array<Record<string, unknown>> {
   return [];
 }
 
-function mainValue(inst: Record<string, unknown>): unknown {
+export function mainValue(inst: Record<string, unknown>): unknown {
   for (const k of ['value', 'object', 'languageMap', 'vocab', 'json', 'valueList', 'objectList']) {
     if (inst[k] !== undefined) return inst[k];
   }
@@ -136,7 +159,7 @@ const PLAIN_MEMBERS = new Set(['type', 'value', 'observedAt', 'createdAt', 'modi
  * A numeric Property with nothing but its value and times (most IoT observations) is stored in its
  * columns only, without a JSON copy: the instance is rebuilt from them when read.
  */
-function isPlainNumber(inst: Record<string, unknown>): boolean {
+export function isPlainNumber(inst: Record<string, unknown>): boolean {
   if (inst.type !== 'Property' || typeof inst.value !== 'number') return false;
   for (const k of Object.keys(inst)) if (!PLAIN_MEMBERS.has(k)) return false;
   return true;
@@ -324,6 +347,20 @@ function newerThan(n: string, o: string) {
     and ${c(n, 'incarnation')} > ${c(o, 'incarnation')}))`;
 }
 
+/**
+ * SQL: the incarnation is still its object's at the sharing gate. The registry is the truth for the
+ * incarnations it issued (UUIDs): an entity deleted, or deleted and created again, stops showing its history
+ * the moment the deletion commits, before its event is recorded here. Incarnations the registry never issued
+ * (history recorded before incarnations, derived from createdAt) are answered as recorded.
+ */
+function registered(alias: string) {
+  const c = (col: string) => sql.ref(`${alias}.${col}`);
+  return sql`(${c('incarnation')} !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    or exists (select 1 from shared_object r where r.kind = case when ${c('kind')} = 'temporal'
+      then ${TEMPORAL_ENTITY_KIND} else ${ENTITY_KIND} end
+      and r.scope = ${c('tenant')} and r.id = ${c('entity_id')} and r.incarnation = ${c('incarnation')}))`;
+}
+
 export class TemporalStore {
   readonly #store: Store;
   /** Per-minute rollup deltas not yet written (see flushRollups). */
@@ -421,6 +458,7 @@ export class TemporalStore {
           from unnest(${closes.map((c) => c.tenant)}::text[], ${closes.map((c) => c.entityId)}::text[],
             ${closes.map((c) => c.at.toISOString())}::timestamptz[]) as x(tenant, entity_id, at)
           where o.tenant = x.tenant and o.entity_id = x.entity_id and o.deleted_at is null and o.created_at <= x.at
+            and o.kind = 'entity'
           returning o.tenant, o.entity_id, o.incarnation`.execute(trx);
         closed.push(...res.rows);
       }
@@ -430,9 +468,9 @@ export class TemporalStore {
         const res = await sql<Closed>`update context_live_temporal_entity o set deleted_at = ${latest}
           from unnest(${fresh.map((c) => c.tenant)}::text[], ${fresh.map((c) => c.entity_id)}::text[])
             as x(tenant, entity_id)
-          where o.tenant = x.tenant and o.entity_id = x.entity_id and o.deleted_at is null
+          where o.tenant = x.tenant and o.entity_id = x.entity_id and o.deleted_at is null and o.kind = 'entity'
             and exists (select 1 from context_live_temporal_entity n where n.tenant = o.tenant
-              and n.entity_id = o.entity_id and ${newerThan('n', 'o')})
+              and n.entity_id = o.entity_id and n.kind = 'entity' and ${newerThan('n', 'o')})
           returning o.tenant, o.entity_id, o.incarnation`.execute(trx);
         closed.push(...res.rows);
       }
@@ -637,7 +675,7 @@ export class TemporalStore {
       deleted_at: Date | null;
     }>`select distinct on (entity_id) entity_id, incarnation, owner_org, marking, read_keys, deleted_at
       from context_live_temporal_entity
-      where tenant = ${tenant} and entity_id = any(${sql.val(ids)}::text[])
+      where tenant = ${tenant} and entity_id = any(${sql.val(ids)}::text[]) and kind = 'entity'
       order by entity_id, created_at desc, incarnation desc`.execute(this.#store.db);
     return new Map(
       res.rows.map((r) => [
@@ -654,9 +692,10 @@ export class TemporalStore {
   }
 
   /**
-   * Entities with history that the reader may see now (their current incarnation), in id order. An
-   * idPattern runs over the visible ids only (its literal prefix, if any, narrows them in SQL after
-   * visibility), at most `maxScan` of them.
+   * Incarnations with history that the reader may see now — of each id, the newest of each kind (the
+   * entity's, the temporal entity's) — in id order. An idPattern runs over the visible ids only (its literal
+   * prefix, if any, narrows them in SQL after visibility), at most `maxScan` of them; so does a selection
+   * without a page (the caller filters further, then pages).
    */
   async selectEntities(sel: TemporalSelection, maxScan = 200_000): Promise<HistoryEntity[]> {
     const visible = sel.visible('e.read_keys');
@@ -668,35 +707,42 @@ export class TemporalStore {
     const prefix = pattern?.literalPrefix
       ? sql`and case when ${visible} then e.entity_id like ${likePrefixPattern(pattern.literalPrefix)} else false end`
       : sql``;
-    const page = pattern ? sql`limit ${maxScan + 1}` : sql`limit ${sel.limit} offset ${sel.offset}`;
-    const res = await sql<{
+    const live = sql`select e.entity_id, e.kind, e.entity_types, e.incarnation, e.owner_org, e.marking
+      from context_live_temporal_entity e
+      where e.tenant = ${sel.tenant} and e.deleted_at is null and ${visible} ${ids} ${types} ${prefix}
+        and not exists (select 1 from context_live_temporal_entity n where n.tenant = e.tenant
+          and n.entity_id = e.entity_id and n.kind = e.kind and ${newerThan('n', 'e')})
+        and ${registered('e')}`;
+    type Row = {
       entity_id: string;
+      kind: string;
       entity_types: string[];
       incarnation: string;
       owner_org: string;
       marking: unknown;
-    }>`select e.entity_id, e.entity_types, e.incarnation, e.owner_org, e.marking
-      from context_live_temporal_entity e
-      where e.tenant = ${sel.tenant} and e.deleted_at is null and ${visible} ${ids} ${types} ${prefix}
-        and not exists (select 1 from context_live_temporal_entity n where n.tenant = e.tenant
-          and n.entity_id = e.entity_id and ${newerThan('n', 'e')})
-      order by e.entity_id ${page}`.execute(this.#store.db);
+    };
+    const scan = pattern !== undefined || sel.page === undefined;
+    const res = scan
+      ? await sql<Row>`${live} order by e.entity_id, e.kind limit ${maxScan + 1}`.execute(this.#store.db)
+      : await sql<Row>`with live as (${live}),
+          page as (select distinct entity_id from live order by entity_id
+            limit ${sel.page!.limit} offset ${sel.page!.offset})
+        select live.* from live join page using (entity_id) order by entity_id, kind`.execute(this.#store.db);
     let rows = res.rows;
-    if (pattern) {
+    if (scan) {
       const budget = new QueryBudget({ maxScan, maxEvaluationMs: 10_000 });
       if (rows.length > maxScan) budget.chargeRows(rows.length);
-      rows = (await budget.filter(rows, (r) => pattern.test(r.entity_id))).slice(
-        sel.offset,
-        sel.offset + sel.limit,
-      );
+      if (pattern) rows = await budget.filter(rows, (r) => pattern.test(r.entity_id));
     }
-    return rows.map((r) => ({
+    const out = rows.map((r) => ({
       id: r.entity_id,
+      kind: (r.kind === 'temporal' ? 'temporal' : 'entity') as HistoryKind,
       types: r.entity_types,
       incarnation: r.incarnation,
       ownerOrg: r.owner_org,
       marking: markingOf(r.marking),
     }));
+    return scan && sel.page ? pageOfIds(out, sel.page) : out;
   }
 
   /** The segments of these incarnations' history that the reader may see. */
@@ -725,13 +771,20 @@ export class TemporalStore {
     };
   }
 
-  /** The instances of the selected entities' attributes, oldest first (lastN: the newest N per attribute). */
+  /**
+   * The instances of the selected entities' attributes, oldest first. `perSeries` keeps at most `n` of each
+   * attribute instance series (entity, attribute, datasetId): the oldest, or the newest (default: lastN's
+   * newest N, else all).
+   */
   async instances(
     tenant: string,
     entityIds: string[],
     segs: string[],
     attrs: string[] | undefined,
     tq: TemporalQuery,
+    perSeries: { n: number; newest: boolean } | undefined = tq.lastN
+      ? { n: tq.lastN, newest: true }
+      : undefined,
   ): Promise<Map<string, AttrInstance[]>> {
     const out = new Map<string, AttrInstance[]>();
     if (entityIds.length === 0 || segs.length === 0) return out;
@@ -741,11 +794,12 @@ export class TemporalStore {
     const fromFilter = from ? sql`and ${c} >= ${from}` : sql``;
     const toFilter = to ? sql`and ${c} < ${to}` : sql``;
     const base = sql`select entity_id, attr, dataset_id, instance_id, attr_type, observed_at, modified_at, instance, value_num,
-        row_number() over (partition by entity_id, attr, dataset_id order by ${c} desc, instance_id desc) as rn
+        row_number() over (partition by entity_id, attr, dataset_id
+          order by ${perSeries?.newest === false ? sql`${c} asc, instance_id asc` : sql`${c} desc, instance_id desc`}) as rn
       from context_live_attr_instance
       where tenant = ${tenant} and entity_id = any(${sql.val(entityIds)}::text[])
         and seg = any(${sql.val(segs)}::text[]) ${attrFilter} ${fromFilter} ${toFilter}`;
-    const lastN = tq.lastN ? sql`where rn <= ${tq.lastN}` : sql``;
+    const lastN = perSeries ? sql`where rn <= ${perSeries.n}` : sql``;
     const res = await sql<{
       entity_id: string;
       attr: string;
@@ -877,14 +931,18 @@ export class TemporalStore {
     end: Date,
     period: number,
   ): Promise<PeriodRow[]> {
+    // Values near the largest double make SQL's float sums fail ("value out of range") where the rollups
+    // (summed in memory) give Infinity: past these bounds a value counts as ±Infinity here too.
+    const v = sql`case when abs(value_num) > 1e290 then sign(value_num) * 'Infinity'::float8 else value_num end`;
+    const vq = sql`case when abs(value_num) > 1e145 then sign(value_num) * 'Infinity'::float8 else value_num end`;
     const res = await sql<Record<string, string | number | null>>`select entity_id, attr, dataset_id,
         min(attr_type) as attr_type,
         floor(extract(epoch from (${c} - ${origin}::timestamptz)) / ${period})::bigint as bucket,
         count(*) as total_count,
         count(distinct coalesce(value_text, value_num::text)) as distinct_count,
-        sum(value_num) as sum, avg(value_num) as avg, min(value_num) as min, max(value_num) as max,
-        coalesce(stddev_samp(value_num), case when count(value_num) = 1 then 0 end) as stddev,
-        sum(value_num * value_num) as sumsq
+        sum(${v}) as sum, avg(${v}) as avg, min(value_num) as min, max(value_num) as max,
+        coalesce(stddev_samp(${vq}), case when count(value_num) = 1 then 0 end) as stddev,
+        sum(${vq} * ${vq}) as sumsq
       from context_live_attr_instance where ${series} and ${c} >= ${origin} and ${c} < ${end}
       group by entity_id, attr, dataset_id, bucket
       order by entity_id, attr, dataset_id, bucket`.execute(this.#store.db);

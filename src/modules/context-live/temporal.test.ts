@@ -51,9 +51,42 @@ describe('temporal query parameters', () => {
   });
 
   it('refuses the filters it does not apply to history instead of ignoring them', () => {
-    for (const name of ['q', 'scopeQ', 'georel', 'geometry', 'coordinates', 'geoproperty', 'csf']) {
+    for (const name of ['scopeQ', 'csf']) {
       expect(() => parseTemporalQuery({ [name]: 'x' })).toThrow(
         expect.objectContaining({ code: 'CONTEXT_LIVE_UNSUPPORTED' }),
+      );
+    }
+    // A geo-query without its relation, or a geoproperty without a geo-query, is malformed.
+    for (const name of ['geometry', 'coordinates', 'geoproperty']) {
+      expect(() => parseTemporalQuery({ [name]: 'x' })).toThrow(
+        expect.objectContaining({ code: 'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID' }),
+      );
+    }
+    expect(
+      parseTemporalQuery({ q: 'speed>1', georel: 'near;maxDistance==10', geometry: 'Point' }),
+    ).toMatchObject({
+      q: 'speed>1',
+      geo: { georel: 'near;maxDistance==10', geometry: 'Point' },
+    });
+  });
+
+  it('validates format, options and orderBy (400, never ignored)', () => {
+    expect(parseTemporalQuery({ format: 'simplified' }).representation).toBe('temporalValues');
+    expect(parseTemporalQuery({ options: 'temporalValues,sysAttrs' }).representation).toBe('temporalValues');
+    expect(parseTemporalQuery({ format: 'normalized', options: 'temporalValues' }).representation).toBe(
+      'normalized',
+    );
+    expect(parseTemporalQuery({ orderBy: 'id' }).representation).toBe('normalized');
+    for (const params of [
+      { format: 'keyValues' },
+      { format: 'temporalvalues' },
+      { options: 'temporalValues,aggregatedValues' },
+      { options: 'nothing' },
+      { orderBy: 'name' },
+      { format: 'aggregatedValues' },
+    ]) {
+      expect(() => parseTemporalQuery(params)).toThrow(
+        expect.objectContaining({ code: 'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID' }),
       );
     }
   });

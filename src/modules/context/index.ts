@@ -20,12 +20,17 @@ export type { AttributeType, ExpandedAttribute, ExpandedEntity } from './entity-
 export {
   ATTRIBUTE_TYPES,
   attributeNamesOf,
+  checkAttributeName,
+  checkEntityId,
+  checkExpandedName,
   DEFAULT_TENANT,
   ENTITY_MEMBERS,
+  expandTypes,
   instancesOf,
   isUri,
   MARKING_TERM,
   NGSI_LD_NULL,
+  parseAttribute,
 } from './entity-model.ts';
 export {
   EntityQueries,

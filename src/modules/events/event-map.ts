@@ -9,6 +9,7 @@
  * | `context.entity.created` / `updated` / `deleted` | context (every committed entity write) | EntityChangeEvent |
  * | `context.entity.marking_changed` | context | EntityMarkingChangedEvent |
  * | `context.subscription.changed` | context-live | { tenant, id } |
+ * | `context.temporal_entity.changed` / `deleted` | context-live | TemporalEntityChangeEvent (an object change) |
  * | `report.created` / `updated` / `deleted` | reports | ObjectChangeEvent |
  * | `access.org.changed` / `community.changed` | access | { id } |
  * | `access.user.changed` | access | { id, orgId, sessionsEnded } |
