@@ -49,16 +49,11 @@ const TEMPORAL_PARAMETERS = [
   'geometry',
   'coordinates',
   'geoproperty',
+  // Refused by the module (422) rather than ignored: an unfiltered answer to a filtered question is wrong.
   'scopeQ',
   'csf',
   'orderBy',
 ] as const;
-
-/**
- * Filters the temporal module refuses (422) rather than ignores: an unfiltered answer to a filtered question
- * would be wrong. Not documented as parameters, but passed on so the module sees them.
- */
-const TEMPORAL_REFUSED = ['q', 'scopeQ', 'georel', 'geometry', 'coordinates', 'geoproperty', 'csf'] as const;
 
 const PAYLOAD_TYPES = ['application/json', 'application/ld+json', 'application/merge-patch+json'];
 const SUBSCRIPTIONS = '/ngsi-ld/v1/subscriptions';
@@ -178,7 +173,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
   // ---------------------------------------------------------------------------------------- temporal
   const temporalParams = (query: Record<string, unknown>): Record<string, string | undefined> => {
     const out: Record<string, string | undefined> = {};
-    for (const k of [...TEMPORAL_PARAMETERS, ...TEMPORAL_REFUSED]) {
+    for (const k of TEMPORAL_PARAMETERS) {
       if (query[k] !== undefined) out[k] = String(query[k]);
     }
     return out;
