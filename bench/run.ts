@@ -23,6 +23,10 @@ const BENCHES: Record<string, { script: string; what: string }> = {
     what: 'routing correctness: 10,000 random pairs per extract vs Dijkstra',
   },
   geo: { script: 'bench/context/geo.ts', what: 'NGSI-LD near / within queries over 100,000 entities' },
+  q: {
+    script: 'bench/context/q.ts',
+    what: 'NGSI-LD q on the attribute value index (Q_BENCH_N entities), before/after and raw SQL, write cost',
+  },
   ingestion: {
     script: 'bench/context-live/ingestion.ts',
     what: 'attribute updates/s through batch upsert and MQTT, vs raw INSERT',

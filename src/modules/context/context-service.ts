@@ -81,6 +81,13 @@ export interface ContextServiceOptions {
   memoryGeoIndex?: boolean;
   /** Rebuild a tenant's geo index from the store when older than this (default 10 min; 0: never). */
   geoIndexRefreshMs?: number;
+  /**
+   * The attribute value index of `q` (decision record 0007): `use` (default) keeps it in step with every
+   * write and answers `q` from it; `maintain` keeps it but evaluates `q` without it (comparisons); `off`
+   * neither writes nor reads it — only to measure what it costs writes: a store written with it off lacks
+   * those rows, and must not be queried with it on.
+   */
+  attributeIndex?: 'use' | 'maintain' | 'off';
 }
 
 export class ContextService {
@@ -110,6 +117,7 @@ export class ContextService {
       queryTimeoutMs: o.queryTimeoutMs,
       memoryGeoIndex: o.memoryGeoIndex,
       maxJoined: o.maxJoined,
+      attributeIndex: (o.attributeIndex ?? 'use') === 'use',
     });
     this.writer = new EntityWriter({
       store: o.store,
@@ -120,6 +128,7 @@ export class ContextService {
       geoIndexes: this.#geoIndexes,
       maxBatch: o.maxBatch,
       defaultMarking: o.defaultMarking,
+      writeAttributeIndex: o.attributeIndex !== 'off',
     });
     this.hosted = new HostedContexts({ store: o.store, gate: o.gate, resolver: o.resolver, clock });
     this.terms = new ClientTerms(o.resolver);

@@ -17,6 +17,7 @@ import {
   findEntities,
   findEntityIds,
   getVisibleEntities,
+  pageOfIds,
   tenantExists,
   typeCounts,
 } from './entity-repository.ts';
@@ -40,6 +41,7 @@ import {
   type Projection,
 } from './linked-entities.ts';
 import { NARROW_HINT, QueryBudget } from './query-budget.ts';
+import { type IndexedQuery, indexQuery } from './query-index.ts';
 import type { QueryNode, ScopeNode } from './query-language.ts';
 import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
 import { qPrefilter } from './query-prefilter.ts';
@@ -88,6 +90,8 @@ export interface EntityQueriesOptions {
    * TooManyResults.
    */
   maxJoined?: number | undefined;
+  /** Answer `q` from the attribute value index (query-index.ts) (default true). */
+  attributeIndex?: boolean | undefined;
 }
 
 export class EntityQueries {
@@ -139,22 +143,41 @@ export class EntityQueries {
     if (!(await tenantExists(this.#o.store.db, caller.tenant))) {
       throw new AppError('CONTEXT_TENANT_NOT_FOUND', `tenant "${caller.tenant}" does not exist`);
     }
+    const typeGroups = query.type ? parseTypeExpression(query.type, ctx) : undefined;
+    const indexed =
+      ast && this.#o.attributeIndex !== false
+        ? indexQuery(ast, { tenant: caller.tenant, readKeys: caller.readKeys, typeGroups })
+        : undefined;
     const filter: EntityFilter = {
       tenant: caller.tenant,
       readKeys: caller.readKeys,
       ids: query.ids,
       idPrefix: idPattern?.literalPrefix || undefined,
-      typeGroups: query.type ? parseTypeExpression(query.type, ctx) : undefined,
+      typeGroups,
       attrsAny: attrFilter(query.attrs, ctx),
       geo: geo ? { attr: geo.geoproperty, box: geo.searchBox } : undefined,
-      where: prefilter(ast, scope !== undefined),
+      where: prefilter(indexed?.exact ? undefined : ast, scope !== undefined),
+      indexed: indexed?.condition,
     };
     const budget = this.#budget();
     const page = { limit, offset, count: query.count === true };
     if (geo && this.#o.memoryGeoIndex !== false) {
-      return this.#queryByGeoIndex(caller, filter, geo, { ast, scope, idPattern, budget, ...page });
+      return this.#queryByGeoIndex(caller, filter, geo, { ast, indexed, scope, idPattern, budget, ...page });
     }
-    if (!ast && !scope && !geo) {
+    // type and a q its index answers alone: the value rows select, page and count (they carry the
+    // entities' read keys and types); then only the page's entities are read.
+    if (indexed?.exact && !scope && !geo && !idPattern && !filter.ids && !filter.attrsAny) {
+      const ids = indexed.ids;
+      return this.#read(async (db) => {
+        const p = await pageOfIds(db, ids, { limit, offset });
+        const rows = await getVisibleEntities(db, caller.tenant, p.ids, caller.readKeys);
+        const result: QueryResult = { items: rows.map(view) };
+        if (query.count) result.count = p.total;
+        return result;
+      });
+    }
+    // Without q, or with a q its index answers alone: the store selects, pages and counts.
+    if (!scope && !geo && (!ast || (indexed?.exact === true && !idPattern))) {
       if (idPattern) return this.#queryByIdPattern(caller, filter, idPattern, budget, page);
       return this.#read(async (db) => {
         const items = limit === 0 ? [] : await findEntities(db, filter, { limit, offset });
@@ -170,7 +193,7 @@ export class EntityQueries {
       rows,
       (r) =>
         (!idPattern || idPattern.test(r.id)) &&
-        (!ast || matchesQuery(r.entity, ast)) &&
+        (!ast || indexed?.exact === true || matchesQuery(r.entity, ast)) &&
         (!scope || matchesScopeQuery(r.entity, scope)) &&
         (!geo || matchesGeoQuery(r.entity, geo)),
     );
@@ -361,6 +384,7 @@ export class EntityQueries {
     geo: GeoQuery,
     o: {
       ast: QueryNode | undefined;
+      indexed: IndexedQuery | undefined;
       scope: ScopeNode | undefined;
       idPattern: UserPattern | undefined;
       budget: QueryBudget;
@@ -401,7 +425,17 @@ export class EntityQueries {
     });
     const order = (a: string, b: string) => matched.get(a)! - matched.get(b)! || (a < b ? -1 : a > b ? 1 : 0);
     let candidates = [...matched.keys()].sort(near ? order : undefined);
-    if (o.ast || o.scope || filter.attrsAny) {
+    let evaluate = o.ast !== undefined || o.scope !== undefined || filter.attrsAny !== undefined;
+    if (o.indexed) {
+      // The store narrows the geo matches by the value index (with the same box, the types, attrs and the q
+      // prefilter): its planner starts from the box or from the values, whichever selects fewer.
+      const hits = await this.#read((db) => findEntityIds(db, filter, this.#maxScan + 1));
+      if (hits.length > this.#maxScan) o.budget.chargeRows(hits.length);
+      const selected = new Set(hits);
+      candidates = candidates.filter((id) => selected.has(id));
+      if (o.indexed.exact && !o.scope) evaluate = false;
+    }
+    if (evaluate) {
       // Filters on attribute values need the entities: read the geo matches, then filter (the rows were
       // charged to the budget above).
       const attrs = filter.attrsAny;
@@ -411,7 +445,7 @@ export class EntityQueries {
       const kept = await o.budget.filter(
         rows,
         (r) =>
-          (!o.ast || matchesQuery(r.entity, o.ast)) &&
+          (!o.ast || o.indexed?.exact === true || matchesQuery(r.entity, o.ast)) &&
           (!o.scope || matchesScopeQuery(r.entity, o.scope)) &&
           (!attrs || attrs.some((a) => a in r.entity)),
         { charge: false },

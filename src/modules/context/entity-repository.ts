@@ -5,6 +5,7 @@
 import { type RawBuilder, sql } from 'kysely';
 import type { AnyDb } from '../../ports/store.ts';
 import type { Marking } from '../sharing/index.ts';
+import { deleteAttributeValues } from './attribute-values.ts';
 import { type ExpandedEntity, instancesOf } from './entity-model.ts';
 import { type BBox, bbox, validateGeometry } from './geometry.ts';
 import { likePrefixPattern } from './user-pattern.ts';
@@ -38,6 +39,8 @@ export interface EntityFilter {
   geo?: { attr: string; box: BBox | null } | undefined;
   /** A further condition on `e` (the q prefilter). */
   where?: RawBuilder<unknown> | undefined;
+  /** A condition on `e` served by the attribute value index (query-index.ts), beside visibility. */
+  indexed?: RawBuilder<unknown> | undefined;
 }
 
 interface EntityRow {
@@ -72,7 +75,8 @@ const textArray = (a: string[]): RawBuilder<unknown> => sql`${sql.val(a)}::text[
 const visibleTo = (readKeys: string[]): RawBuilder<unknown> => sql`e.read_keys && ${textArray(readKeys)}`;
 
 /**
- * Selectors served by indexes (tenant, ids, types, geo box) stand beside visibility; conditions on an
+ * Selectors served by indexes (tenant, ids, types, geo box, attribute values) stand beside visibility: an
+ * invisible entity they select costs one visibility test, as one of another type does. Conditions on an
  * entity's content chosen by the caller (id prefix, attrs, the q prefilter) sit inside `case when visible`,
  * which PostgreSQL evaluates in order: they never run on a row the caller cannot see, so their cost cannot
  * tell anything about such rows.
@@ -94,6 +98,7 @@ function whereClause(f: EntityFilter): RawBuilder<unknown> {
       sql`e.id in (select g.entity_id from context_entity_geo g where g.tenant = ${f.tenant} and g.attr = ${f.geo.attr}${boxCond})`,
     );
   }
+  if (f.indexed) parts.push(f.indexed);
   const content: RawBuilder<unknown>[] = [];
   if (f.idPrefix) content.push(sql`e.id like ${likePrefixPattern(f.idPrefix)}`);
   if (f.attrsAny && f.attrsAny.length > 0) content.push(sql`e.entity ?| ${textArray(f.attrsAny)}`);
@@ -125,6 +130,23 @@ export async function findEntityIds(db: AnyDb, f: EntityFilter, limit: number): 
     id: string;
   }>`select e.id from context_entity e where ${whereClause(f)} order by e.id limit ${limit}`.execute(db);
   return r.rows.map((x) => x.id);
+}
+
+/**
+ * A page of the distinct ids a select yields (attribute value index: query-index.ts), in id order, and how
+ * many there are, in one pass.
+ */
+export async function pageOfIds(
+  db: AnyDb,
+  ids: RawBuilder<unknown>,
+  page: { limit: number; offset: number },
+): Promise<{ ids: string[]; total: number }> {
+  const r = await sql<{ total: string | number; ids: string[] }>`
+    with m as materialized (select distinct s.id from (${ids}) as s(id))
+    select (select count(*) from m) as total,
+      array(select id from m order by id limit ${page.limit} offset ${page.offset}) as ids`.execute(db);
+  const row = r.rows[0];
+  return { ids: row?.ids ?? [], total: Number(row?.total ?? 0) };
 }
 
 export async function countEntities(db: AnyDb, f: EntityFilter): Promise<number> {
@@ -268,6 +290,7 @@ export async function deleteEntities(db: AnyDb, tenant: string, ids: string[]): 
   await sql`delete from context_entity_geo where tenant = ${tenant} and entity_id = any(${textArray(ids)})`.execute(
     db,
   );
+  await deleteAttributeValues(db, tenant, ids);
 }
 
 export async function tenantExists(db: AnyDb, tenant: string): Promise<boolean> {
@@ -336,6 +359,7 @@ export async function getVisibleEntities(
 export async function analyzeTables(db: AnyDb): Promise<void> {
   await sql`analyze context_entity`.execute(db);
   await sql`analyze context_entity_geo`.execute(db);
+  await sql`analyze context_entity_value`.execute(db);
 }
 
 export interface GeoRow {

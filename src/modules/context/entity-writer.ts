@@ -9,6 +9,7 @@ import { AppError, isAppError } from '../../kernel/errors.ts';
 import type { EventOutbox } from '../../ports/event-outbox.ts';
 import type { AnyDb, Store } from '../../ports/store.ts';
 import type { Marking, Registered, SharingGate } from '../sharing/index.ts';
+import { writeAttributeValues } from './attribute-values.ts';
 import type { ContextEvents } from './entity-change-event.ts';
 import {
   attributeNamesOf,
@@ -89,6 +90,8 @@ export interface EntityWriterOptions {
   maxBatch?: number | undefined;
   /** Marking for writes by principals without one (IoT ingestion) (default TLP:AMBER). */
   defaultMarking?: Marking | undefined;
+  /** Keep the attribute value index (attribute-values.ts) in step (default true). */
+  writeAttributeIndex?: boolean | undefined;
 }
 
 export class EntityWriter {
@@ -545,6 +548,9 @@ export class EntityWriter {
             .map((w) => w.id),
         );
         await writeEntities(trx, planned.writes, created, geoChanged);
+        if (this.#o.writeAttributeIndex !== false) {
+          await writeAttributeValues(trx, caller.tenant, planned.writes, existing);
+        }
         await deleteEntities(trx, caller.tenant, planned.deletes);
         await this.#o.events.emitAll(trx, planned.changes.flatMap(changeEvents));
         return planned;

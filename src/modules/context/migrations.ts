@@ -5,6 +5,9 @@
  *   read keys the visibility filter meets with `read_keys && $principalKeys` (GIN);
  * - context_entity_geo: one row per GeoProperty value with its bounding box in a core PostgreSQL `box`
  *   column under a GiST index (core PostgreSQL, available in PGlite), the prefilter of geo-queries;
+ * - context_entity_value: the attribute value index of `q` (attribute-values.ts, decision record 0007): one
+ *   row per scalar a comparison can meet, with its entity's read keys and types, under B-tree indexes by
+ *   number or time and by string;
  * - context_jsonld: the @contexts the broker hosts.
  * Every entity and hosted @context also has its row in the sharing gate's registry (`shared_object`, kinds
  * `entity` with the tenant as scope, and `jsonld-context`), written in the same transaction as its own row;
@@ -12,6 +15,7 @@
  */
 import { sql } from 'kysely';
 import type { Migration } from 'kysely/migration';
+import { backfillAttributeValues } from './attribute-values.ts';
 
 export const contextMigrations: Record<string, Migration> = {
   context_0001_entities: {
@@ -122,6 +126,33 @@ export const contextMigrations: Record<string, Migration> = {
     async down(db) {
       await sql`alter table context_entity reset (fillfactor)`.execute(db);
       await sql`alter table context_entity alter column entity set compression default`.execute(db);
+    },
+  },
+  context_0007_attribute_values: {
+    // The attribute value index of q (decision record 0007), filled from the entities that exist.
+    async up(db) {
+      await sql`create table context_entity_value (
+        tenant text not null,
+        entity_id text not null,
+        attr text not null,
+        kind text not null,
+        num double precision,
+        str text collate "C",
+        read_keys text[] not null,
+        types text[] not null
+      )`.execute(db);
+      await sql`create index context_entity_value_entity_idx on context_entity_value (tenant, entity_id, attr)`.execute(
+        db,
+      );
+      await sql`create index context_entity_value_num_idx on context_entity_value (tenant, attr, kind, num)`.execute(
+        db,
+      );
+      await sql`create index context_entity_value_str_idx on context_entity_value (tenant, attr, str)
+        where kind = 's' and str is not null`.execute(db);
+      await backfillAttributeValues(db);
+    },
+    async down(db) {
+      await sql`drop table if exists context_entity_value`.execute(db);
     },
   },
 };

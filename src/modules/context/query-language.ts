@@ -403,7 +403,7 @@ function compareTarget(target: unknown, op: CompareOp, qv: QueryValue, work: Mat
 }
 
 /** `{"@type": "DateTime", "@value": "..."}` compares as its @value. */
-function unwrapTyped(v: unknown): unknown {
+export function unwrapTyped(v: unknown): unknown {
   if (v !== null && typeof v === 'object' && '@value' in (v as Record<string, unknown>)) {
     return (v as Record<string, unknown>)['@value'];
   }
