@@ -165,11 +165,13 @@ export class EntityQueries {
       return this.#queryByGeoIndex(caller, filter, geo, { ast, indexed, scope, idPattern, budget, ...page });
     }
     // type and a q its index answers alone: the value rows select, page and count (they carry the
-    // entities' read keys and types); then only the page's entities are read.
+    // entities' read keys and types); then only the page's entities are read. The row budget still
+    // bounds what one q may select (at most maxScan + 1 ids are gathered).
     if (indexed?.exact && !scope && !geo && !idPattern && !filter.ids && !filter.attrsAny) {
       const ids = indexed.ids;
       return this.#read(async (db) => {
-        const p = await pageOfIds(db, ids, { limit, offset });
+        const p = await pageOfIds(db, ids, { limit, offset, max: this.#maxScan + 1 });
+        if (p.total > this.#maxScan) budget.chargeRows(p.total);
         const rows = await getVisibleEntities(db, caller.tenant, p.ids, caller.readKeys);
         const result: QueryResult = { items: rows.map(view) };
         if (query.count) result.count = p.total;

@@ -134,15 +134,15 @@ export async function findEntityIds(db: AnyDb, f: EntityFilter, limit: number): 
 
 /**
  * A page of the distinct ids a select yields (attribute value index: query-index.ts), in id order, and how
- * many there are, in one pass.
+ * many there are (at most `max`), in one pass.
  */
 export async function pageOfIds(
   db: AnyDb,
   ids: RawBuilder<unknown>,
-  page: { limit: number; offset: number },
+  page: { limit: number; offset: number; max: number },
 ): Promise<{ ids: string[]; total: number }> {
   const r = await sql<{ total: string | number; ids: string[] }>`
-    with m as materialized (select distinct s.id from (${ids}) as s(id))
+    with m as materialized (select distinct s.id from (${ids}) as s(id) limit ${page.max})
     select (select count(*) from m) as total,
       array(select id from m order by id limit ${page.limit} offset ${page.offset}) as ids`.execute(db);
   const row = r.rows[0];

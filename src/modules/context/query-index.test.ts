@@ -327,6 +327,8 @@ for (const f of testStoreFactories()) {
             id: `urn:ngsi-ld:S:${who === me ? '' : 'p'}${i}`,
             type: 'S',
             n: { type: 'Property', value: i },
+            // An array: the jsonb prefilter cannot narrow on it, the index can.
+            m: { type: 'Property', value: [i, -i] },
             name: { type: 'Property', value: `s${i}` },
             marking: { tlp: 'AMBER' },
           });
@@ -340,13 +342,19 @@ for (const f of testStoreFactories()) {
             ...[45, 46, 47, 48, 49].map((i) => `urn:ngsi-ld:S:${i}`),
           ]);
           expect(r.count).toBe(6);
-          const all = await small.queryEntities(me, { type: 'S', q: 'n>=0', count: true, limit: 2 }, ctx);
-          expect(all.count).toBe(50);
-          // Evaluated in memory: without the index, the 50 matches; a pattern (not indexed), every entity
-          // of the type that has the attribute.
-          await expect(
-            smallPlain.queryEntities(me, { type: 'S', q: 'n>=0', count: true, limit: 2 }, ctx),
-          ).rejects.toMatchObject({ code: 'CONTEXT_TOO_MANY_RESULTS' });
+          const m = await small.queryEntities(me, { type: 'S', q: 'm>=45', count: true, limit: 2 }, ctx);
+          expect([ids(m), m.count]).toEqual([['urn:ngsi-ld:S:45', 'urn:ngsi-ld:S:46'], 5]);
+          // Without the index, every entity with m is evaluated in memory; a pattern (not indexed) too; and
+          // a q that selects more than maxScan entities stays refused, index or not.
+          for (const [svc, q] of [
+            [smallPlain, 'm>=45'],
+            [small, 'name~=^s3$'],
+            [small, 'n>=0'],
+          ] as const) {
+            await expect(svc.queryEntities(me, { type: 'S', q, count: true }, ctx), q).rejects.toMatchObject({
+              code: 'CONTEXT_TOO_MANY_RESULTS',
+            });
+          }
           await expect(small.queryEntities(me, { type: 'S', q: 'name~=^s3$' }, ctx)).rejects.toMatchObject({
             code: 'CONTEXT_TOO_MANY_RESULTS',
           });
