@@ -87,7 +87,8 @@ export async function runQBench(opts: {
   const withBefore = opts.before ?? process.env.Q_BENCH_BEFORE !== '0';
   const store =
     opts.store === 'postgres'
-      ? await openTestPostgresStore(CONTEXT_TEST_MIGRATIONS)
+      ? // Loading a million rows by SQL takes longer than the default statement timeout.
+        await openTestPostgresStore(CONTEXT_TEST_MIGRATIONS, undefined, { statementTimeoutMs: 900_000 })
       : await openTestPgliteStore(CONTEXT_TEST_MIGRATIONS);
   const bus = createMemoryBus();
   const { gate } = openTestDirectory(store);
