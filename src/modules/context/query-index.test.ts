@@ -180,7 +180,7 @@ for (const f of testStoreFactories()) {
         ];
         for (const op of ['==', '>', '>=', '<', '<=']) {
           for (const value of values) {
-            for (const q of [`a${op}${value}`, `a${op}${value};b|c${op}${value}`]) {
+            for (const q of [`a${op}${value}`, `b${op}${value}|c${op}${value}`]) {
               let ast: ReturnType<typeof parseQuery>;
               try {
                 ast = parseQuery(q, ctx.expandTerm);
@@ -244,8 +244,8 @@ for (const f of testStoreFactories()) {
 
       it(`answers what matchesQuery answers on the visible entities (seed ${SEED})`, async () => {
         await compareEveryComparison();
-        await compareRandomQueries(60);
-      });
+        await compareRandomQueries(40);
+      }, 300_000);
 
       it('stays exact through every kind of write', async () => {
         const ids = [...owners.keys()];
@@ -280,8 +280,8 @@ for (const f of testStoreFactories()) {
           });
         }
         await compareEveryComparison();
-        await compareRandomQueries(40);
-      });
+        await compareRandomQueries(30);
+      }, 300_000);
 
       it('is rebuilt from the entities by the migration', async () => {
         await sql`delete from context_entity_value`.execute(store.db);
