@@ -148,6 +148,56 @@ function describePlatform(
       }
     });
 
+    it('answers a subscription id that is not a URI with 400 BadRequestData, an unknown one with 404', async () => {
+      for (const method of ['GET', 'DELETE', 'PATCH']) {
+        const body = method === 'PATCH' ? { type: 'Subscription', description: 'x' } : undefined;
+        const bad = await send(method, '/ngsi-ld/v1/subscriptions/InvalidUri', body);
+        expect([bad.statusCode, (bad.json() as { type: string }).type], method).toEqual([
+          400,
+          'https://uri.etsi.org/ngsi-ld/errors/BadRequestData',
+        ]);
+        const unknown = await send(
+          method,
+          '/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:unknown',
+          body,
+        );
+        expect([unknown.statusCode, (unknown.json() as { type: string }).type], method).toEqual([
+          404,
+          'https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound',
+        ]);
+      }
+    });
+
+    it('links the previous and next pages of subscriptions (ETSI 031_02)', async () => {
+      for (const n of [2, 3]) {
+        const sub = await send('POST', '/ngsi-ld/v1/subscriptions', {
+          type: 'Subscription',
+          entities: [{ type: 'Vehicle' }],
+          notification: { endpoint: { uri: `https://receiver.example.org/notify/${n}` } },
+        });
+        expect(sub.statusCode, sub.body).toBe(201);
+      }
+      const page = (query: string) =>
+        platform.server.inject({
+          method: 'GET',
+          url: `/ngsi-ld/v1/subscriptions?${query}`,
+          headers: { authorization: auth, accept: 'application/ld+json' },
+        });
+      const second = await page('limit=1&offset=1');
+      expect(second.json()).toHaveLength(1);
+      expect(second.headers.link).toEqual([
+        '</ngsi-ld/v1/subscriptions?limit=1&offset=0>;rel="prev";type="application/ld+json"',
+        '</ngsi-ld/v1/subscriptions?limit=1&offset=2>;rel="next";type="application/ld+json"',
+      ]);
+      const last = await page('limit=1&offset=2');
+      expect(last.headers.link).toBe(
+        '</ngsi-ld/v1/subscriptions?limit=1&offset=1>;rel="prev";type="application/ld+json"',
+      );
+      const all = await page('limit=15&offset=0');
+      expect(all.json()).toHaveLength(3);
+      expect(all.headers.link).toBeUndefined();
+    });
+
     it('takes every NGSI-LD operation of /openapi.json with a trailing slash, as without it', async () => {
       const doc = (await send('GET', '/openapi.json')).json();
       const ops = ngsiLdOperations(doc);

@@ -115,7 +115,7 @@ export const ERROR_CODES = {
   // egress: where the platform connects on a user's behalf
   EGRESS_DESTINATION_REFUSED: { kind: 'invalid', title: 'The destination is refused by the egress policy' },
   // context: NGSI-LD entities, @context, queries
-  CONTEXT_INVALID_JSON: { kind: 'invalid', title: 'The payload is not valid JSON' },
+  CONTEXT_INVALID_JSON: { kind: 'invalid', title: 'The payload is not valid JSON of the expected type' },
   CONTEXT_INVALID_JSONLD: { kind: 'invalid', title: 'Invalid JSON-LD @context' },
   CONTEXT_LDCONTEXT_NOT_AVAILABLE: { kind: 'unavailable', title: 'A remote @context cannot be retrieved' },
   CONTEXT_INVALID_ENTITY: { kind: 'invalid', title: 'Invalid NGSI-LD entity or attribute' },

@@ -204,10 +204,10 @@ export async function startCop(opts: CopOptions): Promise<void> {
     const all: Feature[] = [];
     const results = await Promise.allSettled(
       ENTITY_TYPES.map((t) =>
-        // Plain JSON with sysAttrs rather than GeoJSON: only that representation carries each entity's marking.
+        // options=marking (a platform extension) adds each entity's marking to its keyValues representation.
         api
           .get<unknown>(
-            `/ngsi-ld/v1/entities?type=${encodeURIComponent(t)}&options=keyValues,sysAttrs&limit=1000`,
+            `/ngsi-ld/v1/entities?type=${encodeURIComponent(t)}&options=keyValues,marking&limit=1000`,
           )
           .then((body) => ({ t, body })),
       ),

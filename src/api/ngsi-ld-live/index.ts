@@ -14,7 +14,7 @@ import { MARKING_HEADER } from '../../modules/sharing/index.ts';
 import { bodyText, jsonBodyParser } from '../http/json-body.ts';
 import type {} from '../http/principal.ts';
 import { edgeValidatorCompiler } from '../http/validation.ts';
-import { ngsiLdErrorHandler } from '../ngsi-ld/index.ts';
+import { ngsiLdErrorHandler, paginationLinks, requireUriParam } from '../ngsi-ld/index.ts';
 import { CONSUMES, PAYLOADS, queryOf } from '../ngsi-ld/openapi.ts';
 import {
   answerType,
@@ -82,6 +82,12 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
   });
   app.setValidatorCompiler(edgeValidatorCompiler({ documentedBodies: true }));
   app.setErrorHandler(ngsiLdErrorHandler);
+  app.addHook('onRequest', async (request) => {
+    const route = request.routeOptions.url ?? '';
+    const id = (request.params as { id?: string } | undefined)?.id;
+    if (route.startsWith(`${SUBSCRIPTIONS}/`)) requireUriParam(id, 'subscription');
+    else if (route.startsWith(`${TEMPORAL}/`)) requireUriParam(id, 'entity');
+  });
   const tags = ['NGSI-LD'];
 
   // ------------------------------------------------------------------------------------ subscriptions
@@ -115,6 +121,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       const context = linkContext(request);
       if (query.count === 'true') reply.header('NGSILD-Results-Count', String(total));
       answerType(reply, type, context);
+      paginationLinks(request, reply, SUBSCRIPTIONS, { ...page, more: page.offset + items.length < total });
       return Promise.all(
         items.map((r) =>
           live.subscriptions.view(r, context, {

@@ -31,6 +31,7 @@ import {
 import { MARKING_HEADER, markingLabel } from '../../modules/sharing/index.ts';
 import { jsonBodyParser } from '../http/json-body.ts';
 import type {} from '../http/principal.ts';
+import { parseQueryString } from '../http/query-string.ts';
 import { routeMissError } from '../http/route-table.ts';
 import { edgeValidatorCompiler } from '../http/validation.ts';
 import { joinOf, placeInline, projectionOf } from './linked-answer.ts';
@@ -48,6 +49,7 @@ import {
   outputOptions,
   type ResponseType,
   readContext,
+  requireUriParam,
   requireWriter,
   splitBatchItem,
   splitPayload,
@@ -84,6 +86,9 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
   app.setNotFoundHandler((request, reply) => {
     ngsiLdErrorHandler(routeMissError(request, 'NGSI-LD operation'), request, reply);
   });
+  app.addHook('onRequest', async (request) => {
+    requireUriParam((request.params as Partial<Params> | undefined)?.entityId, 'entity');
+  });
 
   const tags = ['NGSI-LD'];
   /** Route options: the OpenAPI summary, query parameters and payload (see openapi.ts). */
@@ -116,6 +121,9 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
   async function payload(request: FastifyRequest): Promise<{ body: unknown; ctx: ActiveContext }> {
     if (request.body === undefined)
       throw new AppError('CONTEXT_INVALID_JSON', 'the request needs a JSON payload');
+    // A payload of the wrong JSON type is an invalid request (InvalidRequest), not bad data.
+    if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body))
+      throw new AppError('CONTEXT_INVALID_JSON', 'the payload must be a JSON object');
     const { body, context } = splitPayload(request, request.body);
     return { body, ctx: await svc.resolveContext(context) };
   }
@@ -142,6 +150,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       lang: query.lang,
       datasetIds: datasetIdsOf(query),
       marking: view.marking,
+      withMarking: out.marking,
     };
     if (type === 'application/geo+json') {
       const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
@@ -462,8 +471,9 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     request: FastifyRequest,
   ): Promise<{ items: BatchItem[]; earlier: BatchResult['errors'] }> {
     const body = request.body;
-    if (!Array.isArray(body))
-      throw new AppError('CONTEXT_INVALID_REQUEST', 'a batch payload is a JSON array');
+    if (!Array.isArray(body)) throw new AppError('CONTEXT_INVALID_JSON', 'a batch payload is a JSON array');
+    if (body.length === 0)
+      throw new AppError('CONTEXT_INVALID_REQUEST', 'a batch payload holds at least one entity');
     if (body.length > svc.maxBatch) {
       throw new AppError(
         'CONTEXT_BATCH_TOO_LARGE',
@@ -578,7 +588,9 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       requireWriter(request);
       const body = request.body;
       if (!Array.isArray(body))
-        throw new AppError('CONTEXT_INVALID_REQUEST', 'a batch delete payload is a JSON array of ids');
+        throw new AppError('CONTEXT_INVALID_JSON', 'a batch delete payload is a JSON array of ids');
+      if (body.length === 0)
+        throw new AppError('CONTEXT_INVALID_REQUEST', 'a batch delete payload holds at least one id');
       const r = await svc.batchDelete(callerOf(request), body);
       tenantEcho(request, reply);
       return batchAnswer(reply, r, 204);
@@ -908,30 +920,15 @@ function entityQuery(query: Query): EntityQuery {
   };
 }
 
-/**
- * The query parameters, decoded as RFC 3986 says (a `+` stays a `+`): NGSI-LD queries carry `+` in
- * scopeQ (`/Madrid/+`) and in time zone offsets, which form decoding would turn into spaces.
- */
+/** The query parameters, read as every surface reads them (src/api/http/query-string.ts), as text. */
 function queryOf(request: FastifyRequest): Query {
   const cached = (request as FastifyRequest & { ngsiQuery?: Query }).ngsiQuery;
   if (cached) return cached;
-  const out: Query = {};
+  const out: Query = Object.create(null);
   const i = request.url.indexOf('?');
   if (i >= 0) {
-    for (const part of request.url.slice(i + 1).split('&')) {
-      if (part === '') continue;
-      const eq = part.indexOf('=');
-      const rawKey = eq < 0 ? part : part.slice(0, eq);
-      const rawValue = eq < 0 ? '' : part.slice(eq + 1);
-      try {
-        out[decodeURIComponent(rawKey)] = decodeURIComponent(rawValue);
-      } catch {
-        throw new AppError(
-          'CONTEXT_INVALID_REQUEST',
-          `malformed percent-encoding in query parameter "${rawKey}"`,
-        );
-      }
-    }
+    for (const [key, value] of Object.entries(parseQueryString(request.url.slice(i + 1))))
+      out[key] = Array.isArray(value) ? value.at(-1) : value;
   }
   (request as FastifyRequest & { ngsiQuery?: Query }).ngsiQuery = out;
   return out;

@@ -11,7 +11,7 @@ import type {
   EntityFormat,
   LdContext,
 } from '../../modules/context/index.ts';
-import { CORE_CONTEXT_URL, DEFAULT_TENANT } from '../../modules/context/index.ts';
+import { CORE_CONTEXT_URL, DEFAULT_TENANT, isUri } from '../../modules/context/index.ts';
 
 export const JSONLD_CONTEXT_REL = 'http://www.w3.org/ns/json-ld#context';
 
@@ -131,6 +131,8 @@ export function negotiate(request: FastifyRequest, allowGeo = true): ResponseTyp
 export interface OutputOptions {
   format: EntityFormat;
   sysAttrs: boolean;
+  /** options=marking (platform extension): each entity's marking in the body. */
+  marking: boolean;
   noOverwrite: boolean;
   upsertMode: 'replace' | 'update';
 }
@@ -144,6 +146,8 @@ const KNOWN_OPTIONS = new Set([
   'noOverwrite',
   'replace',
   'update',
+  // Platform extension: each entity's marking as the reserved `marking` member.
+  'marking',
 ]);
 
 /** `options=keyValues,sysAttrs` and `format=concise` (format wins). */
@@ -168,6 +172,7 @@ export function outputOptions(query: Record<string, unknown>): OutputOptions {
   return {
     format,
     sysAttrs: opts.includes('sysAttrs'),
+    marking: opts.includes('marking'),
     noOverwrite: opts.includes('noOverwrite'),
     upsertMode: opts.includes('update') ? 'update' : 'replace',
   };
@@ -247,4 +252,48 @@ export function intParam(v: unknown, name: string): number | undefined {
   if (!Number.isInteger(n) || n < 0)
     throw new AppError('CONTEXT_INVALID_REQUEST', `${name} must be a whole number ≥ 0`);
   return n;
+}
+
+/**
+ * An id in the path (entity, subscription) must be a URI: anything else is 400 BadRequestData (clause 5.6 /
+ * 5.8: "if the id is not present or not a valid URI"), before any lookup, as the ETSI tests expect.
+ */
+export function requireUriParam(value: string | undefined, what: string): void {
+  if (value === undefined || isUri(value)) return;
+  throw new AppError(
+    'CONTEXT_INVALID_REQUEST',
+    `the ${what} id "${String(value).slice(0, 200)}" is not a URI`,
+  );
+}
+
+/**
+ * Pagination links (clause 5.5.9 / 6.3.x): `Link: <path?…&limit=L&offset=O>;rel="prev";type="application/ld+json"`
+ * when a page precedes this one, and `rel="next"` when one follows, with the request's other parameters
+ * as they came. Added beside the JSON-LD context link, if any.
+ */
+export function paginationLinks(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  path: string,
+  page: { limit: number; offset: number; more: boolean },
+): void {
+  const i = request.url.indexOf('?');
+  const kept =
+    i < 0
+      ? []
+      : request.url
+          .slice(i + 1)
+          .split('&')
+          .filter((p) => p !== '' && !/^(limit|offset)(=|$)/.test(p));
+  const link = (offset: number, rel: string) =>
+    `<${path}?${[...kept, `limit=${page.limit}`, `offset=${offset}`].join('&')}>;rel="${rel}";type="application/ld+json"`;
+  const links: string[] = [];
+  if (page.offset > 0 && page.limit > 0) links.push(link(Math.max(0, page.offset - page.limit), 'prev'));
+  if (page.more && page.limit > 0) links.push(link(page.offset + page.limit, 'next'));
+  if (links.length === 0) return;
+  const current = reply.getHeader('link');
+  const before =
+    current === undefined ? [] : Array.isArray(current) ? current.map(String) : [String(current)];
+  const all = [...before, ...links];
+  reply.header('link', all.length === 1 ? all[0] : all);
 }

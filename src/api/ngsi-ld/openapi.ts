@@ -37,7 +37,9 @@ export const QUERY_PARAMETERS = {
   count: flag('Answer the total in NGSILD-Results-Count'),
   local: flag('Local entities only (no registrations)'),
   csf: text('Context source filter (not supported: no registrations)'),
-  options: text('keyValues, concise, normalized, sysAttrs, noOverwrite, replace, update (comma-separated)'),
+  options: text(
+    "keyValues, concise, normalized, sysAttrs, noOverwrite, replace, update (comma-separated); marking (platform extension: each entity's marking)",
+  ),
   format: text('normalized, concise or keyValues'),
   details: flag('Detailed type or attribute information'),
   kind: text('Hosted, Cached or ImplicitlyCreated'),

@@ -98,11 +98,13 @@ export class ContextService {
   readonly terms: ClientTerms;
   readonly #geoIndexes: TenantGeoIndexes;
   readonly #gate: SharingGate;
+  readonly #defaultLimit: number;
   readonly #maxLimit: number;
   readonly #maxPurge: number;
 
   constructor(o: ContextServiceOptions) {
     this.#gate = o.gate;
+    this.#defaultLimit = o.defaultLimit ?? 20;
     this.#maxLimit = o.maxLimit ?? 1000;
     this.#maxPurge = o.maxPurge ?? 10_000;
     const clock = o.clock ?? systemClock;
@@ -145,6 +147,15 @@ export class ContextService {
 
   get maxBatch(): number {
     return this.writer.maxBatch;
+  }
+
+  /** The page size of a query that names no `limit`, and the largest page. */
+  get defaultLimit(): number {
+    return this.#defaultLimit;
+  }
+
+  get maxLimit(): number {
+    return this.#maxLimit;
   }
 
   resolveContext(ctx: LdContext | null | undefined): Promise<ActiveContext> {

@@ -23,6 +23,8 @@ export interface RenderOptions {
   lang?: string | undefined;
   /** The marking to show as the reserved `marking` Property (with sysAttrs, or when asked in attrs). */
   marking?: unknown;
+  /** Show `marking` (options=marking, a platform extension); never with sysAttrs alone (see below). */
+  withMarking?: boolean;
   /**
    * Only the attribute instances with these datasetIds (`@none`: the default instance), NGSI-LD's
    * `datasetId` parameter; an attribute left without instances is not shown.
@@ -58,7 +60,7 @@ export function renderEntity(
     if (value === undefined) continue;
     out[ctx.compactIri(key)] = renderAttributeValue(value, ctx, opts);
   }
-  if (opts.marking !== undefined && (opts.sysAttrs || opts.attrs?.has('marking'))) {
+  if (opts.marking !== undefined && (opts.withMarking || opts.attrs?.has('marking'))) {
     out.marking = opts.format === 'keyValues' ? opts.marking : { type: 'Property', value: opts.marking };
   }
   if (opts.sysAttrs && opts.format !== 'keyValues') {

@@ -276,6 +276,8 @@ class QueryParser {
     }
     const raw = this.q.slice(start, this.pos);
     if (raw === '') invalid(this.q, `expected a value at position ${start}`);
+    // `value>>>`, `a===1`: an operator where a value belongs is a malformed query, not a string to look for.
+    if (/^[<>=!~]/.test(raw)) invalid(this.q, `expected a value at position ${start}, not "${raw}"`);
     if (raw === 'true' || raw === 'false') return { kind: 'boolean', value: raw === 'true' };
     if (NUMBER_RE.test(raw)) return { kind: 'number', value: Number(raw) };
     // Unquoted: a date-time, or a URI (relationship targets); anything else is taken as a string.
