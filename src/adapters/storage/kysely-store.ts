@@ -81,9 +81,10 @@ export class KyselyStore implements Store {
     // Kysely looks its bookkeeping tables up by name in any schema; name ours, or a database with another
     // SafeCity schema (or a stray table in public) would make it skip creating them here.
     const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
+    const schema = rows[0]?.schema ?? 'public';
     const migrator = new Migrator({
-      db: db as Kysely<unknown>,
-      migrationTableSchema: rows[0]?.schema ?? 'public',
+      db: withOwnSchemaIntrospection(db as Kysely<unknown>, schema),
+      migrationTableSchema: schema,
       provider: { getMigrations: async () => this.#migrations },
       // Modules own their migrations; names are prefixed by module, so the global order is by name and a
       // module added later may bring names that sort earlier than ones already applied.
@@ -146,4 +147,37 @@ class CommitHooks implements KyselyPlugin {
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
     return args.result;
   }
+}
+
+/**
+ * The Migrator asks whether its schema and tables exist through Kysely's introspector, which lists every
+ * column of every table of every schema and evaluates `has_schema_privilege(name)` and
+ * `pg_get_serial_sequence(name)` by name on each: a schema dropped by someone else meanwhile (tests drop
+ * theirs in parallel; an operator may drop one) fails the migration with "schema … does not exist", and a
+ * database with many schemas makes every start slow. This answers the two questions for our schema only,
+ * from the catalogs, by OID.
+ */
+function withOwnSchemaIntrospection(db: Kysely<unknown>, schema: string): Kysely<unknown> {
+  const introspection = {
+    getSchemas: async () => {
+      const r = await sql<{ name: string }>`select nspname as name from pg_catalog.pg_namespace
+        where nspname = ${schema}`.execute(db);
+      return r.rows.map((x) => ({ name: x.name }));
+    },
+    getTables: async () => {
+      const r = await sql<{ name: string }>`select c.relname as name from pg_catalog.pg_class c
+        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = ${schema} and c.relkind in ('r', 'p', 'v', 'f')`.execute(db);
+      return r.rows.map((x) => ({ name: x.name, schema, isView: false, columns: [] }));
+    },
+    getMetadata: async () => ({ tables: await introspection.getTables() }),
+  };
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === 'introspection') return introspection;
+      const value = Reflect.get(target, prop, target);
+      // Kysely keeps its state in private fields: its methods must run on the instance itself.
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
