@@ -52,6 +52,8 @@ export function openCore(store: Store, maxPending = 1_000_000) {
     events: new TransactionalOutbox({ store, bus }).emitter('context'),
     gate,
     resolver: ld,
+    // INGEST_BENCH_ATTRIBUTE_INDEX=off: without the attribute value index of q, to measure what it costs writes.
+    ...(process.env.INGEST_BENCH_ATTRIBUTE_INDEX === 'off' ? { attributeIndex: 'off' as const } : {}),
   });
   return { bus, ld, core };
 }
