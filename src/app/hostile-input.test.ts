@@ -1,28 +1,8 @@
-/**
- * Hostile input at every operation: a test generated from the live `/openapi.json`.
- *
- * For every operation of the document (path, method, parameters, body schema or example), it builds one
- * well-formed request, then mutates it: NUL characters and lone UTF-16 surrogates in every string (path,
- * query, body, header), huge strings, 5,000- and 20,000-deep nesting, wrong JSON types, Infinity / 1e999 /
- * -1 / NaN / 1.5 numbers, unknown and missing fields, prototype keys (`__proto__`, `constructor`,
- * `toString`, `hasOwnProperty`) as object keys and names, empty bodies, wrong and UTF-16 bodies, wrong
- * content types, very long URLs, bad percent-encoding and wrong methods. Each request goes through
- * `inject` as an administrator and as an operator.
- *
- * What must hold: no answer is a 5xx, every 4xx is in its surface's standard format (RFC 9457
- * problem+json for the platform API, NGSI-LD ProblemDetails for /ngsi-ld/v1 and /ingest/v1), and every
- * answer says `X-Content-Type-Options: nosniff`. The run is seeded: the seed is printed, and
- * SAFECITY_FUZZ_SEED=<seed> replays it. SAFECITY_FUZZ_PER_OPERATION sets the requests per operation and
- * role (default 35: about 5,900 requests per store).
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
 import { createPlatform, type Platform } from './platform.ts';
-import { SERVER_SKIP, type ServerTestEnv, seedWorld, serverTestEnv } from './testing.ts';
+import { embeddedTestEnv, SERVER_SKIP, seedWorld, serverPresetTestEnv } from './testing.ts';
 
 const ADMIN_PASSWORD = 'long-secret-for-tests';
 const PW = 'correct-horse-staple-9';
@@ -1382,24 +1362,8 @@ function describePlatform(
   });
 }
 
-describePlatform('PGlite', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'safecity-hostile-'));
-  return {
-    env: { SAFECITY_DATA_DIR: dir },
-    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-});
+describePlatform('PGlite', () => embeddedTestEnv('hostile'));
 
 describe.skipIf(SERVER_SKIP)(`server preset${SERVER_SKIP ? ` (skipped: ${SERVER_SKIP})` : ''}`, () => {
-  describePlatform('PostgreSQL + NATS', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'safecity-hostile-pg-'));
-    const env: ServerTestEnv = await serverTestEnv('hostile');
-    return {
-      env: { ...env.env, SAFECITY_DATA_DIR: dir },
-      cleanup: async () => {
-        await env.cleanup();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  });
+  describePlatform('PostgreSQL + NATS', () => serverPresetTestEnv('hostile'));
 });

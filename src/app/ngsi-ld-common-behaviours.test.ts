@@ -1,17 +1,8 @@
-/**
- * A trailing slash names the same resource as the path without it, on every NGSI-LD operation of the live
- * `/openapi.json` (and on the other surfaces): NGSI-LD client libraries and the ETSI conformance tests send
- * `POST /ngsi-ld/v1/entities/`, `PATCH …/attrs/`, `GET /ngsi-ld/v1/types/`. Run on PGlite and, when
- * DATABASE_URL and NATS_URL are set, on PostgreSQL + NATS.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
 import { createPlatform, type Platform } from './platform.ts';
-import { SERVER_SKIP, type ServerTestEnv, seedWorld, serverTestEnv } from './testing.ts';
+import { embeddedTestEnv, SERVER_SKIP, seedWorld, serverPresetTestEnv } from './testing.ts';
 
 const ADMIN_PASSWORD = 'long-secret-for-tests';
 const PW = 'correct-horse-staple-9';
@@ -249,24 +240,8 @@ function describePlatform(
   });
 }
 
-describePlatform('PGlite', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'safecity-slash-'));
-  return {
-    env: { SAFECITY_DATA_DIR: dir },
-    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-});
+describePlatform('PGlite', () => embeddedTestEnv('slash'));
 
 describe.skipIf(SERVER_SKIP)(`server preset${SERVER_SKIP ? ` (skipped: ${SERVER_SKIP})` : ''}`, () => {
-  describePlatform('PostgreSQL + NATS', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'safecity-slash-pg-'));
-    const env: ServerTestEnv = await serverTestEnv('slash');
-    return {
-      env: { ...env.env, SAFECITY_DATA_DIR: dir },
-      cleanup: async () => {
-        await env.cleanup();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  });
+  describePlatform('PostgreSQL + NATS', () => serverPresetTestEnv('slash'));
 });

@@ -2,6 +2,9 @@
  * Test helpers for whole platforms in the server preset: a fresh PostgreSQL schema and a fresh NATS
  * stream per test file, so parallel runs never collide, both removed afterwards.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 
 export const SERVER_SKIP: string | undefined =
@@ -47,6 +50,28 @@ export async function serverTestEnv(name: string): Promise<ServerTestEnv> {
       await c.connect();
       await c.query(`drop schema if exists ${schema} cascade`);
       await c.end();
+    },
+  };
+}
+
+/** Environment for a whole platform in the embedded preset: PGlite in a fresh data folder, removed afterwards. */
+export async function embeddedTestEnv(name: string): Promise<ServerTestEnv> {
+  const dir = mkdtempSync(join(tmpdir(), `safecity-${name}-`));
+  return {
+    env: { SAFECITY_DATA_DIR: dir },
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Environment for a whole platform in the server preset (serverTestEnv) with a data folder of its own. */
+export async function serverPresetTestEnv(name: string): Promise<ServerTestEnv> {
+  const dir = mkdtempSync(join(tmpdir(), `safecity-${name}-pg-`));
+  const server = await serverTestEnv(name);
+  return {
+    env: { ...server.env, SAFECITY_DATA_DIR: dir },
+    cleanup: async () => {
+      await server.cleanup();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

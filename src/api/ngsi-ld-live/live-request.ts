@@ -72,7 +72,7 @@ export function principalOf(request: FastifyRequest): LivePrincipal {
   return p;
 }
 
-/** Who reads: the caller, or null for an anonymous one (TLP:CLEAR only). */
+/** Who reads: the caller, or null for an anonymous one (what that one may see, the gate's `readKeysOf` decides). */
 export function readerOf(request: FastifyRequest): LivePrincipal | null {
   return request.principal ?? null;
 }

@@ -11,15 +11,14 @@
  * Embedded preset (PGlite) always; the server preset (PostgreSQL + NATS) when DATABASE_URL and NATS_URL
  * are set.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../app/config.ts';
 import { createPlatform, type Platform } from '../../app/platform.ts';
-import { SERVER_SKIP, type ServerTestEnv, seedWorld, serverTestEnv } from '../../app/testing.ts';
+import { embeddedTestEnv, SERVER_SKIP, seedWorld, serverPresetTestEnv } from '../../app/testing.ts';
 
 const DOC = resolve(dirname(fileURLToPath(import.meta.url)), '../../../docs/ngsi-ld-conformance.md');
 const PREFIX = '/ngsi-ld/v1';
@@ -293,24 +292,8 @@ function describePlatform(
   });
 }
 
-describePlatform('PGlite', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'safecity-conformance-'));
-  return {
-    env: { SAFECITY_DATA_DIR: dir },
-    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-});
+describePlatform('PGlite', () => embeddedTestEnv('conformance'));
 
 describe.skipIf(SERVER_SKIP)(`server preset${SERVER_SKIP ? ` (skipped: ${SERVER_SKIP})` : ''}`, () => {
-  describePlatform('PostgreSQL + NATS', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'safecity-conformance-pg-'));
-    const env: ServerTestEnv = await serverTestEnv('conformance');
-    return {
-      env: { ...env.env, SAFECITY_DATA_DIR: dir },
-      cleanup: async () => {
-        await env.cleanup();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  });
+  describePlatform('PostgreSQL + NATS', () => serverPresetTestEnv('conformance'));
 });
