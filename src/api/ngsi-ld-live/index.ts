@@ -9,6 +9,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../kernel/errors.ts';
+import { parseProjection, reachesLinked } from '../../modules/context/index.ts';
 import type { ContextLive, IngestPrincipal } from '../../modules/context-live/index.ts';
 import { MARKING_HEADER } from '../../modules/sharing/index.ts';
 import { bodyText, jsonBodyParser } from '../http/json-body.ts';
@@ -54,6 +55,35 @@ const TEMPORAL_PARAMETERS = [
   'csf',
   'orderBy',
 ] as const;
+
+/**
+ * `pick` and `omit` of a temporal read (clause 4.21): member names (`id`, `type`, attributes); with `attrs`,
+ * or naming one member in both, 400 BadRequestData (ETSI tests 020_22). Braces name members of linked
+ * entities, which temporal reads do not join: 400 too.
+ */
+function temporalProjection(query: Record<string, unknown>): { pick?: string[]; omit?: string[] } {
+  const bad = (why: string) => new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', why);
+  const names = (param: 'pick' | 'omit'): string[] | undefined => {
+    const v = query[param];
+    if (v === undefined || v === '') return undefined;
+    let tree: ReturnType<typeof parseProjection>;
+    try {
+      tree = parseProjection(String(v), param);
+    } catch (e) {
+      throw bad(e instanceof Error ? e.message : String(e));
+    }
+    if (reachesLinked(tree)) throw bad(`${param}: temporal reads join no linked entities (no braces)`);
+    return [...tree.keys()];
+  };
+  const pick = names('pick');
+  const omit = names('omit');
+  if ((pick || omit) && listParam(query.attrs)) {
+    throw bad(`attrs cannot be combined with ${pick ? 'pick' : 'omit'}: both choose the members shown`);
+  }
+  const both = pick?.filter((m) => omit?.includes(m)) ?? [];
+  if (both.length > 0) throw bad(`pick and omit both name ${both.join(', ')}`);
+  return { ...(pick ? { pick } : {}), ...(omit ? { omit } : {}) };
+}
 
 const PAYLOAD_TYPES = ['application/json', 'application/ld+json', 'application/merge-patch+json'];
 const SUBSCRIPTIONS = '/ngsi-ld/v1/subscriptions';
@@ -192,7 +222,17 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       schema: {
         tags,
         summary: 'Query the temporal evolution of entities',
-        querystring: queryOf('type', 'id', 'idPattern', 'attrs', 'limit', 'offset', ...TEMPORAL_PARAMETERS),
+        querystring: queryOf(
+          'type',
+          'id',
+          'idPattern',
+          'attrs',
+          'pick',
+          'omit',
+          'limit',
+          'offset',
+          ...TEMPORAL_PARAMETERS,
+        ),
       },
     },
     async (request, reply) => {
@@ -224,6 +264,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
           ...(types ? { types } : {}),
           ...(ids ? { ids } : {}),
           ...(attrs ? { attrs } : {}),
+          ...temporalProjection(query),
           ...(idPattern !== undefined ? { idPattern } : {}),
           limit: page.limit,
           offset: page.offset,
@@ -245,7 +286,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       schema: {
         tags,
         summary: 'Retrieve the temporal evolution of an entity',
-        querystring: queryOf('attrs', ...TEMPORAL_PARAMETERS),
+        querystring: queryOf('attrs', 'pick', 'omit', ...TEMPORAL_PARAMETERS),
       },
     },
     async (request, reply) => {
@@ -258,7 +299,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
         tenantOf(request),
         readerOf(request),
         id,
-        { ...(attrs ? { attrs } : {}), params: temporalParams(query) },
+        { ...(attrs ? { attrs } : {}), ...temporalProjection(query), params: temporalParams(query) },
         context,
       );
       answerType(reply, type, context);

@@ -8,6 +8,7 @@
 import { AppError } from '../../kernel/errors.ts';
 import {
   type ActiveContext,
+  CORE_MEMBERS,
   type EntityFormat,
   expandProjection,
   type JoinedNode,
@@ -22,10 +23,15 @@ import { intParam, list } from './ngsi-ld-request.ts';
 
 type Query = Record<string, string | undefined>;
 
-/** The projection a request asks for: `attrs` (plain names) or `pick`, and `omit`; names expanded. */
+/**
+ * The projection a request asks for: `attrs` (attribute names; the core members stay) or `pick`, and
+ * `omit`; attribute names expanded, the core members `id`, `type`, `scope` (and the platform's `marking`)
+ * as they are. `attrs` with `pick` or `omit`, and a member named by both `pick` and `omit`, are 400
+ * BadRequestData (clause 4.21; ETSI tests 018_18 and 019_18).
+ */
 export function projectionOf(query: Query, ctx: ActiveContext): Projection {
   const { pick, omit } = projectionTrees(query);
-  const expand = (a: string) => (a === MARKING_TERM ? a : ctx.expandTerm(a));
+  const expand = (a: string) => (a === MARKING_TERM || CORE_MEMBERS.has(a) ? a : ctx.expandTerm(a));
   return {
     pick: pick ? expandProjection(pick, expand) : undefined,
     omit: omit ? expandProjection(omit, expand) : undefined,
@@ -34,11 +40,38 @@ export function projectionOf(query: Query, ctx: ActiveContext): Projection {
 
 function projectionTrees(query: Query): { pick?: ProjectionTree; omit?: ProjectionTree } {
   const attrs = list(query.attrs);
+  // An empty parameter is no parameter (as clients that always send every parameter have it).
+  const pick = query.pick || undefined;
+  const omit = query.omit || undefined;
   const out: { pick?: ProjectionTree; omit?: ProjectionTree } = {};
-  if (attrs) out.pick = new Map(attrs.map((a) => [a, null]));
-  else if (query.pick) out.pick = parseProjection(query.pick, 'pick');
-  if (query.omit) out.omit = parseProjection(query.omit, 'omit');
+  if (attrs && (pick !== undefined || omit !== undefined)) {
+    throw new AppError(
+      'CONTEXT_INVALID_QUERY',
+      `attrs cannot be combined with ${pick !== undefined ? 'pick' : 'omit'}: both choose the members shown`,
+    );
+  }
+  // attrs chooses attributes only: the entity's id, type and scope stay.
+  if (attrs) out.pick = new Map([...CORE_MEMBERS, ...attrs].map((a) => [a, null]));
+  else if (pick !== undefined) out.pick = parseProjection(pick, 'pick');
+  if (omit !== undefined) out.omit = parseProjection(omit, 'omit');
+  if (!attrs && out.pick && out.omit) {
+    const both = [...out.pick.keys()].filter((m) => out.omit?.has(m));
+    if (both.length > 0) {
+      throw new AppError('CONTEXT_INVALID_QUERY', `pick and omit both name ${both.join(', ')}`);
+    }
+  }
   return out;
+}
+
+/** The attributes an entity must have one of to be answered by a query with this `attrs` or `pick`. */
+export function requiredAttributes(query: Query): string[] | undefined {
+  const attrs = list(query.attrs);
+  if (attrs) return attrs;
+  if (!query.pick) return undefined;
+  // pick's own names (not those in braces, which belong to linked entities); when it picks a core member
+  // every entity has something to show (the query leaves out those left empty, see projectsNothing).
+  const names = [...parseProjection(query.pick, 'pick').keys()];
+  return names.some((n) => CORE_MEMBERS.has(n)) ? undefined : names;
 }
 
 /**

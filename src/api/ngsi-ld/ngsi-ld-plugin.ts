@@ -22,8 +22,8 @@ import type {
 } from '../../modules/context/index.ts';
 import {
   LOCATION_IRI,
-  parseProjection,
   projectedMembers,
+  projectsNothing,
   renderEntity,
   renderFeature,
   renderFeatureCollection,
@@ -34,7 +34,7 @@ import type {} from '../http/principal.ts';
 import { parseQueryString } from '../http/query-string.ts';
 import { routeMissError } from '../http/route-table.ts';
 import { edgeValidatorCompiler } from '../http/validation.ts';
-import { joinOf, placeInline, projectionOf } from './linked-answer.ts';
+import { joinOf, placeInline, projectionOf, requiredAttributes } from './linked-answer.ts';
 import { ngsiLdErrorHandler, toProblemDetails } from './ngsi-ld-errors.ts';
 import {
   answerHeaders,
@@ -147,6 +147,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       sysAttrs: out.sysAttrs,
       attrs: members.attrs,
       omit: members.omit,
+      core: members.core,
       lang: query.lang,
       datasetIds: datasetIdsOf(query),
       marking: view.marking,
@@ -276,26 +277,28 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const q = entityQuery(query);
       const result = await svc.queryEntities(callerOf(request), q, ctx);
       answerHeaders(reply, request, type, ctx);
-      const answer = await joined(request, reply, result.items, join, projection);
+      const roots = shown(result.items, projection);
+      const answer = await joined(request, reply, roots, join, projection);
       if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
       if (type === 'application/geo+json' && !answer) {
         const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
         const members = projectedMembers(projection);
         return renderFeatureCollection(
-          result.items.map((v) => v.entity),
+          roots.map((v) => v.entity),
           ctx,
           {
             format: out.format,
             sysAttrs: out.sysAttrs,
             attrs: members.attrs,
             omit: members.omit,
+            core: members.core,
             lang: query.lang,
             datasetIds: datasetIdsOf(query),
             geometryProperty: gp,
           },
         );
       }
-      const items = renderAnswer(result.items, answer, join, ctx, out, query, type, projection);
+      const items = renderAnswer(roots, answer, join, ctx, out, query, type, projection);
       return type === 'application/geo+json' ? { type: 'FeatureCollection', features: items } : items;
     },
   );
@@ -346,6 +349,13 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const projection = projectionOf(query, ctx);
       const join = joinOf(query);
       const view = await svc.getEntity(callerOf(request), entityId);
+      if (projectsNothing(view.entity, projection)) {
+        // Nothing of the entity is left to show (ETSI tests 018_19).
+        throw new AppError(
+          'CONTEXT_ENTITY_NOT_FOUND',
+          `entity ${entityId} has none of the members pick and omit leave to show`,
+        );
+      }
       answerHeaders(reply, request, type, ctx);
       const answer = await joined(request, reply, [view], join, projection);
       const items = renderAnswer([view], answer, join, ctx, out, query, type, projection);
@@ -643,9 +653,10 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const join = joinOf(linkQuery);
       const result = await svc.queryEntities(callerOf(request), q, ctx);
       answerHeaders(reply, request, type, ctx);
-      const answer = await joined(request, reply, result.items, join, projection);
+      const roots = shown(result.items, projection);
+      const answer = await joined(request, reply, roots, join, projection);
       if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
-      return renderAnswer(result.items, answer, join, ctx, out, linkQuery, type, projection);
+      return renderAnswer(roots, answer, join, ctx, out, linkQuery, type, projection);
     },
   );
 
@@ -861,6 +872,15 @@ function attributeBody(
   };
 }
 
+/**
+ * The entities of a page a projection leaves something of: a query leaves out those `pick` or `omit` empty
+ * (ETSI tests 019_17: `pick=name` answers only the entities with a name).
+ */
+function shown(views: EntityView[], projection: Projection): EntityView[] {
+  if (!projection.pick && !projection.omit) return views;
+  return views.filter((v) => !projectsNothing(v.entity, projection));
+}
+
 /** `datasetId=a,b` (and `@none` for the default instance): the attribute instances an answer shows. */
 function datasetIdsOf(query: Query): Set<string> | undefined {
   const ids = list(query.datasetId);
@@ -909,7 +929,7 @@ function entityQuery(query: Query): EntityQuery {
     ids: list(query.id),
     idPattern: query.idPattern,
     // pick's own names (not those in braces, which belong to linked entities).
-    attrs: list(query.attrs) ?? (query.pick ? [...parseProjection(query.pick, 'pick').keys()] : undefined),
+    attrs: requiredAttributes(query),
     q: query.q,
     scopeQ: query.scopeQ,
     geo,

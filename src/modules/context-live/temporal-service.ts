@@ -57,6 +57,12 @@ export interface TemporalRequest {
   types?: string[];
   idPattern?: string;
   attrs?: string[];
+  /**
+   * Members to show (`pick`) or leave out (`omit`), clause 4.21: `id`, `type` and attribute names as the
+   * client sent them. The caller has checked them (no `attrs` beside them, no member in both).
+   */
+  pick?: string[];
+  omit?: string[];
   limit?: number;
   offset?: number;
   /** The raw query parameters (timerel, timeAt, endTimeAt, lastN, options, format, aggrMethods, ...). */
@@ -171,6 +177,32 @@ function paginate(inst: Map<string, AttrInstance[]>, limit: number, tq: Temporal
   return `date-time ${iso(from?.getTime() ?? first ?? edge)}-${iso(edge)}/*`;
 }
 
+/**
+ * `pick` and `omit` of a temporal request (clause 4.21) over its answer: `id` and `type` are members like the
+ * attributes (answer keys are compacted with the same context as the names); an entity left without
+ * members is left out of the answer (a retrieval of it is then 404).
+ */
+function projectionOf(
+  req: Pick<TemporalRequest, 'pick' | 'omit'>,
+  ac: ActiveLdContext,
+): { pickedAttributes: string[] | undefined; apply: <T extends Record<string, unknown>>(es: T[]) => T[] } {
+  if (!req.pick && !req.omit) return { pickedAttributes: undefined, apply: (es) => es };
+  const core = new Set(['id', 'type']);
+  const key = (m: string) => (core.has(m) ? m : ac.compactIri(ac.expandTerm(m)));
+  const pick = req.pick ? new Set(req.pick.map(key)) : undefined;
+  const omit = new Set(req.omit?.map(key) ?? []);
+  const pickedAttributes = req.pick?.filter((m) => !core.has(m));
+  return {
+    // Only the attributes picked are read; with none (pick=id), every one is and none is shown.
+    pickedAttributes: pickedAttributes && pickedAttributes.length > 0 ? pickedAttributes : undefined,
+    apply: (es) =>
+      es.filter((e) => {
+        for (const k of Object.keys(e)) if ((pick && !pick.has(k)) || omit.has(k)) delete e[k];
+        return Object.keys(e).length > 0;
+      }),
+  };
+}
+
 /** The incarnations of each id (they come in id order) as one answer entity each. */
 function byId(incarnations: HistoryEntity[]): IdHistory[] {
   const out: IdHistory[] = [];
@@ -228,7 +260,8 @@ export class TemporalService {
             req.idPattern,
             (why) => new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', `idPattern: ${why}`),
           );
-    const attrs = req.attrs?.map((a) => ac.expandTerm(a));
+    const projection = projectionOf(req, ac);
+    const attrs = (req.attrs ?? projection.pickedAttributes)?.map((a) => ac.expandTerm(a));
     const filter = compileFilter(tq, ac);
     const visible = (column: string) => this.#gate.visibleWhere(principal, column);
     const selection = {
@@ -279,7 +312,8 @@ export class TemporalService {
     const marking = markingLabel([...incarnations, ...segments]);
     if (tq.representation === 'aggregatedValues') {
       const aggs = await this.#store.aggregate(tenant, ids, segs, attrs, tq);
-      return { value: entities.map((e) => this.#aggregated(e, aggs.get(e.id) ?? [], ac)), marking };
+      const value = entities.map((e) => this.#aggregated(e, aggs.get(e.id) ?? [], ac));
+      return { value: projection.apply(value), marking };
     }
     // One more than the broker answers per attribute tells whether instances were left out.
     const max = this.#maxInstances;
@@ -289,7 +323,7 @@ export class TemporalService {
         : { n: max + 1, newest: false };
     const inst = await this.#store.instances(tenant, ids, segs, attrs, tq, perSeries);
     const range = paginate(inst, max, tq);
-    const value = entities.map((e) => this.#temporal(e, inst.get(e.id) ?? [], tq, ac));
+    const value = projection.apply(entities.map((e) => this.#temporal(e, inst.get(e.id) ?? [], tq, ac)));
     return range ? { value, marking, range } : { value, marking };
   }
 
@@ -302,6 +336,7 @@ export class TemporalService {
   ): Promise<TemporalAnswer<Record<string, unknown>>> {
     const answer = await this.query(tenant, principal, { ...req, ids: [id], limit: 1, offset: 0 }, context);
     const [e] = answer.value;
+    // No visible history, or nothing of it left by pick and omit (ETSI tests 020_23).
     if (!e) throw new AppError('CONTEXT_LIVE_TEMPORAL_ENTITY_NOT_FOUND', `no history of entity ${id}`);
     return answer.range
       ? { value: e, marking: answer.marking, range: answer.range }

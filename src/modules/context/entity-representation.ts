@@ -19,6 +19,8 @@ export interface RenderOptions {
   attrs?: Set<string> | undefined;
   /** Not these attributes (expanded IRIs; NGSI-LD `omit`). */
   omit?: Set<string> | undefined;
+  /** The core members shown (`id`, `type`, `scope`), as `pick` and `omit` choose them; all when undefined. */
+  core?: ReadonlySet<string> | undefined;
   /** Language for LanguageProperties (lang=...): the matching string becomes a Property value. */
   lang?: string | undefined;
   /** The marking to show as the reserved `marking` Property (with sysAttrs, or when asked in attrs). */
@@ -67,6 +69,7 @@ export function renderEntity(
     if (e.createdAt) out.createdAt = e.createdAt;
     if (e.modifiedAt) out.modifiedAt = e.modifiedAt;
   }
+  if (opts.core) for (const m of ['id', 'type', 'scope']) if (!opts.core.has(m)) delete out[m];
   return out;
 }
 
@@ -219,7 +222,9 @@ export function renderFeature(
   opts: GeoJsonOptions,
 ): Record<string, unknown> {
   const body = renderEntity(e, ctx, opts);
-  const { id, ...properties } = body;
+  // The Feature's id is GeoJSON's own member: it stays whatever pick and omit do with the entity's.
+  const { id: _id, ...properties } = body;
+  const id = e.id;
   let geometry: unknown = null;
   const g = e[opts.geometryProperty];
   const first = (Array.isArray(g) ? g[0] : g) as ExpandedAttribute | undefined;

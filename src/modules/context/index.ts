@@ -56,6 +56,7 @@ export { HostedContexts } from './hosted-contexts.ts';
 export type { ActiveContext, ContextResolverOptions, LdContext } from './json-ld-context.ts';
 export { ContextResolver, readContextMap } from './json-ld-context.ts';
 export {
+  CORE_MEMBERS,
   expandProjection,
   type JoinedAnswer,
   type JoinedNode,
@@ -66,6 +67,7 @@ export {
   type ProjectionTree,
   parseProjection,
   projectedMembers,
+  projectsNothing,
   reachesLinked,
 } from './linked-entities.ts';
 export { contextMigrations } from './migrations.ts';

@@ -4,6 +4,7 @@ import {
   followedRelationships,
   parseProjection,
   projectedMembers,
+  projectsNothing,
   reachesLinked,
   relationshipObjects,
 } from './linked-entities.ts';
@@ -48,6 +49,26 @@ describe('projections with braces (clause 4.21)', () => {
         expect.objectContaining({ code: 'CONTEXT_INVALID_QUERY' }),
       );
     }
+  });
+
+  it('id, type and scope are members like the attributes (clause 4.21)', () => {
+    const name = 'x:name';
+    const e = { id: 'urn:a', type: ['x:Building'], [name]: { type: 'Property', value: 'Eiffel' } };
+    const pick = (names: string[]) => new Map(names.map((n) => [n, null]));
+    expect(projectedMembers({ pick: pick(['id', name]) })).toEqual({
+      attrs: new Set([name]),
+      core: new Set(['id']),
+    });
+    expect(projectedMembers({ omit: pick(['type', name]) })).toEqual({
+      omit: new Set([name]),
+      core: new Set(['id', 'scope']),
+    });
+    expect(projectsNothing(e, { pick: pick([name]) })).toBe(false);
+    expect(projectsNothing(e, { pick: pick(['x:unknown']) })).toBe(true);
+    expect(projectsNothing(e, { pick: pick(['scope']) })).toBe(true);
+    expect(projectsNothing({ ...e, scope: ['/a'] }, { pick: pick(['scope']) })).toBe(false);
+    expect(projectsNothing(e, { omit: pick(['id', 'type', name]) })).toBe(true);
+    expect(projectsNothing(e, {})).toBe(false);
   });
 
   it('omit keeps a relationship with braces and drops one without', () => {

@@ -94,15 +94,58 @@ export function expandProjection(tree: ProjectionTree, expand: (term: string) =>
   return out;
 }
 
-/** The members a level shows (for the renderer): `attrs` from pick, `omit` from names omitted outright. */
-export function projectedMembers(p: Projection): { attrs?: Set<string>; omit?: Set<string> } {
-  const out: { attrs?: Set<string>; omit?: Set<string> } = {};
-  if (p.pick) out.attrs = new Set(p.pick.keys());
+/**
+ * The members of an entity that are not attributes, named as they are in `pick` and `omit` (clause 4.21:
+ * "id", "type" and "scope" are members like the attributes, so `pick=name` shows `name` alone).
+ */
+export const CORE_MEMBERS: ReadonlySet<string> = new Set(['id', 'type', 'scope']);
+
+/**
+ * The members a level shows (for the renderer): `attrs` the attributes kept by pick, `omit` the attributes
+ * omitted outright, `core` the core members shown (`id`, `type`, `scope`: all unless pick or omit decides).
+ */
+export function projectedMembers(p: Projection): {
+  attrs?: Set<string>;
+  omit?: Set<string>;
+  core?: Set<string>;
+} {
+  const out: { attrs?: Set<string>; omit?: Set<string>; core?: Set<string> } = {};
+  let core: Set<string> | undefined;
+  if (p.pick) {
+    out.attrs = new Set([...p.pick.keys()].filter((k) => !CORE_MEMBERS.has(k)));
+    core = new Set([...p.pick.keys()].filter((k) => CORE_MEMBERS.has(k)));
+  }
   if (p.omit) {
     const omit = [...p.omit].filter(([, nested]) => nested === null).map(([name]) => name);
-    if (omit.length > 0) out.omit = new Set(omit);
+    const attrs = omit.filter((k) => !CORE_MEMBERS.has(k));
+    if (attrs.length > 0) out.omit = new Set(attrs);
+    for (const k of omit.filter((m) => CORE_MEMBERS.has(m))) {
+      core ??= new Set(CORE_MEMBERS);
+      core.delete(k);
+    }
   }
+  if (core) out.core = core;
   return out;
+}
+
+/**
+ * True when a projection leaves nothing of the entity: no core member it has and no attribute (ETSI tests
+ * 018_19: a retrieval answers 404; 019_17: a query leaves the entity out). System attributes and the
+ * platform's marking do not count.
+ */
+export function projectsNothing(entity: ExpandedEntity, p: Projection): boolean {
+  if (!p.pick && !p.omit) return false;
+  const m = projectedMembers(p);
+  const core = m.core ?? CORE_MEMBERS;
+  if (core.has('id') || core.has('type')) return false;
+  if (core.has('scope') && entity.scope !== undefined && entity.scope.length > 0) return false;
+  for (const key of Object.keys(entity)) {
+    if (ENTITY_MEMBERS.has(key)) continue;
+    if (m.attrs && !m.attrs.has(key)) continue;
+    if (m.omit?.has(key)) continue;
+    return false;
+  }
+  return true;
 }
 
 /** The ids a Relationship or ListRelationship instance names. */
