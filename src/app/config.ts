@@ -35,6 +35,8 @@ export interface Config {
   oidc: OidcConfig | undefined;
   roads: string | undefined;
   historyRetentionDays: number | undefined;
+  /** Most instances of one attribute a temporal answer holds (the rest: 206, pages by time). */
+  temporalMaxInstances: number;
   contextMap: string | undefined;
   /** SAFECITY_EGRESS_ALLOW; when unset, the default list (public, private). */
   egressAllow: EgressList;
@@ -86,6 +88,10 @@ export const SETTINGS = {
   SAFECITY_HISTORY_RETENTION_DAYS: {
     key: 'historyRetentionDays',
     help: 'days of NGSI-LD history kept where the owner organisation set no retention (default: all)',
+  },
+  SAFECITY_TEMPORAL_MAX_INSTANCES: {
+    key: 'temporalMaxInstances',
+    help: 'most instances of one attribute per NGSI-LD temporal answer; past it 206 and Content-Range (default 10000)',
   },
   SAFECITY_ROADS: {
     key: 'roads',
@@ -257,6 +263,7 @@ export function loadConfig(env: Env = process.env): Config {
       get('SAFECITY_HISTORY_RETENTION_DAYS') === undefined
         ? undefined
         : int('SAFECITY_HISTORY_RETENTION_DAYS', 0, 1, 36_500),
+    temporalMaxInstances: int('SAFECITY_TEMPORAL_MAX_INSTANCES', 10_000, 1, 1_000_000),
     contextMap: get('SAFECITY_CONTEXT_MAP'),
     egressAllow,
     egressDeny,

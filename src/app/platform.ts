@@ -378,6 +378,7 @@ export async function createPlatform(
       ...(config.historyRetentionDays
         ? { defaultRetentionSeconds: config.historyRetentionDays * 86_400 }
         : {}),
+      temporalMaxInstances: config.temporalMaxInstances,
       gate,
       // A subscription's creator disabled (or gone): its subscriptions pause until it is enabled again.
       accounts: {

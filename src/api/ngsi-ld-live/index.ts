@@ -7,10 +7,15 @@
  * Who may do what is the module's (the sharing gate's) decision; temporal answers carry the label of what
  * they hold in the `SafeCity-Marking` header (docs/ngsi-ld.md, "Markings on the way out").
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../kernel/errors.ts';
 import { parseProjection, reachesLinked } from '../../modules/context/index.ts';
-import type { ContextLive, IngestPrincipal } from '../../modules/context-live/index.ts';
+import type {
+  ContextLive,
+  IngestPrincipal,
+  JsonLdContext,
+  TemporalRequest,
+} from '../../modules/context-live/index.ts';
 import { MARKING_HEADER } from '../../modules/sharing/index.ts';
 import { bodyText, jsonBodyParser } from '../http/json-body.ts';
 import type {} from '../http/principal.ts';
@@ -24,6 +29,7 @@ import {
   negotiate,
   pageOf,
   principalOf,
+  type ResponseType,
   readerOf,
   splitPayload,
   tenantOf,
@@ -216,6 +222,42 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
     return out;
   };
 
+  /** Query Temporal Evolution of Entities (clause 5.7.4). */
+  const answerTemporalQuery = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    query: Omit<TemporalRequest, 'limit' | 'offset'>,
+    page: { limit: number; offset: number },
+    context: JsonLdContext | undefined,
+    type: ResponseType,
+  ) => {
+    if (
+      !query.types &&
+      !query.ids &&
+      !query.attrs &&
+      query.idPattern === undefined &&
+      query.params.q === undefined &&
+      query.params.georel === undefined
+    ) {
+      throw new AppError(
+        'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
+        'a temporal query needs type, id, idPattern, attrs, q or a geo-query',
+      );
+    }
+    const answer = await live.temporal.query(
+      tenantOf(request),
+      readerOf(request),
+      { ...query, limit: page.limit, offset: page.offset },
+      context,
+    );
+    answerType(reply, type, context);
+    paginationLinks(request, reply, TEMPORAL, { ...page, more: answer.more === true });
+    if (answer.marking) reply.header(MARKING_HEADER, answer.marking);
+    if (answer.range) reply.status(206).header('Content-Range', answer.range);
+    const list = answer.value;
+    return type === 'application/ld+json' ? list.map((e) => ({ ...e, '@context': context ?? CORE })) : list;
+  };
+
   app.get(
     TEMPORAL,
     {
@@ -242,41 +284,21 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       const ids = listParam(query.id);
       const attrs = listParam(query.attrs);
       const idPattern = query.idPattern === undefined ? undefined : String(query.idPattern);
-      if (
-        !types &&
-        !ids &&
-        !attrs &&
-        idPattern === undefined &&
-        query.q === undefined &&
-        query.georel === undefined
-      ) {
-        throw new AppError(
-          'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
-          'a temporal query needs type, id, idPattern, attrs, q or a geo-query',
-        );
-      }
-      const page = pageOf(query);
-      const context = linkContext(request);
-      const answer = await live.temporal.query(
-        tenantOf(request),
-        readerOf(request),
+      return answerTemporalQuery(
+        request,
+        reply,
         {
           ...(types ? { types } : {}),
           ...(ids ? { ids } : {}),
           ...(attrs ? { attrs } : {}),
           ...temporalProjection(query),
           ...(idPattern !== undefined ? { idPattern } : {}),
-          limit: page.limit,
-          offset: page.offset,
           params: temporalParams(query),
         },
-        context,
+        pageOf(query),
+        linkContext(request),
+        type,
       );
-      answerType(reply, type, context);
-      if (answer.marking) reply.header(MARKING_HEADER, answer.marking);
-      if (answer.range) reply.status(206).header('Content-Range', answer.range);
-      const list = answer.value;
-      return type === 'application/ld+json' ? list.map((e) => ({ ...e, '@context': context ?? CORE })) : list;
     },
   );
 

@@ -47,6 +47,7 @@ import {
   negotiate,
   type OutputOptions,
   outputOptions,
+  paginationLinks,
   type ResponseType,
   readContext,
   requireUriParam,
@@ -277,6 +278,11 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const q = entityQuery(query);
       const result = await svc.queryEntities(callerOf(request), q, ctx);
       answerHeaders(reply, request, type, ctx);
+      paginationLinks(request, reply, `${prefix}/entities`, {
+        limit: q.limit ?? svc.defaultLimit,
+        offset: q.offset ?? 0,
+        more: result.more,
+      });
       const roots = shown(result.items, projection);
       const answer = await joined(request, reply, roots, join, projection);
       if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));

@@ -70,6 +70,8 @@ export interface ContextLiveDeps {
   retryPollMs?: number;
   /** History kept for entity types without their own retention; undefined keeps it forever. */
   defaultRetentionSeconds?: number;
+  /** Most instances of one attribute in one temporal answer (default 10,000; past it 206 by time). */
+  temporalMaxInstances?: number;
   /** How often history past its retention is deleted (default hourly). */
   pruneEveryMs?: number;
   /** Concurrent bus handlers per consumer group (the bus runs one event per member at a time). */
@@ -142,6 +144,7 @@ export function createContextLive(deps: ContextLiveDeps): ContextLive {
     ...(deps.defaultRetentionSeconds !== undefined
       ? { defaultRetentionSeconds: deps.defaultRetentionSeconds }
       : {}),
+    ...(deps.temporalMaxInstances !== undefined ? { maxInstances: deps.temporalMaxInstances } : {}),
   });
   const temporalEntities = new TemporalProvision({
     gate: deps.gate,

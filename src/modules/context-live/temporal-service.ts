@@ -49,6 +49,8 @@ export interface TemporalAnswer<T> {
    * a 206 answer, `date-time <from>-<to>/<lastN or *>` (clause 6.3.10).
    */
   range?: string;
+  /** Whether entities follow this page (queries: the pagination links of clause 5.5.9). */
+  more?: boolean;
 }
 
 export interface TemporalRequest {
@@ -274,8 +276,15 @@ export class TemporalService {
     const page = { limit: Math.min(req.limit ?? 20, 1000), offset: req.offset ?? 0 };
     let incarnations: HistoryEntity[];
     let segments: HistorySegment[];
+    let more: boolean;
     if (!filter) {
-      incarnations = await this.#store.selectEntities({ ...selection, page });
+      // One id more than the page tells whether another page follows.
+      const probe = await this.#store.selectEntities({
+        ...selection,
+        page: { limit: page.limit + 1, offset: page.offset },
+      });
+      incarnations = pageOfIds(probe, { limit: page.limit, offset: 0 });
+      more = new Set(probe.map((e) => e.id)).size > page.limit;
       segments = await this.#store.segments(tenant, incarnations, visible);
     } else {
       // q and geo-queries hold for an entity when instances in the time window meet them (clause 5.7.4.4):
@@ -301,6 +310,7 @@ export class TemporalService {
         all.filter((e) => matching.has(e.id)),
         page,
       );
+      more = matching.size > page.offset + page.limit;
       const shown = new Set(incarnations.map((e) => e.id));
       segments = allSegments.filter((g) => shown.has(g.entityId));
     }
@@ -313,7 +323,7 @@ export class TemporalService {
     if (tq.representation === 'aggregatedValues') {
       const aggs = await this.#store.aggregate(tenant, ids, segs, attrs, tq);
       const value = entities.map((e) => this.#aggregated(e, aggs.get(e.id) ?? [], ac));
-      return { value: projection.apply(value), marking };
+      return { value: projection.apply(value), marking, more };
     }
     // One more than the broker answers per attribute tells whether instances were left out.
     const max = this.#maxInstances;
@@ -324,7 +334,7 @@ export class TemporalService {
     const inst = await this.#store.instances(tenant, ids, segs, attrs, tq, perSeries);
     const range = paginate(inst, max, tq);
     const value = projection.apply(entities.map((e) => this.#temporal(e, inst.get(e.id) ?? [], tq, ac)));
-    return range ? { value, marking, range } : { value, marking };
+    return range ? { value, marking, range, more } : { value, marking, more };
   }
 
   async getEntity(

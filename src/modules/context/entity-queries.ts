@@ -68,6 +68,8 @@ export interface EntityQuery {
 export interface QueryResult {
   items: EntityView[];
   count?: number;
+  /** Whether entities follow this page (for the pagination links of clause 5.5.9). */
+  more: boolean;
 }
 
 export interface EntityQueriesOptions {
@@ -173,7 +175,7 @@ export class EntityQueries {
         const p = await pageOfIds(db, ids, { limit, offset, max: this.#maxScan + 1 });
         if (p.total > this.#maxScan) budget.chargeRows(p.total);
         const rows = await getVisibleEntities(db, caller.tenant, p.ids, caller.readKeys);
-        const result: QueryResult = { items: rows.map(view) };
+        const result: QueryResult = { items: rows.map(view), more: p.total > offset + limit };
         if (query.count) result.count = p.total;
         return result;
       });
@@ -182,8 +184,9 @@ export class EntityQueries {
     if (!scope && !geo && (!ast || (indexed?.exact === true && !idPattern))) {
       if (idPattern) return this.#queryByIdPattern(caller, filter, idPattern, budget, page);
       return this.#read(async (db) => {
-        const items = limit === 0 ? [] : await findEntities(db, filter, { limit, offset });
-        const result: QueryResult = { items: items.map(view) };
+        // One more than the page tells whether another follows.
+        const items = limit === 0 ? [] : await findEntities(db, filter, { limit: limit + 1, offset });
+        const result: QueryResult = { items: items.slice(0, limit).map(view), more: items.length > limit };
         if (query.count) result.count = await countEntities(db, filter);
         return result;
       });
@@ -203,7 +206,10 @@ export class EntityQueries {
       const d = new Map(kept.map((r) => [r.id, geoDistance(r.entity, geo)]));
       kept.sort((a, b) => d.get(a.id)! - d.get(b.id)! || (a.id < b.id ? -1 : 1));
     }
-    const result: QueryResult = { items: kept.slice(offset, offset + limit).map(view) };
+    const result: QueryResult = {
+      items: kept.slice(offset, offset + limit).map(view),
+      more: kept.length > offset + limit,
+    };
     if (query.count) result.count = kept.length;
     return result;
   }
@@ -221,7 +227,7 @@ export class EntityQueries {
     const kept = await budget.filter(ids, (id) => pattern.test(id));
     const pageIds = kept.slice(page.offset, page.offset + page.limit);
     const rows = await this.#read((db) => getVisibleEntities(db, caller.tenant, pageIds, caller.readKeys));
-    const result: QueryResult = { items: rows.map(view) };
+    const result: QueryResult = { items: rows.map(view), more: kept.length > page.offset + page.limit };
     if (page.count) result.count = kept.length;
     return result;
   }
@@ -452,14 +458,17 @@ export class EntityQueries {
           (!attrs || attrs.some((a) => a in r.entity)),
         { charge: false },
       );
-      const result: QueryResult = { items: kept.slice(o.offset, o.offset + o.limit).map(view) };
+      const result: QueryResult = {
+        items: kept.slice(o.offset, o.offset + o.limit).map(view),
+        more: kept.length > o.offset + o.limit,
+      };
       if (o.count) result.count = kept.length;
       return result;
     }
     const total = candidates.length;
     candidates = candidates.slice(o.offset, o.offset + o.limit);
     const rows = await this.#read((db) => getVisibleEntities(db, caller.tenant, candidates, caller.readKeys));
-    const result: QueryResult = { items: rows.map(view) };
+    const result: QueryResult = { items: rows.map(view), more: total > o.offset + o.limit };
     if (o.count) result.count = total;
     return result;
   }
