@@ -10,12 +10,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../kernel/errors.ts';
 import { parseProjection, reachesLinked } from '../../modules/context/index.ts';
-import type {
-  ContextLive,
-  IngestPrincipal,
-  JsonLdContext,
-  TemporalRequest,
-} from '../../modules/context-live/index.ts';
+import type { ContextLive, IngestPrincipal, JsonLdContext } from '../../modules/context-live/index.ts';
 import { MARKING_HEADER } from '../../modules/sharing/index.ts';
 import { bodyText, jsonBodyParser } from '../http/json-body.ts';
 import type {} from '../http/principal.ts';
@@ -34,6 +29,7 @@ import {
   splitPayload,
   tenantOf,
 } from './live-request.ts';
+import { type TemporalQueryInput, temporalQueryPayload } from './temporal-query-payload.ts';
 
 export interface NgsiLdLivePluginOptions {
   live: ContextLive;
@@ -222,11 +218,16 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
     return out;
   };
 
-  /** Query Temporal Evolution of Entities (clause 5.7.4). */
+  /**
+   * Query Temporal Evolution of Entities (clause 5.7.4), by GET or by POST: one path for both, so the
+   * selection, the gate's visibility (the history's and the temporal entity's read keys, in SQL), the
+   * representation, the projection, the instance pagination (206 + Content-Range) are the same; the page
+   * links are the GET's (a POST has no URL to link to).
+   */
   const answerTemporalQuery = async (
     request: FastifyRequest,
     reply: FastifyReply,
-    query: Omit<TemporalRequest, 'limit' | 'offset'>,
+    query: TemporalQueryInput,
     page: { limit: number; offset: number },
     context: JsonLdContext | undefined,
     type: ResponseType,
@@ -251,7 +252,9 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       context,
     );
     answerType(reply, type, context);
-    paginationLinks(request, reply, TEMPORAL, { ...page, more: answer.more === true });
+    if (request.method === 'GET') {
+      paginationLinks(request, reply, TEMPORAL, { ...page, more: answer.more === true });
+    }
     if (answer.marking) reply.header(MARKING_HEADER, answer.marking);
     if (answer.range) reply.status(206).header('Content-Range', answer.range);
     const list = answer.value;
@@ -297,6 +300,40 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
         },
         pageOf(query),
         linkContext(request),
+        type,
+      );
+    },
+  );
+
+  // Query Temporal Evolution of Entities by POST (clause 6.24): a Query payload (clause 5.2.23) with its
+  // TemporalQuery (clause 5.2.21) in `temporalQ`; the representation and the page in the query string.
+  app.post(
+    '/ngsi-ld/v1/temporal/entityOperations/query',
+    {
+      schema: {
+        tags,
+        summary: 'Query the temporal evolution of entities with a Query payload',
+        body: PAYLOADS.temporalQuery,
+        consumes: CONSUMES,
+        querystring: queryOf('limit', 'offset', 'options', 'format', 'local'),
+      },
+    },
+    async (request, reply) => {
+      const type = negotiate(request);
+      const query = request.query as Record<string, unknown>;
+      const { body, context } = splitPayload(request, request.body);
+      const { selection, projection } = temporalQueryPayload(body);
+      for (const k of ['options', 'format'] as const) {
+        if (query[k] !== undefined) selection.params[k] = String(query[k]);
+      }
+      // pick and omit as the GET reads them (the same checks: with attrs, or one member in both, 400).
+      const projected = temporalProjection({ ...projection, attrs: selection.attrs?.join(',') });
+      return answerTemporalQuery(
+        request,
+        reply,
+        { ...selection, ...projected },
+        pageOf(query),
+        context,
         type,
       );
     },

@@ -1,7 +1,9 @@
 /**
- * Query Temporal Evolution of Entities over HTTP on the whole platform (clause 5.7.4): pagination links
- * (clause 5.5.9) and instance pagination (206 + Content-Range, clause 6.3.10). PGlite, and PostgreSQL +
- * NATS when DATABASE_URL and NATS_URL are set.
+ * Query Temporal Evolution of Entities over HTTP on the whole platform (clause 5.7.4): by GET and by POST
+ * (`/temporal/entityOperations/query`, clause 6.24) with the same answers, pagination links on the GET
+ * (clause 5.5.9), instance pagination (206 + Content-Range, clause 6.3.10) on both, scopeQ; and the gate:
+ * the owner organisation's roles, a client named in the marking and an unrelated organisation each see
+ * exactly what they may, by either route. PGlite, and PostgreSQL + NATS when DATABASE_URL and NATS_URL are set.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +14,7 @@ import { embeddedTestEnv, SERVER_SKIP, seedWorld, serverPresetTestEnv } from '..
 const ADMIN_PASSWORD = 'long-secret-for-tests';
 const PW = 'correct-horse-staple-9';
 const T = '/ngsi-ld/v1/temporal/entities';
+const POST_QUERY = '/ngsi-ld/v1/temporal/entityOperations/query';
 const MAX_INSTANCES = 4;
 
 const iso = (minute: number) => new Date(Date.UTC(2024, 4, 1, 10, minute)).toISOString();
@@ -32,7 +35,7 @@ function describePlatform(
   label: string,
   envOf: () => Promise<{ env: Record<string, string>; cleanup(): Promise<void> }>,
 ) {
-  describe(`temporal queries over HTTP (${label})`, () => {
+  describe(`temporal queries by GET and POST (${label})`, () => {
     let platform: Platform;
     let auth: Record<string, string> = {};
     let cleanup: () => Promise<void> = async () => {};
@@ -114,6 +117,224 @@ function describePlatform(
       expect(links(last)).toEqual([`<${base}&limit=2&offset=0>;rel="prev";type="application/ld+json"`]);
       const all = await page('limit=10');
       expect(links(all)).toEqual([]);
+    });
+
+    it('answers a POST query exactly as the GET with the same selection (ETSI 021_13)', async () => {
+      const pairs: [string, unknown, string][] = [
+        [
+          `type=Vehicle&timerel=after&timeAt=${iso(10)}`,
+          {
+            type: 'Query',
+            entities: [{ type: 'Vehicle' }],
+            temporalQ: { timerel: 'after', timeAt: iso(10) },
+          },
+          '',
+        ],
+        [
+          `id=urn:ngsi-ld:Vehicle:tq-1,urn:ngsi-ld:Vehicle:tq-2&attrs=speed&timerel=between&timeAt=${iso(0)}&endTimeAt=${iso(16)}&lastN=1`,
+          {
+            type: 'Query',
+            entities: [{ id: 'urn:ngsi-ld:Vehicle:tq-1' }, { id: 'urn:ngsi-ld:Vehicle:tq-2' }],
+            attrs: ['speed'],
+            temporalQ: { timerel: 'between', timeAt: iso(0), endTimeAt: iso(16), lastN: 1 },
+          },
+          '',
+        ],
+        [
+          `type=Vehicle&q=speed>=115&timerel=before&timeAt=${iso(59)}&options=temporalValues`,
+          {
+            type: 'Query',
+            entities: [{ type: 'Vehicle' }],
+            q: 'speed>=115',
+            temporalQ: { timerel: 'before', timeAt: iso(59) },
+          },
+          'options=temporalValues',
+        ],
+        [
+          `idPattern=tq-[12]$&format=aggregatedValues&aggrMethods=max,totalCount`,
+          {
+            type: 'Query',
+            entities: [{ idPattern: 'tq-[12]$' }],
+            temporalQ: { aggrMethods: ['max', 'totalCount'] },
+          },
+          'format=aggregatedValues',
+        ],
+        [
+          `type=Vehicle&pick=id,speed&timerel=after&timeAt=${iso(20)}`,
+          {
+            type: 'Query',
+            entities: [{ type: 'Vehicle' }],
+            pick: ['id', 'speed'],
+            temporalQ: { timerel: 'after', timeAt: iso(20) },
+          },
+          '',
+        ],
+        [
+          `type=Vehicle&omit=type&timerel=after&timeAt=${iso(20)}`,
+          {
+            type: 'Query',
+            entities: [{ type: 'Vehicle' }],
+            omit: 'type',
+            temporalQ: { timerel: 'after', timeAt: iso(20) },
+          },
+          '',
+        ],
+      ];
+      for (const who of ['police-op', 'police-analyst', 'police-viewer', 'fire-op', 'water-op']) {
+        for (const [get, body, post] of pairs) {
+          const byGet = await send('GET', `${T}?${get}`, who);
+          const byPost = await send('POST', `${POST_QUERY}${post ? `?${post}` : ''}`, who, body);
+          expect(byGet.statusCode, `${who} GET ${get}: ${byGet.body}`).toBe(200);
+          expect(byPost.statusCode, `${who} POST ${JSON.stringify(body)}: ${byPost.body}`).toBe(200);
+          expect(byPost.json(), `${who} ${get}`).toEqual(byGet.json());
+          expect(byPost.headers['safecity-marking']).toEqual(byGet.headers['safecity-marking']);
+          expect(byPost.headers['content-type']).toEqual(byGet.headers['content-type']);
+        }
+      }
+    });
+
+    it('shows each organisation only what the gate lets it see, by POST as by GET', async () => {
+      const everything = {
+        type: 'Query',
+        entities: [{ type: 'Vehicle' }],
+        temporalQ: { timerel: 'before', timeAt: iso(59) },
+      };
+      const seen = async (who: string) =>
+        ids((await send('POST', `${POST_QUERY}?limit=100`, who, everything)).json());
+      const police = [
+        'urn:ngsi-ld:Vehicle:tq-1',
+        'urn:ngsi-ld:Vehicle:tq-2',
+        'urn:ngsi-ld:Vehicle:tq-3',
+        'urn:ngsi-ld:Vehicle:tq-4',
+      ];
+      for (const who of ['police-op', 'police-analyst', 'police-viewer'])
+        expect(await seen(who), who).toEqual(police);
+      // The client named in tq-1's marking sees tq-1 only; the unrelated organisation sees its own only.
+      expect(await seen('fire-op')).toEqual(['urn:ngsi-ld:Vehicle:tq-1']);
+      expect(await seen('water-op')).toEqual(['urn:ngsi-ld:Vehicle:tq-9']);
+      // Naming another organisation's ids, or matching them by pattern or value, shows nothing of them.
+      for (const body of [
+        { type: 'Query', entities: [{ id: 'urn:ngsi-ld:Vehicle:tq-2' }, { id: 'urn:ngsi-ld:Vehicle:tq-3' }] },
+        { type: 'Query', entities: [{ idPattern: 'tq-[1-4]' }] },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], q: 'speed>=100' },
+        { type: 'Query', attrs: ['speed'], temporalQ: { timerel: 'after', timeAt: iso(0) } },
+      ]) {
+        const res = await send('POST', POST_QUERY, 'water-op', body);
+        expect(res.statusCode, res.body).toBe(200);
+        expect(ids(res.json()), JSON.stringify(body)).not.toContain('urn:ngsi-ld:Vehicle:tq-2');
+        expect(ids(res.json()).filter((id) => id !== 'urn:ngsi-ld:Vehicle:tq-9')).toEqual([]);
+        expect(String(res.headers['safecity-marking'] ?? '')).not.toContain('police');
+      }
+    });
+
+    it('pages by entities with limit and offset, and by time past the most instances an answer holds (206)', async () => {
+      const body = {
+        type: 'Query',
+        entities: [{ type: 'Vehicle' }],
+        temporalQ: { timerel: 'before', timeAt: iso(59) },
+      };
+      const second = await send('POST', `${POST_QUERY}?limit=1&offset=1`, 'police-op', body);
+      expect(second.statusCode, second.body).toBe(200);
+      expect(ids(second.json())).toEqual(['urn:ngsi-ld:Vehicle:tq-2']);
+      // A POST has no URL to link to: no pagination links.
+      expect(
+        ([] as string[]).concat((second.headers.link as string) ?? []).some((l) => /rel="next"/.test(l)),
+      ).toBe(false);
+      const byPost = await send('POST', POST_QUERY, 'police-op', {
+        type: 'Query',
+        entities: [{ id: 'urn:ngsi-ld:Vehicle:tq-4' }],
+        temporalQ: { timerel: 'after', timeAt: iso(0) },
+      });
+      const byGet = await send(
+        'GET',
+        `${T}?id=urn:ngsi-ld:Vehicle:tq-4&timerel=after&timeAt=${iso(0)}`,
+        'police-op',
+      );
+      for (const res of [byPost, byGet]) {
+        expect(res.statusCode, res.body).toBe(206);
+        expect(res.headers['content-range']).toBe(`date-time ${iso(0)}-${iso(4)}/*`);
+        expect(
+          ((res.json() as { speed: { value: number }[] }[])[0]?.speed ?? []).map((i) => i.value),
+        ).toEqual([101, 102, 103, 104]);
+      }
+    });
+
+    it('takes the @context from the body of application/ld+json and answers with it', async () => {
+      const context = 'https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld';
+      const res = await platform.server.inject({
+        method: 'POST',
+        url: POST_QUERY,
+        headers: {
+          authorization: auth['police-op'] as string,
+          'content-type': 'application/ld+json',
+          accept: 'application/ld+json',
+        },
+        payload: JSON.stringify({
+          type: 'Query',
+          entities: [{ id: 'urn:ngsi-ld:Vehicle:tq-3' }],
+          '@context': context,
+        }),
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^application\/ld\+json/);
+      expect(res.json()).toMatchObject([
+        { id: 'urn:ngsi-ld:Vehicle:tq-3', type: 'Vehicle', '@context': context },
+      ]);
+    });
+
+    it('refuses what is not a temporal Query with 400 BadRequestData, never a 5xx (ETSI 021_27)', async () => {
+      const bad = [
+        { type: 'Subscription', entities: [{ type: 'Vehicle' }] },
+        { type: 'Query' },
+        { type: 'Query', entities: 'Vehicle' },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], attrs: 'speed' },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], temporalQ: { timerel: 'during', timeAt: iso(0) } },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], temporalQ: { timerel: 'between', timeAt: iso(0) } },
+        {
+          type: 'Query',
+          entities: [{ type: 'Vehicle' }],
+          temporalQ: { timerel: 'after', timeAt: '2024-05-01' },
+        },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], temporalQ: { lastN: 0 } },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], temporalQ: { lastN: 1.5 } },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], temporalQ: { lastN: '2' } },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], temporalQ: { timeproperty: 'seenAt' } },
+        {
+          type: 'Query',
+          entities: [{ type: 'Vehicle' }],
+          temporalQ: { aggrMethods: ['avg'], aggrPeriodDuration: 'P1X' },
+        },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], temporalQ: { aggrMethods: [1] } },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], temporalQ: { speed: 1 } },
+        {
+          type: 'Query',
+          entities: [{ type: 'Vehicle' }],
+          geoQ: { georel: 'near', geometry: 'Point', coordinates: 'x' },
+        },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], q: 'speed>>>' },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], unknownMember: true },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], attrs: ['speed'], pick: ['speed'] },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], pick: ['speed'], omit: ['speed'] },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], pick: [1] },
+      ];
+      for (const body of bad) {
+        const res = await send('POST', POST_QUERY, 'police-op', body);
+        expect([res.statusCode, (res.json() as { type: string }).type], JSON.stringify(body)).toEqual([
+          400,
+          'https://uri.etsi.org/ngsi-ld/errors/BadRequestData',
+        ]);
+      }
+      const array = await send('POST', POST_QUERY, 'police-op', [{ type: 'Query' }]);
+      expect(array.statusCode).toBe(400);
+      const aggregated = await send('POST', `${POST_QUERY}?format=aggregatedValues`, 'police-op', {
+        type: 'Query',
+        entities: [{ id: 'urn:ngsi-ld:Vehicle:tq-1' }],
+        temporalQ: { aggrMethods: 'avg' },
+      });
+      expect(aggregated.statusCode, aggregated.body).toBe(200);
+      expect(aggregated.json()).toMatchObject([
+        { speed: { type: 'Property', avg: [[110, expect.any(String), expect.any(String)]] } },
+      ]);
     });
   });
 }

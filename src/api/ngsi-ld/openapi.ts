@@ -126,6 +126,13 @@ export const PAYLOADS = {
       { type: 'Property', value: 45, observedAt: '2024-05-01T10:01:00Z' },
     ],
   }),
+  temporalQuery: payload('An NGSI-LD Query (clause 5.2.23) with a TemporalQuery (clause 5.2.21)', {
+    type: 'Query',
+    entities: [{ type: 'Vehicle' }],
+    attrs: ['speed'],
+    q: 'speed>10',
+    temporalQ: { timerel: 'after', timeAt: NOW, lastN: 10 },
+  }),
   temporalFragment: payload('Attribute instances to add, by attribute name', {
     speed: [{ type: 'Property', value: 47, observedAt: '2024-05-01T10:02:00Z' }],
   }),
