@@ -3,6 +3,32 @@
  * A self-contained domain module: no HTTP, no storage; the platform feeds it observations, time and a
  * visibility predicate, and persists its checkpoints (docs/detection.md).
  */
+
+export type { FireOptions, OpenAlert } from './alert-book.ts';
+export {
+  DetectionEngine,
+  type DetectionEngineOptions,
+  type EngineCheckpoint,
+  type RuleCheckpoint,
+  type RuleState,
+  type RuleStatus,
+} from './detection-engine.ts';
+export type { AlertSignal, DetectionResult, Evidence, RuleSuspended } from './detection-result.ts';
+export { DEFAULT_LIMITS, type EngineLimits } from './evaluator.ts';
+export { fruinDensity, fruinLevel } from './fruin.ts';
+export type { GeoPoint } from './geo.ts';
+export {
+  defaultTermOf,
+  type EntityChange,
+  type Observation,
+  type ObservationOptions,
+  observationFromReport,
+  observationsFromChange,
+  REPORT_ATTRIBUTE,
+  REPORT_TYPE,
+  type ReportSignal,
+  type Visibility,
+} from './observation.ts';
 export {
   type AnomalyRule,
   type AttributeMatch,

@@ -1,0 +1,237 @@
+/**
+ * Anomaly against the entity's own recent history: robust z-score (0.6745 × (x − median) / MAD over the
+ * last N samples) or EWMA (mean and variance with α = 2 / (N + 1)). A value is scored against the history
+ * before it joins it; nothing is scored during warm-up. With hour-of-day seasonality each local hour keeps
+ * its own history, used once warm (the whole history until then). Fires on the first anomalous value,
+ * clears on the next normal one.
+ */
+import { type Evaluator, evidenceOf, numberOf, type RuleContext } from './evaluator.ts';
+import type { Observation } from './observation.ts';
+import type { AnomalyRule } from './rule-language.ts';
+
+/** The last N values: a ring (arrival order) and the same values sorted. */
+class Window {
+  ring: Float64Array;
+  sorted: Float64Array;
+  count = 0;
+  next = 0;
+
+  constructor(n: number) {
+    this.ring = new Float64Array(n);
+    this.sorted = new Float64Array(n);
+  }
+
+  add(x: number): void {
+    const n = this.ring.length;
+    if (this.count === n) {
+      const old = this.ring[this.next]!;
+      const i = lowerBound(this.sorted, this.count, old);
+      this.sorted.copyWithin(i, i + 1, this.count);
+      this.count--;
+    }
+    this.ring[this.next] = x;
+    this.next = (this.next + 1) % n;
+    const j = lowerBound(this.sorted, this.count, x);
+    this.sorted.copyWithin(j + 1, j, this.count);
+    this.sorted[j] = x;
+    this.count++;
+  }
+
+  /** Median and scale (MAD × 1.4826, else mean absolute deviation × 1.2533). */
+  centreAndScale(scratch: Float64Array): [number, number] {
+    const n = this.count;
+    const s = this.sorted;
+    const med = n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+    let sumAbs = 0;
+    for (let i = 0; i < n; i++) {
+      const d = Math.abs(s[i]! - med);
+      scratch[i] = d;
+      sumAbs += d;
+    }
+    const dev = scratch.subarray(0, n).sort();
+    const mad = n % 2 === 1 ? dev[(n - 1) / 2]! : (dev[n / 2 - 1]! + dev[n / 2]!) / 2;
+    if (mad > 0) return [med, mad * 1.4826];
+    return [med, (sumAbs / n) * 1.2533];
+  }
+}
+
+function lowerBound(a: Float64Array, n: number, x: number): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+class Ewma {
+  mean = 0;
+  variance = 0;
+  count = 0;
+
+  constructor(private readonly alpha: number) {}
+
+  add(x: number): void {
+    if (this.count === 0) {
+      this.mean = x;
+      this.variance = 0;
+    } else {
+      const diff = x - this.mean;
+      const incr = this.alpha * diff;
+      this.mean += incr;
+      this.variance = (1 - this.alpha) * (this.variance + diff * incr);
+    }
+    this.count++;
+  }
+}
+
+type History = Window | Ewma;
+
+interface EntityHistory {
+  all: History;
+  hours?: (History | undefined)[];
+  anomalous: boolean;
+}
+
+export class AnomalyEvaluator implements Evaluator {
+  readonly #entities = new Map<string, EntityHistory>();
+  readonly #n: number;
+  readonly #warmup: number;
+  readonly #scratch: Float64Array;
+  #histories = 0;
+
+  constructor(private readonly r: AnomalyRule) {
+    this.#n = r.window.samples;
+    this.#warmup = r.warmup ?? Math.min(r.window.samples, 30);
+    this.#scratch = new Float64Array(this.#n);
+  }
+
+  #new(): History {
+    this.#histories++;
+    return this.r.method === 'robustZ' ? new Window(this.#n) : new Ewma(2 / (this.#n + 1));
+  }
+
+  #score(h: History, x: number): { centre: number; score: number } {
+    if (h instanceof Ewma) {
+      const sd = Math.sqrt(h.variance);
+      const d = x - h.mean;
+      return { centre: h.mean, score: sd > 0 ? d / sd : d === 0 ? 0 : d > 0 ? Infinity : -Infinity };
+    }
+    const [centre, scale] = h.centreAndScale(this.#scratch);
+    const d = x - centre;
+    return { centre, score: scale > 0 ? d / scale : d === 0 ? 0 : d > 0 ? Infinity : -Infinity };
+  }
+
+  observe(o: Observation, ctx: RuleContext): void {
+    const x = numberOf(o.value);
+    if (x === undefined) return;
+    let e = this.#entities.get(o.entityId);
+    if (!e) {
+      e = { all: this.#new(), anomalous: false };
+      this.#entities.set(o.entityId, e);
+    }
+    let hour: number | undefined;
+    let bucket: History | undefined;
+    if (this.r.seasonality === 'hourOfDay') {
+      const local = o.observedAt + (this.r.utcOffsetMinutes ?? 0) * 60_000;
+      hour = Math.floor((((local % 86_400_000) + 86_400_000) % 86_400_000) / 3_600_000);
+      e.hours ??= new Array(24).fill(undefined);
+      bucket = e.hours[hour];
+    }
+    const against =
+      bucket && bucket.count >= this.#warmup ? bucket : e.all.count >= this.#warmup ? e.all : undefined;
+    if (against) {
+      const { centre, score } = this.#score(against, x);
+      const dir = this.r.direction ?? 'both';
+      const far =
+        Math.abs(x - centre) >= (this.r.minDeviation ?? 0) &&
+        (dir === 'both'
+          ? Math.abs(score) >= this.r.threshold
+          : dir === 'above'
+            ? score >= this.r.threshold
+            : -score >= this.r.threshold);
+      if (far && !e.anomalous) {
+        e.anomalous = true;
+        const seasonal = against === bucket;
+        ctx.fire(o.entityId, [evidenceOf(o)], o.observedAt, {
+          tenant: o.tenant,
+          location: o.location,
+          reason:
+            `${o.attribute} ${x} is anomalous: score ${Number.isFinite(score) ? score.toFixed(2) : score} ` +
+            `against ${seasonal ? `hour ${hour}'s` : 'the recent'} ${this.r.method === 'robustZ' ? 'median' : 'mean'} ${centre.toFixed(3)}`,
+          details: {
+            score: Number.isFinite(score) ? Number(score.toFixed(3)) : score > 0 ? 1e308 : -1e308,
+            centre,
+            method: this.r.method,
+            seasonal,
+          },
+        });
+      } else if (!far && e.anomalous) {
+        e.anomalous = false;
+        ctx.resolve(o.entityId, o.observedAt, `${o.attribute} ${x} is normal again`, o.tenant);
+      }
+    }
+    e.all.add(x);
+    if (hour !== undefined && e.hours) {
+      if (!bucket) {
+        bucket = this.#new();
+        e.hours[hour] = bucket;
+      }
+      bucket.add(x);
+    }
+  }
+
+  forget(entityId: string): void {
+    const e = this.#entities.get(entityId);
+    if (!e) return;
+    this.#histories -= 1 + (e.hours?.filter(Boolean).length ?? 0);
+    this.#entities.delete(entityId);
+  }
+
+  entries(): number {
+    return this.r.method === 'robustZ' ? this.#histories * this.#n : this.#histories;
+  }
+
+  bytes(): number {
+    return (
+      this.#entities.size * 150 + this.#histories * (this.r.method === 'robustZ' ? 16 * this.#n + 100 : 60)
+    );
+  }
+
+  save(): unknown {
+    const h = (x: History | undefined) =>
+      x === undefined
+        ? null
+        : x instanceof Ewma
+          ? { mean: x.mean, variance: x.variance, count: x.count }
+          : { ring: [...x.ring], count: x.count, next: x.next };
+    return [...this.#entities].map(([id, e]) => [id, h(e.all), e.hours?.map(h) ?? null, e.anomalous]);
+  }
+
+  load(state: unknown): void {
+    this.#entities.clear();
+    this.#histories = 0;
+    type Saved =
+      | { mean: number; variance: number; count: number }
+      | { ring: number[]; count: number; next: number };
+    const h = (s: Saved | null): History | undefined => {
+      if (!s) return undefined;
+      const x = this.#new();
+      if (x instanceof Ewma && 'mean' in s) Object.assign(x, s);
+      else if (x instanceof Window && 'ring' in s) {
+        // Replay the ring in arrival order so that the sorted copy is rebuilt.
+        const n = s.ring.length;
+        const start = s.count < n ? 0 : s.next;
+        for (let i = 0; i < s.count; i++) x.add(s.ring[(start + i) % n]!);
+      }
+      return x;
+    };
+    for (const [id, all, hours, anomalous] of state as [string, Saved, (Saved | null)[] | null, boolean][]) {
+      const e: EntityHistory = { all: h(all)!, anomalous };
+      if (hours) e.hours = hours.map(h);
+      this.#entities.set(id, e);
+    }
+  }
+}
