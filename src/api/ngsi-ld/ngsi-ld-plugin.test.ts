@@ -126,6 +126,7 @@ for (const store of STORES)
           type: 'Feature',
           geometry: { type: 'Point', coordinates: [-8.61, 41.15] },
           properties: { type: 'Camera', fps: 25 },
+          '@context': CORE,
         });
         const bad = await get('', { accept: 'text/html' });
         expect([bad.statusCode, bad.json().type]).toEqual([406, err('InvalidRequest')]);
@@ -478,6 +479,7 @@ for (const store of STORES)
               properties: { type: 'Bin', fill: 0 },
             },
           ],
+          '@context': CORE,
         });
         await inject({
           method: 'POST',

@@ -26,7 +26,6 @@ import {
   projectsNothing,
   renderEntity,
   renderFeature,
-  renderFeatureCollection,
 } from '../../modules/context/index.ts';
 import { MARKING_HEADER, markingLabel } from '../../modules/sharing/index.ts';
 import { jsonBodyParser } from '../http/json-body.ts';
@@ -167,6 +166,16 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     return body;
   }
 
+  /**
+   * A GeoJSON answer (clause 4.5.16, 6.3.15): one Feature, or a FeatureCollection of several, with the
+   * @context the answer is compacted with as its `@context` member (ETSI 018_05, 019_05: a Feature or
+   * FeatureCollection is no JSON-LD document the Link header would apply to); the Link header stays.
+   */
+  function geoAnswer(features: Record<string, unknown>[], ctx: ActiveContext, single: boolean) {
+    if (single && features.length === 1) return { ...features[0], '@context': ctx.echo };
+    return { type: 'FeatureCollection', features, '@context': ctx.echo };
+  }
+
   /** An entity of a joined answer, with its linked entities inline (join=inline) or without (flat). */
   function renderNode(
     node: JoinedNode,
@@ -286,26 +295,8 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const roots = shown(result.items, projection);
       const answer = await joined(request, reply, roots, join, projection);
       if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
-      if (type === 'application/geo+json' && !answer) {
-        const gp = query.geometryProperty ? ctx.expandTerm(query.geometryProperty) : LOCATION_IRI;
-        const members = projectedMembers(projection);
-        return renderFeatureCollection(
-          roots.map((v) => v.entity),
-          ctx,
-          {
-            format: out.format,
-            sysAttrs: out.sysAttrs,
-            attrs: members.attrs,
-            omit: members.omit,
-            core: members.core,
-            lang: query.lang,
-            datasetIds: datasetIdsOf(query),
-            geometryProperty: gp,
-          },
-        );
-      }
       const items = renderAnswer(roots, answer, join, ctx, out, query, type, projection);
-      return type === 'application/geo+json' ? { type: 'FeatureCollection', features: items } : items;
+      return type === 'application/geo+json' ? geoAnswer(items, ctx, false) : items;
     },
   );
 
@@ -366,8 +357,9 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const answer = await joined(request, reply, [view], join, projection);
       const items = renderAnswer([view], answer, join, ctx, out, query, type, projection);
       // Flat: the entity followed by the entities joined; the entity alone when none was.
+      if (type === 'application/geo+json') return geoAnswer(items, ctx, true);
       if (items.length === 1) return items[0];
-      return type === 'application/geo+json' ? { type: 'FeatureCollection', features: items } : items;
+      return items;
     },
   );
 
@@ -618,10 +610,10 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     '/entityOperations/query',
     op('Query entities with a Query payload', {
       body: PAYLOADS.query,
-      query: documentedQuery('limit', 'offset', 'count', 'options', 'format'),
+      query: documentedQuery('limit', 'offset', 'count', 'options', 'format', 'geometryProperty'),
     }),
     async (request, reply) => {
-      const type = negotiate(request, false);
+      const type = negotiate(request);
       const query = queryOf(request);
       const out = outputOptions(query);
       const { body, ctx } = await payload(request);
@@ -662,7 +654,8 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
       const roots = shown(result.items, projection);
       const answer = await joined(request, reply, roots, join, projection);
       if (result.count !== undefined) reply.header('NGSILD-Results-Count', String(result.count));
-      return renderAnswer(roots, answer, join, ctx, out, linkQuery, type, projection);
+      const items = renderAnswer(roots, answer, join, ctx, out, linkQuery, type, projection);
+      return type === 'application/geo+json' ? geoAnswer(items, ctx, false) : items;
     },
   );
 

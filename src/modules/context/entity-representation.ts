@@ -6,7 +6,7 @@
 import type { ExpandedAttribute, ExpandedEntity } from './entity-model.ts';
 import { ENTITY_MEMBERS } from './entity-model.ts';
 import { isGeometryLike } from './geometry.ts';
-import type { ActiveContext, LdContext } from './json-ld-context.ts';
+import type { ActiveContext } from './json-ld-context.ts';
 import { CORE_ATTRIBUTE_MEMBERS } from './query-language.ts';
 
 export type EntityFormat = 'normalized' | 'concise' | 'keyValues';
@@ -230,18 +230,4 @@ export function renderFeature(
   const first = (Array.isArray(g) ? g[0] : g) as ExpandedAttribute | undefined;
   if (first?.type === 'GeoProperty') geometry = first.value;
   return { id, type: 'Feature', geometry, properties };
-}
-
-export function renderFeatureCollection(
-  entities: ExpandedEntity[],
-  ctx: ActiveContext,
-  opts: GeoJsonOptions,
-  context?: LdContext,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = {
-    type: 'FeatureCollection',
-    features: entities.map((e) => renderFeature(e, ctx, opts)),
-  };
-  if (context !== undefined) out['@context'] = context;
-  return out;
 }

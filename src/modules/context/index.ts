@@ -44,7 +44,6 @@ export {
   renderAttributeValue,
   renderEntity,
   renderFeature,
-  renderFeatureCollection,
 } from './entity-representation.ts';
 export type { Caller, EntityView } from './entity-view.ts';
 export { EntityWriter, type EntityWriterOptions } from './entity-writer.ts';
