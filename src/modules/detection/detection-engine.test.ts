@@ -706,6 +706,32 @@ describe('the engine', () => {
     ]);
   });
 
+  it('a rule that runs past the time limit three times is suspended (once may be the machine)', () => {
+    const e = engineWith(doc, { limits: { maxEvaluationMs: 1 } });
+    const slow = (t: number) => {
+      const o = obs({ entityId: 'e1', value: 0, observedAt: T0 + t });
+      Object.defineProperty(o, 'value', {
+        get() {
+          const until = performance.now() + 3;
+          while (performance.now() < until) {
+            // busy: a rule that costs too much
+          }
+          return 1;
+        },
+        enumerable: true,
+      });
+      return e.observe(o);
+    };
+    expect(slow(1)).toEqual([]);
+    expect(slow(2)).toEqual([]);
+    expect(slow(3)).toEqual([
+      expect.objectContaining({
+        type: 'suspended',
+        reason: expect.stringContaining('three evaluations took longer than 1 ms'),
+      }),
+    ]);
+  });
+
   it('refuses an invalid rule with its errors', () => {
     const e = new DetectionEngine({ canSee });
     expect(() =>

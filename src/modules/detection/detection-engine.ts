@@ -89,6 +89,9 @@ interface Slot {
   matches: { match: Match; attributes: string[] }[];
   /** The last observation (seq) dispatched to it: one observation reaches a rule once. */
   stamp: number;
+  /** Evaluations past the time limit, and quick ones since the last. */
+  slow: number;
+  quick: number;
 }
 
 interface Area {
@@ -159,6 +162,10 @@ export class DetectionEngine {
   #areaIds = new Set<string>();
   #seq = 0;
   #now = 0;
+  #dirty = true;
+  /** One-entry cache in front of #seen: most observations meet rules of one owner. */
+  #seenOrg: string | undefined;
+  #seenYes = false;
   #results: DetectionResult[] = NO_RESULTS;
   /** The visibility decisions of the observation being dispatched, per owner organisation. */
   readonly #seen = new Map<string, boolean>();
@@ -219,6 +226,8 @@ export class DetectionEngine {
     if (s?.status !== 'suspended') return false;
     s.status = s.def.rule.enabled === false ? 'disabled' : 'active';
     delete s.reason;
+    s.slow = 0;
+    s.quick = 0;
     s.evaluator = evaluatorOf(s.def.rule);
     this.#reindex();
     return true;
@@ -288,12 +297,21 @@ export class DetectionEngine {
       ctx,
       matches: matchesOf(def.rule),
       stamp: -1,
+      slow: 0,
+      quick: 0,
     };
     slotRef.s = slot;
     return slot;
   }
 
+  /** Rules changed: the index is rebuilt before the next evaluation (registering 1,000 rules stays linear). */
   #reindex(): void {
+    this.#dirty = true;
+  }
+
+  #ensureIndex(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
     this.#index.clear();
     const names = new Set<string>();
     const areaIds = new Set<string>();
@@ -337,47 +355,62 @@ export class DetectionEngine {
 
   /** Evaluates one observation; answers the signals it caused (often none). */
   observe(o: Observation): DetectionResult[] {
-    this.#seq++;
+    this.#ensureIndex();
+    const seq = ++this.#seq;
     if (o.observedAt > this.#now) this.#now = o.observedAt;
     this.#results = NO_RESULTS;
-    this.#seen.clear();
+    this.#seenOrg = undefined;
+    if (this.#seen.size > 0) this.#seen.clear();
     if (o.deleted) {
       this.#forget(o);
       return this.#results;
     }
-    if (this.#relationshipNames.size > 0 && o.relationships)
+    if (this.#relationshipNames.size > 0 && o.relationships) {
       this.#graph.update(o.tenant, o.entityId, o.relationships, o);
-    if (this.#areaIds.has(o.entityId)) this.#learnArea(o);
+    }
+    if (this.#areaIds.size > 0 && this.#areaIds.has(o.entityId)) this.#learnArea(o);
     if (this.#indexed) {
-      const seq = this.#seq;
-      for (const key of [o.attribute, ANY_ATTRIBUTE]) {
-        const byType = this.#index.get(key);
-        if (!byType) continue;
-        for (const t of o.entityTypes) {
-          const list = byType.get(t);
-          if (!list) continue;
-          for (let i = 0; i < list.length; i++) {
-            const s = list[i]!;
-            if (s.stamp === seq) continue;
-            s.stamp = seq;
-            this.#dispatch(s, o);
-          }
-        }
-      }
+      const byAttribute = this.#index.get(o.attribute);
+      if (byAttribute) this.#dispatchAll(byAttribute, o, seq);
+      const byAny = this.#index.get(ANY_ATTRIBUTE);
+      if (byAny) this.#dispatchAll(byAny, o, seq);
     } else {
       for (const s of this.#slots.values()) if (s.status === 'active') this.#dispatch(s, o);
     }
     return this.#results;
   }
 
+  #dispatchAll(byType: Map<string, Slot[]>, o: Observation, seq: number): void {
+    const types = o.entityTypes;
+    for (let k = 0; k < types.length; k++) {
+      const list = byType.get(types[k]!);
+      if (!list) continue;
+      for (let i = 0; i < list.length; i++) {
+        const s = list[i]!;
+        if (s.stamp === seq || s.status !== 'active') continue;
+        s.stamp = seq;
+        this.#dispatch(s, o);
+      }
+    }
+  }
+
   /** Time passes: silence, minimum durations, dwell times, windows and suppression windows. */
   tick(now: number): DetectionResult[] {
+    this.#ensureIndex();
     if (now > this.#now) this.#now = now;
     this.#results = NO_RESULTS;
     for (const s of this.#slots.values()) {
       if (s.status !== 'active') continue;
-      this.#guard(s, now, () => s.evaluator.tick?.(now, s.ctx));
-      s.book.prune(now);
+      if (!s.evaluator.tick) continue;
+      const start = performance.now();
+      let failure: unknown;
+      try {
+        s.evaluator.tick(now, s.ctx);
+      } catch (e) {
+        failure = e ?? 'error';
+      }
+      this.#judge(s, now, start, failure);
+      if (s.status === 'active') s.book.prune(now);
     }
     return this.#results;
   }
@@ -420,37 +453,55 @@ export class DetectionEngine {
       }
     }
     if (!ok || !this.#visible(s.def.ownerOrg, o)) return;
-    this.#guard(s, o.observedAt, () => s.evaluator.observe(o, s.ctx));
+    const start = performance.now();
+    let failure: unknown;
+    try {
+      s.evaluator.observe(o, s.ctx);
+    } catch (e) {
+      failure = e ?? 'error';
+    }
+    this.#judge(s, o.observedAt, start, failure);
   }
 
   #visible(ownerOrg: string, v: Visibility): boolean {
+    if (ownerOrg === this.#seenOrg) return this.#seenYes;
     const known = this.#seen.get(ownerOrg);
     if (known !== undefined) return known;
     const yes = this.#canSee(ownerOrg, v);
-    this.#seen.set(ownerOrg, yes);
+    if (this.#seenOrg === undefined) {
+      this.#seenOrg = ownerOrg;
+      this.#seenYes = yes;
+    } else this.#seen.set(ownerOrg, yes);
     return yes;
   }
 
-  /** Runs a rule's evaluation; suspends the rule when it throws, runs too long or outgrows its limits. */
-  #guard(s: Slot, at: number, run: () => void): void {
-    const start = performance.now();
+  /**
+   * After a rule's evaluation: suspends the rule when it threw, outgrew its state limits, or ran past the
+   * time limit three times without 1,000 quick runs between (one slow run may be the machine, not the rule).
+   */
+  #judge(s: Slot, at: number, start: number, failure: unknown): void {
     let reason: string | undefined;
-    try {
-      run();
-    } catch (e) {
+    if (failure !== undefined) {
       reason =
-        e instanceof HopLimitExceeded
-          ? `${e.message} (limit maxHopVisits)`
-          : `evaluation failed: ${e instanceof Error ? e.message : String(e)}`;
-    }
-    if (!reason) {
+        failure instanceof HopLimitExceeded
+          ? `${failure.message} (limit maxHopVisits)`
+          : `evaluation failed: ${failure instanceof Error ? failure.message : String(failure)}`;
+    } else {
       const took = performance.now() - start;
-      const entries = s.evaluator.entries() + s.book.size;
       if (took > this.#limits.maxEvaluationMs) {
-        reason = `one evaluation took ${took.toFixed(0)} ms (limit ${this.#limits.maxEvaluationMs} ms)`;
-      } else if (entries > this.#limits.maxStateEntries) {
+        s.slow++;
+        s.quick = 0;
+        if (s.slow >= 3) {
+          reason = `three evaluations took longer than ${this.#limits.maxEvaluationMs} ms (the last ${took.toFixed(0)} ms)`;
+        }
+      } else if (s.slow > 0 && ++s.quick >= 1_000) {
+        s.slow = 0;
+        s.quick = 0;
+      }
+      const entries = s.evaluator.entries() + s.book.size;
+      if (reason === undefined && entries > this.#limits.maxStateEntries) {
         reason = `state holds ${entries} entries (limit ${this.#limits.maxStateEntries})`;
-      } else {
+      } else if (reason === undefined) {
         const bytes = s.evaluator.bytes() + s.book.size * 1_000;
         if (bytes > this.#limits.maxStateBytes) {
           reason = `state holds about ${Math.round(bytes / 1024)} KiB (limit ${Math.round(this.#limits.maxStateBytes / 1024)} KiB)`;
