@@ -97,6 +97,7 @@ function idSet(node: QueryNode, rows: RowScope): IdSet | undefined {
       return { select: setOperation(known, sql`union all`), exact: known.every((s) => s.exact) };
     }
     case 'exists':
+    case 'notExists':
       return undefined;
     case 'compare': {
       const { path, op, value } = node;

@@ -104,6 +104,38 @@ describe('q language', () => {
     ]);
   });
 
+  it('negates existence with ! (clause 4.9)', () => {
+    expect([
+      m('!missing'),
+      m('!temperature'),
+      m('!temperature.accuracy'),
+      m('!temperature.precision'),
+    ]).toEqual([true, false, false, true]);
+    expect([m('!address[city]'), m('!address[zip]'), m('!id'), m('!scope')]).toEqual([
+      false,
+      true,
+      false,
+      false,
+    ]);
+    expect([m('!missing;temperature>20'), m('!temperature|isOpen==true'), m('(!missing)')]).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    for (const bad of [
+      '!',
+      '! missing',
+      '!temperature>5',
+      '!(temperature)',
+      '!!temperature',
+      'temperature;!',
+    ]) {
+      expect(() => parseQuery(bad, expand), bad).toThrowError(
+        expect.objectContaining({ code: 'CONTEXT_INVALID_QUERY' }),
+      );
+    }
+  });
+
   it('expands attribute names but keeps core members and full IRIs', () => {
     const ast = parseQuery('temperature.observedAt>2020-01-01T00:00:00Z;https://x.org/a==1', expand);
     expect(ast).toMatchObject({

@@ -35,6 +35,8 @@ export type QueryNode =
   | { kind: 'and'; terms: QueryNode[] }
   | { kind: 'or'; terms: QueryNode[] }
   | { kind: 'exists'; path: AttributePath }
+  /** `!attr` (clause 4.9): the path designates nothing in the entity. */
+  | { kind: 'notExists'; path: AttributePath }
   | { kind: 'compare'; path: AttributePath; op: CompareOp; value: QueryValue };
 
 /** NGSI-LD members of an attribute that are never expanded (core @context keywords). */
@@ -133,6 +135,16 @@ class QueryParser {
       this.pos++;
       this.depth--;
       return inner;
+    }
+    if (this.q[this.pos] === '!') {
+      // `!attr`: the attribute (or the path) does not exist; no comparison may follow.
+      this.pos++;
+      const path = this.parsePath();
+      this.skipSpaces();
+      const at = this.pos;
+      if (this.parseOperator())
+        invalid(this.q, `"!" negates existence: no comparison after it (position ${at})`);
+      return { kind: 'notExists', path };
     }
     const path = this.parsePath();
     this.skipSpaces();
@@ -305,6 +317,8 @@ export function matchesQuery(entity: ExpandedEntity, ast: QueryNode, work = new 
       return ast.terms.some((t) => matchesQuery(entity, t, work));
     case 'exists':
       return targetValues(entity, ast.path).length > 0;
+    case 'notExists':
+      return targetValues(entity, ast.path).length === 0;
     case 'compare': {
       const targets = targetValues(entity, ast.path);
       if (targets.length === 0) return false;

@@ -61,6 +61,14 @@ const queries = [
   '(n>10|b==true);s',
   'id==urn:ngsi-ld:P:3',
   'missing',
+  '!n',
+  '!missing',
+  '!s;n>5',
+  'n==5|!s',
+  '!n.sub',
+  '!n[x]',
+  '!id',
+  '!scope',
 ];
 
 for (const f of testStoreFactories()) {

@@ -22,6 +22,16 @@ export function qPrefilter(node: QueryNode): Cond | undefined {
     }
     case 'exists':
       return exists(node.path.attribute);
+    case 'notExists': {
+      // A top-level attribute exists exactly when its key does (every stored attribute holds its value
+      // member: entity-model.ts refuses those without). A path into it may designate nothing while the
+      // key is there: the evaluation decides, the prefilter lets those through.
+      const { attribute, subAttributes, valueKeys } = node.path;
+      if (subAttributes.length > 0 || valueKeys.length > 0) return undefined;
+      if (attribute === 'id' || attribute === 'type') return sql`false`;
+      if (attribute === 'scope') return sql`(e.scopes is null or cardinality(e.scopes) = 0)`;
+      return sql`not (e.entity ? ${attribute})`;
+    }
     case 'compare': {
       const a = node.path.attribute;
       if (a === 'id') {
