@@ -100,5 +100,45 @@ for (const store of STORES)
           expect([q, r.statusCode, r.json().type]).toEqual([q, 400, err('BadRequestData')]);
         }
       });
+
+      it('a batch delete naming an id twice deletes it once and reports the repeat (clause 5.5.11, ETSI 006_04)', async () => {
+        const id = 'urn:ngsi-ld:Kiosk:1';
+        const other = 'urn:ngsi-ld:Kiosk:2';
+        for (const k of [id, other]) {
+          const r = await inject({
+            method: 'POST',
+            url: E,
+            headers: { ...metro, ...json },
+            payload: { id: k, type: 'Kiosk' },
+          });
+          expect(r.statusCode).toBe(201);
+        }
+        const del = (payload: object, headers = metro) =>
+          inject({ method: 'POST', url: `${OPS}/delete`, headers: { ...headers, ...json }, payload });
+        const r = await del([id, id]);
+        expect(r.statusCode).toBe(207);
+        expect(r.json()).toMatchObject({
+          success: [id],
+          errors: [{ entityId: id, error: { status: 404, type: err('ResourceNotFound') } }],
+        });
+        // A repeat of an id refused (another organisation's entity) is refused again, nothing deleted.
+        const police = await del([other, other], as('op@police'));
+        expect(police.json()).toMatchObject({
+          success: [],
+          errors: [
+            { entityId: other, error: { status: 404 } },
+            { entityId: other, error: { status: 404 } },
+          ],
+        });
+        const again = await del([other, 'urn:ngsi-ld:Kiosk:none', other]);
+        expect(again.json()).toMatchObject({
+          success: [other],
+          errors: [
+            { entityId: 'urn:ngsi-ld:Kiosk:none', error: { status: 404 } },
+            { entityId: other, error: { status: 404 } },
+          ],
+        });
+        expect((await ids(`${E}?type=Kiosk`)).ids).toEqual([]);
+      });
     },
   );

@@ -418,13 +418,32 @@ export class EntityWriter {
       const changes: Change[] = [];
       const success: string[] = [];
       const deletes: string[] = [];
-      for (const id of new Set(valid)) {
+      // In array order (clause 5.5.11): an id named again is deleted already (404), or refused again.
+      const refused = new Map<string, AppError>();
+      const done = new Set<string>();
+      for (const id of valid) {
+        if (done.has(id)) {
+          const gone = new AppError(
+            'CONTEXT_ENTITY_NOT_FOUND',
+            `entity ${id} was deleted earlier in this batch`,
+          );
+          errs.push({ entityId: id, error: gone });
+          continue;
+        }
+        const before = refused.get(id);
+        if (before) {
+          errs.push({ entityId: id, error: before });
+          continue;
+        }
         try {
           changes.push(deleted(this.#plan.modifiable(caller, existing.get(id), id), caller));
           deletes.push(id);
+          done.add(id);
           success.push(id);
         } catch (e) {
-          errs.push({ entityId: id, error: asAppError(e) });
+          const err = asAppError(e);
+          refused.set(id, err);
+          errs.push({ entityId: id, error: err });
         }
       }
       return { writes: [], deletes, changes, result: { success, errors: errs } };
