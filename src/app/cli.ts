@@ -154,6 +154,37 @@ export function buildCli(out: (s: string) => void = (s) => process.stdout.write(
       await importRoads(loadConfig(), source, out);
     });
 
+  const rules = program.command('rules').description('detection rules (docs/detection.md)');
+  rules
+    .command('validate')
+    .description(
+      'check a rule document (JSON) against the rule language; exits 1 with each problem’s field path',
+    )
+    .argument('<file>', 'the rule document')
+    .action(async (file: string) => {
+      const { validateRuleFile } = await import('./rules-cli.ts');
+      process.exitCode = validateRuleFile(file, out);
+    });
+  rules
+    .command('test')
+    .description(
+      'replay a running platform’s stored history through a rule document (its dry-run API): what would have fired, when, with which evidence — nothing is raised',
+    )
+    .argument('<file>', 'the rule document')
+    .requiredOption('--from <time>', 'start of the window (ISO 8601)')
+    .requiredOption('--to <time>', 'end of the window (ISO 8601)')
+    .option('--url <url>', 'the platform (default SAFECITY_URL, else http://127.0.0.1:PORT)')
+    .option('--token <token>', 'an API or session token of a writer (default SAFECITY_TOKEN)')
+    .action(async (file: string, opts: { from: string; to: string; url?: string; token?: string }) => {
+      const { testRuleFile } = await import('./rules-cli.ts');
+      const url = opts.url ?? process.env.SAFECITY_URL ?? `http://127.0.0.1:${process.env.PORT ?? '8080'}`;
+      process.exitCode = await testRuleFile(
+        file,
+        { from: opts.from, to: opts.to, url, token: opts.token ?? process.env.SAFECITY_TOKEN },
+        out,
+      );
+    });
+
   return program;
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { createEventBus, type EventBusAdapter } from '../adapters/bus/index.ts';
 import { startMqttRuntime } from '../adapters/mqtt/index.ts';
 import { createStore } from '../adapters/storage/index.ts';
+import { detectionApi } from '../api/detection/index.ts';
 import type { Principal } from '../api/http/principal.ts';
 import { buildServer } from '../api/http/server.ts';
 import { ngsiLdErrorHandler, ngsiLdPlugin } from '../api/ngsi-ld/index.ts';
@@ -41,6 +42,15 @@ import {
   createContextLive,
   createCoreQueryPort,
 } from '../modules/context-live/index.ts';
+import {
+  AlertService,
+  DetectionService,
+  DryRunService,
+  detectionLiveMigrations,
+  type EngineFactory,
+  RuleService,
+  type RuleValidator,
+} from '../modules/detection-live/index.ts';
 import { EgressPolicy } from '../modules/egress/index.ts';
 import { type EventMap, eventsMigrations, TransactionalOutbox } from '../modules/events/index.ts';
 import { ReportService } from '../modules/reports/index.ts';
@@ -54,6 +64,7 @@ import {
 import type { Store } from '../ports/store.ts';
 import type { Config } from './config.ts';
 import { lockDataDir } from './data-dir-lock.ts';
+import { defaultDetection } from './detection-engine.ts';
 import { vehiclesVisibleTo } from './dispatch-units.ts';
 import { bridgePrincipal, ingestPrincipal } from './ingest-principals.ts';
 import { createLogger } from './logger.ts';
@@ -70,6 +81,7 @@ export const MIGRATIONS = {
   ...contextMigrations,
   ...contextLiveMigrations,
   ...routingLiveMigrations,
+  ...detectionLiveMigrations,
   ...eventsMigrations,
 };
 
@@ -89,6 +101,9 @@ export interface Core {
   context: ContextService;
   /** Where the platform may connect on a user's behalf (notifications; remote @contexts use its deny-list). */
   egress: EgressPolicy;
+  /** Detection rules (marked objects, versioned) and the Alert entities rules raise. */
+  rules: RuleService;
+  alerts: AlertService;
   cli: CoreCommands;
   close(): Promise<void>;
 }
@@ -126,6 +141,20 @@ export interface CoreOptions {
    * that the randomized reference-model test catches it; nothing else should pass one.
    */
   makeGate?: (o: SharingGateOptions) => SharingGate;
+  /**
+   * The detection engine's rule language and evaluator (default: src/modules/detection through
+   * detection-engine.ts). Tests of the platform side pass a minimal engine here.
+   */
+  detection?: DetectionEngineParts;
+  /** How many partitions detection splits rules into, and how long a partition's lease lasts. */
+  detectionPartitions?: number;
+  detectionLeaseMs?: number;
+}
+
+/** What the platform takes from a detection engine: its rule validator and a way to make engines. */
+export interface DetectionEngineParts {
+  validate: RuleValidator;
+  engine: EngineFactory;
 }
 
 export async function openCore(
@@ -199,6 +228,13 @@ export async function openCore(
     bus,
     resolver: contexts,
   });
+  const detectionParts = opts.detection ?? defaultDetection();
+  const rules = new RuleService({
+    gate,
+    validate: detectionParts.validate,
+    events: events.emitter(config.instanceId),
+  });
+  const alerts = new AlertService({ store, gate, context });
   const s = store;
   const b = bus;
   const cli: CoreCommands = {
@@ -248,6 +284,8 @@ export async function openCore(
     contexts,
     context,
     egress,
+    rules,
+    alerts,
     cli,
     async close() {
       await context.close().catch((e) => log.error({ err: e }, 'closing the context service failed'));
@@ -275,6 +313,8 @@ export async function withCore<T>(config: Config, fn: (core: Core) => Promise<T>
 
 export interface Platform extends Core {
   server: FastifyInstance;
+  /** Runs the enabled rules over entity changes (its share of the rule partitions) and raises alerts. */
+  detection: DetectionService;
   /** The connections this instance keeps open (SSE streams, MQTT clients), watched until their session ends. */
   sessions: LiveSessions;
   routing: RoutingService;
@@ -294,12 +334,15 @@ export async function createPlatform(
   opts: { log?: Logger } & CoreOptions = {},
 ): Promise<Platform> {
   const core = await openCore(config, opts.log, opts);
-  const { log, store, bus, access, gate, reports, authenticator, context, contexts, egress } = core;
+  const { log, store, bus, access, gate, reports, authenticator, context, contexts, egress, rules, alerts } =
+    core;
+  const detectionParts = opts.detection ?? defaultDetection();
   let ready = true;
   let server: FastifyInstance;
   let lastProgress = 0;
   let live: ContextLive | undefined;
   let mqtt: Awaited<ReturnType<typeof startMqttRuntime>> | undefined;
+  let detection: DetectionService | undefined;
   // Streams and MQTT connections end when their session does: token revoked, account disabled, password changed.
   const sessions = new LiveSessions({
     authenticate: (header, o) => authenticator.authenticate(header, o),
@@ -399,6 +442,22 @@ export async function createPlatform(
     await live.start(bus);
     const ingestion = live.ingestion;
     if (ingestion) await mqtt.start((m) => ingestion.ingest({ source: 'mqtt', ...m }));
+    // Rules over entity changes: this instance's share of the rule partitions, each its own consumer group.
+    detection = new DetectionService({
+      store,
+      bus,
+      gate,
+      rules,
+      alerts,
+      engine: detectionParts.engine,
+      instanceId: config.instanceId,
+      ...(opts.detectionPartitions !== undefined ? { partitions: opts.detectionPartitions } : {}),
+      ...(opts.detectionLeaseMs !== undefined ? { leaseMs: opts.detectionLeaseMs } : {}),
+      onError: (message, err) => log.error({ err }, message),
+    });
+    await detection.start();
+    const temporal = live.temporal;
+    const dryRun = new DryRunService({ rules, history: temporal, gate, engine: detectionParts.engine });
     if (config.roads) {
       // Closures and slow-downs from Alert, RoadAccident and TrafficFlowObserved entities.
       await followContextInputs(bus, routing, (err, event) =>
@@ -436,6 +495,7 @@ export async function createPlatform(
           plugin: streamApi,
           options: { bus, gate, sessions },
         },
+        { name: 'detection', plugin: detectionApi, options: { rules, alerts, dryRun } },
         {
           name: 'routing',
           plugin: routingApi,
@@ -452,6 +512,7 @@ export async function createPlatform(
       sessions,
       routing,
       live,
+      detection,
       mqttPort: mqtt.broker?.port,
       generatedAdminPassword: boot.generatedPassword,
       async listen() {
@@ -463,6 +524,8 @@ export async function createPlatform(
           await server.close();
           await mqtt?.close();
           sessions.close();
+          // Rules' state checkpointed and partitions given back before the bus and the store close.
+          await detection?.stop();
           await live?.stop();
           await routing.stop();
           await core.close();
@@ -473,6 +536,7 @@ export async function createPlatform(
   } catch (e) {
     sessions.close();
     await mqtt?.close().catch(() => {});
+    await detection?.stop().catch(() => {});
     await live?.stop().catch(() => {});
     await routing.stop();
     await core.close();

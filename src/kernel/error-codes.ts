@@ -98,6 +98,15 @@ export const ERROR_CODES = {
   ROUTING_CLOSURE_NOT_FOUND: { kind: 'not_found', title: 'Unknown closure' },
   ROUTING_SLOWDOWN_NOT_FOUND: { kind: 'not_found', title: 'Unknown slow-down' },
   ROUTING_NOT_READY: { kind: 'unavailable', title: 'Routing is not ready' },
+  // detection-live: rules as marked objects, alerts, dry-runs
+  DETECTION_RULE_INVALID: { kind: 'invalid', title: 'Invalid detection rule' },
+  DETECTION_RULE_NOT_FOUND: { kind: 'not_found', title: 'Unknown rule' },
+  DETECTION_RULE_VERSION_NOT_FOUND: { kind: 'not_found', title: 'Unknown version of the rule' },
+  DETECTION_INVALID_INPUT: { kind: 'invalid', title: 'Invalid detection request' },
+  DETECTION_ALERT_NOT_FOUND: { kind: 'not_found', title: 'Unknown alert' },
+  DETECTION_ALERT_STATUS_CONFLICT: { kind: 'conflict', title: 'The alert cannot move to this status' },
+  DETECTION_ALERT_WRITE_FAILED: { kind: 'internal', title: 'An alert could not be written' },
+  DETECTION_DRY_RUN_TOO_LARGE: { kind: 'forbidden', title: 'The dry-run would replay too much history' },
   // audit
   AUDIT_CHAIN_BROKEN: { kind: 'internal', title: 'The audit chain is broken' },
   // context-live: subscriptions, notifications, temporal history, IoT ingestion

@@ -51,4 +51,4 @@ export { SUBSCRIPTION_KIND } from './subscription-store.ts';
 export type { TemporalProvision } from './temporal-provision.ts';
 export { AGGR_METHODS, parseDuration } from './temporal-query.ts';
 export type { TemporalAnswer, TemporalRequest } from './temporal-service.ts';
-export { RETENTION_KIND, TEMPORAL_ENTITY_KIND } from './temporal-store.ts';
+export { RETENTION_KIND, type ReplayObservation, TEMPORAL_ENTITY_KIND } from './temporal-store.ts';

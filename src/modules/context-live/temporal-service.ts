@@ -9,6 +9,7 @@
  * (a rule is the organisation's marked object at the gate: created, changed and removed by its `admin`
  * only, audited); entities no rule names keep the platform's default.
  */
+import { sql } from 'kysely';
 import type { Clock } from '../../kernel/clock.ts';
 import { AppError } from '../../kernel/errors.ts';
 import {
@@ -30,6 +31,7 @@ import {
   type HistorySegment,
   pageOfIds,
   RETENTION_KIND,
+  type ReplayObservation,
   retentionRuleId,
   type TemporalStore,
 } from './temporal-store.ts';
@@ -243,6 +245,28 @@ export class TemporalService {
       label: 'history retention rule',
       createRoles: ['admin'],
       writeRoles: ['admin'],
+    });
+  }
+
+  /**
+   * Replays the history that every one of `readers` may see (a dry-run: a rule's owner organisation and the
+   * user asking) in observation order, a window at a time; see TemporalStore.replay. `types` and `attrs` are
+   * expanded names.
+   */
+  replay(
+    tenant: string,
+    readers: ReadonlyArray<Pick<GatePrincipal, 'readKeys'>>,
+    q: { from: Date; to: Date; types?: string[]; attrs?: string[]; windowMs?: number; limit: number },
+  ): AsyncGenerator<ReplayObservation[]> {
+    if (readers.length === 0) throw new Error('a replay needs a reader');
+    return this.#store.replay({
+      tenant,
+      visible: (column) =>
+        sql<boolean>`(${sql.join(
+          readers.map((r) => this.#gate.visibleWhere(r, column)),
+          sql` and `,
+        )})`,
+      ...q,
     });
   }
 

@@ -106,6 +106,22 @@ export interface HistorySegment {
   marking: Marking;
 }
 
+/** One recorded attribute instance, as a replay gives it: what, of which entity, when, under which marking. */
+export interface ReplayObservation {
+  entityId: string;
+  /** Expanded type IRIs of the entity. */
+  entityTypes: string[];
+  /** Expanded attribute name. */
+  attr: string;
+  datasetId: string;
+  observedAt: string;
+  /** The attribute instance (normalized, expanded), as recorded. */
+  instance: Record<string, unknown>;
+  /** The owner and marking the instance was recorded under. */
+  ownerOrg: string;
+  marking: Marking;
+}
+
 export interface AttrInstance {
   attr: string;
   datasetId: string;
@@ -746,6 +762,83 @@ export class TemporalStore {
       marking: markingOf(r.marking),
     }));
     return scan && sel.page ? pageOfIds(out, sel.page) : out;
+  }
+
+  /**
+   * The history a reader may see, in observation order (time, then instance id), one time window after the
+   * other: the same visibility as a temporal query (the entity's marking now and each segment's marking),
+   * the newest incarnation of each id. `attrs` (expanded names) narrows it to the attributes a rule reads,
+   * so each window is read on the series index; `limit` bounds the rows read in all (one more tells the
+   * caller it was cut).
+   */
+  async *replay(q: {
+    tenant: string;
+    visible: Visible;
+    from: Date;
+    to: Date;
+    types?: string[] | undefined;
+    attrs?: string[] | undefined;
+    windowMs?: number | undefined;
+    limit: number;
+  }): AsyncGenerator<ReplayObservation[]> {
+    const entities = await this.selectEntities({
+      tenant: q.tenant,
+      visible: q.visible,
+      ...(q.types && q.types.length > 0 ? { types: q.types } : {}),
+    });
+    if (entities.length === 0) return;
+    const segments = await this.segments(q.tenant, entities, q.visible);
+    if (segments.length === 0) return;
+    const types = new Map(entities.map((e) => [e.id, e.types]));
+    const bySeg = new Map(segments.map((g) => [g.seg, g]));
+    const ids = [...new Set(segments.map((g) => g.entityId))];
+    const segs = segments.map((g) => g.seg);
+    const attrFilter =
+      q.attrs && q.attrs.length > 0 ? sql`and attr = any(${sql.val(q.attrs)}::text[])` : sql``;
+    const step = Math.max(q.windowMs ?? 3_600_000, 1000);
+    let left = q.limit + 1;
+    for (let start = q.from.getTime(); start < q.to.getTime() && left > 0; start += step) {
+      const end = new Date(Math.min(start + step, q.to.getTime()));
+      const res = await sql<{
+        entity_id: string;
+        attr: string;
+        dataset_id: string;
+        seg: string;
+        attr_type: string;
+        observed_at: Date;
+        instance: unknown;
+        value_num: number | null;
+      }>`select entity_id, attr, dataset_id, seg, attr_type, observed_at, instance, value_num
+        from context_live_attr_instance
+        where tenant = ${q.tenant} and entity_id = any(${sql.val(ids)}::text[])
+          and seg = any(${sql.val(segs)}::text[]) ${attrFilter}
+          and observed_at >= ${new Date(start)} and observed_at < ${end}
+        order by observed_at, instance_id
+        limit ${left}`.execute(this.#store.db);
+      left -= res.rows.length;
+      if (res.rows.length === 0) continue;
+      yield res.rows.map((r) => {
+        const g = bySeg.get(r.seg) as HistorySegment;
+        const observedAt = new Date(r.observed_at).toISOString();
+        const instance = (
+          r.instance === null
+            ? { type: r.attr_type, value: r.value_num, observedAt }
+            : typeof r.instance === 'string'
+              ? JSON.parse(r.instance)
+              : r.instance
+        ) as Record<string, unknown>;
+        return {
+          entityId: r.entity_id,
+          entityTypes: types.get(r.entity_id) ?? [],
+          attr: r.attr,
+          datasetId: r.dataset_id,
+          observedAt,
+          instance,
+          ownerOrg: g.ownerOrg,
+          marking: g.marking,
+        };
+      });
+    }
   }
 
   /** The segments of these incarnations' history that the reader may see. */

@@ -15,17 +15,31 @@
  * | `access.user.changed` | access | { id, orgId, sessionsEnded } |
  * | `access.token.revoked` | access | { id, userId, orgId } |
  * | `routing.change.added` / `updated` / `lifted` | routing-live | RoutingChangeEvent |
+ * | `detection.rule.created` / `updated` / `deleted` | detection-live | RuleChangeEvent (an object change) |
  */
 import type { AccessEvents } from '../access/index.ts';
 import type { ContextEvents } from '../context/index.ts';
 import type { ContextLiveEvents } from '../context-live/index.ts';
+import type { DetectionLiveEvents } from '../detection-live/index.ts';
 import type { ReportEvents } from '../reports/index.ts';
 import type { RoutingLiveEvents } from '../routing-live/index.ts';
 
-type Parts = [AccessEvents, ContextEvents, ContextLiveEvents, ReportEvents, RoutingLiveEvents];
+type Parts = [
+  AccessEvents,
+  ContextEvents,
+  ContextLiveEvents,
+  DetectionLiveEvents,
+  ReportEvents,
+  RoutingLiveEvents,
+];
 
 /** Every event type of the platform and its data. */
-export type EventMap = AccessEvents & ContextEvents & ContextLiveEvents & ReportEvents & RoutingLiveEvents;
+export type EventMap = AccessEvents &
+  ContextEvents &
+  ContextLiveEvents &
+  DetectionLiveEvents &
+  ReportEvents &
+  RoutingLiveEvents;
 
 export type EventType = keyof EventMap;
 

@@ -481,10 +481,13 @@ export class SharingGate {
     return readKeys;
   }
 
-  /** Records changes of objects' content (checkChange passed for each): one audit record, or one per batch. */
+  /**
+   * Records changes of objects' content (checkChange passed for each, or the platform's own, p null): one audit
+   * record, or one per batch.
+   */
   async recordUpdated(
     trx: AnyDb,
-    p: GatePrincipal,
+    p: GatePrincipal | null,
     kind: string,
     items: { scope?: string | undefined; id: string; ownerOrg: string; fields: string[] }[],
   ): Promise<void> {
