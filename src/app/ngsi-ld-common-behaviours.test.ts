@@ -229,6 +229,39 @@ function describePlatform(
       expect(differences).toEqual([]);
     });
 
+    it('refuses a parameter the operation does not define with 400 InvalidRequest, on every NGSI-LD operation (ETSI 059_01)', async () => {
+      const doc = (await send('GET', '/openapi.json')).json();
+      const ops = ngsiLdOperations(doc);
+      const wrong: string[] = [];
+      for (const op of ops) {
+        const path = op.path.replace(/\{([^}]+)\}/g, (_, name: string) =>
+          encodeURIComponent(name === 'attrId' ? 'speed' : (ids.entity as string)),
+        );
+        // Refused before the operation runs: nothing is created, changed or deleted.
+        const r = await send(op.method, `${path}?invalidParams=invalidValue`, op.body, op.contentType);
+        const body = r.json() as { type?: string; code?: string };
+        if (r.statusCode !== 400 || body.type !== 'https://uri.etsi.org/ngsi-ld/errors/InvalidRequest')
+          wrong.push(`${op.method} ${op.path}: ${r.statusCode} ${r.body.slice(0, 160)}`);
+      }
+      expect(wrong).toEqual([]);
+      // What an operation defines passes the check, `local=true` on reads included (clause 6.3.18).
+      for (const url of [
+        '/ngsi-ld/v1/entities?type=Vehicle&local=true',
+        `/ngsi-ld/v1/entities/${encodeURIComponent(ids.entity as string)}?local=true&options=keyValues`,
+        '/ngsi-ld/v1/types?local=true&details=true',
+        '/ngsi-ld/v1/attributes?local=true',
+        '/ngsi-ld/v1/subscriptions?limit=5&count=true',
+      ]) {
+        const r = await send('GET', url);
+        // The entity is gone by now (the operations above deleted it): its own 404 is the operation's answer.
+        expect([url, r.statusCode === 200 || r.statusCode === 404]).toEqual([url, true]);
+        expect((r.json() as { code?: string }).code).not.toBe('CONTEXT_UNKNOWN_PARAMETER');
+      }
+      // The ingestion surface is the platform's own: the NGSI-LD rule does not reach it.
+      const ingest = await send('GET', '/ingest/v1/dead-letters?invalidParams=x');
+      expect((ingest.json() as { code?: string }).code).not.toBe('CONTEXT_UNKNOWN_PARAMETER');
+    });
+
     it('keeps the other surfaces consistent: /api and /health paths with a trailing slash', async () => {
       for (const url of ['/api/reports', '/api/auth/me', '/health']) {
         const without = await send('GET', url);

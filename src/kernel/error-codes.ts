@@ -130,6 +130,7 @@ export const ERROR_CODES = {
   CONTEXT_INVALID_ENTITY: { kind: 'invalid', title: 'Invalid NGSI-LD entity or attribute' },
   CONTEXT_INVALID_REQUEST: { kind: 'invalid', title: 'Invalid NGSI-LD request' },
   CONTEXT_INVALID_QUERY: { kind: 'invalid', title: 'Invalid NGSI-LD query' },
+  CONTEXT_UNKNOWN_PARAMETER: { kind: 'invalid', title: 'Unknown query parameter' },
   CONTEXT_INVALID_GEOQUERY: { kind: 'invalid', title: 'Invalid geo-query' },
   CONTEXT_INVALID_GEOMETRY: { kind: 'invalid', title: 'Invalid GeoJSON geometry' },
   CONTEXT_UNSUPPORTED_GEOMETRY: { kind: 'unprocessable', title: 'Unsupported geometry' },

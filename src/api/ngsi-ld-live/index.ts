@@ -15,7 +15,12 @@ import { MARKING_HEADER } from '../../modules/sharing/index.ts';
 import { bodyText, jsonBodyParser } from '../http/json-body.ts';
 import type {} from '../http/principal.ts';
 import { edgeValidatorCompiler } from '../http/validation.ts';
-import { ngsiLdErrorHandler, paginationLinks, requireUriParam } from '../ngsi-ld/index.ts';
+import {
+  ngsiLdErrorHandler,
+  paginationLinks,
+  refuseUnknownParameters,
+  requireUriParam,
+} from '../ngsi-ld/index.ts';
 import { CONSUMES, PAYLOADS, queryOf } from '../ngsi-ld/openapi.ts';
 import {
   answerType,
@@ -61,7 +66,8 @@ const TEMPORAL_PARAMETERS = [
 /**
  * `pick` and `omit` of a temporal read (clause 4.21): member names (`id`, `type`, attributes); with `attrs`,
  * or naming one member in both, 400 BadRequestData (ETSI tests 020_22). Braces name members of linked
- * entities, which temporal reads do not join: 400 too.
+ * entities, which temporal reads do not join: 400 too. `datasetId`, which chooses instances as these choose
+ * members, is not implemented on temporal reads: 422.
  */
 function temporalProjection(query: Record<string, unknown>): { pick?: string[]; omit?: string[] } {
   const bad = (why: string) => new AppError('CONTEXT_LIVE_TEMPORAL_QUERY_INVALID', why);
@@ -77,6 +83,10 @@ function temporalProjection(query: Record<string, unknown>): { pick?: string[]; 
     if (reachesLinked(tree)) throw bad(`${param}: temporal reads join no linked entities (no braces)`);
     return [...tree.keys()];
   };
+  if (query.datasetId !== undefined) {
+    // Defined by the standard for temporal reads, not implemented here: refused, never ignored.
+    throw new AppError('CONTEXT_LIVE_UNSUPPORTED', 'datasetId is not supported on temporal reads');
+  }
   const pick = names('pick');
   const omit = names('omit');
   if ((pick || omit) && listParam(query.attrs)) {
@@ -119,6 +129,10 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
     const id = (request.params as { id?: string } | undefined)?.id;
     if (route.startsWith(`${SUBSCRIPTIONS}/`)) requireUriParam(id, 'subscription');
     else if (route.startsWith(`${TEMPORAL}/`)) requireUriParam(id, 'entity');
+  });
+  // NGSI-LD operations only: ingestion (/ingest/v1) is the platform's own surface.
+  app.addHook('preValidation', async (request) => {
+    if ((request.routeOptions.url ?? '').startsWith('/ngsi-ld/')) refuseUnknownParameters(request);
   });
   const tags = ['NGSI-LD'];
 
@@ -276,6 +290,8 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
           'omit',
           'limit',
           'offset',
+          'local',
+          'datasetId',
           ...TEMPORAL_PARAMETERS,
         ),
       },
@@ -345,7 +361,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       schema: {
         tags,
         summary: 'Retrieve the temporal evolution of an entity',
-        querystring: queryOf('attrs', 'pick', 'omit', ...TEMPORAL_PARAMETERS),
+        querystring: queryOf('attrs', 'pick', 'omit', 'local', 'datasetId', ...TEMPORAL_PARAMETERS),
       },
     },
     async (request, reply) => {

@@ -4,4 +4,4 @@ export type { ProblemDetails } from './ngsi-ld-errors.ts';
 export { ngsiLdErrorHandler, toProblemDetails } from './ngsi-ld-errors.ts';
 export type { NgsiLdPluginOptions } from './ngsi-ld-plugin.ts';
 export { ngsiLdPlugin } from './ngsi-ld-plugin.ts';
-export { negotiate, paginationLinks, requireUriParam } from './ngsi-ld-request.ts';
+export { negotiate, paginationLinks, refuseUnknownParameters, requireUriParam } from './ngsi-ld-request.ts';

@@ -40,6 +40,7 @@ export interface ProblemDetails {
 /** Codes whose NGSI-LD type is not the default for their kind. */
 const TYPE_OF_CODE: Partial<Record<ErrorCode, NgsiLdErrorType>> = {
   CONTEXT_INVALID_JSON: 'InvalidRequest',
+  CONTEXT_UNKNOWN_PARAMETER: 'InvalidRequest',
   PLATFORM_BAD_REQUEST: 'InvalidRequest',
   PLATFORM_UNSUPPORTED_MEDIA_TYPE: 'InvalidRequest',
   PLATFORM_INVALID_TEXT: 'InvalidRequest',

@@ -49,6 +49,7 @@ import {
   paginationLinks,
   type ResponseType,
   readContext,
+  refuseUnknownParameters,
   requireUriParam,
   requireWriter,
   splitBatchItem,
@@ -89,6 +90,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
   app.addHook('onRequest', async (request) => {
     requireUriParam((request.params as Partial<Params> | undefined)?.entityId, 'entity');
   });
+  app.addHook('preValidation', async (request) => refuseUnknownParameters(request));
 
   const tags = ['NGSI-LD'];
   /** Route options: the OpenAPI summary, query parameters and payload (see openapi.ts). */
@@ -313,6 +315,13 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
         'geometry',
         'coordinates',
         'geoproperty',
+        'local',
+        'csf',
+        // Refused with 422 below, never ignored.
+        'attrs',
+        'pick',
+        'omit',
+        'datasetId',
       ),
     }),
     async (request, reply) => {
@@ -336,7 +345,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
 
   app.get(
     '/entities/:entityId',
-    op('Retrieve an entity', { query: documentedQuery(...view) }),
+    op('Retrieve an entity', { query: documentedQuery(...view, 'local') }),
     async (request, reply) => {
       const { entityId } = request.params as Params;
       const query = queryOf(request);
@@ -610,7 +619,19 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
     '/entityOperations/query',
     op('Query entities with a Query payload', {
       body: PAYLOADS.query,
-      query: documentedQuery('limit', 'offset', 'count', 'options', 'format', 'geometryProperty'),
+      query: documentedQuery(
+        'limit',
+        'offset',
+        'count',
+        'options',
+        'format',
+        'pick',
+        'omit',
+        'lang',
+        'datasetId',
+        'geometryProperty',
+        'local',
+      ),
     }),
     async (request, reply) => {
       const type = negotiate(request);
@@ -775,86 +796,102 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
 
   // ------------------------------------------------------------------------------------- discovery
 
-  app.get('/types', op('Entity types', { query: documentedQuery('details') }), async (request, reply) => {
-    const type = negotiate(request, false);
-    const ctx = await readContext(svc, request);
-    const types = await svc.listTypes(callerOf(request));
-    answerHeaders(reply, request, type, ctx);
-    const withCtx = (o: Record<string, unknown>) =>
-      type === 'application/ld+json' ? { ...o, '@context': ctx.echo } : o;
-    if (queryOf(request).details === 'true') {
-      return types.map((t) =>
-        withCtx({
-          id: t.type,
-          type: 'EntityType',
-          typeName: ctx.compactIri(t.type),
-          attributeNames: [...t.attributes.keys()].map((a) => ctx.compactIri(a)),
-        }),
-      );
-    }
-    return withCtx({
-      id: `urn:ngsi-ld:EntityTypeList:${hashOf(types.map((t) => t.type).join(','))}`,
-      type: 'EntityTypeList',
-      typeList: types.map((t) => ctx.compactIri(t.type)),
-    });
-  });
+  app.get(
+    '/types',
+    op('Entity types', { query: documentedQuery('details', 'local') }),
+    async (request, reply) => {
+      const type = negotiate(request, false);
+      const ctx = await readContext(svc, request);
+      const types = await svc.listTypes(callerOf(request));
+      answerHeaders(reply, request, type, ctx);
+      const withCtx = (o: Record<string, unknown>) =>
+        type === 'application/ld+json' ? { ...o, '@context': ctx.echo } : o;
+      if (queryOf(request).details === 'true') {
+        return types.map((t) =>
+          withCtx({
+            id: t.type,
+            type: 'EntityType',
+            typeName: ctx.compactIri(t.type),
+            attributeNames: [...t.attributes.keys()].map((a) => ctx.compactIri(a)),
+          }),
+        );
+      }
+      return withCtx({
+        id: `urn:ngsi-ld:EntityTypeList:${hashOf(types.map((t) => t.type).join(','))}`,
+        type: 'EntityTypeList',
+        typeList: types.map((t) => ctx.compactIri(t.type)),
+      });
+    },
+  );
 
-  app.get('/types/:type', op('One entity type'), async (request, reply) => {
-    const type = negotiate(request, false);
-    const ctx = await readContext(svc, request);
-    const wanted = ctx.expandTerm((request.params as Params).type);
-    const info = (await svc.listTypes(callerOf(request))).find((t) => t.type === wanted);
-    if (!info)
-      throw new AppError('CONTEXT_TYPE_NOT_FOUND', `no entity of type ${(request.params as Params).type}`);
-    answerHeaders(reply, request, type, ctx);
-    const body: Record<string, unknown> = {
-      id: info.type,
-      type: 'EntityTypeInfo',
-      typeName: ctx.compactIri(info.type),
-      entityCount: info.count,
-      attributeDetails: [...info.attributes].map(([a, kinds]) => ({
-        id: a,
-        type: 'Attribute',
-        attributeName: ctx.compactIri(a),
-        attributeTypes: kinds,
-      })),
-    };
-    if (type === 'application/ld+json') body['@context'] = ctx.echo;
-    return body;
-  });
+  app.get(
+    '/types/:type',
+    op('One entity type', { query: documentedQuery('local') }),
+    async (request, reply) => {
+      const type = negotiate(request, false);
+      const ctx = await readContext(svc, request);
+      const wanted = ctx.expandTerm((request.params as Params).type);
+      const info = (await svc.listTypes(callerOf(request))).find((t) => t.type === wanted);
+      if (!info)
+        throw new AppError('CONTEXT_TYPE_NOT_FOUND', `no entity of type ${(request.params as Params).type}`);
+      answerHeaders(reply, request, type, ctx);
+      const body: Record<string, unknown> = {
+        id: info.type,
+        type: 'EntityTypeInfo',
+        typeName: ctx.compactIri(info.type),
+        entityCount: info.count,
+        attributeDetails: [...info.attributes].map(([a, kinds]) => ({
+          id: a,
+          type: 'Attribute',
+          attributeName: ctx.compactIri(a),
+          attributeTypes: kinds,
+        })),
+      };
+      if (type === 'application/ld+json') body['@context'] = ctx.echo;
+      return body;
+    },
+  );
 
-  app.get('/attributes', op('Attributes', { query: documentedQuery('details') }), async (request, reply) => {
-    const type = negotiate(request, false);
-    const ctx = await readContext(svc, request);
-    const attrs = await svc.listAttributes(callerOf(request));
-    answerHeaders(reply, request, type, ctx);
-    const withCtx = (o: Record<string, unknown>) =>
-      type === 'application/ld+json' ? { ...o, '@context': ctx.echo } : o;
-    if (queryOf(request).details === 'true') {
-      return attrs.map((a) => withCtx(attributeBody(a, ctx)));
-    }
-    return withCtx({
-      id: `urn:ngsi-ld:AttributeList:${hashOf(attrs.map((a) => a.attribute).join(','))}`,
-      type: 'AttributeList',
-      attributeList: attrs.map((a) => ctx.compactIri(a.attribute)),
-    });
-  });
+  app.get(
+    '/attributes',
+    op('Attributes', { query: documentedQuery('details', 'local') }),
+    async (request, reply) => {
+      const type = negotiate(request, false);
+      const ctx = await readContext(svc, request);
+      const attrs = await svc.listAttributes(callerOf(request));
+      answerHeaders(reply, request, type, ctx);
+      const withCtx = (o: Record<string, unknown>) =>
+        type === 'application/ld+json' ? { ...o, '@context': ctx.echo } : o;
+      if (queryOf(request).details === 'true') {
+        return attrs.map((a) => withCtx(attributeBody(a, ctx)));
+      }
+      return withCtx({
+        id: `urn:ngsi-ld:AttributeList:${hashOf(attrs.map((a) => a.attribute).join(','))}`,
+        type: 'AttributeList',
+        attributeList: attrs.map((a) => ctx.compactIri(a.attribute)),
+      });
+    },
+  );
 
-  app.get('/attributes/:attrId', op('One attribute'), async (request, reply) => {
-    const type = negotiate(request, false);
-    const ctx = await readContext(svc, request);
-    const wanted = ctx.expandTerm((request.params as Params).attrId);
-    const a = (await svc.listAttributes(callerOf(request))).find((x) => x.attribute === wanted);
-    if (!a)
-      throw new AppError(
-        'CONTEXT_ATTRIBUTE_NOT_FOUND',
-        `no entity has attribute ${(request.params as Params).attrId}`,
-      );
-    answerHeaders(reply, request, type, ctx);
-    const body = attributeBody(a, ctx);
-    if (type === 'application/ld+json') body['@context'] = ctx.echo;
-    return body;
-  });
+  app.get(
+    '/attributes/:attrId',
+    op('One attribute', { query: documentedQuery('local') }),
+    async (request, reply) => {
+      const type = negotiate(request, false);
+      const ctx = await readContext(svc, request);
+      const wanted = ctx.expandTerm((request.params as Params).attrId);
+      const a = (await svc.listAttributes(callerOf(request))).find((x) => x.attribute === wanted);
+      if (!a)
+        throw new AppError(
+          'CONTEXT_ATTRIBUTE_NOT_FOUND',
+          `no entity has attribute ${(request.params as Params).attrId}`,
+        );
+      answerHeaders(reply, request, type, ctx);
+      const body = attributeBody(a, ctx);
+      if (type === 'application/ld+json') body['@context'] = ctx.echo;
+      return body;
+    },
+  );
 }
 
 function attributeBody(

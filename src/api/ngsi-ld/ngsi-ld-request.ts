@@ -267,6 +267,33 @@ export function requireUriParam(value: string | undefined, what: string): void {
 }
 
 /**
+ * A query parameter the operation does not define is 400 InvalidRequest (clause 6.3.20; ETSI tests 059_01),
+ * never ignored: a client that misspells `q` would otherwise get every entity. The parameters an operation
+ * defines are those its route documents (the querystring schema of src/api/ngsi-ld/openapi.ts), so the
+ * OpenAPI document and the check cannot disagree. A preValidation hook of the NGSI-LD plugins.
+ */
+export function refuseUnknownParameters(request: FastifyRequest): void {
+  if (request.is404) return;
+  const i = request.url.indexOf('?');
+  if (i < 0) return;
+  const schema = request.routeOptions.schema?.querystring as
+    | { properties?: Record<string, unknown> }
+    | undefined;
+  const known = schema?.properties ?? {};
+  const unknown = Object.keys(request.query as Record<string, unknown>).filter(
+    (k) => !Object.hasOwn(known, k),
+  );
+  if (unknown.length === 0) return;
+  const names = unknown.map((k) => `"${k.slice(0, 64)}"`).join(', ');
+  const defined = Object.keys(known);
+  throw new AppError(
+    'CONTEXT_UNKNOWN_PARAMETER',
+    `${names} ${unknown.length === 1 ? 'is not a parameter' : 'are not parameters'} of this operation` +
+      (defined.length > 0 ? ` (it takes ${defined.join(', ')})` : ' (it takes none)'),
+  );
+}
+
+/**
  * Pagination links (clause 5.5.9 / 6.3.x): `Link: <path?…&limit=L&offset=O>;rel="prev";type="application/ld+json"`
  * when a page precedes this one, and `rel="next"` when one follows, with the request's other parameters
  * as they came. Added beside the JSON-LD context link, if any.

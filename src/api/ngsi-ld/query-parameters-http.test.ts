@@ -101,6 +101,38 @@ for (const store of STORES)
         }
       });
 
+      it('an unknown parameter is 400 InvalidRequest, never ignored (clause 6.3.20, ETSI 059_01)', async () => {
+        for (const [method, url, payload] of [
+          ['GET', `${E}?invalidParams=invalidValue&type=Shop`, undefined],
+          ['GET', `${E}?typ=Shop`, undefined],
+          ['GET', `${E}/urn:ngsi-ld:Shop:1?invalidParams=invalidValue`, undefined],
+          ['POST', `${E}?invalidParams=invalidValue`, { id: 'urn:ngsi-ld:Shop:new', type: 'Shop' }],
+          ['DELETE', `${E}?type=Shop&invalidParams=invalidValue`, undefined],
+          ['GET', '/ngsi-ld/v1/types?invalidParams=invalidValue', undefined],
+          // orderBy is V1.9.1's (clause 4.23): not a parameter of this version's Query Entities.
+          ['GET', `${E}?type=Shop&orderBy=id`, undefined],
+        ] as const) {
+          const r = await inject({
+            method,
+            url,
+            headers: { ...metro, ...(payload ? json : {}) },
+            ...(payload ? { payload } : {}),
+          });
+          expect([method, url, r.statusCode, r.json().type]).toEqual([
+            method,
+            url,
+            400,
+            err('InvalidRequest'),
+          ]);
+          expect(r.json().detail).toMatch(/is not a parameter of this operation/);
+        }
+        // Nothing was created or deleted by the refused requests.
+        expect((await ids(`${E}?type=Shop`)).ids).toHaveLength(4);
+        // Purge's selectors it cannot honour stay 422 (defined, not supported), not unknown.
+        const purge = await inject({ method: 'DELETE', url: `${E}?type=Shop&attrs=name`, headers: metro });
+        expect([purge.statusCode, purge.json().type]).toEqual([422, err('OperationNotSupported')]);
+      });
+
       it('a batch delete naming an id twice deletes it once and reports the repeat (clause 5.5.11, ETSI 006_04)', async () => {
         const id = 'urn:ngsi-ld:Kiosk:1';
         const other = 'urn:ngsi-ld:Kiosk:2';
