@@ -276,6 +276,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
         'count',
         'local',
         'csf',
+        'expandValues',
         ...view,
       ),
     }),
@@ -660,6 +661,7 @@ export async function ngsiLdPlugin(app: FastifyInstance, opts: NgsiLdPluginOptio
         idPattern: entities.map((e) => e.idPattern).find((t): t is string => typeof t === 'string'),
         attrs: Array.isArray(b.attrs) ? (b.attrs as string[]) : undefined,
         q: typeof b.q === 'string' ? b.q : undefined,
+        expandValues: expandValuesOf(b.expandValues),
         scopeQ: typeof b.scopeQ === 'string' ? b.scopeQ : undefined,
         geo: b.geoQ && typeof b.geoQ === 'object' ? (b.geoQ as GeoQueryInput) : undefined,
         limit: intParam(query.limit, 'limit'),
@@ -923,6 +925,17 @@ function datasetIdsOf(query: Query): Set<string> | undefined {
   return ids ? new Set(ids) : undefined;
 }
 
+/** `expandValues` of a Query payload: a comma-separated string, as the parameter, or a list of names. */
+function expandValuesOf(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'string') return list(v);
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  throw new AppError(
+    'CONTEXT_INVALID_QUERY',
+    'expandValues must be a comma-separated string or a list of names',
+  );
+}
+
 /** `join`, `joinLevel` and `containedBy` of a Query payload (POST /entityOperations/query), as parameters. */
 function joinMembers(b: Record<string, unknown>): Query {
   const out: Query = {};
@@ -967,6 +980,7 @@ function entityQuery(query: Query): EntityQuery {
     // pick's own names (not those in braces, which belong to linked entities).
     attrs: requiredAttributes(query),
     q: query.q,
+    expandValues: list(query.expandValues),
     scopeQ: query.scopeQ,
     geo,
     limit: intParam(query.limit, 'limit'),

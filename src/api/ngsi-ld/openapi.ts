@@ -20,6 +20,9 @@ export const QUERY_PARAMETERS = {
   pick: text('Members to return, comma-separated'),
   omit: text('Members to leave out, comma-separated'),
   q: text('NGSI-LD query language (clause 4.9), e.g. speed>50;status=="parked"'),
+  expandValues: text(
+    'Attributes whose string values in q are terms of the @context, expanded before comparing, comma-separated',
+  ),
   scopeQ: text('Scope query (clause 4.19), e.g. /Madrid/+'),
   georel: text('Geo relationship: near;maxDistance==2000, within, intersects, …'),
   geometry: text('Geometry of the geo-query: Point, Polygon, …'),

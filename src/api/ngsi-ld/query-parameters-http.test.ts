@@ -101,6 +101,37 @@ for (const store of STORES)
         }
       });
 
+      it('expandValues: the listed attributes compare with the expanded values of q', async () => {
+        const q = encodeURIComponent('category==bakery|kind==bakery');
+        expect((await ids(`${E}?type=Shop&q=${q}`)).ids).toEqual([]);
+        expect((await ids(`${E}?type=Shop&q=${q}&expandValues=category`)).ids).toEqual([
+          'urn:ngsi-ld:Shop:2',
+        ]);
+        expect((await ids(`${E}?type=Shop&q=${q}&expandValues=category,kind&count=true`)).ids).toEqual([
+          'urn:ngsi-ld:Shop:2',
+          'urn:ngsi-ld:Shop:4',
+        ]);
+        const list = encodeURIComponent('category==bakery,florist');
+        expect((await ids(`${E}?type=Shop&q=${list}&expandValues=category`)).ids).toEqual([
+          'urn:ngsi-ld:Shop:2',
+          'urn:ngsi-ld:Shop:3',
+        ]);
+        const post = await inject({
+          method: 'POST',
+          url: `${OPS}/query`,
+          headers: { ...metro, ...json },
+          payload: { type: 'Query', entities: [{ type: 'Shop' }], q: 'kind==bakery', expandValues: 'kind' },
+        });
+        expect((post.json() as { id: string }[]).map((e) => e.id)).toEqual(['urn:ngsi-ld:Shop:4']);
+        const bad = await inject({
+          method: 'POST',
+          url: `${OPS}/query`,
+          headers: { ...metro, ...json },
+          payload: { type: 'Query', entities: [{ type: 'Shop' }], q: 'kind==bakery', expandValues: 5 },
+        });
+        expect([bad.statusCode, bad.json().type]).toEqual([400, err('BadRequestData')]);
+      });
+
       it('an unknown parameter is 400 InvalidRequest, never ignored (clause 6.3.20, ETSI 059_01)', async () => {
         for (const [method, url, payload] of [
           ['GET', `${E}?invalidParams=invalidValue&type=Shop`, undefined],

@@ -43,7 +43,13 @@ import {
 import { NARROW_HINT, QueryBudget } from './query-budget.ts';
 import { type IndexedQuery, indexQuery } from './query-index.ts';
 import type { QueryNode, ScopeNode } from './query-language.ts';
-import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
+import {
+  expandQueryValues,
+  matchesQuery,
+  matchesScopeQuery,
+  parseQuery,
+  parseScopeQuery,
+} from './query-language.ts';
 import { qPrefilter } from './query-prefilter.ts';
 import type { TenantGeoIndexes } from './tenant-geo-indexes.ts';
 import { compileUserPattern, type UserPattern } from './user-pattern.ts';
@@ -56,6 +62,8 @@ export interface EntityQuery {
   /** Attribute terms: entities with at least one of them, and only them in the answer. */
   attrs?: string[] | undefined;
   q?: string | undefined;
+  /** Attribute terms whose string values in `q` are terms of the @context too (`expandValues`). */
+  expandValues?: string[] | undefined;
   scopeQ?: string | undefined;
   geo?: GeoQueryInput | undefined;
   limit?: number | undefined;
@@ -137,7 +145,11 @@ export class EntityQueries {
         'a query needs at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query (or local=true)',
       );
     }
-    const ast = query.q ? parseQuery(query.q, ctx.expandTerm) : undefined;
+    const parsed = query.q ? parseQuery(query.q, ctx.expandTerm) : undefined;
+    const ast =
+      parsed && query.expandValues?.length
+        ? expandQueryValues(parsed, new Set(query.expandValues.map((a) => ctx.expandTerm(a))), ctx.expandTerm)
+        : parsed;
     const scope = query.scopeQ ? parseScopeQuery(query.scopeQ) : undefined;
     const geo: GeoQuery | undefined = query.geo ? parseGeoQuery(query.geo, ctx.expandTerm) : undefined;
     const idPattern = query.idPattern ? compileIdPattern(query.idPattern) : undefined;

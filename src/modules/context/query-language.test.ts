@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../kernel/errors.ts';
 import type { ExpandedEntity } from './entity-model.ts';
-import { matchesQuery, matchesScopeQuery, parseQuery, parseScopeQuery } from './query-language.ts';
+import {
+  expandQueryValues,
+  matchesQuery,
+  matchesScopeQuery,
+  parseQuery,
+  parseScopeQuery,
+} from './query-language.ts';
 
 const V = 'https://v/';
 const expand = (t: string) => (t.includes(':') ? t : `${V}${t}`);
@@ -134,6 +140,26 @@ describe('q language', () => {
         expect.objectContaining({ code: 'CONTEXT_INVALID_QUERY' }),
       );
     }
+  });
+
+  it('expands the values of the attributes expandValues lists, and only those', () => {
+    const v = (q: string, attrs: string[]) =>
+      expandQueryValues(parseQuery(q, expand), new Set(attrs.map(expand)), expand);
+    expect(v('status==ok', ['status'])).toMatchObject({ value: { kind: 'string', value: `${V}ok` } });
+    expect(v('status==ok,degraded;name=="x"', ['status'])).toMatchObject({
+      terms: [
+        { value: { kind: 'list', values: [{ value: `${V}ok` }, { value: `${V}degraded` }] } },
+        { value: { kind: 'string', value: 'x' } },
+      ],
+    });
+    // Numbers, sub-attribute paths and attributes not listed stay as written.
+    expect(v('status==3|status.since==ok|name==ok', ['status'])).toMatchObject({
+      terms: [
+        { value: { kind: 'number', value: 3 } },
+        { value: { value: 'ok' } },
+        { value: { value: 'ok' } },
+      ],
+    });
   });
 
   it('expands attribute names but keeps core members and full IRIs', () => {

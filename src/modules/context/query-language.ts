@@ -306,6 +306,44 @@ function stringOrDate(raw: string): QueryValue {
 }
 
 /**
+ * `expandValues` (clause 4.9, V1.8.1): the string values the query compares the listed attributes with are
+ * terms of the @context, expanded as attribute names are (`q=category==shop&expandValues=category` looks
+ * for the IRI `shop` stands for, as a VocabProperty stores it). `attributes` are expanded names; only
+ * comparisons of the attribute's own value (no sub-attribute or key path) are changed.
+ */
+export function expandQueryValues(
+  node: QueryNode,
+  attributes: ReadonlySet<string>,
+  expand: (term: string) => string,
+): QueryNode {
+  const value = (v: QueryValue): QueryValue => {
+    switch (v.kind) {
+      case 'string':
+        return { kind: 'string', value: expand(v.value) };
+      case 'list':
+        return { kind: 'list', values: v.values.map(value) };
+      case 'range':
+        return { kind: 'range', from: value(v.from), to: value(v.to) };
+      default:
+        return v;
+    }
+  };
+  switch (node.kind) {
+    case 'and':
+    case 'or':
+      return { kind: node.kind, terms: node.terms.map((t) => expandQueryValues(t, attributes, expand)) };
+    case 'compare': {
+      const { path } = node;
+      if (!attributes.has(path.attribute) || path.subAttributes.length > 0 || path.valueKeys.length > 0)
+        return node;
+      return { ...node, value: value(node.value) };
+    }
+    default:
+      return node;
+  }
+}
+
+/**
  * True when the entity (expanded normalized form) satisfies the query. The patterns of the query share one
  * bound of work on the entity (user-pattern.ts): past it, CONTEXT_QUERY_TOO_COMPLEX.
  */
