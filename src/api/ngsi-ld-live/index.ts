@@ -57,8 +57,8 @@ const TEMPORAL_PARAMETERS = [
   'geometry',
   'coordinates',
   'geoproperty',
-  // Refused by the module (422) rather than ignored: an unfiltered answer to a filtered question is wrong.
   'scopeQ',
+  // Refused by the module (422) rather than ignored: an unfiltered answer to a filtered question is wrong.
   'csf',
   'orderBy',
 ] as const;
@@ -252,11 +252,12 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       !query.attrs &&
       query.idPattern === undefined &&
       query.params.q === undefined &&
+      query.params.scopeQ === undefined &&
       query.params.georel === undefined
     ) {
       throw new AppError(
         'CONTEXT_LIVE_TEMPORAL_QUERY_INVALID',
-        'a temporal query needs type, id, idPattern, attrs, q or a geo-query',
+        'a temporal query needs type, id, idPattern, attrs, q, scopeQ or a geo-query',
       );
     }
     const answer = await live.temporal.query(

@@ -40,7 +40,7 @@ function describePlatform(
     let auth: Record<string, string> = {};
     let cleanup: () => Promise<void> = async () => {};
 
-    const send = (method: 'GET' | 'POST', url: string, who: string, body?: unknown, headers = {}) =>
+    const send = (method: 'GET' | 'POST' | 'PATCH', url: string, who: string, body?: unknown, headers = {}) =>
       platform.server.inject({
         method,
         url,
@@ -335,6 +335,91 @@ function describePlatform(
       expect(aggregated.json()).toMatchObject([
         { speed: { type: 'Property', avg: [[110, expect.any(String), expect.any(String)]] } },
       ]);
+    });
+
+    it('selects by scopeQ (clause 4.19) the scopes of the entity or temporal entity now, within visibility', async () => {
+      const bus = (n: number, scope: unknown, minutes = [0, 10]) => ({
+        id: `urn:ngsi-ld:Bus:sq-${n}`,
+        type: 'Bus',
+        scope,
+        speed: minutes.map((m) => ({ type: 'Property', value: 50 + m, observedAt: iso(m) })),
+      });
+      // Temporal entities with scopes (the ETSI payload vehicle-temporal-representation-scope), police's
+      // and water's, and an entity whose history is recorded from its changes.
+      for (const [who, payload] of [
+        ['police-op', bus(1, ['/Madrid/Gardens/ParqueNorte', '/CompanyA/OrganizationB/UnitC'])],
+        ['police-op', bus(2, '/Porto/Ribeira')],
+        ['police-op', { ...bus(3, []), scope: undefined }],
+        ['water-op', bus(9, '/Madrid/Gardens/ParqueSur')],
+      ] as const) {
+        const res = await send('POST', T, who, payload);
+        expect(res.statusCode, res.body).toBe(201);
+      }
+      const entity = await send('POST', '/ngsi-ld/v1/entities', 'police-op', {
+        id: 'urn:ngsi-ld:Bus:sq-4',
+        type: 'Bus',
+        scope: '/Madrid/Centro',
+        speed: { type: 'Property', value: 70, observedAt: iso(20) },
+      });
+      expect(entity.statusCode, entity.body).toBe(201);
+      const select = async (scopeQ: string, who = 'police-op') => {
+        const res = await send('GET', `${T}?type=Bus&scopeQ=${encodeURIComponent(scopeQ)}`, who);
+        expect(res.statusCode, `${scopeQ}: ${res.body}`).toBe(200);
+        return ids(res.json());
+      };
+      // History recorded from an entity's change arrives through the bus: wait for it.
+      for (let i = 0; i < 100 && !(await select('/Madrid/Centro')).length; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await select('/Madrid/#')).toEqual(['urn:ngsi-ld:Bus:sq-1', 'urn:ngsi-ld:Bus:sq-4']);
+      expect(await select('/Madrid/Gardens/#')).toEqual(['urn:ngsi-ld:Bus:sq-1']);
+      expect(await select('/CompanyA/+/UnitC')).toEqual(['urn:ngsi-ld:Bus:sq-1']);
+      expect(await select('/Madrid/#;/CompanyA/#')).toEqual(['urn:ngsi-ld:Bus:sq-1']);
+      expect(await select('/Porto/#|/Madrid/Centro')).toEqual([
+        'urn:ngsi-ld:Bus:sq-2',
+        'urn:ngsi-ld:Bus:sq-4',
+      ]);
+      expect(await select('/#')).toEqual([
+        'urn:ngsi-ld:Bus:sq-1',
+        'urn:ngsi-ld:Bus:sq-2',
+        'urn:ngsi-ld:Bus:sq-4',
+      ]);
+      expect(await select('/Nowhere')).toEqual([]);
+      // The unrelated organisation's scopes select its own only, and police's never show to it.
+      expect(await select('/Madrid/#', 'water-op')).toEqual(['urn:ngsi-ld:Bus:sq-9']);
+      expect(await select('/Madrid/Gardens/ParqueNorte', 'water-op')).toEqual([]);
+      expect(await select('/Madrid/Gardens/ParqueNorte', 'fire-op')).toEqual([]);
+      // The entity's scope now is the one tested: replaced, it no longer selects by the old one.
+      const moved = await send('PATCH', '/ngsi-ld/v1/entities/urn:ngsi-ld:Bus:sq-4/attrs', 'police-op', {
+        scope: '/Porto/Foz',
+      });
+      expect(moved.statusCode, moved.body).toBe(204);
+      for (let i = 0; i < 100 && (await select('/Madrid/Centro')).length; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await select('/Madrid/#')).toEqual(['urn:ngsi-ld:Bus:sq-1']);
+      expect(await select('/Porto/Foz')).toEqual(['urn:ngsi-ld:Bus:sq-4']);
+      // A temporal entity's scopes join the ones it had when instances are added with others.
+      const added = await send('POST', T, 'police-op', bus(2, '/Lisboa', [30]));
+      expect(added.statusCode, added.body).toBe(204);
+      expect(await select('/Lisboa')).toEqual(['urn:ngsi-ld:Bus:sq-2']);
+      expect(await select('/Porto/Ribeira')).toEqual(['urn:ngsi-ld:Bus:sq-2']);
+      // scopeQ alone selects; by POST as by GET; paged; a malformed one is 400 BadRequestData.
+      const alone = await send('GET', `${T}?scopeQ=/Madrid/Gardens/ParqueNorte`, 'police-op');
+      expect(ids(alone.json())).toEqual(['urn:ngsi-ld:Bus:sq-1']);
+      const byPost = await send('POST', `${POST_QUERY}?limit=1&offset=1`, 'police-op', {
+        type: 'Query',
+        entities: [{ type: 'Bus' }],
+        scopeQ: '/#',
+      });
+      const byGet = await send('GET', `${T}?type=Bus&scopeQ=/%23&limit=1&offset=1`, 'police-op');
+      expect(byPost.json()).toEqual(byGet.json());
+      expect(ids(byGet.json())).toEqual(['urn:ngsi-ld:Bus:sq-2']);
+      for (const bad of ['Madrid', '/Madrid/#/x', '(/Madrid']) {
+        const res = await send('GET', `${T}?type=Bus&scopeQ=${encodeURIComponent(bad)}`, 'police-op');
+        expect([res.statusCode, (res.json() as { type: string }).type], bad).toEqual([
+          400,
+          'https://uri.etsi.org/ngsi-ld/errors/BadRequestData',
+        ]);
+      }
     });
   });
 }

@@ -247,4 +247,20 @@ export const contextLiveMigrations: Record<string, Migration> = {
       );
     },
   },
+  context_live_0008_temporal_scopes: {
+    async up(db) {
+      // scopeQ on temporal queries (clause 4.19, 5.7.4) tests the scopes of the entity or temporal entity
+      // whose history is answered: kept beside its types.
+      await sql`alter table context_live_temporal_entity add column scopes text[]`.execute(db);
+      const entities = await sql<{
+        t: string | null;
+      }>`select to_regclass('context_entity')::text as t`.execute(db);
+      if (entities.rows[0]?.t) {
+        await sql`update context_live_temporal_entity t set scopes = c.scopes
+          from context_entity c
+          where c.tenant = t.tenant and c.id = t.entity_id and t.kind = 'entity' and t.deleted_at is null
+            and c.scopes is not null`.execute(db);
+      }
+    },
+  },
 };

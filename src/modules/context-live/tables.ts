@@ -51,6 +51,8 @@ export type TemporalEntityRow = {
   modified_at: Date;
   /** Set once the incarnation is gone (deleted, or superseded by a newer one): its history is deleted. */
   deleted_at: Date | null;
+  /** The scopes (clause 4.18) of the entity now, or of the temporal entity; what scopeQ is tested on. */
+  scopes: string[] | null;
   /**
    * Where the history comes from: 'entity' (recorded from the entity's changes) or 'temporal' (provided
    * through the temporal API: a temporal entity, its own object at the sharing gate).

@@ -15,6 +15,7 @@ import {
   expandTypes,
   MARKING_TERM,
   parseAttribute,
+  parseScope,
 } from '../context/index.ts';
 
 /** One instance provided for an attribute (expanded name). */
@@ -28,6 +29,8 @@ export interface ParsedTemporalEntity {
   id?: string;
   /** Expanded types; empty in a fragment that names none. */
   types: string[];
+  /** The scopes given (clause 4.18), when the payload names them. */
+  scope?: string[];
   /** The raw value of the reserved `marking` Property, when the client set one. */
   marking?: unknown;
   instances: ProvidedInstance[];
@@ -94,8 +97,13 @@ export function parseTemporalEntity(
   for (const [key, value] of Object.entries(raw)) {
     if (key === 'id' || key === '@id' || key === 'type' || key === '@type') continue;
     if (key === '@context') invalid('@context must be removed before parsing');
-    // System members and the scope are the broker's or the entity's, not history.
-    if (key === 'createdAt' || key === 'modifiedAt' || key === 'deletedAt' || key === 'scope') continue;
+    // System members are the broker's, not history.
+    if (key === 'createdAt' || key === 'modifiedAt' || key === 'deletedAt') continue;
+    // The scope is the temporal entity's (what scopeQ selects it by), not an attribute with instances.
+    if (key === 'scope') {
+      out.scope = parseScope(value);
+      continue;
+    }
     if (key === MARKING_TERM) {
       out.marking = markingValue(value);
       continue;

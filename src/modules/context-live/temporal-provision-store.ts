@@ -23,10 +23,17 @@ export interface TemporalObject {
   tenant: string;
   incarnation: string;
   types: string[];
+  /** Its scopes (clause 4.18): what scopeQ selects it by. */
+  scopes: string[];
   ownerOrg: string;
   createdBy: string;
   marking: Marking;
   readKeys: string[];
+}
+
+/** The scopes column of a temporal entity (null: none). */
+function scopesValue(o: TemporalObject) {
+  return o.scopes.length > 0 ? sql`${sql.val(o.scopes)}::text[]` : sql`null`;
 }
 
 /** What the gate decides a change of a temporal entity on. */
@@ -104,13 +111,14 @@ export class TemporalProvisionStore {
     const res = await sql<{
       incarnation: string;
       entity_types: string[];
+      scopes: string[] | null;
       owner_org: string;
       created_by: string;
       tlp: string;
       pap: string | null;
       audience: unknown;
       read_keys: string[];
-    }>`select e.incarnation, e.entity_types, s.owner_org, s.created_by, s.tlp, s.pap, s.audience, s.read_keys
+    }>`select e.incarnation, e.entity_types, e.scopes, s.owner_org, s.created_by, s.tlp, s.pap, s.audience, s.read_keys
       from context_live_temporal_entity e
       join shared_object s on s.kind = ${TEMPORAL_ENTITY_KIND} and s.scope = e.tenant and s.id = e.entity_id
         and s.incarnation = e.incarnation
@@ -128,6 +136,7 @@ export class TemporalProvisionStore {
       tenant,
       incarnation: r.incarnation,
       types: r.entity_types,
+      scopes: r.scopes ?? [],
       ownerOrg: r.owner_org,
       createdBy: r.created_by,
       marking,
@@ -136,9 +145,9 @@ export class TemporalProvisionStore {
   }
 
   async insertObject(trx: AnyDb, o: TemporalObject, now: Date): Promise<void> {
-    await sql`insert into context_live_temporal_entity (tenant, entity_id, incarnation, entity_types, owner_org,
-        marking, read_keys, created_at, modified_at, deleted_at, kind)
-      values (${o.tenant}, ${o.id}, ${o.incarnation}, ${sql.val(o.types)}::text[], ${o.ownerOrg},
+    await sql`insert into context_live_temporal_entity (tenant, entity_id, incarnation, entity_types, scopes,
+        owner_org, marking, read_keys, created_at, modified_at, deleted_at, kind)
+      values (${o.tenant}, ${o.id}, ${o.incarnation}, ${sql.val(o.types)}::text[], ${scopesValue(o)}, ${o.ownerOrg},
         ${JSON.stringify(o.marking)}::jsonb, ${sql.val(o.readKeys)}::text[], ${now}, ${now}, null, 'temporal')`.execute(
       trx,
     );
@@ -147,7 +156,7 @@ export class TemporalProvisionStore {
   /** Types, marking and read keys after a change (the gate's), and the time of the change. */
   async updateObject(trx: AnyDb, o: TemporalObject, now: Date): Promise<void> {
     await sql`update context_live_temporal_entity set entity_types = ${sql.val(o.types)}::text[],
-        marking = ${JSON.stringify(o.marking)}::jsonb, read_keys = ${sql.val(o.readKeys)}::text[],
+        scopes = ${scopesValue(o)}, marking = ${JSON.stringify(o.marking)}::jsonb, read_keys = ${sql.val(o.readKeys)}::text[],
         modified_at = greatest(modified_at, ${now})
       where tenant = ${o.tenant} and entity_id = ${o.id} and incarnation = ${o.incarnation}`.execute(trx);
   }

@@ -82,6 +82,7 @@ export class TemporalProvision {
           tenant,
           incarnation: reg.incarnation,
           types: parsed.types,
+          scopes: parsed.scope ?? [],
           ownerOrg: reg.ownerOrg,
           createdBy: reg.createdBy,
           marking: reg.marking,
@@ -251,6 +252,8 @@ export class TemporalProvision {
     const o: TemporalObject = {
       ...cur,
       types: [...new Set([...cur.types, ...parsed.types])],
+      // Scopes join the ones it had, as types do (a temporal entity is only ever added to).
+      scopes: [...new Set([...cur.scopes, ...(parsed.scope ?? [])])],
       marking: r.marking,
       readKeys: r.readKeys,
     };

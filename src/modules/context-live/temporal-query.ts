@@ -3,6 +3,7 @@
  * query parameters, clause 4.5.19 aggregated temporal representation), validated.
  */
 import { AppError } from '../../kernel/errors.ts';
+import { parseScopeQuery, type ScopeNode } from '../context/index.ts';
 
 export const AGGR_METHODS = [
   'totalCount',
@@ -36,6 +37,8 @@ export interface TemporalQuery {
   /** The filters on values (clause 4.9) and places (clause 4.10) the instances shown must meet. */
   q?: string;
   geo?: { georel: string; geometry?: string; coordinates?: string; geoproperty?: string };
+  /** The scope query (clause 4.19) the entity's or temporal entity's scopes must meet. */
+  scope?: ScopeNode;
 }
 
 function bad(message: string): AppError {
@@ -67,17 +70,16 @@ export function parseDuration(s: string): number {
 
 /** Validates the temporal parameters of a request's query string. */
 export function parseTemporalQuery(params: Record<string, string | undefined>): TemporalQuery {
-  // Filters this broker does not apply to history are refused, never ignored: an unfiltered answer to a
-  // filtered question would be wrong.
-  for (const name of ['scopeQ', 'csf']) {
-    if (params[name] !== undefined) {
-      throw new AppError(
-        'CONTEXT_LIVE_UNSUPPORTED',
-        `${name} is not supported on temporal queries here; filter by type, id, idPattern, attrs, q and geo-query`,
-      );
-    }
+  // A filter this broker does not apply is refused, never ignored: an unfiltered answer to a filtered
+  // question would be wrong. Context source filters have no sources to filter here.
+  if (params.csf !== undefined) {
+    throw new AppError(
+      'CONTEXT_LIVE_UNSUPPORTED',
+      'csf is not supported: no context source registrations (filter by type, id, idPattern, attrs, q, scopeQ and geo-query)',
+    );
   }
   const q: TemporalQuery = { timeproperty: 'observedAt', representation: 'normalized' };
+  if (params.scopeQ !== undefined) q.scope = parseScopeQuery(params.scopeQ);
   // Entities are answered in id order; the standard lets a query order by nothing else.
   if (params.orderBy !== undefined && params.orderBy !== 'id') {
     throw bad('orderBy may only name the entity member id');

@@ -17,6 +17,7 @@ import {
   type ExpandedEntity,
   matchesGeoQuery,
   matchesQuery,
+  matchesScopeQuery,
   parseGeoQuery,
   parseQuery,
   renderAttributeValue,
@@ -301,7 +302,7 @@ export class TemporalService {
     let incarnations: HistoryEntity[];
     let segments: HistorySegment[];
     let more: boolean;
-    if (!filter) {
+    if (!filter && !tq.scope) {
       // One id more than the page tells whether another page follows.
       const probe = await this.#store.selectEntities({
         ...selection,
@@ -311,25 +312,38 @@ export class TemporalService {
       more = new Set(probe.map((e) => e.id)).size > page.limit;
       segments = await this.#store.segments(tenant, incarnations, visible);
     } else {
-      // q and geo-queries hold for an entity when instances in the time window meet them (clause 5.7.4.4):
-      // every visible id's window is read, filtered, then paged.
-      const all = await this.#store.selectEntities(selection, MAX_FILTERED_IDS);
+      // scopeQ holds for an id when the scopes of its entity or of its temporal entity (the ones the reader
+      // may see) meet it; q and geo-queries hold when instances in the time window meet them (clause
+      // 5.7.4.4): every visible id is tested, then the matches are paged.
+      let all = await this.#store.selectEntities(selection, MAX_FILTERED_IDS);
+      const scope = tq.scope;
+      if (scope) {
+        const inScope = new Set(
+          all.filter((e) => matchesScopeQuery({ scope: e.scopes }, scope)).map((e) => e.id),
+        );
+        all = all.filter((e) => inScope.has(e.id));
+      }
       const allSegments = await this.#store.segments(tenant, all, visible);
-      const window: TemporalQuery = { ...tq, representation: 'normalized' };
-      delete window.lastN;
-      const history = await this.#store.instances(
-        tenant,
-        [...new Set(all.map((e) => e.id))],
-        allSegments.map((g) => g.seg),
-        undefined,
-        window,
-        undefined,
-      );
-      const matching = new Set(
-        byId(all)
-          .filter((e) => filter(asEntity(e, history.get(e.id) ?? [])))
-          .map((e) => e.id),
-      );
+      let matching: Set<string>;
+      if (filter) {
+        const window: TemporalQuery = { ...tq, representation: 'normalized' };
+        delete window.lastN;
+        const history = await this.#store.instances(
+          tenant,
+          [...new Set(all.map((e) => e.id))],
+          allSegments.map((g) => g.seg),
+          undefined,
+          window,
+          undefined,
+        );
+        matching = new Set(
+          byId(all)
+            .filter((e) => filter(asEntity(e, history.get(e.id) ?? [])))
+            .map((e) => e.id),
+        );
+      } else {
+        matching = new Set(all.map((e) => e.id));
+      }
       incarnations = pageOfIds(
         all.filter((e) => matching.has(e.id)),
         page,

@@ -77,9 +77,17 @@ export interface HistoryEntity {
   id: string;
   kind: HistoryKind;
   types: string[];
+  /** The scopes of the entity or temporal entity now (what scopeQ tests). */
+  scopes: string[];
   incarnation: string;
   ownerOrg: string;
   marking: Marking;
+}
+
+/** An entity's scopes as stored (null: none). */
+function scopesOf(scope: unknown): string[] | null {
+  if (!Array.isArray(scope) || scope.length === 0) return null;
+  return scope.filter((s): s is string => typeof s === 'string');
 }
 
 /** Keeps the incarnations of the ids from `offset` on, `limit` ids (rows come in id order). */
@@ -335,6 +343,7 @@ interface IncarnationWrite {
   entityId: string;
   incarnation: string;
   types: string[];
+  scopes: string[] | null;
   ownerOrg: string;
   marking: Marking;
   readKeys: string[];
@@ -424,6 +433,7 @@ export class TemporalStore {
         entityId: change.entityId,
         incarnation,
         types: change.entityType,
+        scopes: null,
         ownerOrg: change.ownerOrg,
         marking: change.marking,
         readKeys: change.readKeys,
@@ -433,6 +443,8 @@ export class TemporalStore {
       };
       if (created !== undefined && w.createdAt === LONG_AGO) w.createdAt = new Date(created);
       w.types = change.entityType;
+      // The entity after the change (none on a deletion, which closes the incarnation).
+      if (change.entity) w.scopes = scopesOf(change.entity.scope);
       w.ownerOrg = change.ownerOrg;
       w.marking = change.marking;
       w.readKeys = change.readKeys;
@@ -544,18 +556,19 @@ export class TemporalStore {
     const values = sql.join(
       writes.map(
         (w) =>
-          sql`(${w.tenant}, ${w.entityId}, ${w.incarnation}, ${sql.val(w.types)}::text[], ${w.ownerOrg},
+          sql`(${w.tenant}, ${w.entityId}, ${w.incarnation}, ${sql.val(w.types)}::text[], ${sql.val(w.scopes)}::text[], ${w.ownerOrg},
             ${JSON.stringify(w.marking)}::jsonb, ${sql.val(w.readKeys)}::text[], ${w.createdAt}::timestamptz,
             ${w.modifiedAt}::timestamptz, ${w.deletedAt}::timestamptz)`,
       ),
     );
     const newer = sql`excluded.modified_at >= t.modified_at`;
     const res = await sql<Closed & { deleted_at: Date | null; inserted: boolean }>`insert into
-        context_live_temporal_entity as t (tenant, entity_id, incarnation, entity_types, owner_org, marking,
-          read_keys, created_at, modified_at, deleted_at)
+        context_live_temporal_entity as t (tenant, entity_id, incarnation, entity_types, scopes, owner_org,
+          marking, read_keys, created_at, modified_at, deleted_at)
       values ${values}
       on conflict (tenant, entity_id, incarnation) do update set
         entity_types = case when ${newer} then excluded.entity_types else t.entity_types end,
+        scopes = case when ${newer} and excluded.deleted_at is null then excluded.scopes else t.scopes end,
         owner_org = case when ${newer} then excluded.owner_org else t.owner_org end,
         marking = case when ${newer} then excluded.marking else t.marking end,
         read_keys = case when ${newer} then excluded.read_keys else t.read_keys end,
@@ -566,8 +579,8 @@ export class TemporalStore {
         deleted_at = excluded.deleted_at
       -- Rewrite only what changed: most changes leave types, marking and owner as they were.
       where t.deleted_at is null and (excluded.deleted_at is not null or (${newer} and
-        (t.entity_types, t.read_keys, t.owner_org, t.marking) is distinct from
-        (excluded.entity_types, excluded.read_keys, excluded.owner_org, excluded.marking)))
+        (t.entity_types, t.scopes, t.read_keys, t.owner_org, t.marking) is distinct from
+        (excluded.entity_types, excluded.scopes, excluded.read_keys, excluded.owner_org, excluded.marking)))
       returning t.tenant, t.entity_id, t.incarnation, t.deleted_at, (t.xmax = 0) as inserted`.execute(trx);
     return res.rows;
   }
@@ -726,7 +739,7 @@ export class TemporalStore {
     const prefix = pattern?.literalPrefix
       ? sql`and case when ${visible} then e.entity_id like ${likePrefixPattern(pattern.literalPrefix)} else false end`
       : sql``;
-    const live = sql`select e.entity_id, e.kind, e.entity_types, e.incarnation, e.owner_org, e.marking
+    const live = sql`select e.entity_id, e.kind, e.entity_types, e.scopes, e.incarnation, e.owner_org, e.marking
       from context_live_temporal_entity e
       where e.tenant = ${sel.tenant} and e.deleted_at is null and ${visible} ${ids} ${types} ${prefix}
         and not exists (select 1 from context_live_temporal_entity n where n.tenant = e.tenant
@@ -736,6 +749,7 @@ export class TemporalStore {
       entity_id: string;
       kind: string;
       entity_types: string[];
+      scopes: string[] | null;
       incarnation: string;
       owner_org: string;
       marking: unknown;
@@ -757,6 +771,7 @@ export class TemporalStore {
       id: r.entity_id,
       kind: (r.kind === 'temporal' ? 'temporal' : 'entity') as HistoryKind,
       types: r.entity_types,
+      scopes: r.scopes ?? [],
       incarnation: r.incarnation,
       ownerOrg: r.owner_org,
       marking: markingOf(r.marking),

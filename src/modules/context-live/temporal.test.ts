@@ -51,11 +51,14 @@ describe('temporal query parameters', () => {
   });
 
   it('refuses the filters it does not apply to history instead of ignoring them', () => {
-    for (const name of ['scopeQ', 'csf']) {
-      expect(() => parseTemporalQuery({ [name]: 'x' })).toThrow(
-        expect.objectContaining({ code: 'CONTEXT_LIVE_UNSUPPORTED' }),
-      );
-    }
+    expect(() => parseTemporalQuery({ csf: 'x' })).toThrow(
+      expect.objectContaining({ code: 'CONTEXT_LIVE_UNSUPPORTED' }),
+    );
+    // scopeQ is applied (clause 4.19): a malformed one is bad data, a well-formed one is parsed.
+    expect(() => parseTemporalQuery({ scopeQ: 'x' })).toThrow(
+      expect.objectContaining({ code: 'CONTEXT_INVALID_QUERY' }),
+    );
+    expect(parseTemporalQuery({ scopeQ: '/Madrid/#' }).scope).toBeDefined();
     // A geo-query without its relation, or a geoproperty without a geo-query, is malformed.
     for (const name of ['geometry', 'coordinates', 'geoproperty']) {
       expect(() => parseTemporalQuery({ [name]: 'x' })).toThrow(

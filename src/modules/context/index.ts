@@ -31,6 +31,7 @@ export {
   MARKING_TERM,
   NGSI_LD_NULL,
   parseAttribute,
+  parseScope,
 } from './entity-model.ts';
 export {
   EntityQueries,
