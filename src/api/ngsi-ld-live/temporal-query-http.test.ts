@@ -324,6 +324,23 @@ function describePlatform(
           'https://uri.etsi.org/ngsi-ld/errors/BadRequestData',
         ]);
       }
+      // What temporal reads do not implement is refused, as on GET, never ignored.
+      for (const body of [
+        { type: 'Query', entities: [{ type: 'Vehicle' }], datasetId: ['urn:ngsi-ld:Dataset:a'] },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], lang: 'fr' },
+        { type: 'Query', entities: [{ type: 'Vehicle' }], csf: 'x' },
+      ]) {
+        const res = await send('POST', POST_QUERY, 'police-op', body);
+        expect([res.statusCode, (res.json() as { type: string }).type], JSON.stringify(body)).toEqual([
+          422,
+          'https://uri.etsi.org/ngsi-ld/errors/OperationNotSupported',
+        ]);
+      }
+      const unknownParameter = await send('POST', `${POST_QUERY}?speed=1`, 'police-op', {
+        type: 'Query',
+        entities: [{ type: 'Vehicle' }],
+      });
+      expect(unknownParameter.statusCode).toBe(400);
       const array = await send('POST', POST_QUERY, 'police-op', [{ type: 'Query' }]);
       expect(array.statusCode).toBe(400);
       const aggregated = await send('POST', `${POST_QUERY}?format=aggregatedValues`, 'police-op', {

@@ -3,7 +3,7 @@
  * 5.2.21 TemporalQuery) as the selection and parameters GET /temporal/entities takes, so that both go the
  * same way through the temporal service. Members of the wrong JSON type are 400 BadRequestData; the values
  * themselves (timerel, dates, lastN, aggregation, q, geo-query, scopeQ) are checked where the GET's are,
- * and members the GET takes as query parameters (pick, omit, datasetId, lang) are handed on as those.
+ * and members the GET takes as query parameters (pick, omit, datasetId) are handed on as those.
  */
 import { AppError } from '../../kernel/errors.ts';
 import type { TemporalRequest } from '../../modules/context-live/index.ts';
@@ -11,10 +11,10 @@ import type { TemporalRequest } from '../../modules/context-live/index.ts';
 /** A temporal query without its page. */
 export type TemporalQueryInput = Omit<TemporalRequest, 'limit' | 'offset'>;
 
-/** A Query payload read: the selection, and pick/omit as the GET's parameters of those names. */
+/** A Query payload read: the selection, and pick/omit/datasetId as the GET's parameters of those names. */
 export interface TemporalQueryPayload {
   selection: TemporalQueryInput;
-  projection: { pick?: string; omit?: string };
+  projection: { pick?: string; omit?: string; datasetId?: string };
 }
 
 const QUERY_MEMBERS = new Set([
@@ -155,10 +155,10 @@ export function temporalQueryPayload(body: unknown): TemporalQueryPayload {
     if (typeof v === 'string') text = v;
     else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) text = v.join(',');
     else throw bad(`${key} must be a list of strings`);
-    if (key === 'datasetId') params.datasetId = text;
-    else projection[key] = text;
+    projection[key] = text;
   }
-  const lang = stringMember(body, 'lang', '');
-  if (lang !== undefined) params.lang = lang;
+  // Not implemented on temporal reads: refused, never ignored (the GET does not define it).
+  if (body.lang !== undefined)
+    throw new AppError('CONTEXT_LIVE_UNSUPPORTED', 'lang is not supported on temporal queries');
   return { selection: out, projection };
 }
