@@ -35,6 +35,9 @@ export interface Config {
   oidc: OidcConfig | undefined;
   roads: string | undefined;
   historyRetentionDays: number | undefined;
+  /** Detection: rule partitions (the same on every instance) and how long a partition's lease lasts. */
+  detectionPartitions: number;
+  detectionLeaseMs: number;
   /** Most instances of one attribute a temporal answer holds (the rest: 206, pages by time). */
   temporalMaxInstances: number;
   contextMap: string | undefined;
@@ -88,6 +91,14 @@ export const SETTINGS = {
   SAFECITY_HISTORY_RETENTION_DAYS: {
     key: 'historyRetentionDays',
     help: 'days of NGSI-LD history kept where the owner organisation set no retention (default: all)',
+  },
+  SAFECITY_DETECTION_PARTITIONS: {
+    key: 'detectionPartitions',
+    help: 'partitions detection rules are split into; the same on every instance (default 8)',
+  },
+  SAFECITY_DETECTION_LEASE_MS: {
+    key: 'detectionLeaseMs',
+    help: "how long an instance holds a detection partition without renewing it: a dead instance's rules move after it (default 10000)",
   },
   SAFECITY_TEMPORAL_MAX_INSTANCES: {
     key: 'temporalMaxInstances',
@@ -264,6 +275,8 @@ export function loadConfig(env: Env = process.env): Config {
         ? undefined
         : int('SAFECITY_HISTORY_RETENTION_DAYS', 0, 1, 36_500),
     temporalMaxInstances: int('SAFECITY_TEMPORAL_MAX_INSTANCES', 10_000, 1, 1_000_000),
+    detectionPartitions: int('SAFECITY_DETECTION_PARTITIONS', 8, 1, 256),
+    detectionLeaseMs: int('SAFECITY_DETECTION_LEASE_MS', 10_000, 1000, 600_000),
     contextMap: get('SAFECITY_CONTEXT_MAP'),
     egressAllow,
     egressDeny,

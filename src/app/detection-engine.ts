@@ -70,6 +70,7 @@ export function signalOf(r: DetectionResult): EngineSignal {
     kind: s.type,
     ruleId: s.ruleId,
     key: s.alertKey,
+    cause: s.cause,
     at: iso(s.at),
     severity: s.severity,
     category: s.category,

@@ -146,7 +146,7 @@ export interface CoreOptions {
    * detection-engine.ts). Tests of the platform side pass a minimal engine here.
    */
   detection?: DetectionEngineParts;
-  /** How many partitions detection splits rules into, and how long a partition's lease lasts. */
+  /** Detection's partitions and lease length (default: the configuration's). */
   detectionPartitions?: number;
   detectionLeaseMs?: number;
 }
@@ -451,8 +451,8 @@ export async function createPlatform(
       alerts,
       engine: detectionParts.engine,
       instanceId: config.instanceId,
-      ...(opts.detectionPartitions !== undefined ? { partitions: opts.detectionPartitions } : {}),
-      ...(opts.detectionLeaseMs !== undefined ? { leaseMs: opts.detectionLeaseMs } : {}),
+      partitions: opts.detectionPartitions ?? config.detectionPartitions,
+      leaseMs: opts.detectionLeaseMs ?? config.detectionLeaseMs,
       onError: (message, err) => log.error({ err }, message),
     });
     await detection.start();

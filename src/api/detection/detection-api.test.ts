@@ -514,7 +514,7 @@ function describePlatform(
         expect(answer.mine.map((f) => [f.kind, f.at])).toEqual([
           ['raise', at(10)],
           ['clear', at(15)],
-          ['raise', at(20)],
+          ['update', at(20)],
         ]);
         // The unrelated organisation's entity is never replayed for the owner.
         expect(answer.firings.some((f) => f.evidence[0]?.entityId === hidden)).toBe(false);

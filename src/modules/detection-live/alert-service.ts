@@ -77,8 +77,10 @@ export interface Evidence {
 export interface AlertSignal {
   kind: 'raise' | 'update' | 'clear';
   rule: Pick<RuleRecord, 'id' | 'version' | 'name' | 'ownerOrg' | 'createdBy' | 'marking'>;
-  /** One cause, one alert: the engine's deduplication key within the rule. */
+  /** The alert's key within the rule (the engine's, the same for the alert's whole life). */
   key: string;
+  /** What the rule deduplicates on (an entity, a group, a cluster). */
+  cause: string;
   at: string;
   severity: string;
   category: string;
@@ -136,7 +138,7 @@ export interface AlertServiceOptions {
   >;
 }
 
-/** The entity id of one cause's alert: stable for the rule and key, opaque (the key may hold entity ids). */
+/** The entity id of an alert: stable for the rule and key, opaque (the key may hold entity ids). */
 export function alertIdFor(ruleId: string, key: string): string {
   const h = createHash('sha256').update(`${ruleId}\u0000${key}`).digest('hex').slice(0, 24);
   return `urn:ngsi-ld:Alert:safecity:${ruleId}:${h}`;
@@ -195,15 +197,32 @@ export class AlertService {
    * Returns the alert's id.
    */
   async apply(signal: AlertSignal): Promise<string> {
-    const id = alertIdFor(signal.rule.id, signal.key);
     const ctx = await this.#context();
     const marking = this.markingFor(signal.rule, signal.evidence, signal.sources);
     const caller = await this.#ruleCaller(signal.rule, marking);
-    let existing: EntityView | undefined;
-    try {
-      existing = await this.#o.context.getEntity(caller, id);
-    } catch (e) {
-      if (!(isAppError(e) && e.code === 'CONTEXT_ENTITY_NOT_FOUND')) throw e;
+    const read = async (id: string): Promise<EntityView | undefined> => {
+      try {
+        return await this.#o.context.getEntity(caller, id);
+      } catch (e) {
+        if (isAppError(e) && e.code === 'CONTEXT_ENTITY_NOT_FOUND') return undefined;
+        throw e;
+      }
+    };
+    // One cause, one open alert: the cause's own id while its alert is open, whatever the engine's state
+    // (a state restored from an older checkpoint raises the same cause again: it updates the open alert).
+    // A cause that comes back after its alert was closed (cleared, dismissed, promoted) is a new alert, named
+    // by the engine's key for it.
+    const primary = alertIdFor(signal.rule.id, signal.cause);
+    const secondary = alertIdFor(signal.rule.id, `${signal.cause}\u0000${signal.key}`);
+    let id = primary;
+    let existing = await read(secondary);
+    if (existing) id = secondary;
+    else {
+      existing = await read(primary);
+      if (existing && signal.kind === 'raise' && (await this.#closed(existing))) {
+        id = secondary;
+        existing = undefined;
+      }
     }
     if (signal.kind === 'clear') {
       if (!existing) return id;
@@ -240,6 +259,12 @@ export class AlertService {
     }
     await this.#write(caller, ctx, body);
     return id;
+  }
+
+  /** An alert is closed once its cause ended (validTo) or people closed it (dismissed, promoted). */
+  async #closed(view: EntityView): Promise<boolean> {
+    const a = await this.#record(view);
+    return a.validTo !== null || a.status === 'dismissed' || a.status === 'promoted';
   }
 
   async #write(caller: Caller, ctx: ActiveContext, body: Record<string, unknown>): Promise<void> {

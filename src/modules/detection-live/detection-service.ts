@@ -386,6 +386,7 @@ export class DetectionService {
           kind: s.kind,
           rule,
           key: s.key,
+          cause: s.cause ?? s.key,
           at: s.at,
           severity: s.severity ?? 'medium',
           category: s.category ?? 'security',

@@ -44,8 +44,10 @@ export interface SignalEvidence {
 export interface EngineSignal {
   kind: 'raise' | 'update' | 'clear' | 'suspended';
   ruleId: string;
-  /** The deduplication key of the cause within the rule (one cause, one alert). */
+  /** The alert's key within the rule: the same for the alert's whole life. */
   key: string;
+  /** What the rule deduplicates on (an entity, a group, a cluster); the key when absent. */
+  cause?: string | undefined;
   at: string;
   severity?: string | undefined;
   category?: string | undefined;

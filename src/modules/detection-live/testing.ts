@@ -1,7 +1,8 @@
 /**
  * A minimal rule engine for the tests of the platform side of detection (rules, alerts, dry-runs, scale-out):
  * one rule kind, a threshold on a numeric attribute of an entity type, raised above the limit and cleared at
- * or below it. It implements the same port as the real engine (engine-port.ts), so the tests exercise the
+ * or below it; a cause raised again after a clear is an `update` of its alert (as the real engine's
+ * suppression window has it). It implements the same port as the real engine (engine-port.ts), so the tests exercise the
  * platform, not the rule language. Tests only.
  *
  * Rule document: `{ name, entityType, attribute, above, severity?, category? }` (local names).
@@ -55,7 +56,10 @@ function attributeValue(
 }
 
 export function thresholdEngine(canSee: OwnerCanSee): RuleEngine {
-  const rules = new Map<string, { rule: ThresholdRule; owner: string; above: Set<string> }>();
+  const rules = new Map<
+    string,
+    { rule: ThresholdRule; owner: string; above: Set<string>; raised: Set<string> }
+  >();
   return {
     load(r: EngineRule): EngineSignal[] {
       const doc = r.rule as Partial<ThresholdRule>;
@@ -65,7 +69,7 @@ export function thresholdEngine(canSee: OwnerCanSee): RuleEngine {
         category: doc.category ?? 'crowd',
       } as ThresholdRule;
       const above = new Set<string>();
-      rules.set(r.id, { rule, owner: r.ownerOrg, above });
+      rules.set(r.id, { rule, owner: r.ownerOrg, above, raised: new Set() });
       return [];
     },
     unload(id) {
@@ -73,7 +77,7 @@ export function thresholdEngine(canSee: OwnerCanSee): RuleEngine {
     },
     observe(o: Observation): EngineSignal[] {
       const out: EngineSignal[] = [];
-      for (const [id, { rule, owner, above }] of rules) {
+      for (const [id, { rule, owner, above, raised }] of rules) {
         if (!o.entityTypes.some((t) => localName(t) === rule.entityType) || !canSee(owner, o.readKeys))
           continue;
         const found = attributeValue(o.entity, rule.attribute);
@@ -88,8 +92,10 @@ export function thresholdEngine(canSee: OwnerCanSee): RuleEngine {
         ];
         if (found.value > rule.above && !above.has(o.entityId)) {
           above.add(o.entityId);
+          const again = raised.has(o.entityId);
+          raised.add(o.entityId);
           out.push({
-            kind: 'raise',
+            kind: again ? 'update' : 'raise',
             ruleId: id,
             key: o.entityId,
             at: o.at,
