@@ -60,7 +60,10 @@ export const QUERY_PARAMETERS = {
 
 type ParameterName = keyof typeof QUERY_PARAMETERS;
 
-/** A querystring schema of these parameters (others are ignored, as NGSI-LD brokers do). */
+/**
+ * A querystring schema of these parameters: what the operation takes. Any other parameter is 400
+ * InvalidRequest (clause 6.3.20; `refuseUnknownParameters` in ngsi-ld-request.ts reads this schema).
+ */
 export function queryOf(...names: ParameterName[]) {
   return {
     type: 'object',
