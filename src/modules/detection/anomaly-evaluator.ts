@@ -10,7 +10,7 @@ import type { Observation } from './observation.ts';
 import type { AnomalyRule } from './rule-language.ts';
 
 /** The last N values: a ring (arrival order) and the same values sorted. */
-class Window {
+export class SampleWindow {
   ring: Float64Array;
   sorted: Float64Array;
   count = 0;
@@ -37,22 +37,62 @@ class Window {
     this.count++;
   }
 
-  /** Median and scale (MAD × 1.4826, else mean absolute deviation × 1.2533). */
-  centreAndScale(scratch: Float64Array): [number, number] {
+  /** Set by measure(): the median, and the scale (MAD × 1.4826, else mean absolute deviation × 1.2533). */
+  centre = 0;
+  scale = 0;
+
+  /**
+   * The median and the MAD without sorting: the deviations of the sorted values from the median grow
+   * outwards on both sides — two sorted sequences — so the median deviation is a k-th smallest of two
+   * sorted sequences, found by binary search (O(log n), no allocation).
+   */
+  measure(): void {
     const n = this.count;
     const s = this.sorted;
-    const med = n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-    let sumAbs = 0;
-    for (let i = 0; i < n; i++) {
-      const d = Math.abs(s[i]! - med);
-      scratch[i] = d;
-      sumAbs += d;
+    const odd = n % 2 === 1;
+    const med = odd ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+    // Left side: med − s[i0 − k] for k = 0..i0; right side: s[i0 + 1 + k] − med.
+    const i0 = odd ? (n - 1) / 2 : n / 2 - 1;
+    const want = odd ? (n - 1) / 2 : n / 2;
+    const hi = kthDeviation(s, n, i0, med, want);
+    const mad = odd ? hi : (kthDeviation(s, n, i0, med, want - 1) + hi) / 2;
+    this.centre = med;
+    if (mad > 0) {
+      this.scale = mad * 1.4826;
+      return;
     }
-    const dev = scratch.subarray(0, n).sort();
-    const mad = n % 2 === 1 ? dev[(n - 1) / 2]! : (dev[n / 2 - 1]! + dev[n / 2]!) / 2;
-    if (mad > 0) return [med, mad * 1.4826];
-    return [med, (sumAbs / n) * 1.2533];
+    let sumAbs = 0;
+    for (let k = 0; k < n; k++) sumAbs += Math.abs(s[k]! - med);
+    this.scale = (sumAbs / n) * 1.2533;
   }
+}
+
+function devA(s: Float64Array, lenA: number, i0: number, med: number, x: number): number {
+  return x < 0 ? -Infinity : x >= lenA ? Infinity : med - s[i0 - x]!;
+}
+
+function devB(s: Float64Array, lenB: number, i0: number, med: number, x: number): number {
+  return x < 0 ? -Infinity : x >= lenB ? Infinity : s[i0 + 1 + x]! - med;
+}
+
+/** The k-th smallest (from 0) of the deviations |s[i] − med| of sorted `s`, split at i0 (see measure). */
+function kthDeviation(s: Float64Array, n: number, i0: number, med: number, k: number): number {
+  const lenA = i0 + 1;
+  const lenB = n - lenA;
+  // Take `t` from the left side and k + 1 − t from the right: the larger of the two last taken is the
+  // k-th once neither side's next is smaller than the other's last.
+  let lo = Math.max(0, k + 1 - lenB);
+  let up = Math.min(k + 1, lenA);
+  while (lo <= up) {
+    const t = (lo + up) >> 1;
+    const u = k + 1 - t;
+    const aLast = devA(s, lenA, i0, med, t - 1);
+    const bLast = devB(s, lenB, i0, med, u - 1);
+    if (aLast > devB(s, lenB, i0, med, u)) up = t - 1;
+    else if (bLast > devA(s, lenA, i0, med, t)) lo = t + 1;
+    else return Math.max(aLast, bLast);
+  }
+  return Number.NaN; // not reached: some cut is always consistent
 }
 
 function lowerBound(a: Float64Array, n: number, x: number): number {
@@ -87,7 +127,7 @@ class Ewma {
   }
 }
 
-type History = Window | Ewma;
+type History = SampleWindow | Ewma;
 
 interface EntityHistory {
   all: History;
@@ -99,18 +139,16 @@ export class AnomalyEvaluator implements Evaluator {
   readonly #entities = new Map<string, EntityHistory>();
   readonly #n: number;
   readonly #warmup: number;
-  readonly #scratch: Float64Array;
   #histories = 0;
 
   constructor(private readonly r: AnomalyRule) {
     this.#n = r.window.samples;
     this.#warmup = r.warmup ?? Math.min(r.window.samples, 30);
-    this.#scratch = new Float64Array(this.#n);
   }
 
   #new(): History {
     this.#histories++;
-    return this.r.method === 'robustZ' ? new Window(this.#n) : new Ewma(2 / (this.#n + 1));
+    return this.r.method === 'robustZ' ? new SampleWindow(this.#n) : new Ewma(2 / (this.#n + 1));
   }
 
   #score(h: History, x: number): { centre: number; score: number } {
@@ -119,7 +157,9 @@ export class AnomalyEvaluator implements Evaluator {
       const d = x - h.mean;
       return { centre: h.mean, score: sd > 0 ? d / sd : d === 0 ? 0 : d > 0 ? Infinity : -Infinity };
     }
-    const [centre, scale] = h.centreAndScale(this.#scratch);
+    h.measure();
+    const centre = h.centre;
+    const scale = h.scale;
     const d = x - centre;
     return { centre, score: scale > 0 ? d / scale : d === 0 ? 0 : d > 0 ? Infinity : -Infinity };
   }
@@ -220,7 +260,7 @@ export class AnomalyEvaluator implements Evaluator {
       if (!s) return undefined;
       const x = this.#new();
       if (x instanceof Ewma && 'mean' in s) Object.assign(x, s);
-      else if (x instanceof Window && 'ring' in s) {
+      else if (x instanceof SampleWindow && 'ring' in s) {
         // Replay the ring in arrival order so that the sorted copy is rebuilt.
         const n = s.ring.length;
         const start = s.count < n ? 0 : s.next;

@@ -707,7 +707,14 @@ describe('the engine', () => {
   });
 
   it('a rule that runs past the time limit three times is suspended (once may be the machine)', () => {
-    const e = engineWith(doc, { limits: { maxEvaluationMs: 1 } });
+    const counting = {
+      ...base,
+      kind: 'count',
+      match: { types: ['T'], attribute: 'a' },
+      count: 100,
+      window: { seconds: 60 },
+    };
+    const e = engineWith(counting, { limits: { maxEvaluationMs: 1 } });
     const slow = (t: number) => {
       const o = obs({ entityId: 'e1', value: 0, observedAt: T0 + t });
       Object.defineProperty(o, 'value', {

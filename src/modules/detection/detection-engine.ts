@@ -89,6 +89,7 @@ interface Slot {
   matches: { match: Match; attributes: string[] }[];
   /** The last observation (seq) dispatched to it: one observation reaches a rule once. */
   stamp: number;
+  timed: boolean;
   /** Evaluations past the time limit, and quick ones since the last. */
   slow: number;
   quick: number;
@@ -101,6 +102,12 @@ interface Area {
 }
 
 const EVENT_LIKE = new Set(['count', 'sequence', 'correlation']);
+/**
+ * Kinds whose one evaluation can cost more than a few map operations (windows scanned, histories
+ * ranked, relationships followed, polygons tested): timed against maxEvaluationMs. The others do
+ * constant work per observation, and two clock reads would cost more than they do.
+ */
+const TIMED = new Set(['anomaly', 'geofence', 'flowImbalance', 'sequence', 'count', 'correlation']);
 const ANY_ATTRIBUTE = '\u0000any';
 const NO_RESULTS: DetectionResult[] = [];
 
@@ -297,6 +304,7 @@ export class DetectionEngine {
       ctx,
       matches: matchesOf(def.rule),
       stamp: -1,
+      timed: TIMED.has(def.rule.kind),
       slow: 0,
       quick: 0,
     };
@@ -401,15 +409,16 @@ export class DetectionEngine {
     this.#results = NO_RESULTS;
     for (const s of this.#slots.values()) {
       if (s.status !== 'active') continue;
-      if (!s.evaluator.tick) continue;
-      const start = performance.now();
-      let failure: unknown;
-      try {
-        s.evaluator.tick(now, s.ctx);
-      } catch (e) {
-        failure = e ?? 'error';
+      if (s.evaluator.tick) {
+        const start = performance.now();
+        let failure: unknown;
+        try {
+          s.evaluator.tick(now, s.ctx);
+        } catch (e) {
+          failure = e ?? 'error';
+        }
+        this.#judge(s, now, performance.now() - start, failure);
       }
-      this.#judge(s, now, start, failure);
       if (s.status === 'active') s.book.prune(now);
     }
     return this.#results;
@@ -443,7 +452,9 @@ export class DetectionEngine {
 
   #dispatch(s: Slot, o: Observation): void {
     let ok = false;
-    for (const { match, attributes } of s.matches) {
+    const matches = s.matches;
+    for (let i = 0; i < matches.length; i++) {
+      const { match, attributes } = matches[i]!;
       if (
         (attributes[0] === ANY_ATTRIBUTE || attributes.includes(o.attribute)) &&
         this.#matchesEntity(match, o)
@@ -453,14 +464,14 @@ export class DetectionEngine {
       }
     }
     if (!ok || !this.#visible(s.def.ownerOrg, o)) return;
-    const start = performance.now();
+    const start = s.timed ? performance.now() : 0;
     let failure: unknown;
     try {
       s.evaluator.observe(o, s.ctx);
     } catch (e) {
       failure = e ?? 'error';
     }
-    this.#judge(s, o.observedAt, start, failure);
+    this.#judge(s, o.observedAt, s.timed ? performance.now() - start : 0, failure);
   }
 
   #visible(ownerOrg: string, v: Visibility): boolean {
@@ -479,7 +490,7 @@ export class DetectionEngine {
    * After a rule's evaluation: suspends the rule when it threw, outgrew its state limits, or ran past the
    * time limit three times without 1,000 quick runs between (one slow run may be the machine, not the rule).
    */
-  #judge(s: Slot, at: number, start: number, failure: unknown): void {
+  #judge(s: Slot, at: number, took: number, failure: unknown): void {
     let reason: string | undefined;
     if (failure !== undefined) {
       reason =
@@ -487,7 +498,6 @@ export class DetectionEngine {
           ? `${failure.message} (limit maxHopVisits)`
           : `evaluation failed: ${failure instanceof Error ? failure.message : String(failure)}`;
     } else {
-      const took = performance.now() - start;
       if (took > this.#limits.maxEvaluationMs) {
         s.slow++;
         s.quick = 0;
