@@ -23,18 +23,24 @@ export class SampleWindow {
 
   add(x: number): void {
     const n = this.ring.length;
+    const sorted = this.sorted;
     if (this.count === n) {
-      const old = this.ring[this.next]!;
-      const i = lowerBound(this.sorted, this.count, old);
-      this.sorted.copyWithin(i, i + 1, this.count);
-      this.count--;
+      // Full: the oldest value leaves as the new one comes, in one move of the values between them.
+      const i = lowerBound(sorted, n, this.ring[this.next]!);
+      let j = lowerBound(sorted, n, x);
+      if (j > i) {
+        j--;
+        sorted.copyWithin(i, i + 1, j + 1);
+      } else sorted.copyWithin(j + 1, j, i);
+      sorted[j] = x;
+    } else {
+      const j = lowerBound(sorted, this.count, x);
+      sorted.copyWithin(j + 1, j, this.count);
+      sorted[j] = x;
+      this.count++;
     }
     this.ring[this.next] = x;
     this.next = (this.next + 1) % n;
-    const j = lowerBound(this.sorted, this.count, x);
-    this.sorted.copyWithin(j + 1, j, this.count);
-    this.sorted[j] = x;
-    this.count++;
   }
 
   /** Set by measure(): the median, and the scale (MAD × 1.4826, else mean absolute deviation × 1.2533). */

@@ -588,6 +588,84 @@ describe('correlation', () => {
     expect(run(true, 2)).toEqual([]);
   });
 
+  it('a relationship stops linking once its entity is marked so that the owner cannot see it', () => {
+    const e = engineWith({
+      ...base,
+      kind: 'correlation',
+      signals: [cyber, physical],
+      window: { seconds: 900 },
+      near: { relationships: ['isPoweredBy'], maxHops: 1 },
+    });
+    e.observe(
+      obs({
+        entityId: 'signalling',
+        entityTypes: ['Asset'],
+        attribute: 'name',
+        value: 's',
+        observedAt: T0,
+        relationships: { isPoweredBy: ['sub'] },
+      }),
+    );
+    e.visibilityChanged('', 'signalling', {
+      ownerOrg: 'metro',
+      readKeys: [],
+      marking: { tlp: 'AMBER', audience: { orgs: [], communities: [], users: [] } },
+    });
+    e.observe(
+      obs({
+        entityId: 'sub',
+        entityTypes: ['Substation'],
+        attribute: 'status',
+        value: 'tripped',
+        observedAt: T0 + S,
+      }),
+    );
+    expect(
+      e.observe(
+        obs({
+          entityId: 'signalling',
+          entityTypes: ['IntrusionAlert'],
+          attribute: 'severity',
+          value: 'high',
+          observedAt: T0 + 2 * S,
+          marking: AMBER_POLICE,
+        }),
+      ),
+    ).toEqual([]);
+    e.visibilityChanged('', 'signalling', { ownerOrg: 'metro', readKeys: [], marking: GREEN });
+    expect(
+      types(
+        e.observe(
+          obs({
+            entityId: 'signalling',
+            entityTypes: ['IntrusionAlert'],
+            attribute: 'severity',
+            value: 'high',
+            observedAt: T0 + 3 * S,
+          }),
+        ),
+      ),
+    ).toEqual(['raise']);
+  });
+
+  it('a replay of the same stream gives the same signals and alert keys (dry-run = live)', () => {
+    const stream = [40, 20, 41, 19, 42].map((value, i) =>
+      obs({ entityId: 'e1', value, observedAt: T0 + i * 700 * S }),
+    );
+    const run = () => {
+      const e = engineWith({
+        ...base,
+        kind: 'threshold',
+        match: { types: ['T'], attribute: 'a' },
+        above: 30,
+      });
+      return stream.flatMap((o) => e.observe(o));
+    };
+    const a = run();
+    expect(run()).toEqual(a);
+    expect(types(a)).toEqual(['raise', 'clear', 'raise', 'clear', 'raise']); // 700 s apart: past the 600 s window
+  });
+
   it('a graph past the hop-visit limit suspends the rule with its reason', () => {
     const e = engineWith(
       {

@@ -103,11 +103,11 @@ interface Area {
 
 const EVENT_LIKE = new Set(['count', 'sequence', 'correlation']);
 /**
- * Kinds whose one evaluation can cost more than a few map operations (windows scanned, histories
- * ranked, relationships followed, polygons tested): timed against maxEvaluationMs. The others do
- * constant work per observation, and two clock reads would cost more than they do.
+ * Kinds whose one evaluation can cost more than a bounded handful of operations (windows scanned,
+ * relationships followed, polygons tested): timed against maxEvaluationMs. The others (anomaly's work is
+ * bounded by its 1,000 samples at most) would pay more for two clock reads than they cost.
  */
-const TIMED = new Set(['anomaly', 'geofence', 'flowImbalance', 'sequence', 'count', 'correlation']);
+const TIMED = new Set(['geofence', 'flowImbalance', 'sequence', 'count', 'correlation']);
 const ANY_ATTRIBUTE = '\u0000any';
 const NO_RESULTS: DetectionResult[] = [];
 
@@ -398,6 +398,21 @@ export class DetectionEngine {
         if (s.stamp === seq || s.status !== 'active') continue;
         s.stamp = seq;
         this.#dispatch(s, o);
+      }
+    }
+  }
+
+  /**
+   * An entity's marking changed (`context.entity.marking_changed`): the relationships and areas learnt
+   * from it are seen from now on by whom may see it now (its next observations carry the new marking).
+   */
+  visibilityChanged(tenant: string, entityId: string, vis: Visibility): void {
+    this.#graph.setVisibility(tenant, entityId, vis);
+    const prefix = `${tenant}\u0000${entityId}\u0000`;
+    for (const [k, a] of this.#areas) {
+      if (k.startsWith(prefix)) {
+        a.vis = { ownerOrg: vis.ownerOrg, readKeys: vis.readKeys, marking: vis.marking };
+        if (vis.createdBy !== undefined) a.vis.createdBy = vis.createdBy;
       }
     }
   }

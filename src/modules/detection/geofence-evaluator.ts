@@ -61,7 +61,7 @@ export class GeofenceEvaluator implements Evaluator {
     this.#where.set(o.entityId, now);
     const at = o.observedAt;
     const { trigger } = this.r;
-    const name = 'entityId' in this.r.area ? this.r.area.entityId : 'the rule’s area';
+    const name = 'entityId' in this.r.area ? this.r.area.entityId : "the rule's area";
     if (!was || was.inside === inside) {
       if (trigger === 'dwell' && inside && !now.raised) this.#dwell(o.entityId, now, at, ctx);
       return;
@@ -97,7 +97,7 @@ export class GeofenceEvaluator implements Evaluator {
     }
     this.#dwelling.delete(id);
     w.raised = true;
-    const name = 'entityId' in this.r.area ? this.r.area.entityId : 'the rule’s area';
+    const name = 'entityId' in this.r.area ? this.r.area.entityId : "the rule's area";
     ctx.fire(id, [w.e], at, {
       tenant: w.tenant,
       location: w.e.location ?? (w.e.value as Evidence['location']),

@@ -80,6 +80,12 @@ export class RelationshipGraph {
     }
   }
 
+  /** The entity's marking changed: its edges are seen by whom may see it now. */
+  setVisibility(tenant: string, id: string, vis: Visibility): void {
+    const node = this.#nodes.get(RelationshipGraph.key(tenant, id));
+    if (node) node.vis = visibilityOf(vis);
+  }
+
   remove(tenant: string, id: string): void {
     const key = RelationshipGraph.key(tenant, id);
     const old = this.#nodes.get(key);
