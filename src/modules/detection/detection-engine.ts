@@ -567,7 +567,14 @@ export class DetectionEngine {
     this.#graph.remove(o.tenant, o.entityId);
     for (const k of this.#areas.keys())
       if (k.startsWith(`${o.tenant}\u0000${o.entityId}\u0000`)) this.#areas.delete(k);
-    for (const s of this.#slots.values()) s.evaluator.forget?.(o.entityId);
+    for (const s of this.#slots.values()) {
+      s.evaluator.forget?.(o.entityId);
+      // An alert caused by the entity ends with it (seen by the rule's owner only if the entity was).
+      if (s.status === 'active' && s.book.isActive(o.entityId) && this.#visible(s.def.ownerOrg, o)) {
+        const signal = s.book.resolve(o.entityId, o.observedAt, `${o.entityId} was deleted`);
+        if (signal) this.#emit(signal);
+      }
+    }
   }
 
   #learnArea(o: Observation): void {
