@@ -4,7 +4,7 @@
  * A random world — organisations with declared clients and default markings, communities, a user of every role
  * in each organisation, and objects of every kind with random markings (reports, NGSI-LD entities in two
  * tenants with attributes to query, a location and a relationship to another entity or to nothing, hosted
- * @contexts) — is built through the API. Then every user (and the public) takes every read path — GET one,
+ * @contexts, detection rules) — is built through the API. Then every user (and the public) takes every read path — GET one,
  * lists, NGSI-LD queries by type, q, geo and idPattern with count=true, joins of linked entities (join=flat),
  * `/types` and `/attributes`, dispatch candidates, audit, explain — and every answer is
  * compared with the model (reference-model.ts, written from the documents, no read keys). Every write path is
@@ -54,6 +54,8 @@ const PW = 'random-world-passphrase';
 const N_ORGS = 6;
 const N_COMMUNITIES = 3;
 const N_REPORTS = 36;
+/** Detection rules (kind `rule`): marked objects written and read like reports. */
+const N_RULES = 12;
 const N_ENTITIES = 60;
 const ROLES = ['admin', 'operator', 'analyst', 'responder', 'viewer'] as const;
 const ENTITY_TYPES = ['Camera', 'Sensor', 'Vehicle', 'Alert'] as const;
@@ -433,6 +435,38 @@ for (const preset of PRESETS) {
         entities.push(e);
         return e;
       };
+      const rules: ModelObject[] = [];
+      let ruleSeq = 0;
+      /**
+       * A rule document of the detection rule language (its name is content: never in the audit log). It reads
+       * a type no entity of this world has: the Alert entities rules raise are not in the model.
+       */
+      const ruleDoc = (n: number | string) => ({
+        name: `${MARK}rule ${n}`,
+        kind: 'threshold',
+        severity: 'high',
+        category: 'crowd',
+        match: { types: ['Turbine'], attribute: 'level' },
+        above: 90 + r.int(10),
+      });
+      const createRule = async (creator: Account): Promise<ModelObject> => {
+        const m = r.chance(0.15) ? undefined : randomMarking(creator);
+        const n = ++ruleSeq;
+        const created = await must(creator, 'POST', '/api/rules', {
+          rule: ruleDoc(n),
+          ...(m ? { marking: m.wire } : {}),
+        });
+        const o: ModelObject = {
+          kind: 'rule',
+          scope: '',
+          id: created.id,
+          owner: creator.org,
+          createdBy: creator.id,
+          marking: m?.model ?? (model.defaults.get(creator.org) as ModelMarking),
+        };
+        rules.push(o);
+        return o;
+      };
       const createReport = async (creator: Account): Promise<ModelObject> => {
         const m = r.chance(0.15) ? undefined : randomMarking(creator);
         const n = ++reportSeq;
@@ -574,6 +608,7 @@ for (const preset of PRESETS) {
         }
         await platform.routing.whenLoaded();
         for (let i = 0; i < N_REPORTS; i++) await createReport(r.pick(writersOf()));
+        for (let i = 0; i < N_RULES; i++) await createRule(r.pick(writersOf()));
         for (let i = 0; i < N_ENTITIES; i++) {
           await createEntity(r.pick(writersOf()), i % 5 === 4 ? 'ops' : '');
         }
@@ -668,6 +703,41 @@ for (const preset of PRESETS) {
         const known = new Set(reports.map((o) => o.id));
         for (const id of listed)
           tally.holds('GET /api/reports', known.has(id), 'leak', `${who} lists unknown report ${id}`);
+      };
+
+      const readRules = async (u: Account) => {
+        const who = nameOf(u);
+        for (const o of rules) {
+          if (!r.chance(ONE_BY_ONE)) continue;
+          const path = r.chance(0.5) ? `/api/rules/${o.id}` : `/api/rules/${o.id}/versions`;
+          const res = await send(u, 'GET', path);
+          if (res.statusCode !== 200 && res.statusCode !== 404)
+            throw new Error(`GET ${path}: ${res.statusCode} ${res.body}`);
+          tally.read(
+            `GET ${path.replace(o.id, ':id')}`,
+            who,
+            label(o),
+            model.maySee(u, o),
+            res.statusCode === 200,
+          );
+          if (res.statusCode === 200 && !path.endsWith('/versions')) {
+            const body = res.json();
+            tally.holds(
+              'rule marking',
+              body.ownerOrg === o.owner && body.marking?.tlp === o.marking.tlp,
+              'wrongAnswer',
+              `${label(o)} answered as ${body.marking?.tlp} of ${body.ownerOrg}`,
+            );
+          }
+        }
+        const listed = new Set<string>(
+          ((await must(u, 'GET', '/api/rules?limit=1000')).items as { id: string }[]).map((x) => x.id),
+        );
+        for (const o of rules)
+          tally.read('GET /api/rules', who, label(o), model.maySee(u, o), listed.has(o.id));
+        const known = new Set(rules.map((o) => o.id));
+        for (const id of listed)
+          tally.holds('GET /api/rules', known.has(id), 'leak', `${who} lists unknown rule ${id}`);
       };
 
       const entityOf = new Map<string, EntityObject>();
@@ -1208,6 +1278,7 @@ for (const preset of PRESETS) {
             continue;
           }
           await readReports(u);
+          await readRules(u);
           await readEntities(u);
           await readDispatch(u);
           await readContexts(u);
@@ -1541,6 +1612,58 @@ for (const preset of PRESETS) {
         },
       ];
 
+      const ruleWrites: EntityWrite[] = [
+        {
+          path: 'PATCH /api/rules/:id (document)',
+          send: async (u, o) => {
+            const res = await send(u, 'PATCH', `/api/rules/${o.id}`, {
+              rule: ruleDoc(`changed ${r.int(1e6)}`),
+            });
+            return { got: outcome(res), detail: res.body };
+          },
+          expect: (u, o) => model.mayChange(u, o),
+          apply: () => {},
+        },
+        {
+          path: 'PATCH /api/rules/:id (marking)',
+          send: async (u, o) => {
+            const next = nextMarking(o, u);
+            pendingMarking = next;
+            const res = await send(u, 'PATCH', `/api/rules/${o.id}`, { marking: next.wire });
+            return { got: outcome(res), detail: res.body };
+          },
+          expect: (u, o) =>
+            model.mayChange(u, o, {
+              next: pendingMarking?.model,
+              unknownAudience: pendingMarking?.unknownAudience,
+            }),
+          apply: (_u, o) => {
+            if (pendingMarking?.model) o.marking = pendingMarking.model;
+          },
+        },
+        {
+          path: 'POST /api/rules/:id/disable',
+          send: async (u, o) => {
+            const res = await send(u, 'POST', `/api/rules/${o.id}/disable`);
+            return { got: outcome(res), detail: res.body };
+          },
+          expect: (u, o) => model.mayChange(u, o),
+          apply: () => {},
+        },
+        {
+          path: 'DELETE /api/rules/:id',
+          send: async (u, o) => {
+            const res = await send(u, 'DELETE', `/api/rules/${o.id}`);
+            return { got: outcome(res), detail: res.body };
+          },
+          expect: (u, o) => model.mayChange(u, o),
+          apply: async (_u, o) => {
+            rules.splice(rules.indexOf(o), 1);
+            await createRule(r.pick(writersOf()));
+          },
+        },
+      ];
+
       const contextWrites: EntityWrite[] = [
         {
           path: 'DELETE /jsonldContexts/:id',
@@ -1599,6 +1722,26 @@ for (const preset of PRESETS) {
       /** Creating, as every active account: a writing role is all it takes. */
       const tryCreates = async () => {
         for (const u of active()) {
+          const ruleExpected = model.mayCreate(u, 'rule');
+          const newRule = await send(u, 'POST', '/api/rules', { rule: ruleDoc('new') });
+          tally.write(
+            'rule: POST /api/rules',
+            nameOf(u),
+            'a new rule',
+            ruleExpected,
+            outcome(newRule),
+            newRule.body.slice(0, 200),
+          );
+          if (outcome(newRule) === 'ok') {
+            rules.push({
+              kind: 'rule',
+              scope: '',
+              id: newRule.json().id,
+              owner: u.org,
+              createdBy: u.id,
+              marking: model.defaults.get(u.org) as ModelMarking,
+            });
+          }
           const expected = model.mayCreate(u, 'report');
           const res = await send(u, 'POST', '/api/reports', { title: `${MARK}new`, category: 'other' });
           tally.write(
@@ -1698,6 +1841,7 @@ for (const preset of PRESETS) {
       const writeEverything = async () => {
         await tryCreates();
         await tryWrites('report', reportWrites, () => reports);
+        await tryWrites('rule', ruleWrites, () => rules);
         await tryWrites('entity', entityWrites, () => entities);
         await tryWrites('jsonld-context', contextWrites, () => contexts);
         await tryWrites('closure/slowdown', roadWrites, () => roadChanges);
@@ -1747,7 +1891,7 @@ for (const preset of PRESETS) {
             const ids = (rec.details as { ids?: string[] } | undefined)?.ids ?? [];
             for (const id of ids) created.add(`${rec.objectKind}|${id}`);
           }
-          for (const o of [...reports, ...entities, ...contexts, ...roadChanges]) {
+          for (const o of [...reports, ...rules, ...entities, ...contexts, ...roadChanges]) {
             if (o.owner !== a.org) continue;
             tally.read(
               'GET /api/audit completeness',
@@ -1780,7 +1924,7 @@ for (const preset of PRESETS) {
       };
 
       const readExplain = async (samples: number) => {
-        const objects = [...reports, ...entities, ...contexts, ...roadChanges];
+        const objects = [...reports, ...rules, ...entities, ...contexts, ...roadChanges];
         for (let i = 0; i < samples; i++) {
           const o = r.pick(objects);
           const u = r.pick(accounts);
