@@ -193,6 +193,59 @@ function describePlatform(
       ]);
     });
 
+    it('one cause, one open alert: re-raised within the suppression window it is updated, later it is a new alert', async () => {
+      const rule = await send('police-op', 'POST', '/api/rules', {
+        rule: { ...THRESHOLD, name: 'suppression', dedup: { seconds: 60 } },
+        marking: { tlp: 'AMBER' },
+      });
+      expect(rule.status, rule.body).toBe(201);
+      const ruleId = rule.json().id as string;
+      const id = 'urn:ngsi-ld:CrowdFlowObserved:platform-2';
+      const t0 = Date.now() - 3_600_000;
+      const at = (s: number) => new Date(t0 + s * 1000).toISOString();
+      const observe = async (value: number, s: number, create = false) => {
+        const body = { peopleCount: { type: 'Property', value, observedAt: at(s) } };
+        const res = create
+          ? await send('police-op', 'POST', '/ngsi-ld/v1/entities', {
+              id,
+              type: 'CrowdFlowObserved',
+              ...body,
+            })
+          : await send('police-op', 'PATCH', `/ngsi-ld/v1/entities/${encodeURIComponent(id)}/attrs`, body);
+        expect(res.status, res.body).toBeLessThan(300);
+      };
+      const alertsOf = async () =>
+        (
+          (await send('police-op', 'GET', '/api/alerts?limit=1000')).json().items as Array<
+            Record<string, unknown>
+          >
+        ).filter((a) => a.sourceRule === ruleId);
+      await observe(200, 0, true);
+      await waitFor('the first alert', async () => ((await alertsOf()).length === 1 ? true : undefined));
+      await observe(10, 10);
+      await waitFor('its end', async () => ((await alertsOf())[0]?.validTo ? true : undefined));
+      // Back within the window (60 s after its end): the same alert.
+      await observe(300, 40);
+      await waitFor('the update', async () =>
+        ((await alertsOf())[0]?.evidence as Array<{ value: number }>).some((e) => e.value === 300)
+          ? true
+          : undefined,
+      );
+      expect(await alertsOf()).toHaveLength(1);
+      // Ended again, and back long after the window: a new alert; the first one keeps its history.
+      await observe(10, 50);
+      await observe(400, 600);
+      const both = await waitFor('the second alert', async () => {
+        const all = await alertsOf();
+        return all.length === 2 ? all : undefined;
+      });
+      const [newest, oldest] = both as [Record<string, unknown>, Record<string, unknown>];
+      expect(newest.dateIssued).toBe(at(600));
+      expect(newest.validTo).toBeNull();
+      expect(oldest.dateIssued).toBe(at(0));
+      expect(oldest.validTo).not.toBeNull();
+    });
+
     it('dry-runs the recorded history, and `safecity rules validate|test` work on files', async () => {
       const from = new Date(Date.now() - 3_600_000).toISOString();
       const to = new Date(Date.now() + 60_000).toISOString();
