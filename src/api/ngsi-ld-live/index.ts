@@ -270,6 +270,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
     if (request.method === 'GET') {
       paginationLinks(request, reply, TEMPORAL, { ...page, more: answer.more === true });
     }
+    if (answer.count !== undefined) reply.header('NGSILD-Results-Count', String(answer.count));
     if (answer.marking) reply.header(MARKING_HEADER, answer.marking);
     if (answer.range) reply.status(206).header('Content-Range', answer.range);
     const list = answer.value;
@@ -291,6 +292,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
           'omit',
           'limit',
           'offset',
+          'count',
           'local',
           'datasetId',
           ...TEMPORAL_PARAMETERS,
@@ -313,6 +315,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
           ...(attrs ? { attrs } : {}),
           ...temporalProjection(query),
           ...(idPattern !== undefined ? { idPattern } : {}),
+          ...(String(query.count) === 'true' ? { count: true } : {}),
           params: temporalParams(query),
         },
         pageOf(query),
@@ -332,7 +335,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
         summary: 'Query the temporal evolution of entities with a Query payload',
         body: PAYLOADS.temporalQuery,
         consumes: CONSUMES,
-        querystring: queryOf('limit', 'offset', 'options', 'format', 'local'),
+        querystring: queryOf('limit', 'offset', 'count', 'options', 'format', 'local'),
       },
     },
     async (request, reply) => {
@@ -348,7 +351,7 @@ export async function ngsiLdLivePlugin(app: FastifyInstance, opts: NgsiLdLivePlu
       return answerTemporalQuery(
         request,
         reply,
-        { ...selection, ...projected },
+        { ...selection, ...projected, ...(String(query.count) === 'true' ? { count: true } : {}) },
         pageOf(query),
         context,
         type,

@@ -117,6 +117,23 @@ function describePlatform(
       expect(links(last)).toEqual([`<${base}&limit=2&offset=0>;rel="prev";type="application/ld+json"`]);
       const all = await page('limit=10');
       expect(links(all)).toEqual([]);
+      // count=true (clause 6.3.13): the entities selected, whatever the page; limit=0 for the count alone.
+      const counted = await page('limit=1&count=true');
+      expect(counted.headers['ngsild-results-count']).toBe('4');
+      expect(ids(counted.json())).toEqual(['urn:ngsi-ld:Vehicle:tq-1']);
+      const countOnly = await page('limit=0&count=true');
+      expect([countOnly.headers['ngsild-results-count'], countOnly.json()]).toEqual(['4', []]);
+      const filtered = await send('GET', `${T}?type=Vehicle&q=speed>=115&count=true&limit=1`, 'police-op');
+      expect(filtered.headers['ngsild-results-count']).toBe('3'); // tq-1, tq-2, tq-3
+      // Counted within visibility: the client named in tq-1's marking counts tq-1 only.
+      const fire = await send('GET', `${T}?type=Vehicle&count=true`, 'fire-op');
+      expect(fire.headers['ngsild-results-count']).toBe('1');
+      const byPost = await send('POST', `${POST_QUERY}?count=true&limit=1`, 'water-op', {
+        type: 'Query',
+        entities: [{ type: 'Vehicle' }],
+      });
+      expect(byPost.headers['ngsild-results-count']).toBe('1');
+      expect(all.headers['ngsild-results-count']).toBeUndefined();
     });
 
     it('answers a POST query exactly as the GET with the same selection (ETSI 021_13)', async () => {

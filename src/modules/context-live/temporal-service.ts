@@ -54,6 +54,8 @@ export interface TemporalAnswer<T> {
   range?: string;
   /** Whether entities follow this page (queries: the pagination links of clause 5.5.9). */
   more?: boolean;
+  /** How many entities the query selects, when it asked (clause 6.3.13). */
+  count?: number;
 }
 
 export interface TemporalRequest {
@@ -70,6 +72,8 @@ export interface TemporalRequest {
   omit?: string[];
   limit?: number;
   offset?: number;
+  /** Count the entities selected (clause 6.3.13: the answer's `count`). */
+  count?: boolean;
   /** The raw query parameters (timerel, timeAt, endTimeAt, lastN, options, format, aggrMethods, ...). */
   params: Record<string, string | undefined>;
 }
@@ -302,7 +306,8 @@ export class TemporalService {
     let incarnations: HistoryEntity[];
     let segments: HistorySegment[];
     let more: boolean;
-    if (!filter && !tq.scope) {
+    let count: number | undefined;
+    if (!filter && !tq.scope && !req.count) {
       // One id more than the page tells whether another page follows.
       const probe = await this.#store.selectEntities({
         ...selection,
@@ -314,8 +319,12 @@ export class TemporalService {
     } else {
       // scopeQ holds for an id when the scopes of its entity or of its temporal entity (the ones the reader
       // may see) meet it; q and geo-queries hold when instances in the time window meet them (clause
-      // 5.7.4.4): every visible id is tested, then the matches are paged.
-      let all = await this.#store.selectEntities(selection, MAX_FILTERED_IDS);
+      // 5.7.4.4): every visible id is tested, then the matches are paged (and counted). A count alone reads
+      // the visible ids the selection names (at most the store's scan budget).
+      let all = await this.#store.selectEntities(
+        selection,
+        filter || tq.scope ? MAX_FILTERED_IDS : undefined,
+      );
       const scope = tq.scope;
       if (scope) {
         const inScope = new Set(
@@ -323,9 +332,10 @@ export class TemporalService {
         );
         all = all.filter((e) => inScope.has(e.id));
       }
-      const allSegments = await this.#store.segments(tenant, all, visible);
+      let allSegments: HistorySegment[] | undefined;
       let matching: Set<string>;
       if (filter) {
+        allSegments = await this.#store.segments(tenant, all, visible);
         const window: TemporalQuery = { ...tq, representation: 'normalized' };
         delete window.lastN;
         const history = await this.#store.instances(
@@ -349,8 +359,11 @@ export class TemporalService {
         page,
       );
       more = matching.size > page.offset + page.limit;
+      if (req.count) count = matching.size;
       const shown = new Set(incarnations.map((e) => e.id));
-      segments = allSegments.filter((g) => shown.has(g.entityId));
+      segments = allSegments
+        ? allSegments.filter((g) => shown.has(g.entityId))
+        : await this.#store.segments(tenant, incarnations, visible);
     }
     const entities = byId(incarnations);
     const ids = entities.map((e) => e.id);
@@ -361,7 +374,7 @@ export class TemporalService {
     if (tq.representation === 'aggregatedValues') {
       const aggs = await this.#store.aggregate(tenant, ids, segs, attrs, tq);
       const value = entities.map((e) => this.#aggregated(e, aggs.get(e.id) ?? [], ac));
-      return { value: projection.apply(value), marking, more };
+      return { value: projection.apply(value), marking, more, ...(count !== undefined ? { count } : {}) };
     }
     // One more than the broker answers per attribute tells whether instances were left out.
     const max = this.#maxInstances;
@@ -372,7 +385,13 @@ export class TemporalService {
     const inst = await this.#store.instances(tenant, ids, segs, attrs, tq, perSeries);
     const range = paginate(inst, max, tq);
     const value = projection.apply(entities.map((e) => this.#temporal(e, inst.get(e.id) ?? [], tq, ac)));
-    return range ? { value, marking, range, more } : { value, marking, more };
+    return {
+      value,
+      marking,
+      ...(range ? { range } : {}),
+      more,
+      ...(count !== undefined ? { count } : {}),
+    };
   }
 
   async getEntity(
