@@ -240,6 +240,60 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
     return withHistory;
   };
 
+  /** A rule over a type no entity here has: the rows about rules do not raise alerts. */
+  const crowdRule = {
+    name: 'roles: crowding',
+    kind: 'threshold',
+    severity: 'high',
+    category: 'crowd',
+    match: { types: ['Turnstile'], attribute: 'peopleCount' },
+    above: 100,
+  };
+  /** A TLP:AMBER detection rule of the owner organisation. */
+  const detectionRule = async (rule: object = crowdRule) => {
+    const res = await send(
+      { method: 'POST', url: '/api/rules', payload: { rule, marking: { tlp: 'AMBER' } } },
+      ownerOperator,
+    );
+    expect(res.statusCode, res.body).toBe(201);
+    return res.json().id as string;
+  };
+  /** The one rule that raises the alerts below (made once). */
+  let alertingRule: Promise<string> | undefined;
+  let crowds = 0;
+  /** A TLP:AMBER Alert entity the owner's rule raised from a TLP:AMBER measurement of the owner. */
+  const alertEntity = async () => {
+    alertingRule ??= detectionRule({
+      ...crowdRule,
+      match: { types: ['CrowdFlowObserved'], attribute: 'peopleCount' },
+    });
+    const ruleId = await alertingRule;
+    const id = `urn:ngsi-ld:CrowdFlowObserved:roles-${++crowds}`;
+    const res = await send(
+      {
+        method: 'POST',
+        url: '/ngsi-ld/v1/entities',
+        payload: {
+          id,
+          type: 'CrowdFlowObserved',
+          peopleCount: { type: 'Property', value: 500 },
+          marking: { tlp: 'AMBER' },
+        },
+      },
+      ownerOperator,
+    );
+    expect(res.statusCode, res.body).toBe(201);
+    for (let i = 0; i < 400; i++) {
+      const list = await send({ method: 'GET', url: '/api/alerts?limit=1000' }, ownerOperator);
+      const found = (
+        list.json().items as Array<{ id: string; sourceRule: string; evidence: Array<{ entityId: string }> }>
+      ).find((a) => a.sourceRule === ruleId && a.evidence.some((e) => e.entityId === id));
+      if (found) return encodeURIComponent(found.id);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error('no alert raised');
+  };
+
   let temporalEntities = 0;
   /** A TLP:AMBER temporal entity of the owner (provided through the temporal API). */
   const temporalEntity = async () => {
@@ -720,6 +774,108 @@ describe('roles and actions: every surface, every role, owner / client / unrelat
       action: "list break-glass reads of its organisation's objects",
       request: () => ({ method: 'GET', url: '/api/access/break-glass' }),
       expect: () => 'ok',
+    },
+    // ---------------------------------------------------------------------------------- detection
+    {
+      surface: 'detection',
+      action: 'create a rule',
+      request: () => ({ method: 'POST', url: '/api/rules', payload: { rule: crowdRule } }),
+      expect: (c) => (writer(c) ? 'ok' : 'role'),
+    },
+    {
+      surface: 'detection',
+      action: 'read a TLP:AMBER rule',
+      fresh: () => detectionRule(),
+      request: (id) => ({ method: 'GET', url: `/api/rules/${id}` }),
+      expect: amberObjectRule('read'),
+    },
+    {
+      surface: 'detection',
+      action: "read a TLP:AMBER rule's versions",
+      fresh: () => detectionRule(),
+      request: (id) => ({ method: 'GET', url: `/api/rules/${id}/versions` }),
+      expect: amberObjectRule('read'),
+    },
+    {
+      surface: 'detection',
+      action: 'change a TLP:AMBER rule',
+      fresh: () => detectionRule(),
+      request: (id) => ({
+        method: 'PATCH',
+        url: `/api/rules/${id}`,
+        payload: { rule: { ...crowdRule, above: 150 } },
+      }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'detection',
+      action: 'disable a TLP:AMBER rule',
+      fresh: () => detectionRule(),
+      request: (id) => ({ method: 'POST', url: `/api/rules/${id}/disable` }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'detection',
+      action: 'restore a version of a TLP:AMBER rule',
+      fresh: () => detectionRule(),
+      request: (id) => ({ method: 'POST', url: `/api/rules/${id}/restore`, payload: { version: 1 } }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'detection',
+      action: 'delete a TLP:AMBER rule',
+      fresh: () => detectionRule(),
+      request: (id) => ({ method: 'DELETE', url: `/api/rules/${id}` }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'detection',
+      action: 'dry-run a TLP:AMBER rule',
+      fresh: () => detectionRule(),
+      request: (id) => ({
+        method: 'POST',
+        url: `/api/rules/${id}/dry-run`,
+        payload: { from: '2026-11-30T00:00:00Z', to: '2026-11-30T01:00:00Z' },
+      }),
+      expect: amberObjectRule('read'),
+    },
+    {
+      surface: 'detection',
+      action: 'dry-run a draft rule',
+      request: () => ({
+        method: 'POST',
+        url: '/api/rules/dry-run',
+        payload: { rule: crowdRule, from: '2026-11-30T00:00:00Z', to: '2026-11-30T01:00:00Z' },
+      }),
+      expect: (c) => (writer(c) ? 'ok' : 'role'),
+    },
+    {
+      surface: 'detection',
+      action: 'read a TLP:AMBER alert',
+      fresh: alertEntity,
+      request: (id) => ({ method: 'GET', url: `/api/alerts/${id}` }),
+      expect: amberObjectRule('read'),
+    },
+    {
+      surface: 'detection',
+      action: 'acknowledge a TLP:AMBER alert',
+      fresh: alertEntity,
+      request: (id) => ({ method: 'POST', url: `/api/alerts/${id}/acknowledge` }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'detection',
+      action: 'dismiss a TLP:AMBER alert',
+      fresh: alertEntity,
+      request: (id) => ({ method: 'POST', url: `/api/alerts/${id}/dismiss`, payload: { reason: 'a drill' } }),
+      expect: amberObjectRule('change'),
+    },
+    {
+      surface: 'detection',
+      action: 'promote a TLP:AMBER alert',
+      fresh: alertEntity,
+      request: (id) => ({ method: 'POST', url: `/api/alerts/${id}/promote`, payload: { note: 'incident' } }),
+      expect: amberObjectRule('change'),
     },
     // ------------------------------------------------------------------------------ routing reads
     {
