@@ -784,7 +784,7 @@ export class TemporalStore {
    * other: the same visibility as a temporal query (the entity's marking now and each segment's marking),
    * the newest incarnation of each id. `attrs` (expanded names) narrows it to the attributes a rule reads,
    * so each window is read on the series index; `limit` bounds the rows read in all (one more tells the
-   * caller it was cut).
+   * caller it was cut) and `pageRows` those held in memory at a time.
    */
   async *replay(q: {
     tenant: string;
@@ -794,6 +794,8 @@ export class TemporalStore {
     types?: string[] | undefined;
     attrs?: string[] | undefined;
     windowMs?: number | undefined;
+    /** Most rows read in one statement (default 100,000): what a replay holds in memory at a time. */
+    pageRows?: number | undefined;
     limit: number;
   }): AsyncGenerator<ReplayObservation[]> {
     const entities = await this.selectEntities({
@@ -811,48 +813,61 @@ export class TemporalStore {
     const attrFilter =
       q.attrs && q.attrs.length > 0 ? sql`and attr = any(${sql.val(q.attrs)}::text[])` : sql``;
     const step = Math.max(q.windowMs ?? 3_600_000, 1000);
+    const pageRows = Math.max(q.pageRows ?? 100_000, 1);
     let left = q.limit + 1;
     for (let start = q.from.getTime(); start < q.to.getTime() && left > 0; start += step) {
       const end = new Date(Math.min(start + step, q.to.getTime()));
-      const res = await sql<{
-        entity_id: string;
-        attr: string;
-        dataset_id: string;
-        seg: string;
-        attr_type: string;
-        observed_at: Date;
-        instance: unknown;
-        value_num: number | null;
-      }>`select entity_id, attr, dataset_id, seg, attr_type, observed_at, instance, value_num
-        from context_live_attr_instance
-        where tenant = ${q.tenant} and entity_id = any(${sql.val(ids)}::text[])
-          and seg = any(${sql.val(segs)}::text[]) ${attrFilter}
-          and observed_at >= ${new Date(start)} and observed_at < ${end}
-        order by observed_at, instance_id
-        limit ${left}`.execute(this.#store.db);
-      left -= res.rows.length;
-      if (res.rows.length === 0) continue;
-      yield res.rows.map((r) => {
-        const g = bySeg.get(r.seg) as HistorySegment;
-        const observedAt = new Date(r.observed_at).toISOString();
-        const instance = (
-          r.instance === null
-            ? { type: r.attr_type, value: r.value_num, observedAt }
-            : typeof r.instance === 'string'
-              ? JSON.parse(r.instance)
-              : r.instance
-        ) as Record<string, unknown>;
-        return {
-          entityId: r.entity_id,
-          entityTypes: types.get(r.entity_id) ?? [],
-          attr: r.attr,
-          datasetId: r.dataset_id,
-          observedAt,
-          instance,
-          ownerOrg: g.ownerOrg,
-          marking: g.marking,
-        };
-      });
+      // Within a window, pages of at most pageRows rows, each after the last one's (time, instance id).
+      let after: { at: Date; id: string } | undefined;
+      while (left > 0) {
+        const take = Math.min(left, pageRows);
+        const from = after
+          ? sql`and (observed_at, instance_id) > (${after.at}, ${after.id})`
+          : sql`and observed_at >= ${new Date(start)}`;
+        const res = await sql<{
+          entity_id: string;
+          attr: string;
+          dataset_id: string;
+          seg: string;
+          instance_id: string;
+          attr_type: string;
+          observed_at: Date;
+          instance: unknown;
+          value_num: number | null;
+        }>`select entity_id, attr, dataset_id, seg, instance_id, attr_type, observed_at, instance, value_num
+          from context_live_attr_instance
+          where tenant = ${q.tenant} and entity_id = any(${sql.val(ids)}::text[])
+            and seg = any(${sql.val(segs)}::text[]) ${attrFilter}
+            ${from} and observed_at < ${end}
+          order by observed_at, instance_id
+          limit ${take}`.execute(this.#store.db);
+        left -= res.rows.length;
+        const last = res.rows.at(-1);
+        if (!last) break;
+        after = { at: new Date(last.observed_at), id: last.instance_id };
+        yield res.rows.map((r) => {
+          const g = bySeg.get(r.seg) as HistorySegment;
+          const observedAt = new Date(r.observed_at).toISOString();
+          const instance = (
+            r.instance === null
+              ? { type: r.attr_type, value: r.value_num, observedAt }
+              : typeof r.instance === 'string'
+                ? JSON.parse(r.instance)
+                : r.instance
+          ) as Record<string, unknown>;
+          return {
+            entityId: r.entity_id,
+            entityTypes: types.get(r.entity_id) ?? [],
+            attr: r.attr,
+            datasetId: r.dataset_id,
+            observedAt,
+            instance,
+            ownerOrg: g.ownerOrg,
+            marking: g.marking,
+          };
+        });
+        if (res.rows.length < take) break;
+      }
     }
   }
 

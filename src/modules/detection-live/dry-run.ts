@@ -51,7 +51,7 @@ export interface DryRunServiceOptions {
   history: HistoryReplay;
   gate: Pick<SharingGate, 'orgReadKeys' | 'checkCreate'>;
   engine: EngineFactory;
-  /** Most observations one dry-run replays (default 2,000,000). */
+  /** Most observations one dry-run replays (default 10,000,000: a day of 100 sensors each second). */
   maxObservations?: number;
   /** Longest window (default 31 days). */
   maxWindowMs?: number;
@@ -130,7 +130,7 @@ export class DryRunService {
     keep(engine.load(rule));
     const ownerKeys = await this.#o.gate.orgReadKeys(ownerOrg);
     const reads = engine.reads?.(rule) ?? {};
-    const limit = this.#o.maxObservations ?? 2_000_000;
+    const limit = this.#o.maxObservations ?? 10_000_000;
     let observations = 0;
     const entities = new Set<string>();
     // Each entity's last position and Relationships seen in the replay: history holds attributes one by one,
