@@ -54,7 +54,7 @@ function describePlatform(
         headers: res.headers,
       };
     };
-    const waitFor = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => {
+    const waitFor = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 45_000): Promise<T> => {
       const until = Date.now() + ms;
       for (;;) {
         const got = await fn();
@@ -244,7 +244,7 @@ function describePlatform(
       expect(newest.validTo).toBeNull();
       expect(oldest.dateIssued).toBe(at(0));
       expect(oldest.validTo).not.toBeNull();
-    });
+    }, 120_000);
 
     it('dry-runs the recorded history, and `safecity rules validate|test` work on files', async () => {
       const from = new Date(Date.now() - 3_600_000).toISOString();
