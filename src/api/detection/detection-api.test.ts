@@ -454,6 +454,10 @@ function describePlatform(
           .where('alert_id', '=', decodeURIComponent(other))
           .execute();
         expect(handoff).toHaveLength(1);
+        // Promoting again is idempotent: the same alert, one hand-off.
+        const again = await send(user('owner', 'admin'), 'POST', `/api/alerts/${other}/promote`, {});
+        expect(again.status, again.body).toBe(200);
+        expect(again.json()).toMatchObject({ status: 'promoted', promotionNote: 'incident' });
         expect((await send(ownerOperator, 'GET', '/api/alerts/urn:ngsi-ld:Alert:none')).json().code).toBe(
           'DETECTION_ALERT_NOT_FOUND',
         );

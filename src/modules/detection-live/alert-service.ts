@@ -342,17 +342,24 @@ export class AlertService {
 
   /**
    * Promotes an alert: its status becomes `promoted` and a hand-off is recorded for the incidents module to
-   * take (detection_alert_handoff), in the transaction of the caller's write? No: the entity write is the
-   * context module's transaction; the hand-off row is written after it, idempotently (a retried promotion
-   * finds it).
+   * take (detection_alert_handoff). The entity is written in the context module's transaction and the
+   * hand-off after it, so promoting is idempotent: promoting a promoted alert again (a client retrying after
+   * a failure between the two) records the missing hand-off and answers the alert.
    */
   async promote(p: AlertCaller, id: string, note: string): Promise<AlertRecord> {
-    const record = await this.#move(
-      p,
+    const view = await this.#view(p, id);
+    this.#o.gate.checkChange(p, 'entity', {
       id,
-      'promoted',
-      note ? { promotionNote: prop(note.slice(0, 2000)) } : {},
-    );
+      scope: '',
+      ownerOrg: view.ownerOrg,
+      createdBy: view.createdBy,
+      marking: view.marking,
+    });
+    const already = await this.#record(view);
+    const record =
+      already.status === 'promoted'
+        ? already
+        : await this.#move(p, id, 'promoted', note ? { promotionNote: prop(note.slice(0, 2000)) } : {});
     await this.#o.store.db
       .withTables<DetectionLiveTables>()
       .insertInto('detection_alert_handoff')
